@@ -1,0 +1,68 @@
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from tiny_models import ARCHS, save_checkpoint  # noqa: E402
+from transformers import AutoModelForCausalLM  # noqa: E402
+from transformers.utils import logging as hf_logging  # noqa: E402
+
+import xtl  # noqa: E402
+
+hf_logging.disable_progress_bar()
+torch.set_num_threads(2)
+
+PROMPTS_EN = [
+    "Human: What do you think is the relationship between the premise and the hypothesis?",
+    "Human: hello",
+    "Assistant: If I had to select one of the options, my answer would be:",
+]
+PROMPTS_SW = [
+    "Binadamu: Unafikiri kuna uhusiano gani?",
+    "Msaidizi: Ikiwa ningelazimika kuchagua moja ya chaguo, jibu langu lingekuwa:",
+    "Binadamu: habari",
+]
+
+
+@pytest.fixture(scope="session")
+def checkpoints(tmp_path_factory):
+    """arch -> directory of a saved tiny checkpoint (3 layers)."""
+    root = tmp_path_factory.mktemp("ckpt")
+    return {arch: save_checkpoint(arch, root / f"{arch}-tiny") for arch in ARCHS}
+
+
+@pytest.fixture(scope="session")
+def hooked(checkpoints):
+    """(arch, dtype) -> processed HookedTransformer, loaded once per session."""
+    cache = {}
+
+    def get(arch: str, dtype=torch.float32, **kwargs):
+        key = (arch, dtype, tuple(sorted(kwargs.items())))
+        if key not in cache:
+            cache[key] = xtl.load_model(checkpoints[arch], dtype=dtype, **kwargs)
+        return cache[key]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def hf(checkpoints):
+    """(arch, dtype) -> the plain Hugging Face model.
+
+    Eager attention in float32; SDPA in float64, where HF's eager path turns
+    left-padded rows into NaN (its mask fill overflows in double precision).
+    """
+    cache = {}
+
+    def get(arch: str, dtype=torch.float32):
+        if (arch, dtype) not in cache:
+            cache[(arch, dtype)] = AutoModelForCausalLM.from_pretrained(
+                checkpoints[arch], dtype=dtype,
+                attn_implementation="eager" if dtype == torch.float32 else "sdpa",
+            ).eval()
+        return cache[(arch, dtype)]
+
+    return get

@@ -1,0 +1,116 @@
+"""An independent XTransplant reference: plain PyTorch forward hooks on the Hugging Face model.
+
+Nothing here imports xtl or TransformerLens. The operation is written from the
+method doc: capture the component output at each source row's last prompt
+token; in the target's prompt pass replace that component's output at the
+target's last prompt token; decode greedily with the HF KV cache, unpatched.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import DynamicCache
+
+# component -> (where the source is read, where the target is written)
+READ_WRITE = {
+    "attn": ("attn_out", "attn_out"),
+    "mlp": ("mlp_out", "mlp_out"),
+    "resid": ("block_out", "block_out"),
+    "attn_as_released": ("resid_mid", "attn_out"),
+}
+
+
+def blocks(model):
+    """(layers, attention, mlp, second norm) accessors for Llama-like and GPT-2 models."""
+    if hasattr(model, "model") and hasattr(model.model, "layers"):
+        return model.model.layers, (lambda b: b.self_attn), (lambda b: b.mlp), (lambda b: b.post_attention_layernorm)
+    return model.transformer.h, (lambda b: b.attn), (lambda b: b.mlp), (lambda b: b.ln_2)
+
+
+def _first(output):
+    return output[0] if isinstance(output, tuple) else output
+
+
+def _replace(output, new):
+    return (new, *output[1:]) if isinstance(output, tuple) else new
+
+
+def left_pad(rows: list[list[int]], pad: int):
+    width = max(map(len, rows))
+    ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows])
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+    return ids, mask
+
+
+def _positions(mask):
+    return (mask.cumsum(-1) - 1).clamp(min=0)
+
+
+def capture(model, ids, mask, where: str, layer: int) -> torch.Tensor:
+    """[batch, d_model] value of ``where`` at ``layer`` at each row's last token (left padded)."""
+    layers, attn, mlp, ln2 = blocks(model)
+    block = layers[layer]
+    got = {}
+
+    def keep(value: torch.Tensor) -> None:  # a hook returning None leaves the output alone
+        got["v"] = value[:, -1].clone()
+
+    if where == "resid_mid":  # resid_mid is the input of the second norm
+        handle = ln2(block).register_forward_pre_hook(lambda m, args: keep(args[0]))
+    else:
+        module = {"attn_out": attn(block), "mlp_out": mlp(block), "block_out": block}[where]
+        handle = module.register_forward_hook(lambda m, a, out: keep(_first(out)))
+    try:
+        with torch.no_grad():
+            model(input_ids=ids, attention_mask=mask, position_ids=_positions(mask))
+    finally:
+        handle.remove()
+    return got["v"]
+
+
+def patch_handle(model, where: str, layer: int, value: torch.Tensor):
+    """Register a hook writing ``value`` over ``where`` at ``layer``, last position of the pass."""
+    layers, attn, mlp, _ = blocks(model)
+    block = layers[layer]
+    module = {"attn_out": attn(block), "mlp_out": mlp(block), "block_out": block}[where]
+
+    def hook(m, args, output):
+        hidden = _first(output).clone()
+        hidden[:, -1] = value.to(hidden.dtype)
+        return _replace(output, hidden)
+
+    return module.register_forward_hook(hook)
+
+
+def generate(model, ids, mask, steps: int, patch=None):
+    """Greedy decoding (no early stop). ``patch`` = (component, src_layer, tgt_layer, source_ids, source_mask).
+
+    Returns (first-pass log-probs at the last token [batch, vocab], new tokens [batch, steps]).
+    """
+    handle = None
+    if patch is not None:
+        component, src_layer, tgt_layer, s_ids, s_mask = patch
+        read, write = READ_WRITE[component]
+        value = capture(model, s_ids, s_mask, read, src_layer)
+        handle = patch_handle(model, write, tgt_layer, value)
+    cache = DynamicCache()
+    with torch.no_grad():
+        try:
+            out = model(input_ids=ids, attention_mask=mask, position_ids=_positions(mask),
+                        cache=cache, use_cache=True)
+        finally:
+            if handle is not None:
+                handle.remove()
+        logits = out.logits[:, -1]
+        first = logits.log_softmax(-1)
+        pos = _positions(mask)[:, -1:]
+        new = []
+        for _ in range(steps):
+            token = logits.argmax(-1, keepdim=True)
+            new.append(token)
+            mask = torch.cat([mask, torch.ones_like(token)], 1)
+            pos = pos + 1
+            out = model(input_ids=token, attention_mask=mask, position_ids=pos,
+                        cache=cache, use_cache=True)
+            logits = out.logits[:, -1]
+    return first, torch.cat(new, 1)

@@ -1,0 +1,104 @@
+"""xtl's transplant against an independent plain-PyTorch reference on the HF model.
+
+Tolerances: next-token log-probs within 1e-4 in float32 and 1e-8 in float64;
+greedy tokens identical (checked in float64, where round-off cannot flip a near-tie).
+"""
+
+import hf_reference as ref
+import pytest
+import torch
+from conftest import PROMPTS_EN, PROMPTS_SW
+from tiny_models import ARCHS, PAD, tokenizer
+
+import xtl
+
+PAIRS = [(0, 0), (-1, 0), (0, -1), (1, 2), (-1, -1)]
+TOK = tokenizer()
+
+
+def batches(prompts_src, prompts_tgt):
+    """HF-tokenised, left-padded (ids, mask) for source and target; unequal lengths."""
+    src = ref.left_pad([TOK.encode(p) for p in prompts_src], PAD)
+    tgt = ref.left_pad([TOK.encode(p) for p in prompts_tgt], PAD)
+    return src, tgt
+
+
+def xtl_run(model, src, tgt, s, t, component, steps):
+    return xtl.transplant(
+        model, xtl.PromptBatch(*src), xtl.PromptBatch(*tgt), s, t, component,
+        max_new_tokens=steps, eos_token_id=[], baseline=False,
+    )
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("component", sorted(xtl.COMPONENTS))
+def test_logprobs_match_reference_float32(arch, component, hooked, hf):
+    model, reference = hooked(arch), hf(arch)
+    src, tgt = batches(PROMPTS_EN, PROMPTS_SW)
+    assert len(set(src[1].sum(-1).tolist())) > 1 and len(set(tgt[1].sum(-1).tolist())) > 1
+    n = model.cfg.n_layers
+    for s, t in PAIRS:
+        got = xtl_run(model, src, tgt, s, t, component, 1).logprobs
+        want, _ = ref.generate(reference, *tgt, 1, patch=(component, s % n, t % n, *src))
+        torch.testing.assert_close(got, want, atol=1e-4, rtol=0)
+        base, _ = ref.generate(reference, *tgt, 1)
+        # the patch did something (so the comparison above is not trivially the baseline)
+        assert (got - base).abs().max() > 1e-3, (arch, component, s, t)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_generation_matches_reference_float64(arch, hooked, hf):
+    model, reference = hooked(arch, torch.float64), hf(arch, torch.float64)
+    src, tgt = batches(PROMPTS_SW, PROMPTS_EN)
+    n = model.cfg.n_layers
+    for component in sorted(xtl.COMPONENTS):
+        for s, t in [(-1, 0), (1, 2)]:
+            res = xtl_run(model, src, tgt, s, t, component, 6)
+            want_lp, want_tokens = ref.generate(reference, *tgt, 6, patch=(component, s % n, t % n, *src))
+            torch.testing.assert_close(res.logprobs, want_lp.float(), atol=1e-6, rtol=0)
+            assert torch.equal(res.tokens.cpu(), want_tokens), (component, s, t)
+
+
+@pytest.mark.parametrize("processing", [True, False])
+def test_processing_choice_keeps_parity(processing, hooked, hf):
+    model = hooked("gpt2", fold_ln=processing, center_writing_weights=processing,
+                   center_unembed=processing, fold_value_biases=processing)
+    src, tgt = batches(PROMPTS_EN, PROMPTS_SW)
+    got = xtl_run(model, src, tgt, -1, 0, "attn", 1).logprobs
+    want, _ = ref.generate(hf("gpt2"), *tgt, 1, patch=("attn", 2, 0, *src))
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=0)
+
+
+def test_bridge_matches_reference(checkpoints, hf):
+    bridge = xtl.load_model(checkpoints["qwen2"], bridge=True, dtype="float64")
+    assert type(bridge).__name__ == "TransformerBridge"
+    reference = hf("qwen2", torch.float64)
+    src, tgt = batches(PROMPTS_EN, PROMPTS_SW)
+    for component in sorted(xtl.COMPONENTS):
+        res = xtl_run(bridge, src, tgt, -1, 0, component, 5)
+        want_lp, want_tokens = ref.generate(reference, *tgt, 5, patch=(component, 2, 0, *src))
+        torch.testing.assert_close(res.logprobs, want_lp.float(), atol=1e-6, rtol=0)
+        assert torch.equal(res.tokens.cpu(), want_tokens), component
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_untouched_run_equals_plain_model(arch, hooked, hf):
+    model = hooked(arch, torch.float64)
+    _, tgt = batches(PROMPTS_EN, PROMPTS_SW)
+    res = xtl.transplant(model, xtl.PromptBatch(*tgt), xtl.PromptBatch(*tgt), 0, 0, "mlp",
+                         max_new_tokens=6, eos_token_id=[])
+    want_lp, want_tokens = ref.generate(hf(arch, torch.float64), *tgt, 6)
+    torch.testing.assert_close(res.baseline_logits.log_softmax(-1), want_lp.float(), atol=1e-6, rtol=0)
+    assert torch.equal(res.baseline_tokens.cpu(), want_tokens)
+    plain = model(tgt[0], attention_mask=tgt[1])[:, -1].float()
+    torch.testing.assert_close(res.baseline_logits, plain, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("component", ["attn", "mlp", "resid"])
+def test_transplant_into_itself_is_noop(component, hooked):
+    model = hooked("qwen2")
+    for layer in (0, 1, -1):
+        res = xtl.transplant(model, PROMPTS_EN, PROMPTS_EN, layer, layer, component, max_new_tokens=4)
+        torch.testing.assert_close(res.logits, res.baseline_logits, atol=1e-5, rtol=0)
+        assert res.text == res.baseline_text
+        assert torch.equal(res.tokens, res.baseline_tokens)

@@ -1,0 +1,54 @@
+"""xtl: cross-lingual latent transplantation (XTransplant) on TransformerLens.
+
+Example:
+    >>> import xtl
+    >>> model = xtl.load_model("path/to/checkpoint")
+    >>> res = xtl.transplant(model, source=english_prompt, target=swahili_prompt,
+    ...                      source_layer=-1, target_layer=0, component="attn")
+    >>> res.text, res.baseline_text
+"""
+
+from xtl.capture import Activations, capture
+from xtl.components import COMPONENTS, Component, get_component
+from xtl.generate import Generation, greedy_generate
+from xtl.hooks import transplant_hooks
+from xtl.loading import UnsupportedModelError, load_model
+from xtl.model import HookedModel
+from xtl.prompts import PromptBatch, tokenize
+from xtl.spec import TransplantSpec
+from xtl.transplant import (
+    DIRECTIONS,
+    TransplantResult,
+    orient,
+    transplant,
+    transplant_directed,
+    transplant_en2x,
+    transplant_x2en,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "COMPONENTS",
+    "DIRECTIONS",
+    "Activations",
+    "Component",
+    "Generation",
+    "HookedModel",
+    "PromptBatch",
+    "TransplantResult",
+    "TransplantSpec",
+    "UnsupportedModelError",
+    "__version__",
+    "capture",
+    "get_component",
+    "greedy_generate",
+    "load_model",
+    "orient",
+    "tokenize",
+    "transplant",
+    "transplant_directed",
+    "transplant_en2x",
+    "transplant_hooks",
+    "transplant_x2en",
+]

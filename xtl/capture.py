@@ -1,0 +1,100 @@
+"""Capture a component's output at each row's last prompt token, at every layer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from jaxtyping import Float
+
+from xtl.components import get_component
+from xtl.model import HookedModel, n_layers, require_hooks
+from xtl.prompts import Prompts, as_batch
+
+
+@dataclass
+class Activations:
+    """Source activations at the last prompt token of each row.
+
+    Attributes:
+        values: component name -> ``[layer, batch, d_model]`` tensor holding that
+            component's *source* hook (see :mod:`xtl.components`) at every layer.
+    """
+
+    values: dict[str, Float[torch.Tensor, "layer batch d_model"]]
+
+    def __getitem__(self, component: str) -> Float[torch.Tensor, "layer batch d_model"]:
+        if component not in self.values:
+            raise ValueError(
+                f"these activations hold no {component!r}; they hold {sorted(self.values)}. "
+                f"Capture with components=({component!r}, ...)."
+            )
+        return self.values[component]
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        """Names of the captured components."""
+        return tuple(self.values)
+
+    @property
+    def batch_size(self) -> int:
+        """Number of source prompts."""
+        return int(next(iter(self.values.values())).shape[1])
+
+
+def run(model: HookedModel, batch, fwd_hooks=(), **kwargs) -> torch.Tensor:
+    """One forward pass of ``batch`` (a :class:`~xtl.prompts.PromptBatch`) with hooks."""
+    with torch.no_grad():
+        return model.run_with_hooks(
+            batch.tokens, attention_mask=batch.attention_mask, fwd_hooks=list(fwd_hooks), **kwargs
+        )
+
+
+def capture(
+    model: HookedModel,
+    tokens: Prompts,
+    components: Sequence[str] = ("attn", "mlp"),
+    prepend_bos: bool | None = None,
+) -> Activations:
+    """Run the source prompts once and keep each component at every layer.
+
+    Only the vector at each row's last prompt token is kept, which is all a
+    transplant reads.
+
+    Args:
+        model: a TransformerLens model (see :class:`xtl.HookedModel`).
+        tokens: source prompts: text, a list of texts, a token tensor without
+            padding, or a :class:`~xtl.PromptBatch`.
+        components: names from :data:`xtl.COMPONENTS`.
+        prepend_bos: override the model's BOS default when tokenising text.
+
+    Returns:
+        :class:`Activations` with one ``[layer, batch, d_model]`` tensor per component.
+
+    Example:
+        >>> acts = xtl.capture(model, "Human: ... my answer would be:", components=("attn",))
+        >>> acts["attn"].shape
+        torch.Size([24, 1, 896])
+    """
+    if isinstance(components, str):
+        components = (components,)
+    infos = [get_component(c) for c in dict.fromkeys(components)]
+    if not infos:
+        raise ValueError("no components given; choose from xtl.COMPONENTS")
+    batch = as_batch(model, tokens, prepend_bos=prepend_bos)
+    layers = range(n_layers(model))
+    require_hooks(model, [c.source_name(i) for c in infos for i in layers])
+    rows = torch.arange(batch.batch_size, device=batch.tokens.device)
+    last = batch.last_index
+    store: dict[str, list[torch.Tensor | None]] = {c.name: [None] * len(layers) for c in infos}
+
+    def keeper(name: str, layer: int):
+        def hook(act: torch.Tensor, hook) -> None:
+            store[name][layer] = act[rows, last].detach().clone()
+
+        return hook
+
+    fwd_hooks = [(c.source_name(i), keeper(c.name, i)) for c in infos for i in layers]
+    run(model, batch, fwd_hooks, return_type=None)
+    return Activations({name: torch.stack(vals) for name, vals in store.items()})

@@ -1,0 +1,69 @@
+"""Transplant as plain TransformerLens forward hooks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from jaxtyping import Int
+
+from xtl.capture import Activations
+from xtl.model import HookedModel, n_layers, require_hooks
+from xtl.prompts import PromptBatch
+from xtl.spec import TransplantSpec
+
+
+
+def transplant_hooks(
+    model: HookedModel,
+    spec: TransplantSpec,
+    acts: Activations,
+    positions: int | Int[torch.Tensor, " batch"] | PromptBatch | None = None,
+) -> list[tuple[str, Callable]]:
+    """Forward hooks that write the source activation over the target's.
+
+    At the target layer, the component's output at each row's target position
+    is **replaced** by the source value captured at the source layer (row i of
+    the target receives row i of the source). Everything else is untouched.
+
+    Args:
+        model: the model the hooks are for (to resolve layers and check hooks).
+        spec: which component, source layer and target layer.
+        acts: source activations from :func:`xtl.capture`, batch matching the target.
+        positions: where to write in the target: ``None`` for the last position
+            of whatever is run (right for unpadded or left-padded prompts), an
+            int, one index per row, or the target :class:`~xtl.PromptBatch`
+            (its last prompt token per row).
+
+    Returns:
+        ``[(hook_name, hook_fn)]`` for ``model.hooks(fwd_hooks=...)`` or
+        ``model.run_with_hooks(..., fwd_hooks=...)``.
+
+    Example:
+        >>> spec = xtl.TransplantSpec(source_layer=3, target_layer=1, component="mlp")
+        >>> acts = xtl.capture(model, source_tokens, components=("mlp",))
+        >>> with model.hooks(fwd_hooks=xtl.transplant_hooks(model, spec, acts)):
+        ...     logits = model(target_tokens)
+    """
+    resolved = spec.resolve(n_layers(model))
+    source = acts[spec.component][resolved.source_layer]
+    name = resolved.info.target_name(resolved.target_layer)
+    require_hooks(model, [name])
+    if isinstance(positions, PromptBatch):
+        positions = positions.last_index
+
+    def hook(act: torch.Tensor, hook) -> torch.Tensor:
+        if act.shape[0] != source.shape[0]:
+            raise ValueError(
+                f"source batch has {source.shape[0]} prompts but the target batch has "
+                f"{act.shape[0]}; transplant pairs source row i with target row i"
+            )
+        rows = torch.arange(act.shape[0], device=act.device)
+        where = act.shape[1] - 1 if positions is None else positions
+        if isinstance(where, torch.Tensor):
+            where = where.to(act.device)
+        out = act.clone()
+        out[rows, where] = source.to(device=act.device, dtype=act.dtype)
+        return out
+
+    return [(name, hook)]

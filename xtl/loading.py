@@ -1,0 +1,235 @@
+"""Load a model as a TransformerLens ``HookedTransformer`` (or a compatible bridge).
+
+Three sources, one function: a TransformerLens hub name, a local Hugging Face
+checkpoint directory (loaded fully offline), or an already-loaded
+``transformers`` model. Weights come through ``transformers`` (safetensors, or
+``torch.load(weights_only=True)`` for legacy ``.bin`` files); remote code is
+never trusted unless asked for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import json
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from xtl.model import HookedModel
+
+PROCESSING_FLAGS = (
+    "fold_ln",
+    "center_writing_weights",
+    "center_unembed",
+    "fold_value_biases",
+    "refactor_factored_attn_matrices",
+)
+_PROCESSED = {"fold_ln": True, "center_writing_weights": True, "center_unembed": True,
+              "fold_value_biases": True, "refactor_factored_attn_matrices": False}
+
+
+class UnsupportedModelError(ValueError):
+    """The model's architecture cannot be converted to a ``HookedTransformer``."""
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence TransformerLens' HookedTransformer deprecation notices (noise for xtl users)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r".*HookedTransformer.*deprecated", category=DeprecationWarning
+        )
+        yield
+
+
+def _flags(processing: bool, overrides: dict[str, Any]) -> dict[str, bool]:
+    unknown = sorted(set(overrides) - set(PROCESSING_FLAGS))
+    if unknown:
+        raise ValueError(f"unknown processing option(s) {unknown}; valid: {list(PROCESSING_FLAGS)}")
+    base = dict(_PROCESSED) if processing else dict.fromkeys(PROCESSING_FLAGS, False)
+    return {**base, **overrides}
+
+
+def _dtype(dtype: str | torch.dtype) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    value = getattr(torch, str(dtype), None)
+    if not isinstance(value, torch.dtype):
+        raise ValueError(f"unknown dtype {dtype!r}; valid: float32, float64, bfloat16, float16")
+    return value
+
+
+def _hooked_from_hf(hf_model: Any, tokenizer: Any, name: str, flags: dict[str, bool],
+                    dtype: torch.dtype, device: str | None) -> HookedModel:
+    """Convert an in-memory HF causal LM to a HookedTransformer, without touching any hub.
+
+    TransformerLens' converter reads a config directory and picks some
+    architectures by substrings of its name (a path containing "llama" skips
+    the config), so the config is written to a neutral temporary directory.
+    """
+    from transformer_lens import HookedTransformer
+    from transformer_lens import loading_from_pretrained as loading
+
+    config = hf_model.config.to_dict()
+    if "n_positions" in config:  # transformers 5 drops GPT-2's n_ctx, which the converter reads
+        config.setdefault("n_ctx", config["n_positions"])
+    with tempfile.TemporaryDirectory(prefix="xtl-config-") as tmp:
+        (Path(tmp) / "config.json").write_text(json.dumps(config, default=str))
+        try:
+            cfg = loading.get_pretrained_model_config(
+                tmp, hf_cfg=config, fold_ln=flags["fold_ln"],
+                device=device, dtype=dtype,
+            )
+            state_dict = loading.get_pretrained_state_dict(tmp, cfg, hf_model, dtype=dtype)
+        except (NotImplementedError, ValueError) as err:
+            arch = (getattr(hf_model.config, "architectures", None) or [type(hf_model).__name__])[0]
+            raise UnsupportedModelError(
+                f"cannot load {name!r}: architecture {arch!r} has no HookedTransformer "
+                f"converter in TransformerLens ({err}). Tested with GPT2LMHeadModel, "
+                f"LlamaForCausalLM, MistralForCausalLM and Qwen2ForCausalLM; other "
+                f"architectures may load with xtl.load_model(..., bridge=True)."
+            ) from None
+    cfg.model_name = name
+    cfg.tokenizer_name = name
+    with _quiet():
+        model = HookedTransformer(cfg, tokenizer, move_to_device=False, default_padding_side="left")
+    model.load_and_process_state_dict(state_dict, **flags)
+    model.move_model_modules_to_device()
+    return model.eval()
+
+
+def _bridge(name: str, hf_model: Any, tokenizer: Any, flags: dict[str, bool],
+            dtype: torch.dtype, device: str | None) -> HookedModel:
+    from transformer_lens.model_bridge import TransformerBridge
+
+    bridge = TransformerBridge.boot_transformers(
+        name, hf_model=hf_model, tokenizer=tokenizer, dtype=dtype, device=device
+    )
+    bridge.enable_compatibility_mode(disable_warnings=True, **flags)
+    # TransformerLens 3.9 creates the folded value bias in float32 whatever the dtype.
+    return bridge.to(dtype)
+
+
+def _local(path: Path, tokenizer: Any, dtype: torch.dtype, trust_remote_code: bool):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if not path.is_dir():
+        raise FileNotFoundError(f"model path {str(path)!r} is not a directory")
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(
+            f"{str(path)!r} holds no config.json; a local checkpoint is a directory "
+            f"saved with save_pretrained (config.json + model.safetensors)"
+        )
+    hf_model = AutoModelForCausalLM.from_pretrained(
+        path, dtype=dtype, local_files_only=True, trust_remote_code=trust_remote_code
+    ).eval()
+    if tokenizer is None:
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(
+                path, local_files_only=True, trust_remote_code=trust_remote_code
+            )
+        except (OSError, ValueError, TypeError) as err:
+            raise FileNotFoundError(
+                f"no tokenizer found in {str(path)!r} ({type(err).__name__}); save one there "
+                f"with tokenizer.save_pretrained or pass tokenizer="
+            ) from None
+    return hf_model, tokenizer
+
+
+def _hub(name: str, tokenizer: Any, flags: dict[str, bool], dtype: torch.dtype,
+         device: str | None, bridge: bool, kwargs: dict[str, Any]) -> HookedModel:
+    from transformer_lens import HookedTransformer
+    from transformer_lens.loading_from_pretrained import OFFICIAL_MODEL_NAMES, make_model_alias_map
+
+    if bridge:
+        return _bridge(name, None, tokenizer, flags, dtype, device)
+    if name.lower() not in make_model_alias_map():
+        close = difflib.get_close_matches(name, OFFICIAL_MODEL_NAMES, n=5, cutoff=0.5)
+        raise ValueError(
+            f"{name!r} is neither a local directory nor a TransformerLens model name; "
+            f"closest names: {close or 'none'} (full list: "
+            f"transformer_lens.loading_from_pretrained.OFFICIAL_MODEL_NAMES)"
+        )
+    with _quiet():
+        return HookedTransformer.from_pretrained(
+            name, tokenizer=tokenizer, dtype=dtype, device=device,
+            default_padding_side="left", **flags, **kwargs,
+        ).eval()
+
+
+def load_model(
+    model: str | Path | Any,
+    *,
+    tokenizer: Any = None,
+    processing: bool = True,
+    bridge: bool = False,
+    dtype: str | torch.dtype = "float32",
+    device: str | None = None,
+    trust_remote_code: bool = False,
+    **kwargs: Any,
+) -> HookedModel:
+    """Load a model for transplanting.
+
+    Args:
+        model: a TransformerLens hub name (``"Qwen/Qwen2-0.5B-Instruct"``), a local
+            Hugging Face checkpoint directory (loaded offline), or a loaded
+            ``transformers`` causal LM (then ``tokenizer`` is required).
+        tokenizer: a Hugging Face tokenizer; by default the checkpoint's own.
+        processing: TransformerLens weight processing (fold LayerNorm, centre
+            writing weights and unembedding, fold value biases), which leaves
+            next-token probabilities unchanged. ``False`` keeps raw weights.
+        bridge: return a ``TransformerBridge`` in compatibility mode instead of a
+            ``HookedTransformer`` (supports more architectures; slower decoding).
+        dtype: ``"float32"``, ``"float64"``, ``"bfloat16"`` ... or a torch dtype.
+        device: e.g. ``"cpu"`` or ``"cuda"``; default TransformerLens' choice.
+        trust_remote_code: allow a checkpoint's own Python code (off by default).
+        **kwargs: processing flags overriding ``processing`` one by one
+            (``fold_ln=``, ``center_writing_weights=``, ``center_unembed=``,
+            ``fold_value_biases=``, ``refactor_factored_attn_matrices=``); for hub
+            names, any other ``HookedTransformer.from_pretrained`` argument.
+
+    Returns:
+        A ``HookedTransformer`` (or ``TransformerBridge``) in eval mode, padding on the left.
+
+    Raises:
+        FileNotFoundError: a local path without config.json or tokenizer.
+        UnsupportedModelError: an architecture TransformerLens cannot convert.
+        ValueError: an unknown hub name, dtype or processing option; a loaded model without tokenizer.
+
+    Example:
+        >>> model = xtl.load_model("path/to/qwen2-checkpoint")
+        >>> raw = xtl.load_model("path/to/qwen2-checkpoint", processing=False)
+    """
+    torch_dtype = _dtype(dtype)
+    flag_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in PROCESSING_FLAGS}
+    flags = _flags(processing, flag_kwargs)
+    if isinstance(model, (str, Path)):
+        path = Path(model).expanduser()
+        looks_local = path.exists() or str(model).startswith((".", "/", "~")) or str(model).count("/") > 1
+        if not looks_local:
+            return _hub(str(model), tokenizer, flags, torch_dtype, device, bridge, kwargs)
+        if kwargs:
+            raise ValueError(f"unknown option(s) {sorted(kwargs)} for a local checkpoint; "
+                             f"valid: {list(PROCESSING_FLAGS)}")
+        hf_model, tokenizer = _local(path, tokenizer, torch_dtype, trust_remote_code)
+        source, name = str(path), path.name
+    else:
+        if not hasattr(model, "config") or not hasattr(model, "state_dict"):
+            raise ValueError(
+                f"cannot load a {type(model).__name__}; pass a hub name, a checkpoint "
+                f"directory or a transformers PreTrainedModel"
+            )
+        if tokenizer is None:
+            raise ValueError("a loaded transformers model needs its tokenizer: load_model(hf_model, tokenizer=tok)")
+        if kwargs:
+            raise ValueError(f"unknown option(s) {sorted(kwargs)}; valid: {list(PROCESSING_FLAGS)}")
+        hf_model = model.to(torch_dtype).eval()
+        source = getattr(model.config, "name_or_path", None) or type(model).__name__
+        name = Path(source).name or type(model).__name__
+    if bridge:
+        return _bridge(source, hf_model, tokenizer, flags, torch_dtype, device)
+    return _hooked_from_hf(hf_model, tokenizer, name, flags, torch_dtype, device)

@@ -1,0 +1,120 @@
+"""Tokenised prompt batches that know where each row's last prompt token is."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Union
+
+import torch
+from jaxtyping import Int
+
+from xtl.model import HookedModel, device_of, require_tokenizer
+
+
+@dataclass
+class PromptBatch:
+    """A batch of prompts as tokens plus the mask of real (non-padding) tokens.
+
+    xtl pads on the left, so generation appends to every row alike, but any
+    padding works: :attr:`last_index` is found per row from the mask.
+
+    Attributes:
+        tokens: ``[batch, pos]`` token ids.
+        attention_mask: ``[batch, pos]``, 1 for prompt tokens, 0 for padding.
+    """
+
+    tokens: Int[torch.Tensor, "batch pos"]
+    attention_mask: Int[torch.Tensor, "batch pos"]
+
+    def __post_init__(self) -> None:
+        if self.tokens.ndim != 2 or self.tokens.shape != self.attention_mask.shape:
+            raise ValueError(
+                f"tokens and attention_mask must both be [batch, pos]; got "
+                f"{tuple(self.tokens.shape)} and {tuple(self.attention_mask.shape)}"
+            )
+        empty = (self.attention_mask.sum(-1) == 0).nonzero().flatten().tolist()
+        if self.tokens.shape[1] == 0 or empty:
+            raise ValueError(f"empty prompt in batch (rows {empty or 'all'}); every row needs a token")
+
+    @property
+    def batch_size(self) -> int:
+        """Number of prompts."""
+        return int(self.tokens.shape[0])
+
+    @property
+    def last_index(self) -> Int[torch.Tensor, " batch"]:
+        """Position of each row's last prompt token."""
+        pos = torch.arange(self.tokens.shape[1], device=self.tokens.device)
+        return (pos * self.attention_mask.bool()).argmax(-1)
+
+    @property
+    def is_left_padded(self) -> bool:
+        """Whether every row's last prompt token sits at the final position."""
+        return bool(self.attention_mask[:, -1].bool().all())
+
+    def to(self, device: torch.device | str) -> PromptBatch:
+        """The same batch on ``device``."""
+        return PromptBatch(self.tokens.to(device), self.attention_mask.to(device))
+
+
+Prompts = Union[str, Sequence[str], torch.Tensor, PromptBatch]
+
+
+def tokenize(
+    model: HookedModel, prompts: str | Sequence[str], prepend_bos: bool | None = None
+) -> PromptBatch:
+    """Tokenise prompts one by one (the model's own BOS convention) and left-pad them.
+
+    Args:
+        model: a TransformerLens model with a tokenizer.
+        prompts: one prompt or a list of them.
+        prepend_bos: override the model's ``cfg.default_prepend_bos``.
+
+    Example:
+        >>> batch = xtl.tokenize(model, ["Human: hi", "Binadamu: habari yako"])
+        >>> batch.last_index  # both rows end at the last position
+        tensor([6, 6])
+    """
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    prompts = list(prompts)
+    if not prompts:
+        raise ValueError("no prompts given; pass a string or a non-empty list of strings")
+    for i, text in enumerate(prompts):
+        if not isinstance(text, str):
+            raise ValueError(f"prompt {i} is {type(text).__name__}, expected str")
+        if not text.strip():
+            raise ValueError(f"prompt {i} is empty ({text!r}); every prompt needs text")
+    tokenizer = require_tokenizer(model)
+    kwargs = {} if prepend_bos is None else {"prepend_bos": prepend_bos}
+    rows = [model.to_tokens(text, **kwargs)[0] for text in prompts]
+    width = max(len(r) for r in rows)
+    pad = tokenizer.pad_token_id
+    if pad is None:
+        pad = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
+    tokens = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        tokens[i, width - len(row) :] = row
+        mask[i, width - len(row) :] = 1
+    return PromptBatch(tokens, mask).to(device_of(model))
+
+
+def as_batch(model: HookedModel, prompts: Prompts, prepend_bos: bool | None = None) -> PromptBatch:
+    """Coerce text, a ``[batch, pos]``/``[pos]`` token tensor (no padding) or a batch."""
+    if isinstance(prompts, PromptBatch):
+        return prompts.to(device_of(model))
+    if isinstance(prompts, torch.Tensor):
+        tokens = prompts[None] if prompts.ndim == 1 else prompts
+        return PromptBatch(tokens, torch.ones_like(tokens)).to(device_of(model))
+    return tokenize(model, prompts, prepend_bos=prepend_bos)
+
+
+def left_padded(batch: PromptBatch) -> PromptBatch:
+    """The same prompts with all padding moved to the left (a no-op if it already is)."""
+    if batch.is_left_padded:
+        return batch
+    keep = batch.attention_mask.bool()
+    order = torch.sort(keep.long(), dim=-1, stable=True).indices  # pads first, tokens in order
+    return PromptBatch(batch.tokens.gather(-1, order), batch.attention_mask.gather(-1, order))

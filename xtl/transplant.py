@@ -1,0 +1,163 @@
+"""XTransplant in one call: capture the source, patch the target's prompt pass, decode."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from jaxtyping import Float, Int
+
+from xtl.capture import capture
+from xtl.generate import Generation, greedy_generate
+from xtl.hooks import transplant_hooks
+from xtl.model import HookedModel, n_layers, require_tokenizer
+from xtl.prompts import Prompts, as_batch, left_padded
+from xtl.spec import TransplantSpec
+
+Direction = Literal["en2x", "x2en"]
+DIRECTIONS: dict[str, str] = {
+    "en2x": "English source -> non-English target (multilingual capability; the non-English answer is scored)",
+    "x2en": "non-English source -> English target (cultural adaptability; the English answer is scored)",
+}
+
+
+@dataclass
+class TransplantResult:
+    """Outputs of :func:`transplant` for a batch of (source, target) pairs.
+
+    Attributes:
+        spec: the transplant that was applied.
+        text: greedy continuation of each target prompt, transplanted.
+        tokens: ``[batch, n_new]`` generated ids (see :class:`~xtl.generate.Generation`).
+        lengths: ``[batch]`` new tokens per row, EOS included.
+        logits: ``[batch, d_vocab]`` next-token logits of the patched prompt pass.
+        baseline_text, baseline_tokens, baseline_lengths, baseline_logits: the same
+            for the untouched target (``None`` if ``baseline=False``).
+        direction: ``"en2x"``/``"x2en"`` when run through a direction helper.
+    """
+
+    spec: TransplantSpec
+    text: list[str]
+    tokens: Int[torch.Tensor, "batch n_new"]
+    lengths: Int[torch.Tensor, " batch"]
+    logits: Float[torch.Tensor, "batch d_vocab"]
+    baseline_text: list[str] | None = None
+    baseline_tokens: Int[torch.Tensor, "batch n_base"] | None = None
+    baseline_lengths: Int[torch.Tensor, " batch"] | None = None
+    baseline_logits: Float[torch.Tensor, "batch d_vocab"] | None = None
+    direction: str | None = field(default=None)
+
+    @property
+    def logprobs(self) -> Float[torch.Tensor, "batch d_vocab"]:
+        """Next-token log-probabilities of the patched prompt pass."""
+        return self.logits.log_softmax(-1)
+
+
+def transplant(
+    model: HookedModel,
+    source: Prompts,
+    target: Prompts,
+    source_layer: int,
+    target_layer: int,
+    component: str = "attn",
+    *,
+    max_new_tokens: int = 20,
+    baseline: bool = True,
+    eos_token_id: int | Sequence[int] | None = None,
+    prepend_bos: bool | None = None,
+) -> TransplantResult:
+    """Transplant one component from source prompts into target prompts and decode greedily.
+
+    The source prompts run once; the chosen component's output at each row's
+    last prompt token at ``source_layer`` replaces the target's at
+    ``target_layer``, in the target's prompt pass only. Decoding then reads
+    the patched position from the KV cache. Source and target are tokenised
+    separately; row i of the source goes into row i of the target.
+
+    Args:
+        model: a TransformerLens model (``HookedTransformer`` or compatible bridge).
+        source: source prompt(s) (text, list of text, tokens or a ``PromptBatch``).
+        target: target prompt(s), as many as sources.
+        source_layer: layer read in the source run (negative counts from the end).
+        target_layer: layer written in the target run (negative counts from the end).
+        component: one of :data:`xtl.COMPONENTS`.
+        max_new_tokens: greedy tokens to generate per row.
+        baseline: also decode the untouched targets.
+        eos_token_id: stop id(s); default the tokenizer's EOS.
+        prepend_bos: override the model's BOS default when tokenising text.
+
+    Example:
+        >>> res = xtl.transplant(model, source="Human: ... Assistant: my answer would be:",
+        ...                      target="Binadamu: ... Msaidizi: jibu langu lingekuwa:",
+        ...                      source_layer=-1, target_layer=0, component="attn")
+        >>> res.text, res.baseline_text
+    """
+    spec = TransplantSpec(source_layer, target_layer, component)
+    spec.resolve(n_layers(model))
+    tokenizer = require_tokenizer(model)
+    src = as_batch(model, source, prepend_bos=prepend_bos)
+    tgt = left_padded(as_batch(model, target, prepend_bos=prepend_bos))
+    if src.batch_size != tgt.batch_size:
+        raise ValueError(
+            f"source has {src.batch_size} prompts but target has {tgt.batch_size}; "
+            f"pass one source per target"
+        )
+    acts = capture(model, src, components=(component,))
+    hooks = transplant_hooks(model, spec, acts, positions=tgt)
+    patched = greedy_generate(model, tgt, max_new_tokens, hooks, eos_token_id)
+    base: Generation | None = (
+        greedy_generate(model, tgt, max_new_tokens, (), eos_token_id) if baseline else None
+    )
+    return TransplantResult(
+        spec=spec,
+        text=patched.texts(tokenizer),
+        tokens=patched.tokens,
+        lengths=patched.lengths,
+        logits=patched.logits,
+        baseline_text=base.texts(tokenizer) if base else None,
+        baseline_tokens=base.tokens if base else None,
+        baseline_lengths=base.lengths if base else None,
+        baseline_logits=base.logits if base else None,
+    )
+
+
+def orient(direction: str, english: Prompts, other: Prompts) -> tuple[Prompts, Prompts]:
+    """``(source, target)`` for a direction: ``en2x`` reads English and scores the
+    other language; ``x2en`` reads the other language and scores English.
+
+    Raises:
+        ValueError: for a direction not in :data:`DIRECTIONS`.
+    """
+    if direction == "en2x":
+        return english, other
+    if direction == "x2en":
+        return other, english
+    raise ValueError(f"unknown direction {direction!r}; valid directions: {sorted(DIRECTIONS)}")
+
+
+def transplant_directed(
+    model: HookedModel, english: Prompts, other: Prompts, direction: Direction, **kwargs
+) -> TransplantResult:
+    """:func:`transplant` with source and target chosen by ``direction``.
+
+    Example:
+        >>> res = xtl.transplant_directed(model, english=en, other=sw, direction="en2x",
+        ...                               source_layer=-1, target_layer=0, component="attn")
+        >>> res.text  # Swahili answers, helped by the English run
+    """
+    source, target = orient(direction, english, other)
+    result = transplant(model, source, target, **kwargs)
+    result.direction = direction
+    return result
+
+
+def transplant_en2x(model: HookedModel, english: Prompts, other: Prompts, **kwargs) -> TransplantResult:
+    """En -> X: transplant from the English prompt into the non-English one, which is scored."""
+    return transplant_directed(model, english, other, "en2x", **kwargs)
+
+
+def transplant_x2en(model: HookedModel, english: Prompts, other: Prompts, **kwargs) -> TransplantResult:
+    """X -> En: transplant from the non-English prompt into the English one, which is scored."""
+    return transplant_directed(model, english, other, "x2en", **kwargs)
