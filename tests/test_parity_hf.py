@@ -1,7 +1,9 @@
 """xtl's transplant against an independent plain-PyTorch reference on the HF model.
 
-Tolerances: next-token log-probs within 1e-4 in float32 and 1e-8 in float64;
-greedy tokens identical (checked in float64, where round-off cannot flip a near-tie).
+Tolerances: next-token log-probs within 1e-4 in float32 and 1e-6 in float64
+(the largest difference measured in float64 is about 5e-7, also between
+TransformerLens' own cached and uncached passes); greedy tokens identical
+(checked in float64, where round-off cannot flip a near-tie).
 """
 
 import hf_reference as ref
@@ -55,7 +57,7 @@ def test_generation_matches_reference_float64(arch, hooked, hf):
         for s, t in [(-1, 0), (1, 2)]:
             res = xtl_run(model, src, tgt, s, t, component, 6)
             want_lp, want_tokens = ref.generate(reference, *tgt, 6, patch=(component, s % n, t % n, *src))
-            torch.testing.assert_close(res.logprobs, want_lp.float(), atol=1e-6, rtol=0)
+            torch.testing.assert_close(res.logprobs, want_lp, atol=1e-6, rtol=0)
             assert torch.equal(res.tokens.cpu(), want_tokens), (component, s, t)
 
 
@@ -77,7 +79,7 @@ def test_bridge_matches_reference(checkpoints, hf):
     for component in sorted(xtl.COMPONENTS):
         res = xtl_run(bridge, src, tgt, -1, 0, component, 5)
         want_lp, want_tokens = ref.generate(reference, *tgt, 5, patch=(component, 2, 0, *src))
-        torch.testing.assert_close(res.logprobs, want_lp.float(), atol=1e-6, rtol=0)
+        torch.testing.assert_close(res.logprobs, want_lp, atol=1e-6, rtol=0)
         assert torch.equal(res.tokens.cpu(), want_tokens), component
 
 
@@ -88,10 +90,10 @@ def test_untouched_run_equals_plain_model(arch, hooked, hf):
     res = xtl.transplant(model, xtl.PromptBatch(*tgt), xtl.PromptBatch(*tgt), 0, 0, "mlp",
                          max_new_tokens=6, eos_token_id=[])
     want_lp, want_tokens = ref.generate(hf(arch, torch.float64), *tgt, 6)
-    torch.testing.assert_close(res.baseline_logits.log_softmax(-1), want_lp.float(), atol=1e-6, rtol=0)
+    torch.testing.assert_close(res.baseline_logits.log_softmax(-1), want_lp, atol=1e-6, rtol=0)
     assert torch.equal(res.baseline_tokens.cpu(), want_tokens)
-    plain = model(tgt[0], attention_mask=tgt[1])[:, -1].float()
-    torch.testing.assert_close(res.baseline_logits, plain, atol=1e-5, rtol=0)
+    plain = model(tgt[0], attention_mask=tgt[1])[:, -1]
+    torch.testing.assert_close(res.baseline_logits, plain, atol=1e-6, rtol=0)
 
 
 @pytest.mark.parametrize("component", ["attn", "mlp", "resid"])

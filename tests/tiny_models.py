@@ -51,7 +51,7 @@ def hf_model(arch: str, vocab: int, n_layers: int = 3, seed: int = 0) -> torch.n
     common = dict(vocab_size=vocab, bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD)
     llama_like = dict(
         hidden_size=64, intermediate_size=96, num_hidden_layers=n_layers, num_attention_heads=4,
-        max_position_embeddings=256, initializer_range=0.1, tie_word_embeddings=False, **common,
+        max_position_embeddings=1024, initializer_range=0.1, tie_word_embeddings=False, **common,
     )
     if arch == "qwen2":
         model = Qwen2ForCausalLM(Qwen2Config(num_key_value_heads=2, **llama_like))
@@ -61,7 +61,7 @@ def hf_model(arch: str, vocab: int, n_layers: int = 3, seed: int = 0) -> torch.n
         model = MistralForCausalLM(MistralConfig(num_key_value_heads=2, sliding_window=None, **llama_like))
     elif arch == "gpt2":
         model = GPT2LMHeadModel(GPT2Config(
-            n_embd=64, n_layer=n_layers, n_head=4, n_positions=256, initializer_range=0.1,
+            n_embd=64, n_layer=n_layers, n_head=4, n_positions=1024, initializer_range=0.1,
             resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, **common,
         ))
     else:

@@ -9,7 +9,7 @@ import torch
 from jaxtyping import Float
 
 from xtl.components import get_component
-from xtl.model import HookedModel, n_layers, require_hooks
+from xtl.model import HookedModel, n_layers, require_hooks, run
 from xtl.prompts import Prompts, as_batch
 
 
@@ -41,14 +41,6 @@ class Activations:
     def batch_size(self) -> int:
         """Number of source prompts."""
         return int(next(iter(self.values.values())).shape[1])
-
-
-def run(model: HookedModel, batch, fwd_hooks=(), **kwargs) -> torch.Tensor:
-    """One forward pass of ``batch`` (a :class:`~xtl.prompts.PromptBatch`) with hooks."""
-    with torch.no_grad():
-        return model.run_with_hooks(
-            batch.tokens, attention_mask=batch.attention_mask, fwd_hooks=list(fwd_hooks), **kwargs
-        )
 
 
 def capture(

@@ -18,8 +18,7 @@ import torch
 from jaxtyping import Float, Int
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
-from xtl.capture import run
-from xtl.model import HookedModel, require_tokenizer, uses_kv_cache
+from xtl.model import HookedModel, require_tokenizer, run, uses_kv_cache
 from xtl.prompts import PromptBatch, left_padded
 
 
@@ -89,7 +88,7 @@ def greedy_generate(
     kv = TransformerLensKeyValueCache.init_cache(model.cfg, model.cfg.device, size) if cached else None
     extra = {"past_kv_cache": kv} if cached else {}
     logits = run(model, batch, fwd_hooks, **extra)[:, -1]
-    first = logits.float().clone()
+    first = logits.clone()
     tokens, mask = batch.tokens, batch.attention_mask
     for step in range(max_new_tokens):
         token = torch.where(done, torch.full_like(done, fill, dtype=torch.long), logits.argmax(-1))

@@ -32,6 +32,11 @@ _PROCESSED = {"fold_ln": True, "center_writing_weights": True, "center_unembed":
               "fold_value_biases": True, "refactor_factored_attn_matrices": False}
 
 
+# Files one of which a saved Hugging Face tokenizer has (transformers 5 otherwise
+# builds an empty tokenizer from config.json without complaint).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model", "vocab.txt")
+
+
 class UnsupportedModelError(ValueError):
     """The model's architecture cannot be converted to a ``HookedTransformer``."""
 
@@ -75,6 +80,8 @@ def _hooked_from_hf(hf_model: Any, tokenizer: Any, name: str, flags: dict[str, b
     from transformer_lens import loading_from_pretrained as loading
 
     config = hf_model.config.to_dict()
+    config.setdefault("architectures", None)
+    config["architectures"] = config["architectures"] or [type(hf_model).__name__]
     if "n_positions" in config:  # transformers 5 drops GPT-2's n_ctx, which the converter reads
         config.setdefault("n_ctx", config["n_positions"])
     with tempfile.TemporaryDirectory(prefix="xtl-config-") as tmp:
@@ -93,10 +100,17 @@ def _hooked_from_hf(hf_model: Any, tokenizer: Any, name: str, flags: dict[str, b
                 f"LlamaForCausalLM, MistralForCausalLM and Qwen2ForCausalLM; other "
                 f"architectures may load with xtl.load_model(..., bridge=True)."
             ) from None
-    cfg.model_name = name
-    cfg.tokenizer_name = name
-    with _quiet():
-        model = HookedTransformer(cfg, tokenizer, move_to_device=False, default_padding_side="left")
+        cfg.model_name = name
+        cfg.tokenizer_name = name
+        if "name_or_path" not in tokenizer.init_kwargs:
+            # TransformerLens re-reads the tokenizer from disk to enable BOS; one built
+            # in memory has no path, so give it one for the duration of the load.
+            from transformers import AutoTokenizer
+
+            tokenizer.save_pretrained(Path(tmp) / "tokenizer")
+            tokenizer = AutoTokenizer.from_pretrained(Path(tmp) / "tokenizer", local_files_only=True)
+        with _quiet():
+            model = HookedTransformer(cfg, tokenizer, move_to_device=False, default_padding_side="left")
     model.load_and_process_state_dict(state_dict, **flags)
     model.move_model_modules_to_device()
     return model.eval()
@@ -111,7 +125,9 @@ def _bridge(name: str, hf_model: Any, tokenizer: Any, flags: dict[str, bool],
     )
     bridge.enable_compatibility_mode(disable_warnings=True, **flags)
     # TransformerLens 3.9 creates the folded value bias in float32 whatever the dtype.
-    return bridge.to(dtype)
+    if any(p.is_floating_point() and p.dtype != dtype for p in bridge.parameters()):
+        bridge.to(dtype)
+    return bridge
 
 
 def _local(path: Path, tokenizer: Any, dtype: torch.dtype, trust_remote_code: bool):
@@ -128,6 +144,11 @@ def _local(path: Path, tokenizer: Any, dtype: torch.dtype, trust_remote_code: bo
         path, dtype=dtype, local_files_only=True, trust_remote_code=trust_remote_code
     ).eval()
     if tokenizer is None:
+        if not any((path / name).is_file() for name in TOKENIZER_FILES):
+            raise FileNotFoundError(
+                f"no tokenizer in {str(path)!r} (looked for {list(TOKENIZER_FILES)}); save "
+                f"one there with tokenizer.save_pretrained or pass tokenizer="
+            )
         try:
             tokenizer = AutoTokenizer.from_pretrained(
                 path, local_files_only=True, trust_remote_code=trust_remote_code

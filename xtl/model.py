@@ -86,3 +86,11 @@ def uses_kv_cache(model: HookedModel) -> bool:
     from transformer_lens import HookedTransformer
 
     return isinstance(model, HookedTransformer)
+
+
+def run(model: HookedModel, batch: Any, fwd_hooks: Iterable = (), **kwargs: Any) -> Any:
+    """One no-grad forward pass of ``batch`` (a :class:`~xtl.PromptBatch`) with hooks."""
+    with torch.no_grad():
+        return model.run_with_hooks(
+            batch.tokens, attention_mask=batch.attention_mask, fwd_hooks=list(fwd_hooks), **kwargs
+        )

@@ -87,9 +87,17 @@ def tokenize(
         if not text.strip():
             raise ValueError(f"prompt {i} is empty ({text!r}); every prompt needs text")
     tokenizer = require_tokenizer(model)
-    kwargs = {} if prepend_bos is None else {"prepend_bos": prepend_bos}
+    kwargs: dict = {"truncate": False, "move_to_device": False}
+    if prepend_bos is not None:
+        kwargs["prepend_bos"] = prepend_bos
     rows = [model.to_tokens(text, **kwargs)[0] for text in prompts]
     width = max(len(r) for r in rows)
+    n_ctx = getattr(model.cfg, "n_ctx", None)
+    if n_ctx and width > n_ctx:
+        longest = max(range(len(rows)), key=lambda i: len(rows[i]))
+        raise ValueError(
+            f"prompt {longest} is {width} tokens long; the model's context (cfg.n_ctx) is {n_ctx}"
+        )
     pad = tokenizer.pad_token_id
     if pad is None:
         pad = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0

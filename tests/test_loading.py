@@ -1,0 +1,121 @@
+"""Loading from local checkpoints, in-memory HF models and (offline) hub names."""
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import PROMPTS_EN
+from tiny_models import hf_model, save_checkpoint, tokenizer
+
+import xtl
+
+
+def test_local_directory_loads_processed_by_default(checkpoints):
+    model = xtl.load_model(checkpoints["llama"])
+    assert type(model).__name__ == "HookedTransformer"
+    assert model.cfg.n_layers == 3
+    assert model.cfg.normalization_type == "RMSPre"  # layer norm folded
+    assert model.cfg.model_name == "llama-tiny"
+    assert isinstance(model, xtl.HookedModel)
+
+
+def test_unprocessed_weights_keep_norm_weights_and_same_outputs(checkpoints):
+    raw = xtl.load_model(checkpoints["gpt2"], processing=False)
+    processed = xtl.load_model(checkpoints["gpt2"])
+    assert raw.cfg.normalization_type == "LN" and processed.cfg.normalization_type == "LNPre"
+    tokens = xtl.tokenize(raw, PROMPTS_EN)
+    a = raw(tokens.tokens, attention_mask=tokens.attention_mask).log_softmax(-1)
+    b = processed(tokens.tokens, attention_mask=tokens.attention_mask).log_softmax(-1)
+    mask = tokens.attention_mask.bool()
+    torch.testing.assert_close(a[mask], b[mask], atol=1e-4, rtol=0)
+
+
+def test_single_processing_flag_override(checkpoints):
+    model = xtl.load_model(checkpoints["qwen2"], processing=False, fold_ln=True)
+    assert model.cfg.normalization_type == "RMSPre"
+
+
+def test_path_containing_llama_reads_its_config(tmp_path):
+    # TransformerLens picks some architectures by name; a path saying "llama" must not fool it.
+    path = save_checkpoint("qwen2", tmp_path / "my-llama-experiment")
+    model = xtl.load_model(path)
+    assert model.cfg.original_architecture == "Qwen2ForCausalLM"
+
+
+def test_in_memory_hf_model(checkpoints):
+    tok = tokenizer()
+    hf = hf_model("mistral", len(tok))
+    model = xtl.load_model(hf, tokenizer=tok)
+    ids = torch.tensor([tok.encode(PROMPTS_EN[0])])
+    torch.testing.assert_close(
+        model(ids).log_softmax(-1), hf(input_ids=ids).logits.log_softmax(-1), atol=1e-4, rtol=0
+    )
+
+
+def test_in_memory_model_without_tokenizer_is_an_error():
+    with pytest.raises(ValueError, match="tokenizer"):
+        xtl.load_model(hf_model("llama", 400))
+
+
+def test_bridge_is_accepted_and_exposes_the_hooks(checkpoints):
+    bridge = xtl.load_model(checkpoints["llama"], bridge=True)
+    assert isinstance(bridge, xtl.HookedModel)
+    assert "blocks.2.hook_mlp_out" in bridge.hook_dict
+    res = xtl.transplant(bridge, PROMPTS_EN[:2], PROMPTS_EN[1:], -1, 0, "mlp", max_new_tokens=3)
+    assert len(res.text) == 2
+
+
+def test_missing_config_json(tmp_path):
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        xtl.load_model(tmp_path)
+
+
+def test_missing_directory():
+    with pytest.raises(FileNotFoundError, match="not a directory"):
+        xtl.load_model("./no/such/checkpoint")
+
+
+def test_missing_tokenizer(tmp_path, checkpoints):
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(checkpoints["qwen2"] / name, bare / name)
+    with pytest.raises(FileNotFoundError, match="tokenizer"):
+        xtl.load_model(bare)
+    model = xtl.load_model(bare, tokenizer=tokenizer())  # an explicit tokenizer fixes it
+    assert model.tokenizer is not None
+
+
+def test_unsupported_architecture(tmp_path):
+    from transformers import BloomConfig, BloomForCausalLM, FalconConfig, FalconForCausalLM  # noqa: F401
+
+    tok = tokenizer()
+    model = FalconForCausalLM(FalconConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2,
+                                           num_attention_heads=4))
+    with pytest.raises(xtl.UnsupportedModelError, match="FalconForCausalLM"):
+        xtl.load_model(model, tokenizer=tok)
+
+
+def test_unknown_hub_name_suggests_close_names():
+    with pytest.raises(ValueError, match="Qwen/Qwen2-0.5B-Instruct"):
+        xtl.load_model("Qwen/Qwen2-0.5B-Instrct")
+
+
+def test_bad_options():
+    with pytest.raises(ValueError, match="dtype"):
+        xtl.load_model("gpt2", dtype="float33")
+    with pytest.raises(ValueError, match="fold_ln"):
+        xtl.load_model(hf_model("llama", 400), tokenizer=tokenizer(), fold_lnn=True)
+
+
+def test_import_shows_no_deprecation_warnings():
+    code = "import warnings; warnings.simplefilter('error', DeprecationWarning); import xtl"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_loading_shows_no_transformer_lens_deprecation(checkpoints, recwarn):
+    xtl.load_model(checkpoints["qwen2"])
+    assert not [w for w in recwarn if "deprecated" in str(w.message) and "HookedTransformer" in str(w.message)]
