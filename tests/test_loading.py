@@ -119,3 +119,20 @@ def test_import_shows_no_deprecation_warnings():
 def test_loading_shows_no_transformer_lens_deprecation(checkpoints, recwarn):
     xtl.load_model(checkpoints["qwen2"])
     assert not [w for w in recwarn if "deprecated" in str(w.message) and "HookedTransformer" in str(w.message)]
+
+
+def test_hub_names_go_through_transformer_lens(monkeypatch):
+    from transformer_lens import HookedTransformer
+
+    calls = []
+
+    def fake_from_pretrained(name, **kwargs):
+        calls.append((name, kwargs))
+        return torch.nn.Module()
+
+    monkeypatch.setattr(HookedTransformer, "from_pretrained", fake_from_pretrained)
+    xtl.load_model("Qwen/Qwen2-0.5B-Instruct", processing=False, center_unembed=True, n_ctx=512)
+    name, kwargs = calls[0]
+    assert name == "Qwen/Qwen2-0.5B-Instruct"
+    assert kwargs["fold_ln"] is False and kwargs["center_unembed"] is True
+    assert kwargs["n_ctx"] == 512 and kwargs["default_padding_side"] == "left"
