@@ -104,3 +104,37 @@ def test_transplant_into_itself_is_noop(component, hooked):
         torch.testing.assert_close(res.logits, res.baseline_logits, atol=1e-5, rtol=0)
         assert res.text == res.baseline_text
         assert torch.equal(res.tokens, res.baseline_tokens)
+
+
+def test_shared_target_prompt_matches_reference(hooked, hf):
+    """Rows that share one target prompt run its prefix once; each row still matches the reference."""
+    model, reference = hooked("llama", torch.float64), hf("llama", torch.float64)
+    target = [PROMPTS_SW[1]] * 3
+    src, tgt = batches(PROMPTS_EN, target)
+    assert bool(tgt[1].all())  # no padding: the shared-prefix path is taken
+    for component in ("attn", "mlp"):
+        res = xtl_run(model, src, tgt, -1, 1, component, 6)
+        for row in range(3):
+            one_src = ref.left_pad([TOK.encode(PROMPTS_EN[row])], PAD)
+            one_tgt = (tgt[0][row : row + 1], tgt[1][row : row + 1])
+            want_lp, want_tokens = ref.generate(reference, *one_tgt, 6, patch=(component, 2, 1, *one_src))
+            torch.testing.assert_close(res.logprobs[row : row + 1], want_lp, atol=1e-6, rtol=0)
+            assert torch.equal(res.tokens[row : row + 1].cpu(), want_tokens)
+
+
+def test_early_stopping_rows_leave_the_batch_exactly(checkpoints, hooked):
+    """Rows that hit EOS are dropped mid-decoding (cache or re-run); the rest are unchanged."""
+    model = hooked("qwen2", torch.float64)
+    bridge = xtl.load_model(checkpoints["qwen2"], bridge=True, dtype="float64")
+    src, tgt = batches(PROMPTS_EN, PROMPTS_SW)
+    free = xtl_run(model, src, tgt, -1, 0, "mlp", 8)
+    stop = int(free.tokens[1, 2])  # row 1 stops after 3 tokens
+    for m in (model, bridge):
+        res = xtl.transplant(m, xtl.PromptBatch(*src), xtl.PromptBatch(*tgt), -1, 0, "mlp",
+                             max_new_tokens=8, eos_token_id=stop, baseline=False)
+        for row in range(3):
+            n = int(res.lengths[row])
+            assert torch.equal(res.tokens[row, :n], free.tokens[row, :n])
+            hits = (free.tokens[row] == stop).nonzero().flatten()
+            assert n == (int(hits[0]) + 1 if len(hits) else 8)
+        assert res.lengths[1] <= 3

@@ -1,17 +1,21 @@
-"""Greedy decoding in which hooks act on the prompt pass only.
+"""Greedy decoding in which row-wise patches act on the prompt pass only.
 
-With a ``HookedTransformer`` the prompt is run once with the hooks, and every
-later step runs one new token against TransformerLens' KV cache, so it sees the
-patched position only through its cached keys and values. Models without that
-cache (a ``TransformerBridge``) re-run the whole sequence each step with the
-same hooks: they patch fixed absolute positions inside the prompt, and since
-a position depends only on those before it, the keys and values are exactly
-the cached ones.
+With a ``HookedTransformer`` the prompt is run once with the patches, and
+every later step runs one new token per row against TransformerLens' KV cache,
+so it sees the patched position only through its cached keys and values. When
+all rows share one prompt (a layer-pair sweep), the prompt's prefix runs once
+for all of them: the patch only touches the last prompt token, so positions
+before it are the same in every row. Rows that reach EOS leave the batch.
+
+Models without that cache (a ``TransformerBridge``) re-run the whole sequence
+each step with the same patches at the same absolute position; since a
+position depends only on those before it, this computes exactly the cached
+keys and values.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -19,6 +23,7 @@ from jaxtyping import Float, Int
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
 from xtl.model import HookedModel, require_tokenizer, run, uses_kv_cache
+from xtl.patch import RowPatches
 from xtl.prompts import PromptBatch, left_padded
 
 
@@ -54,54 +59,99 @@ def eos_ids(model: HookedModel, eos_token_id: int | Sequence[int] | None) -> lis
     return [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id)
 
 
+def _shares_prompt(batch: PromptBatch) -> bool:
+    return (
+        batch.batch_size > 1
+        and batch.tokens.shape[1] > 1
+        and bool(batch.attention_mask.bool().all())
+        and bool((batch.tokens == batch.tokens[:1]).all())
+    )
+
+
+def _keep_rows(kv: TransformerLensKeyValueCache, keep: torch.Tensor) -> None:
+    for entry in kv.entries:
+        entry.past_keys = entry.past_keys[keep]
+        entry.past_values = entry.past_values[keep]
+    kv.previous_attention_mask = kv.previous_attention_mask[keep]
+
+
+def _prompt_pass_cached(model, batch: PromptBatch, patches: RowPatches | None):
+    """Run the prompt with a fresh KV cache; returns (last-token logits, cache)."""
+    size, cfg = batch.batch_size, model.cfg
+    hooks = patches.hooks(model, None) if patches else ()
+    if not _shares_prompt(batch):
+        kv = TransformerLensKeyValueCache.init_cache(cfg, cfg.device, size)
+        return run(model, batch, hooks, past_kv_cache=kv)[:, -1], kv
+    kv = TransformerLensKeyValueCache.init_cache(cfg, cfg.device, 1)
+    run(model, PromptBatch(batch.tokens[:1, :-1], batch.attention_mask[:1, :-1]), (), past_kv_cache=kv)
+    for entry in kv.entries:
+        entry.past_keys = entry.past_keys.expand(size, -1, -1, -1)
+        entry.past_values = entry.past_values.expand(size, -1, -1, -1)
+    kv.previous_attention_mask = kv.previous_attention_mask.expand(size, -1)
+    last = PromptBatch(batch.tokens[:, -1:], batch.attention_mask[:, -1:])
+    return run(model, last, hooks, past_kv_cache=kv)[:, -1], kv
+
+
 def greedy_generate(
     model: HookedModel,
     batch: PromptBatch,
     max_new_tokens: int = 20,
-    fwd_hooks: Sequence[tuple[str, Callable]] = (),
+    patches: RowPatches | None = None,
     eos_token_id: int | Sequence[int] | None = None,
 ) -> Generation:
-    """Greedily continue each prompt, with ``fwd_hooks`` active in the prompt pass only.
+    """Greedily continue each prompt, with ``patches`` applied in the prompt pass only.
 
-    Hooks must write at absolute positions inside the prompt (e.g.
-    ``xtl.transplant_hooks(..., positions=batch)``); the batch is left-padded
-    first if it is not already.
+    Patches write at each row's last prompt token (the batch is left-padded
+    first if it is not already).
 
     Args:
         model: a TransformerLens model.
         batch: the prompts.
         max_new_tokens: at most this many new tokens per row (>= 1).
-        fwd_hooks: TransformerLens forward hooks for the prompt pass.
+        patches: per-row replacements (see :class:`~xtl.patch.RowPatches`).
         eos_token_id: stop a row at this id (or any of these); default the tokenizer's.
     """
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be an int >= 1, got {max_new_tokens!r}")
     tokenizer = require_tokenizer(model)
     batch = left_padded(batch)
-    stops = torch.tensor(eos_ids(model, eos_token_id), dtype=torch.long, device=batch.tokens.device)
+    device = batch.tokens.device
+    stops = torch.tensor(eos_ids(model, eos_token_id), dtype=torch.long, device=device)
     fill = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (stops[:1].tolist() or [0])[0]
-    size = batch.batch_size
-    done = torch.zeros(size, dtype=torch.bool, device=batch.tokens.device)
-    lengths = torch.zeros(size, dtype=torch.long, device=batch.tokens.device)
-    new: list[torch.Tensor] = []
+    size, prompt_len = batch.batch_size, batch.tokens.shape[1]
+    out = torch.full((size, max_new_tokens), fill, dtype=torch.long, device=device)
+    lengths = torch.zeros(size, dtype=torch.long, device=device)
     cached = uses_kv_cache(model)
-    kv = TransformerLensKeyValueCache.init_cache(model.cfg, model.cfg.device, size) if cached else None
-    extra = {"past_kv_cache": kv} if cached else {}
-    logits = run(model, batch, fwd_hooks, **extra)[:, -1]
+    if cached:
+        logits, kv = _prompt_pass_cached(model, batch, patches)
+    else:
+        hooks = patches.hooks(model, prompt_len - 1) if patches else ()
+        logits = run(model, batch, hooks)[:, -1]
     first = logits.clone()
+    active = torch.arange(size, device=device)
     tokens, mask = batch.tokens, batch.attention_mask
     for step in range(max_new_tokens):
-        token = torch.where(done, torch.full_like(done, fill, dtype=torch.long), logits.argmax(-1))
-        new.append(token)
-        lengths += (~done).long()
-        done |= torch.isin(token, stops)
-        if step == max_new_tokens - 1 or bool(done.all()):
+        token = logits.argmax(-1)
+        out[active, step] = token
+        lengths[active] += 1
+        if step == max_new_tokens - 1:
             break
-        ones = torch.ones((size, 1), dtype=mask.dtype, device=mask.device)
+        going = ~torch.isin(token, stops)
+        if not going.all():
+            if not going.any():
+                break
+            keep = going.nonzero().flatten()
+            active, token = active[keep], token[keep]
+            if cached:
+                _keep_rows(kv, keep)
+            else:
+                tokens, mask = tokens[keep], mask[keep]
+                patches = patches.select(keep) if patches else None
+        ones = torch.ones((len(active), 1), dtype=mask.dtype, device=device)
         if cached:
-            step_batch = PromptBatch(token[:, None], ones)
-            logits = run(model, step_batch, (), past_kv_cache=kv)[:, -1]
+            logits = run(model, PromptBatch(token[:, None], ones), (), past_kv_cache=kv)[:, -1]
         else:
             tokens, mask = torch.cat([tokens, token[:, None]], 1), torch.cat([mask, ones], 1)
-            logits = run(model, PromptBatch(tokens, mask), fwd_hooks)[:, -1]
-    return Generation(torch.stack(new, 1), lengths, first)
+            hooks = patches.hooks(model, prompt_len - 1) if patches else ()
+            logits = run(model, PromptBatch(tokens, mask), hooks)[:, -1]
+    return Generation(out[:, : int(lengths.max())], lengths, first)

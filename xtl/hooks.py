@@ -8,10 +8,10 @@ import torch
 from jaxtyping import Int
 
 from xtl.capture import Activations
-from xtl.model import HookedModel, n_layers, require_hooks
+from xtl.model import HookedModel, n_layers
+from xtl.patch import RowPatches
 from xtl.prompts import PromptBatch
 from xtl.spec import TransplantSpec
-
 
 
 def transplant_hooks(
@@ -47,23 +47,8 @@ def transplant_hooks(
     """
     resolved = spec.resolve(n_layers(model))
     source = acts[spec.component][resolved.source_layer]
-    name = resolved.info.target_name(resolved.target_layer)
-    require_hooks(model, [name])
+    size = source.shape[0]
+    patches = RowPatches.build([spec.component] * size, [resolved.target_layer] * size, source)
     if isinstance(positions, PromptBatch):
         positions = positions.last_index
-
-    def hook(act: torch.Tensor, hook) -> torch.Tensor:
-        if act.shape[0] != source.shape[0]:
-            raise ValueError(
-                f"source batch has {source.shape[0]} prompts but the target batch has "
-                f"{act.shape[0]}; transplant pairs source row i with target row i"
-            )
-        rows = torch.arange(act.shape[0], device=act.device)
-        where = act.shape[1] - 1 if positions is None else positions
-        if isinstance(where, torch.Tensor):
-            where = where.to(act.device)
-        out = act.clone()
-        out[rows, where] = source.to(device=act.device, dtype=act.dtype)
-        return out
-
-    return [(name, hook)]
+    return patches.hooks(model, positions, batch_size=size)

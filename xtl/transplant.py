@@ -11,8 +11,8 @@ from jaxtyping import Float, Int
 
 from xtl.capture import capture
 from xtl.generate import Generation, greedy_generate
-from xtl.hooks import transplant_hooks
 from xtl.model import HookedModel, n_layers, require_tokenizer
+from xtl.patch import RowPatches
 from xtl.prompts import Prompts, as_batch, left_padded
 from xtl.spec import TransplantSpec
 
@@ -95,7 +95,7 @@ def transplant(
         >>> res.text, res.baseline_text
     """
     spec = TransplantSpec(source_layer, target_layer, component)
-    spec.resolve(n_layers(model))
+    spec.resolve(n_layers(model))  # fail on bad layers before any work
     tokenizer = require_tokenizer(model)
     src = as_batch(model, source, prepend_bos=prepend_bos)
     tgt = left_padded(as_batch(model, target, prepend_bos=prepend_bos))
@@ -104,11 +104,13 @@ def transplant(
             f"source has {src.batch_size} prompts but target has {tgt.batch_size}; "
             f"pass one source per target"
         )
-    acts = capture(model, src, components=(component,))
-    hooks = transplant_hooks(model, spec, acts, positions=tgt)
-    patched = greedy_generate(model, tgt, max_new_tokens, hooks, eos_token_id)
+    resolved = spec.resolve(n_layers(model))
+    source = capture(model, src, components=(component,))[component][resolved.source_layer]
+    size = tgt.batch_size
+    patches = RowPatches.build([component] * size, [resolved.target_layer] * size, source)
+    patched = greedy_generate(model, tgt, max_new_tokens, patches, eos_token_id)
     base: Generation | None = (
-        greedy_generate(model, tgt, max_new_tokens, (), eos_token_id) if baseline else None
+        greedy_generate(model, tgt, max_new_tokens, None, eos_token_id) if baseline else None
     )
     return TransplantResult(
         spec=spec,

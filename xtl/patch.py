@@ -1,0 +1,108 @@
+"""The one patching mechanism behind every transplant: per-row replacement hooks.
+
+A :class:`RowPatches` says, for some rows of a batch, "replace component ``c``
+at target layer ``j`` with this vector". A single transplant gives every row
+the same (component, layer) and its own source vector; a layer-pair sweep puts
+one configuration in each row. Both become the same TransformerLens hooks.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from jaxtyping import Float, Int
+
+from xtl.components import get_component
+from xtl.model import HookedModel, require_hooks
+
+
+@dataclass
+class RowPatches:
+    """Replacements to make, row by row, at one position per row.
+
+    Attributes:
+        groups: ``(component, target_layer) -> (rows [n], values [n, d_model])``.
+    """
+
+    groups: dict[tuple[str, int], tuple[Int[torch.Tensor, " n"], Float[torch.Tensor, "n d_model"]]] = field(
+        default_factory=dict
+    )
+
+    @classmethod
+    def build(
+        cls,
+        components: list[str],
+        target_layers: list[int],
+        values: Float[torch.Tensor, "row d_model"],
+        rows: list[int] | None = None,
+    ) -> RowPatches:
+        """Group per-row patches (row r: ``components[r]`` at ``target_layers[r]`` := ``values[r]``).
+
+        ``rows`` gives the batch row of each patch (default ``0..n-1``); a row with no
+        patch runs untouched.
+        """
+        rows = list(range(len(components))) if rows is None else rows
+        index: dict[tuple[str, int], list[int]] = defaultdict(list)
+        for k, key in enumerate(zip(components, target_layers)):
+            index[key].append(k)
+        groups = {}
+        for key, ks in index.items():
+            picks = torch.tensor(ks, device=values.device)
+            groups[key] = (torch.tensor([rows[k] for k in ks], device=values.device), values[picks])
+        return cls(groups)
+
+    def hooks(
+        self,
+        model: HookedModel,
+        positions: Int[torch.Tensor, " batch"] | int | None = None,
+        batch_size: int | None = None,
+    ) -> list[tuple[str, Callable]]:
+        """Forward hooks applying the patches.
+
+        Args:
+            model: the model (to check its hook points).
+            positions: where to write in each row: ``None`` for the last position of
+                the pass, an int for all rows, or one index per batch row.
+            batch_size: if given, a pass with another batch size is an error.
+        """
+        names = {key: get_component(key[0]).target_name(key[1]) for key in self.groups}
+        require_hooks(model, names.values())
+        return [(names[key], _writer(rows, values, positions, batch_size))
+                for key, (rows, values) in self.groups.items()]
+
+    def select(self, keep: Int[torch.Tensor, " n"]) -> RowPatches:
+        """The patches of batch rows ``keep`` only, renumbered ``0..len(keep)-1``."""
+        new_row = {row: i for i, row in enumerate(keep.tolist())}
+        groups = {}
+        for key, (rows, values) in self.groups.items():
+            picks = [k for k, row in enumerate(rows.tolist()) if row in new_row]
+            if picks:
+                renumbered = [new_row[int(rows[k])] for k in picks]
+                groups[key] = (torch.tensor(renumbered, device=rows.device),
+                               values[torch.tensor(picks, device=values.device)])
+        return RowPatches(groups)
+
+
+def _writer(rows, values, positions, batch_size) -> Callable:
+    def hook(act: torch.Tensor, hook) -> torch.Tensor:
+        if batch_size is not None and act.shape[0] != batch_size:
+            raise ValueError(
+                f"source batch has {batch_size} prompts but the target batch has "
+                f"{act.shape[0]}; transplant pairs source row i with target row i"
+            )
+        r = rows.to(act.device)
+        if positions is None:
+            where = act.shape[1] - 1
+        elif isinstance(positions, torch.Tensor):
+            where = positions.to(act.device)[r]
+        else:
+            where = positions
+        out = act.clone()
+        out[r, where] = values.to(device=act.device, dtype=act.dtype)
+        return out
+
+    return hook
+
