@@ -14,8 +14,11 @@ from xtl.generate import Generation, greedy_generate
 from xtl.hooks import transplant_hooks
 from xtl.loading import UnsupportedModelError, load_model
 from xtl.model import HookedModel
+from xtl.pairs import Pair, contains_gold
 from xtl.prompts import PromptBatch, tokenize
+from xtl.results import SweepResult, SweepSpec
 from xtl.spec import TransplantSpec
+from xtl.sweep import sweep
 from xtl.transplant import (
     DIRECTIONS,
     TransplantResult,
@@ -35,16 +38,21 @@ __all__ = [
     "Component",
     "Generation",
     "HookedModel",
+    "Pair",
     "PromptBatch",
+    "SweepResult",
+    "SweepSpec",
     "TransplantResult",
     "TransplantSpec",
     "UnsupportedModelError",
     "__version__",
     "capture",
+    "contains_gold",
     "get_component",
     "greedy_generate",
     "load_model",
     "orient",
+    "sweep",
     "tokenize",
     "transplant",
     "transplant_directed",

@@ -1,0 +1,160 @@
+"""Layer-pair sweeps: exactly the naive per-cell loop, chunked, resumable, loadable."""
+
+import pandas as pd
+import pytest
+import torch
+from conftest import PROMPTS_EN, PROMPTS_SW
+
+import xtl
+
+OPTIONS = ("1", "2", "3")
+PAIRS = [xtl.Pair(PROMPTS_EN[i], PROMPTS_SW[i], OPTIONS[i], OPTIONS, id=f"q{i}") for i in range(3)]
+
+
+def naive(model, pairs, spec, steps):
+    """One xtl.transplant call per cell: the reference loop the sweep must reproduce."""
+    out = {}
+    for k, pair in enumerate(pairs):
+        gold = model.tokenizer.encode(pair.gold, add_special_tokens=False)[0]
+        for c in spec.components:
+            for s in spec.source_layers:
+                for t in spec.target_layers:
+                    r = xtl.transplant(model, pair.source, pair.target, s, t, c,
+                                       max_new_tokens=steps, baseline=False)
+                    out[k, c, s, t] = (r.tokens[0, : int(r.lengths[0])].tolist(), r.text[0],
+                                       float(r.logprobs[0, gold]))
+    return out
+
+
+@pytest.mark.parametrize("arch", ["qwen2", "llama"])
+def test_sweep_equals_naive_loop_float64(arch, hooked):
+    model = hooked(arch, torch.float64)
+    components = ("attn", "mlp", "resid", "attn_as_released")
+    res = xtl.sweep(model, PAIRS, components=components, max_new_tokens=6, progress=False)
+    assert res.correct.shape == (3, 4, 3, 3) and res.axes == xtl.results.AXES
+    want = naive(model, PAIRS, res.spec, 6)
+    for (k, c, s, t), (tokens, text, gold_lp) in want.items():
+        ci, si, ti = res.index(c, s, t)
+        assert res.tokens_array[k, ci, si, ti] == tokens, (k, c, s, t)
+        assert res.texts(c, s, t, instance=k) == text
+        assert abs(float(res.gold_logprob[k, ci, si, ti]) - gold_lp) < 1e-6
+    for k, pair in enumerate(PAIRS):
+        base = xtl.transplant(model, pair.source, pair.target, 0, 0, max_new_tokens=6)
+        assert res.baseline.loc[k, "text"] == base.baseline_text[0]
+
+
+def test_chunking_and_first_token_mode(hooked):
+    model = hooked("qwen2", torch.float64)
+    full = xtl.sweep(model, PAIRS, max_new_tokens=4, progress=False)
+    chunked = xtl.sweep(model, PAIRS, max_new_tokens=4, max_batch=4, progress=False)
+    assert (full.texts_array == chunked.texts_array).all()
+    torch.testing.assert_close(full.gold_logprob, chunked.gold_logprob, atol=1e-9, rtol=0)
+    first = xtl.sweep(model, PAIRS, max_new_tokens=1, progress=False)
+    torch.testing.assert_close(first.gold_logprob, full.gold_logprob, atol=1e-9, rtol=0)
+    assert all(len(t) == 1 for t in first.tokens_array.flat)
+    # logit difference gold vs best other option, from the option log-probs
+    lp = first.option_logprob
+    for k, pair in enumerate(PAIRS):
+        gi = OPTIONS.index(pair.gold)
+        others = [i for i in range(3) if i != gi]
+        want = lp[k, ..., gi] - lp[k, ..., others].max(-1).values
+        torch.testing.assert_close(first.logit_diff[k], want, atol=1e-9, rtol=0)
+    assert torch.equal(first.correct, torch.tensor(
+        [[[[xtl.contains_gold(t, PAIRS[k]) for t in row] for row in comp] for comp in inst]
+         for k, inst in enumerate(first.texts_array)]))
+
+
+def test_layer_subsets_and_negative_layers(hooked):
+    model = hooked("qwen2")
+    res = xtl.sweep(model, PAIRS[:2], components="mlp", source_layers=[-1, 0], target_layers=[1],
+                    max_new_tokens=2, progress=False)
+    assert res.spec.source_layers == (2, 0) and res.spec.target_layers == (1,)
+    assert res.correct.shape == (2, 1, 2, 1)
+    one = xtl.transplant(model, PAIRS[1].source, PAIRS[1].target, 0, 1, "mlp", max_new_tokens=2)
+    assert res.texts("mlp", 0, 1, instance=1) == one.text[0]
+    with pytest.raises(ValueError, match=r"no cell \('attn', 0, 1\)"):
+        res.texts("attn", 0, 1)
+
+
+def test_resume_after_interruption_loses_nothing(hooked, tmp_path):
+    model = hooked("qwen2")
+    calls = []
+
+    def flaky(text, pair):
+        calls.append(pair.id)
+        if pair.id == "q2":
+            raise KeyboardInterrupt
+        return xtl.contains_gold(text, pair)
+
+    run = tmp_path / "run.parquet"
+    with pytest.raises(KeyboardInterrupt):
+        xtl.sweep(model, PAIRS, max_new_tokens=3, scorer=flaky, out=run, progress=False)
+    assert sorted(p.name for p in run.iterdir()) == ["_spec.json", "part-000000.parquet", "part-000001.parquet"]
+    partial = xtl.SweepResult.load(run)
+    assert partial.instances == [0, 1]
+    calls.clear()
+
+    def steady(text, pair):
+        calls.append(pair.id)
+        return xtl.contains_gold(text, pair)
+
+    steady.__qualname__ = flaky.__qualname__  # same scorer name: same spec
+    resumed = xtl.sweep(model, PAIRS, max_new_tokens=3, scorer=steady, out=run, progress=False)
+    assert set(calls) == {"q2"}  # finished instances were skipped
+    fresh = xtl.sweep(model, PAIRS, max_new_tokens=3, scorer=steady, progress=False)
+    assert resumed.instances == [0, 1, 2]
+    assert (resumed.texts_array == fresh.texts_array).all()
+    assert torch.equal(resumed.correct, fresh.correct)
+    loaded = xtl.SweepResult.load(run)
+    pd.testing.assert_frame_equal(loaded.to_pandas(), fresh.to_pandas())
+
+
+def test_resume_with_another_spec_is_an_error(hooked, tmp_path):
+    model = hooked("qwen2")
+    run = tmp_path / "run.parquet"
+    xtl.sweep(model, PAIRS[:1], components="attn", max_new_tokens=2, out=run, progress=False)
+    with pytest.raises(ValueError, match=r"different spec \(fields \['components'\] differ\)"):
+        xtl.sweep(model, PAIRS[:1], components="mlp", max_new_tokens=2, out=run, progress=False)
+    with pytest.raises(ValueError, match=r"fields \['prompt_hashes'\] differ"):
+        changed = [xtl.Pair(PAIRS[0].source + "?", PAIRS[0].target, "1", OPTIONS, id="q0")]
+        xtl.sweep(model, changed, components="attn", max_new_tokens=2, out=run, progress=False)
+
+
+def test_save_load_round_trip_and_table(hooked, tmp_path):
+    model = hooked("llama")
+    res = xtl.sweep(model, PAIRS, components=("attn",), max_new_tokens=2, progress=False)
+    table = res.to_pandas()
+    assert len(table) == 3 * (1 + 9) and table["baseline"].sum() == 3
+    assert set(table.columns) >= {"instance", "id", "component", "source_layer", "target_layer",
+                                  "text", "correct", "gold_logprob", "logit_diff"}
+    back = xtl.SweepResult.load(res.save(tmp_path / "saved"))
+    assert back.spec == res.spec
+    torch.testing.assert_close(back.gold_logprob, res.gold_logprob)
+    assert (back.texts_array == res.texts_array).all()
+    assert pd.read_parquet(tmp_path / "saved").shape[0] == len(table)
+    with pytest.raises(FileNotFoundError, match="holds no _spec.json"):
+        xtl.SweepResult.load(tmp_path)
+
+
+def test_bridge_sweep_warns_and_agrees(checkpoints, hooked):
+    bridge = xtl.load_model(checkpoints["qwen2"], bridge=True, dtype="float64")
+    with pytest.warns(UserWarning, match="re-runs each sequence"):
+        slow = xtl.sweep(bridge, PAIRS[:2], components=("attn", "mlp"), max_new_tokens=4, progress=False)
+    fast = xtl.sweep(hooked("qwen2", torch.float64), PAIRS[:2], components=("attn", "mlp"),
+                     max_new_tokens=4, progress=False)
+    assert (slow.texts_array == fast.texts_array).all()
+    torch.testing.assert_close(slow.gold_logprob, fast.gold_logprob, atol=1e-6, rtol=0)
+
+
+def test_sweep_input_errors(hooked):
+    model = hooked("qwen2")
+    with pytest.raises(ValueError, match="unknown component 'ffn'"):
+        xtl.sweep(model, PAIRS, components=("ffn",))
+    with pytest.raises(ValueError, match="source_layer=5 is out of range"):
+        xtl.sweep(model, PAIRS, source_layers=[5])
+    with pytest.raises(ValueError, match="no pairs given"):
+        xtl.sweep(model, [])
+    with pytest.raises(ValueError, match="cannot read a"):
+        xtl.sweep(model, ["just a string"])
+    with pytest.raises(ValueError, match=r"gold '4' is not among the options \['1', '2', '3'\]"):
+        xtl.Pair("a", "b", "4", OPTIONS)

@@ -1,0 +1,92 @@
+"""What a sweep runs over: aligned (source, target, gold) items, and how they are scored."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One instance: the same question in two languages, with its gold answer.
+
+    Attributes:
+        source: the prompt whose activations are read.
+        target: the prompt that is patched, generated and scored.
+        gold: the gold answer as it would be generated (its first token is the
+            one whose log-prob is reported, so include a leading space if the
+            answer follows one).
+        options: the answer options, gold among them, for multiple choice.
+        id: a name for the instance (default: its index).
+    """
+
+    source: str
+    target: str
+    gold: str
+    options: tuple[str, ...] = ()
+    id: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("source", "target", "gold"):
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"Pair.{name} must be a str, got {getattr(self, name)!r}")
+        object.__setattr__(self, "options", tuple(self.options))
+        if self.options and self.gold not in self.options:
+            raise ValueError(f"gold {self.gold!r} is not among the options {list(self.options)}")
+
+    def digest(self) -> str:
+        """A short hash of the prompts, gold and options (to detect changed inputs on resume)."""
+        text = json.dumps([self.source, self.target, self.gold, list(self.options)], ensure_ascii=False)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def as_pair(item: Any) -> Pair:
+    """Coerce a ``Pair``, a ``(source, target, gold[, options])`` tuple, a dict, or any
+    object with ``source``, ``target`` and ``gold`` attributes (e.g. a task item)."""
+    if isinstance(item, Pair):
+        return item
+    if isinstance(item, (tuple, list)) and len(item) in (3, 4):
+        return Pair(*item)
+    if isinstance(item, dict):
+        fields = {k: item[k] for k in ("source", "target", "gold", "options", "id") if k in item}
+        return Pair(**fields)
+    if all(hasattr(item, k) for k in ("source", "target", "gold")):
+        return Pair(item.source, item.target, item.gold, tuple(getattr(item, "options", ()) or ()),
+                    getattr(item, "id", None))
+    raise ValueError(
+        f"cannot read a (source, target, gold) item from {item!r}; pass xtl.Pair objects, "
+        f"(source, target, gold[, options]) tuples or dicts with those keys"
+    )
+
+
+def as_pairs(items: Iterable[Any]) -> list[Pair]:
+    """Coerce every item with :func:`as_pair`; an empty list is an error."""
+    pairs = [as_pair(item) for item in items]
+    if not pairs:
+        raise ValueError("no pairs given; a sweep needs at least one (source, target, gold) item")
+    return pairs
+
+
+Scorer = Callable[[str, Pair], bool]
+
+
+def contains_gold(text: str, pair: Pair) -> bool:
+    """Default scorer: the gold answer (stripped) is a case-insensitive substring of the output."""
+    return pair.gold.strip().lower() in text.lower()
+
+
+def scorer_name(scorer: Scorer) -> str:
+    """A stable name for a scorer, recorded with results."""
+    module = getattr(scorer, "__module__", "") or ""
+    name = getattr(scorer, "__qualname__", None) or type(scorer).__name__
+    return f"{module}.{name}" if module else name
+
+
+def pair_dict(pair: Pair) -> dict[str, Any]:
+    """The pair as a plain dict (options as a list)."""
+    data = asdict(pair)
+    data["options"] = list(pair.options)
+    return data

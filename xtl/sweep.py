@@ -1,0 +1,227 @@
+"""Every (component, source layer, target layer) cell for every instance, fast and exact.
+
+The generic engine behind every heatmap. Per instance:
+
+1. the source prompt runs **once** and every layer's component output at its
+   last token is kept;
+2. each cell becomes one row of a batch over the target prompt (plus one
+   untouched baseline row); the target's prefix (all but its last token) runs
+   once and its keys and values are shared by all rows, since the patch never
+   changes positions before the last prompt token;
+3. the last prompt token runs for all rows at once, each row with its own
+   replacement, then all rows decode together against the KV cache, and rows
+   leave the batch when they reach EOS.
+
+Rows are split into chunks that fit ``memory_budget``. The answers are those
+of one :func:`xtl.transplant` call per cell (tested in float64).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from xtl.capture import capture
+from xtl.components import get_component, resolve_layer
+from xtl.generate import eos_ids, greedy_generate
+from xtl.model import HookedModel, n_layers, require_tokenizer, uses_kv_cache
+from xtl.pairs import Pair, Scorer, as_pairs, contains_gold, scorer_name
+from xtl.patch import RowPatches
+from xtl.prompts import PromptBatch, tokenize
+from xtl.results import SweepResult, SweepSpec, from_frame, open_run, read_parts, record, write_part
+
+
+def _layers(layers: Iterable[int] | None, total: int, what: str) -> tuple[int, ...]:
+    if layers is None:
+        return tuple(range(total))
+    resolved = tuple(dict.fromkeys(resolve_layer(layer, total, what) for layer in layers))
+    if not resolved:
+        raise ValueError(f"{what}s is empty; pass None for all {total} layers")
+    return resolved
+
+
+def _first_token(tokenizer, text: str, what: str) -> int:
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    if not ids:
+        raise ValueError(f"{what} {text!r} tokenizes to nothing")
+    return ids[0]
+
+
+def bytes_per_row(model: HookedModel, prompt_len: int, max_new_tokens: int) -> int:
+    """Rough memory one batch row needs while decoding: its KV cache plus a few activations."""
+    cfg = model.cfg
+    heads = getattr(cfg, "n_key_value_heads", None) or cfg.n_heads
+    item = torch.empty((), dtype=cfg.dtype).element_size()
+    kv = 2 * cfg.n_layers * (prompt_len + max_new_tokens) * heads * cfg.d_head * item
+    acts = (3 * cfg.d_vocab + 4 * (cfg.d_mlp or 4 * cfg.d_model) + 8 * cfg.d_model) * item
+    return 2 * kv + acts  # twice the cache: appending copies it
+
+
+def _spec(model, pairs: list[Pair], components, sources, targets, max_new_tokens, eos, scorer,
+          revision) -> SweepSpec:
+    import transformer_lens
+
+    from xtl import __version__
+
+    return SweepSpec(
+        model=str(getattr(model.cfg, "model_name", type(model).__name__)),
+        n_layers=n_layers(model),
+        components=components,
+        source_layers=sources,
+        target_layers=targets,
+        max_new_tokens=max_new_tokens,
+        eos_token_id=tuple(eos),
+        scorer=scorer_name(scorer),
+        prompt_hashes=tuple(p.digest() for p in pairs),
+        ids=tuple(p.id if p.id is not None else str(k) for k, p in enumerate(pairs)),
+        dtype=str(model.cfg.dtype).replace("torch.", ""),
+        revision=revision,
+        xtl_version=__version__,
+        transformer_lens_version=getattr(transformer_lens, "__version__", ""),
+    )
+
+
+def sweep_instance(
+    model: HookedModel,
+    instance: int,
+    pair: Pair,
+    spec: SweepSpec,
+    scorer: Scorer,
+    max_batch: int | None = None,
+    memory_budget: int = 2**30,
+    prepend_bos: bool | None = None,
+) -> pd.DataFrame:
+    """All cells of one instance as long-form rows (see :func:`xtl.sweep`)."""
+    tokenizer = require_tokenizer(model)
+    gold = _first_token(tokenizer, pair.gold, "gold answer")
+    options = [_first_token(tokenizer, o, "option") for o in pair.options]
+    others = [t for o, t in zip(pair.options, options) if o != pair.gold and t != gold]
+    acts = capture(model, tokenize(model, pair.source, prepend_bos), spec.components)
+    target = tokenize(model, pair.target, prepend_bos)
+    cells = [(c, s, t) for c in spec.components for s in spec.source_layers for t in spec.target_layers]
+    rows: list[tuple[str, int, int] | None] = [None, *cells]  # row 0: the untouched target
+    chunk = max_batch or max(1, memory_budget // bytes_per_row(model, target.tokens.shape[1],
+                                                              spec.max_new_tokens))
+    out = []
+    for start in range(0, len(rows), chunk):
+        part = rows[start : start + chunk]
+        patched = [(k, cell) for k, cell in enumerate(part) if cell is not None]
+        patches = RowPatches.build(
+            [cell[0] for _, cell in patched], [cell[2] for _, cell in patched],
+            torch.stack([acts[c][s, 0] for _, (c, s, _) in patched]) if patched else torch.empty(0),
+            rows=[k for k, _ in patched],
+        ) if patched else None
+        size = len(part)
+        batch = PromptBatch(target.tokens.expand(size, -1), target.attention_mask.expand(size, -1))
+        gen = greedy_generate(model, batch, spec.max_new_tokens, patches, list(spec.eos_token_id))
+        logprobs = gen.logits.double().log_softmax(-1)
+        logits = gen.logits.double()
+        texts = gen.texts(tokenizer)
+        best_other = logits[:, others].max(-1).values if others else None
+        for k, cell in enumerate(part):
+            text = texts[k]
+            out.append(record(
+                instance, spec.ids[instance], cell, text, gen.tokens[k, : int(gen.lengths[k])].tolist(),
+                bool(scorer(text, pair)), float(logprobs[k, gold]),
+                float(logits[k, gold] - best_other[k]) if others else float("nan"),
+                logprobs[k, options].tolist() if options else [],
+            ))
+    return pd.DataFrame(out)
+
+
+def sweep(
+    model: HookedModel,
+    pairs: Iterable[Any],
+    components: Sequence[str] = ("attn", "mlp"),
+    source_layers: Iterable[int] | None = None,
+    target_layers: Iterable[int] | None = None,
+    *,
+    max_new_tokens: int = 20,
+    scorer: Scorer | None = None,
+    out: str | Path | None = None,
+    max_batch: int | None = None,
+    memory_budget: int = 2**30,
+    eos_token_id: int | Sequence[int] | None = None,
+    prepend_bos: bool | None = None,
+    revision: str | None = None,
+    progress: bool = True,
+) -> SweepResult:
+    """Transplant every (component, source layer, target layer) cell on every instance.
+
+    Args:
+        model: a TransformerLens model (a ``TransformerBridge`` works, more slowly).
+        pairs: ``xtl.Pair`` items, ``(source, target, gold[, options])`` tuples, dicts,
+            or task items with ``source``/``target``/``gold`` attributes.
+        components: names from :data:`xtl.COMPONENTS`.
+        source_layers: layers read in the source run (default all; negative from the end).
+        target_layers: layers written in the target run (default all).
+        max_new_tokens: greedy tokens per cell; ``1`` is the fast first-token mode
+            (the log-prob statistics come from the prompt pass in every mode).
+        scorer: ``scorer(text, pair) -> bool``; default :func:`xtl.pairs.contains_gold`.
+        out: a run directory (e.g. ``"runs/xnli-sw.parquet"``); each finished instance
+            is written atomically, and calling again with the same arguments resumes.
+        max_batch: rows (cells) per forward pass; default from ``memory_budget``.
+        memory_budget: bytes the decoding batch may take (default 1 GiB).
+        eos_token_id: stop id(s); default the tokenizer's EOS.
+        prepend_bos: override the model's BOS default when tokenising.
+        revision: the model revision, recorded in the spec.
+        progress: show a progress bar (instances, and cells per second).
+
+    Returns:
+        :class:`~xtl.SweepResult` with ``[instance, component, source_layer, target_layer]`` arrays.
+
+    Raises:
+        ValueError: unknown component, layer out of range, bad pairs, or ``out`` holding a
+            run with a different spec.
+
+    Example:
+        >>> res = xtl.sweep(model, [(en, sw, " (1)", (" (1)", " (2)", " (3)"))],
+        ...                 max_new_tokens=1, out="runs/demo.parquet")
+        >>> res.gold_logprob.shape  # [instance, component, source_layer, target_layer]
+    """
+    pairs = as_pairs(pairs)
+    if isinstance(components, str):
+        components = (components,)
+    components = tuple(dict.fromkeys(get_component(c).name for c in components))
+    if not components:
+        raise ValueError("no components given; choose from xtl.COMPONENTS")
+    total = n_layers(model)
+    sources = _layers(source_layers, total, "source_layer")
+    targets = _layers(target_layers, total, "target_layer")
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be an int >= 1, got {max_new_tokens!r}")
+    scorer = scorer or contains_gold
+    spec = _spec(model, pairs, components, sources, targets, max_new_tokens,
+                 eos_ids(model, eos_token_id), scorer, revision)
+    done = open_run(Path(out), spec) if out is not None else set()
+    if not uses_kv_cache(model):
+        warnings.warn(
+            f"{type(model).__name__} has no TransformerLens KV cache: xtl.sweep re-runs each "
+            f"sequence at every decoding step (exact, but slower than with a HookedTransformer)",
+            stacklevel=2,
+        )
+    frames = []
+    n_cells = len(components) * len(sources) * len(targets)
+    start = time.perf_counter()
+    bar = tqdm(total=len(pairs), initial=len(done), disable=not progress, unit="instance",
+               desc=f"sweep {len(components)}x{len(sources)}x{len(targets)}")
+    with bar:
+        for k, pair in enumerate(pairs):
+            if k in done:
+                continue
+            frame = sweep_instance(model, k, pair, spec, scorer, max_batch, memory_budget, prepend_bos)
+            if out is not None:
+                write_part(Path(out), k, frame)
+            frames.append(frame)
+            bar.update()
+            bar.set_postfix(cells_per_s=f"{len(frames) * n_cells / (time.perf_counter() - start):.1f}")
+    if out is not None:
+        return from_frame(spec, read_parts(Path(out)))
+    return from_frame(spec, pd.concat(frames, ignore_index=True))
