@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 from conftest import PROMPTS_EN
-from tiny_models import hf_model, save_checkpoint, tokenizer
+from xtl.testing import hf_model, save_checkpoint, tokenizer
 
 import xtl
 

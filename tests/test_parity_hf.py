@@ -10,7 +10,7 @@ import hf_reference as ref
 import pytest
 import torch
 from conftest import PROMPTS_EN, PROMPTS_SW
-from tiny_models import ARCHS, PAD, tokenizer
+from xtl.testing import ARCHS, PAD, tokenizer
 
 import xtl
 

@@ -6,6 +6,8 @@ import torch
 from conftest import PROMPTS_EN, PROMPTS_SW
 
 import xtl
+from xtl import decode
+from xtl.testing import ARCHS
 
 OPTIONS = ("1", "2", "3")
 PAIRS = [xtl.Pair(PROMPTS_EN[i], PROMPTS_SW[i], OPTIONS[i], OPTIONS, id=f"q{i}") for i in range(3)]
@@ -26,11 +28,16 @@ def naive(model, pairs, spec, steps):
     return out
 
 
-@pytest.mark.parametrize("arch", ["qwen2", "llama"])
-def test_sweep_equals_naive_loop_float64(arch, hooked):
+@pytest.mark.parametrize("arch", ARCHS)
+def test_sweep_equals_naive_loop_float64(arch, hooked, monkeypatch):
     model = hooked(arch, torch.float64)
     components = ("attn", "mlp", "resid", "attn_as_released")
+    calls = []
+    real = decode.decode_shared
+    monkeypatch.setattr(decode, "decode_shared", lambda *a, **k: calls.append(1) or real(*a, **k))
     res = xtl.sweep(model, PAIRS, components=components, max_new_tokens=6, progress=False)
+    assert len(calls) == len(PAIRS)  # the shared-prefix decoder ran, once per instance
+    monkeypatch.undo()
     assert res.correct.shape == (3, 4, 3, 3) and res.axes == xtl.results.AXES
     want = naive(model, PAIRS, res.spec, 6)
     for (k, c, s, t), (tokens, text, gold_lp) in want.items():
@@ -47,8 +54,10 @@ def test_chunking_and_first_token_mode(hooked):
     model = hooked("qwen2", torch.float64)
     full = xtl.sweep(model, PAIRS, max_new_tokens=4, progress=False)
     chunked = xtl.sweep(model, PAIRS, max_new_tokens=4, max_batch=4, progress=False)
-    assert (full.texts_array == chunked.texts_array).all()
-    torch.testing.assert_close(full.gold_logprob, chunked.gold_logprob, atol=1e-9, rtol=0)
+    one_row = xtl.sweep(model, PAIRS, max_new_tokens=4, memory_budget=1, progress=False)  # 1 row a pass
+    for other in (chunked, one_row):
+        assert (full.texts_array == other.texts_array).all()
+        torch.testing.assert_close(full.gold_logprob, other.gold_logprob, atol=1e-9, rtol=0)
     first = xtl.sweep(model, PAIRS, max_new_tokens=1, progress=False)
     torch.testing.assert_close(first.gold_logprob, full.gold_logprob, atol=1e-9, rtol=0)
     assert all(len(t) == 1 for t in first.tokens_array.flat)
@@ -158,3 +167,9 @@ def test_sweep_input_errors(hooked):
         xtl.sweep(model, ["just a string"])
     with pytest.raises(ValueError, match=r"gold '4' is not among the options \['1', '2', '3'\]"):
         xtl.Pair("a", "b", "4", OPTIONS)
+
+
+def test_progress_bar_shows_instances_and_cell_rate(hooked, capsys):
+    xtl.sweep(hooked("qwen2"), PAIRS[:2], components="attn", max_new_tokens=1, progress=True)
+    err = capsys.readouterr().err
+    assert "2/2" in err and "cells_per_s=" in err and "sweep 1x3x3" in err

@@ -22,6 +22,7 @@ import torch
 from jaxtyping import Float, Int
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
+from xtl import decode
 from xtl.model import HookedModel, require_tokenizer, run, uses_kv_cache
 from xtl.patch import RowPatches
 from xtl.prompts import PromptBatch, left_padded
@@ -75,11 +76,11 @@ def _keep_rows(kv: TransformerLensKeyValueCache, keep: torch.Tensor) -> None:
     kv.previous_attention_mask = kv.previous_attention_mask[keep]
 
 
-def _prompt_pass_cached(model, batch: PromptBatch, patches: RowPatches | None):
+def _prompt_pass_cached(model, batch: PromptBatch, patches: RowPatches | None, shared: bool):
     """Run the prompt with a fresh KV cache; returns (last-token logits, cache)."""
     size, cfg = batch.batch_size, model.cfg
     hooks = patches.hooks(model, None) if patches else ()
-    if not _shares_prompt(batch):
+    if not shared:
         kv = TransformerLensKeyValueCache.init_cache(cfg, cfg.device, size)
         return run(model, batch, hooks, past_kv_cache=kv)[:, -1], kv
     kv = TransformerLensKeyValueCache.init_cache(cfg, cfg.device, 1)
@@ -121,25 +122,24 @@ def greedy_generate(
     size, prompt_len = batch.batch_size, batch.tokens.shape[1]
     out = torch.full((size, max_new_tokens), fill, dtype=torch.long, device=device)
     lengths = torch.zeros(size, dtype=torch.long, device=device)
-    cached = uses_kv_cache(model)
+    cached, shared = uses_kv_cache(model), _shares_prompt(batch)
     if cached:
-        logits, kv = _prompt_pass_cached(model, batch, patches)
+        logits, kv = _prompt_pass_cached(model, batch, patches, shared)
     else:
         hooks = patches.hooks(model, prompt_len - 1) if patches else ()
         logits = run(model, batch, hooks)[:, -1]
     first = logits.clone()
     active = torch.arange(size, device=device)
     tokens, mask = batch.tokens, batch.attention_mask
+    fast = cached and shared and decode.supports(model, prompt_len + max_new_tokens)
     for step in range(max_new_tokens):
         token = logits.argmax(-1)
         out[active, step] = token
         lengths[active] += 1
-        if step == max_new_tokens - 1:
-            break
         going = ~torch.isin(token, stops)
+        if step == max_new_tokens - 1 or not going.any():
+            break
         if not going.all():
-            if not going.any():
-                break
             keep = going.nonzero().flatten()
             active, token = active[keep], token[keep]
             if cached:
@@ -147,6 +147,9 @@ def greedy_generate(
             else:
                 tokens, mask = tokens[keep], mask[keep]
                 patches = patches.select(keep) if patches else None
+        if fast:
+            decode.decode_shared(model, kv, active, token, max_new_tokens, stops, out, lengths)
+            break
         ones = torch.ones((len(active), 1), dtype=mask.dtype, device=device)
         if cached:
             logits = run(model, PromptBatch(token[:, None], ones), (), past_kv_cache=kv)[:, -1]

@@ -1,4 +1,12 @@
-"""Tiny randomly initialised Hugging Face checkpoints, built and saved locally for tests."""
+"""Tiny randomly initialised Hugging Face checkpoints, built locally (for tests and benchmarks).
+
+Nothing here downloads: the tokenizer is a byte-level BPE trained on a few
+sentences, the models are random ``transformers`` models of real architectures.
+
+Example:
+    >>> from xtl.testing import save_checkpoint
+    >>> model = xtl.load_model(save_checkpoint("qwen2", tmp_dir / "qwen2-tiny"))
+"""
 
 from __future__ import annotations
 
@@ -45,13 +53,15 @@ def tokenizer() -> PreTrainedTokenizerFast:
     )
 
 
-def hf_model(arch: str, vocab: int, n_layers: int = 3, seed: int = 0) -> torch.nn.Module:
+def hf_model(arch: str, vocab: int, n_layers: int = 3, seed: int = 0, d_model: int = 64,
+             n_heads: int = 4, d_mlp: int | None = None) -> torch.nn.Module:
     """A random causal LM of the given architecture, peaked enough to avoid argmax ties."""
     torch.manual_seed(seed)
     common = dict(vocab_size=vocab, bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD)
     llama_like = dict(
-        hidden_size=64, intermediate_size=96, num_hidden_layers=n_layers, num_attention_heads=4,
-        max_position_embeddings=1024, initializer_range=0.1, tie_word_embeddings=False, **common,
+        hidden_size=d_model, intermediate_size=d_mlp or 3 * d_model // 2, num_hidden_layers=n_layers,
+        num_attention_heads=n_heads, max_position_embeddings=1024, initializer_range=0.1,
+        tie_word_embeddings=False, **common,
     )
     if arch == "qwen2":
         model = Qwen2ForCausalLM(Qwen2Config(num_key_value_heads=2, **llama_like))
@@ -61,7 +71,7 @@ def hf_model(arch: str, vocab: int, n_layers: int = 3, seed: int = 0) -> torch.n
         model = MistralForCausalLM(MistralConfig(num_key_value_heads=2, sliding_window=None, **llama_like))
     elif arch == "gpt2":
         model = GPT2LMHeadModel(GPT2Config(
-            n_embd=64, n_layer=n_layers, n_head=4, n_positions=1024, initializer_range=0.1,
+            n_embd=d_model, n_layer=n_layers, n_head=n_heads, n_positions=1024, initializer_range=0.1,
             resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, **common,
         ))
     else:
@@ -69,10 +79,13 @@ def hf_model(arch: str, vocab: int, n_layers: int = 3, seed: int = 0) -> torch.n
     return model.eval()
 
 
-def save_checkpoint(arch: str, directory: Path, n_layers: int = 3) -> Path:
-    """Save a tiny ``arch`` checkpoint (safetensors + tokenizer) in ``directory``."""
+def save_checkpoint(arch: str, directory: Path, n_layers: int = 3, **sizes: int) -> Path:
+    """Save a tiny ``arch`` checkpoint (safetensors + tokenizer) in ``directory``.
+
+    ``sizes`` go to :func:`hf_model` (``d_model``, ``n_heads``, ``d_mlp``, ``seed``).
+    """
     tok = tokenizer()
-    model = hf_model(arch, len(tok), n_layers)
+    model = hf_model(arch, len(tok), n_layers, **sizes)
     model.save_pretrained(directory)
     tok.save_pretrained(directory)
     return directory

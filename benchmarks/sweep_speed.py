@@ -1,0 +1,149 @@
+"""xtl.sweep against the naive per-cell loop, on the same inputs, in one process.
+
+The naive loop is what the authors' code and TransformerLens' own ``patching``
+module do: one full run per (component, source layer, target layer) cell, here
+one ``xtl.transplant`` call per cell (source pass, patched target pass, greedy
+decoding with a KV cache; no baseline). Both run on random Qwen2-shaped models
+built locally, so nothing is downloaded.
+
+    python benchmarks/sweep_speed.py            # both settings below
+    python benchmarks/sweep_speed.py --quick    # (a) only
+
+(a) 6 layers, d_model 64, short prompts, 20 new tokens, 3 instances;
+(b) 12 layers, d_model 256, ~100-token prompts, 20 new tokens, 1 instance.
+Prints wall time, speed ratio, peak resident memory above the phase's start,
+how many cells agree token for token, the largest gold log-prob difference,
+and where xtl.sweep's time goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import psutil  # noqa: E402
+import torch  # noqa: E402
+
+import xtl  # noqa: E402
+from xtl.testing import CORPUS, save_checkpoint  # noqa: E402
+
+
+class PeakRSS:
+    """Peak resident set size of this process above its level at entry, sampled every 2 ms."""
+
+    def __enter__(self):
+        self.proc, self.start, self.peak, self.running = psutil.Process(), 0, 0, True
+        self.start = self.peak = self.proc.memory_info().rss
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def _sample(self):
+        while self.running:
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+            time.sleep(0.002)
+
+    def __exit__(self, *exc):
+        self.running = False
+        self.thread.join()
+
+    @property
+    def mib(self) -> float:
+        return (self.peak - self.start) / 2**20
+
+
+def prompts(model, n: int, length: int, offset: int) -> list[str]:
+    """``n`` distinct texts of about ``length`` tokens built from the test corpus."""
+    words = " ".join(CORPUS).split()
+    out = []
+    for k in range(n):
+        text, i = "", offset + 7 * k
+        while len(model.tokenizer.encode(text, add_special_tokens=False)) < length:
+            text += words[i % len(words)] + " "
+            i += 3
+        out.append(text.strip())
+    return out
+
+
+def naive(model, pairs, steps):
+    cells = {}
+    for k, pair in enumerate(pairs):
+        for c in ("attn", "mlp"):
+            for s in range(model.cfg.n_layers):
+                for t in range(model.cfg.n_layers):
+                    r = xtl.transplant(model, pair.source, pair.target, s, t, c,
+                                       max_new_tokens=steps, baseline=False)
+                    gold = model.tokenizer.encode(pair.gold, add_special_tokens=False)[0]
+                    cells[k, c, s, t] = (r.tokens[0, : int(r.lengths[0])].tolist(),
+                                         float(r.logprobs[0, gold]))
+    return cells
+
+
+def breakdown(model, pairs, steps) -> dict[str, float]:
+    """Seconds xtl.sweep spends on source capture, the prompt pass (prefix + last token), decoding."""
+    t0 = time.perf_counter()
+    for pair in pairs:
+        xtl.capture(model, pair.source, components=("attn", "mlp"))
+    capture = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    xtl.sweep(model, pairs, max_new_tokens=1, progress=False)
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    xtl.sweep(model, pairs, max_new_tokens=steps, progress=False)
+    total = time.perf_counter() - t0
+    return {"source capture": capture, "prompt pass for all cells": first - capture,
+            "decoding": total - first, "total": total}
+
+
+def bench(name, n_layers, d_model, n_heads, prompt_len, n_pairs, steps, dtype):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = save_checkpoint("qwen2", Path(tmp) / name, n_layers=n_layers, d_model=d_model,
+                               n_heads=n_heads, d_mlp=3 * d_model)
+        model = xtl.load_model(path, dtype=dtype)
+    src, tgt = prompts(model, n_pairs, prompt_len, 0), prompts(model, n_pairs, prompt_len, 1)
+    pairs = [xtl.Pair(s, t, "Assistant") for s, t in zip(src, tgt)]
+    lengths = [xtl.tokenize(model, p).tokens.shape[1] for p in src + tgt]
+    n_cells = n_pairs * 2 * n_layers * n_layers
+    print(f"\n== ({name}) Qwen2-shaped, {n_layers} layers, d_model {d_model}, {dtype}; "
+          f"{n_pairs} instance(s), prompts {min(lengths)}-{max(lengths)} tokens, {steps} new tokens, "
+          f"{n_cells} cells, torch threads {torch.get_num_threads()}")
+    xtl.sweep(model, pairs[:1], source_layers=[0], target_layers=[0], max_new_tokens=2, progress=False)
+    with PeakRSS() as mem_naive:
+        t0 = time.perf_counter()
+        want = naive(model, pairs, steps)
+        t_naive = time.perf_counter() - t0
+    with PeakRSS() as mem_xtl:
+        t0 = time.perf_counter()
+        res = xtl.sweep(model, pairs, max_new_tokens=steps, progress=False)
+        t_xtl = time.perf_counter() - t0
+    same, worst = 0, 0.0
+    for (k, c, s, t), (tokens, lp) in want.items():
+        i = res.index(c, s, t)
+        same += res.tokens_array[(k, *i)] == tokens
+        worst = max(worst, abs(float(res.gold_logprob[(k, *i)]) - lp))
+    print(f"naive loop : {t_naive:8.2f} s  ({n_cells / t_naive:7.1f} cells/s)  peak RSS +{mem_naive.mib:.0f} MiB")
+    print(f"xtl.sweep  : {t_xtl:8.2f} s  ({n_cells / t_xtl:7.1f} cells/s)  peak RSS +{mem_xtl.mib:.0f} MiB")
+    print(f"speed ratio: {t_naive / t_xtl:.1f}x")
+    print(f"agreement  : {same}/{n_cells} cells token-identical; max |gold log-prob diff| {worst:.2e}")
+    parts = breakdown(model, pairs, steps)
+    print("xtl.sweep time: " + ", ".join(f"{k} {v:.2f} s" for k, v in parts.items()))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="only the small setting (a)")
+    p.add_argument("--dtype", default="float32", help="model dtype (default: %(default)s)")
+    args = p.parse_args()
+    bench("a", 6, 64, 4, 24, 3, 20, args.dtype)
+    if not args.quick:
+        bench("b", 12, 256, 8, 100, 1, 20, args.dtype)
+
+
+if __name__ == "__main__":
+    main()
