@@ -7,6 +7,7 @@ from conftest import PROMPTS_EN, PROMPTS_SW
 
 import xtl
 from xtl import decode
+from xtl.pairs import first_answer_token
 from xtl.testing import ARCHS
 
 OPTIONS = ("1", "2", "3")
@@ -17,7 +18,7 @@ def naive(model, pairs, spec, steps):
     """One xtl.transplant call per cell: the reference loop the sweep must reproduce."""
     out = {}
     for k, pair in enumerate(pairs):
-        gold = model.tokenizer.encode(pair.gold, add_special_tokens=False)[0]
+        gold = first_answer_token(model.tokenizer, pair.target, pair.gold)
         for c in spec.components:
             for s in spec.source_layers:
                 for t in spec.target_layers:

@@ -8,6 +8,7 @@ Example:
     >>> res.text, res.baseline_text
 """
 
+from xtl import tasks
 from xtl.capture import Activations, capture
 from xtl.components import COMPONENTS, Component, get_component
 from xtl.generate import Generation, greedy_generate
@@ -53,6 +54,7 @@ __all__ = [
     "load_model",
     "orient",
     "sweep",
+    "tasks",
     "tokenize",
     "transplant",
     "transplant_directed",

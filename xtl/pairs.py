@@ -16,11 +16,13 @@ class Pair:
     Attributes:
         source: the prompt whose activations are read.
         target: the prompt that is patched, generated and scored.
-        gold: the gold answer as it would be generated (its first token is the
-            one whose log-prob is reported, so include a leading space if the
-            answer follows one).
+        gold: the gold answer, as the scorer compares it.
         options: the answer options, gold among them, for multiple choice.
         id: a name for the instance (default: its index).
+        answer_template: how an answer continues the target prompt, for
+            log-probs: the first token of ``answer_template.format(gold)`` after
+            the prompt is the one whose log-prob is reported (likewise for each
+            option). ``" {}"`` says the answer follows a space.
     """
 
     source: str
@@ -28,6 +30,7 @@ class Pair:
     gold: str
     options: tuple[str, ...] = ()
     id: str | None = None
+    answer_template: str = "{}"
 
     def __post_init__(self) -> None:
         for name in ("source", "target", "gold"):
@@ -39,7 +42,8 @@ class Pair:
 
     def digest(self) -> str:
         """A short hash of the prompts, gold and options (to detect changed inputs on resume)."""
-        text = json.dumps([self.source, self.target, self.gold, list(self.options)], ensure_ascii=False)
+        text = json.dumps([self.source, self.target, self.gold, list(self.options),
+                           self.answer_template], ensure_ascii=False)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
@@ -51,11 +55,12 @@ def as_pair(item: Any) -> Pair:
     if isinstance(item, (tuple, list)) and len(item) in (3, 4):
         return Pair(*item)
     if isinstance(item, dict):
-        fields = {k: item[k] for k in ("source", "target", "gold", "options", "id") if k in item}
+        keys = ("source", "target", "gold", "options", "id", "answer_template")
+        fields = {k: item[k] for k in keys if k in item}
         return Pair(**fields)
     if all(hasattr(item, k) for k in ("source", "target", "gold")):
         return Pair(item.source, item.target, item.gold, tuple(getattr(item, "options", ()) or ()),
-                    getattr(item, "id", None))
+                    getattr(item, "id", None), getattr(item, "answer_template", "{}"))
     raise ValueError(
         f"cannot read a (source, target, gold) item from {item!r}; pass xtl.Pair objects, "
         f"(source, target, gold[, options]) tuples or dicts with those keys"
@@ -90,3 +95,24 @@ def pair_dict(pair: Pair) -> dict[str, Any]:
     data = asdict(pair)
     data["options"] = list(pair.options)
     return data
+
+
+def first_answer_token(tokenizer, prompt: str, answer: str) -> int:
+    """The token a model would emit first when continuing ``prompt`` with ``answer``.
+
+    ``prompt + answer`` is tokenised and the first token past the prompt's own
+    tokens is taken (so each tokenizer's own space handling applies); if the
+    joint tokenisation does not start with the prompt's, the answer's first
+    token on its own is used.
+
+    Raises:
+        ValueError: if ``answer`` tokenizes to nothing.
+    """
+    alone = tokenizer.encode(answer, add_special_tokens=False)
+    if not alone:
+        raise ValueError(f"answer {answer!r} tokenizes to nothing")
+    head = tokenizer.encode(prompt, add_special_tokens=False)
+    joint = tokenizer.encode(prompt + answer, add_special_tokens=False)
+    if len(joint) > len(head) and joint[: len(head)] == head:
+        return joint[len(head)]
+    return alone[0]

@@ -32,7 +32,7 @@ from xtl.capture import capture
 from xtl.components import get_component, resolve_layer
 from xtl.generate import eos_ids, greedy_generate
 from xtl.model import HookedModel, n_layers, require_tokenizer, uses_kv_cache
-from xtl.pairs import Pair, Scorer, as_pairs, contains_gold, scorer_name
+from xtl.pairs import Pair, Scorer, as_pairs, contains_gold, first_answer_token, scorer_name
 from xtl.patch import RowPatches
 from xtl.prompts import PromptBatch, tokenize
 from xtl.results import SweepResult, SweepSpec, from_frame, open_run, read_parts, record, write_part
@@ -45,13 +45,6 @@ def _layers(layers: Iterable[int] | None, total: int, what: str) -> tuple[int, .
     if not resolved:
         raise ValueError(f"{what}s is empty; pass None for all {total} layers")
     return resolved
-
-
-def _first_token(tokenizer, text: str, what: str) -> int:
-    ids = tokenizer.encode(text, add_special_tokens=False)
-    if not ids:
-        raise ValueError(f"{what} {text!r} tokenizes to nothing")
-    return ids[0]
 
 
 def bytes_per_row(model: HookedModel, prompt_len: int, max_new_tokens: int) -> int:
@@ -100,8 +93,9 @@ def sweep_instance(
 ) -> pd.DataFrame:
     """All cells of one instance as long-form rows (see :func:`xtl.sweep`)."""
     tokenizer = require_tokenizer(model)
-    gold = _first_token(tokenizer, pair.gold, "gold answer")
-    options = [_first_token(tokenizer, o, "option") for o in pair.options]
+    first = {answer: first_answer_token(tokenizer, pair.target, pair.answer_template.format(answer))
+             for answer in (pair.gold, *pair.options)}
+    gold, options = first[pair.gold], [first[o] for o in pair.options]
     others = [t for o, t in zip(pair.options, options) if o != pair.gold and t != gold]
     acts = capture(model, tokenize(model, pair.source, prepend_bos), spec.components)
     target = tokenize(model, pair.target, prepend_bos)

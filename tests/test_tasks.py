@@ -1,0 +1,215 @@
+"""Tasks: the released samples, plain tables, the hub mapping, and the paper's scoring rules."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import xtl
+from xtl.tasks import XNLI  # noqa: F401  (the public import path)
+import xtl.tasks as tasks
+from xtl.tasks import scoring
+
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "xtransplant-samples"
+needs_samples = pytest.mark.skipif(not SAMPLES.is_dir(), reason=f"sample data folder {SAMPLES} absent")
+XNLI_DIR = SAMPLES / "XNLI" / "XNLI_sample"
+XQUAD_DIR = SAMPLES / "XQuAD" / "XQuAD_sample"
+GOQA_DIR = SAMPLES / "GlobalOpinionQA" / "GlobalOpinionQA_sample"
+
+
+def test_registry():
+    assert {"xnli", "xquad", "globalopinionqa"} <= set(tasks.list())
+    with pytest.raises(ValueError, match=r"unknown task 'xnl'; registered tasks: \["):
+        tasks.get("xnl")
+
+    @tasks.register
+    class Echo(tasks.Task):
+        name, kind, languages, direction, rule = "echo-test", "generation", ("xx",), "en2x", "contains"
+        default = xtl.TransplantSpec(0, 0, "mlp")
+
+        def rows(self, language, split):
+            return [(tasks.Record("Q: hi A:", "hi"), tasks.Record("Q: salut A:", "salut"))]
+
+    item = tasks.get("echo-test").items("xx")[0]
+    assert (item.source, item.target, item.gold, item.direction) == ("Q: hi A:", "Q: salut A:", "salut", "en2x")
+    assert tasks.get("echo-test").score(" Salut!", item)
+
+
+# --- the paper's rules on hand-written outputs -------------------------------------------------
+
+WORDS = ("Entail", "Neutral", "Contradict")
+
+
+@pytest.mark.parametrize("text,ok", [
+    (" (2) Neutral", True), (" 2", True), (" Neutral.", True), (" neutral", True),
+    (" (2)", True), (" (1) Entail", False), (" (2) or (3)", False), (" 2, maybe Contradict", False),
+    (" 12 reasons", False), (" I cannot tell.", False), (" Neutral or Entail", False),
+])
+def test_xnli_option_rule(text, ok):
+    assert scoring.option_match(text, "2", ("1", "2", "3"), WORDS) is ok
+
+
+@pytest.mark.parametrize("text,ok", [
+    (" (B) Banks", True), (" B", True), ("B. Banks", True), (" (B)", True),
+    (" (A) Our government", False), (" (A) or (B)", False), (" B, then (C)", False),
+    (" Banks and other institutions", False), (" A good question: (B)", True),
+])
+def test_letter_rule(text, ok):
+    assert scoring.letter_match(text, "B", "ABCDEF") is ok
+
+
+def test_contains_rule():
+    assert scoring.contains(" the NEW ENGLAND Patriots", "New England Patriots")
+    assert not scoring.contains(" the Patriots", "New England Patriots")
+    assert scoring.contains(" 比分是23–16。", "23–16")
+
+
+# --- the authors' released samples ---------------------------------------------------------------
+
+@needs_samples
+def test_xnli_samples_aligned_with_gold_and_label_words():
+    task = tasks.get("xnli", data=XNLI_DIR)
+    english = task.items("de", direction="x2en")
+    for language in task.languages:
+        if not (XNLI_DIR / "split" / f"{language}.json").exists():
+            continue
+        items = task.items(language)
+        assert len(items) == 50
+        assert [i.gold for i in items] == [i.gold for i in english]  # same questions, same labels
+        assert all(i.gold in ("1", "2", "3") and i.options == ("1", "2", "3") for i in items)
+        assert [i.source for i in items] == [i.target for i in english]  # English side, line by line
+    sw = task.items("sw")[0]
+    assert sw.labels == ("Inajumuisha", "Kuegemea upande wowote", "Kupingana")
+    assert sw.source.startswith("Human:") and sw.target.startswith("Binadamu:")
+    assert task.score(" (1) Inajumuisha", sw) and not task.score(" Kupingana", sw)
+    assert english[0].labels == ("Entail", "Neutral", "Contradict")
+    with pytest.raises(FileNotFoundError, match="holds only the sample split"):
+        task.items("sw", split="unseen")
+    with pytest.raises(ValueError, match=r"task 'xnli' has no language 'xx'; valid: \['ar'"):
+        task.items("xx")
+
+
+@needs_samples
+def test_xquad_samples():
+    task = tasks.get("xquad", data=XQUAD_DIR)
+    zh, back = task.items("zh"), task.items("zh", direction="x2en")
+    assert len(zh) == len(back) == 50
+    assert zh[1].gold == json.loads((XQUAD_DIR / "ans" / "xquad.zh.json").read_text().splitlines()[1])
+    assert back[1].gold == "New England Patriots"
+    assert task.score(" 他们击败了新英格兰爱国者队。", zh[1])
+    assert task.default == xtl.TransplantSpec(0, 0, "mlp") and task.kind == "generation"
+
+
+@needs_samples
+def test_globalopinionqa_samples_pair_countries_with_language_groups():
+    task = tasks.get("globalopinionqa", data=GOQA_DIR)
+    assert task.direction == "x2en"
+    zh = task.items("zh-CN")
+    assert len(zh) == 50
+    countries = {line.split("someone from ")[1].split(" answer")[0] for line in (i.target for i in zh)}
+    assert countries <= {"China", "China (Non-national sample)", "Hong Kong SAR", "Macau SAR"}
+    assert {"Hong Kong SAR", "Macau SAR"} <= countries
+    first = json.loads((GOQA_DIR / "split" / "sw.json").read_text().splitlines()[0])
+    sw = task.items("sw")[0]
+    shares = first["label"]
+    assert sw.gold == "ABCDEF"[shares.index(max(shares))] == "A"
+    assert sw.target == first["input_text"] and sw.source.startswith("Binadamu:")
+    assert sw.options == tuple("ABCDEF"[: len(shares)])
+    assert len(task.items("en")) == 50
+
+
+# --- plain tables and bad data ------------------------------------------------------------------
+
+def _write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+
+
+def test_tables_with_templates_and_prompts(tmp_path):
+    _write_jsonl(tmp_path / "en.jsonl", [{"premise": "It rains.", "hypothesis": "It is wet.", "label": 1},
+                                         {"premise": "A cat.", "hypothesis": "A dog.", "label": "3"}])
+    (tmp_path / "sw.csv").write_text("prompt,answer\n\"Binadamu: mvua? jibu:\",1\n\"Binadamu: paka? jibu:\",3\n",
+                                     encoding="utf-8")
+    task = tasks.get("xnli", data=tmp_path, label_words={"sw": ["Ndiyo", "Labda", "Hapana"]})
+    items = task.items("sw")
+    assert items[0].source.startswith("Human: What do you think") and "Premise: It rains." in items[0].source
+    assert "(1) Entail" in items[0].source and items[0].target == "Binadamu: mvua? jibu:"
+    assert [i.gold for i in items] == ["1", "3"] and items[0].labels == ("Ndiyo", "Labda", "Hapana")
+    _write_jsonl(tmp_path / "fr.jsonl", [{"premise": "Il pleut.", "hypothesis": "C'est mouillé.", "label": 1}])
+    with pytest.raises(ValueError, match=r"no 'prompt' column and no template"):
+        tasks.get("xnli", data=tmp_path).items("fr")
+    fr = tasks.get("xnli", data=tmp_path, templates={"fr": "Humain : {premise} / {hypothesis} ?"})
+    with pytest.raises(tasks.DataError, match=r"misaligned data: .*en.jsonl has 2 lines but .*fr.jsonl has 1"):
+        fr.items("fr")
+
+
+def test_bad_data_names_file_and_line(tmp_path):
+    _write_jsonl(tmp_path / "en.jsonl", [{"prompt": "Q1", "answer": "1"}, {"prompt": "Q2", "answer": "7"}])
+    _write_jsonl(tmp_path / "sw.jsonl", [{"prompt": "S1", "answer": "1"}, {"prompt": "S2"}])
+    task = tasks.get("xnli", data=tmp_path)
+    with pytest.raises(tasks.DataError, match=r"en.jsonl:2: label '7' is not one of \['1', '2', '3'\]"):
+        task.items("sw")
+    _write_jsonl(tmp_path / "en.jsonl", [{"prompt": "Q1", "answer": "1"}, {"prompt": "Q2", "answer": "2"}])
+    with pytest.raises(tasks.DataError, match=r"sw.jsonl:2: missing field 'label'"):
+        task.items("sw")
+    (tmp_path / "sw.jsonl").write_text('{"prompt": "S1", "answer": "1"}\n{"prompt": \n', encoding="utf-8")
+    with pytest.raises(tasks.DataError, match=r"sw.jsonl:2: not a JSON value"):
+        task.items("sw")
+    with pytest.raises(FileNotFoundError, match=r"no sample data for 'de'"):
+        task.items("de")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        tasks.get("xquad", data=tmp_path / "nope").items("de")
+    with pytest.raises(ValueError, match="unknown split 'test'"):
+        task.items("sw", split="test")
+    with pytest.raises(ValueError, match="unknown direction 'up'"):
+        task.items("sw", direction="up")
+
+
+def test_unseen_split_from_tables(tmp_path):
+    for lang in ("en", "de"):
+        _write_jsonl(tmp_path / f"{lang}.jsonl", [{"prompt": f"{lang} sample", "answer": "x"}])
+        _write_jsonl(tmp_path / f"{lang}.unseen.jsonl", [{"prompt": f"{lang} unseen", "answer": "y"}] * 2)
+    task = tasks.get("xquad", data=tmp_path)
+    assert [i.target for i in task.items("de", split="unseen")] == ["de unseen"] * 2
+    assert task.items("de")[0].split == "sample"
+
+
+def test_hub_rows_are_mapped_without_network(monkeypatch):
+    import datasets
+
+    def fake(name, config, split):
+        if name == "facebook/xnli":
+            return [{"premise": f"{config} p{i}", "hypothesis": "h", "label": i % 3} for i in range(60)]
+        return [{"context": "ctx", "question": f"{config} q{i}", "answers": {"text": [f"a{i}"], "answer_start": [0]}}
+                for i in range(55)]
+
+    monkeypatch.setattr(datasets, "load_dataset", fake)
+    xnli = tasks.get("xnli", data="hub", templates={"sw": "{premise} {hypothesis} {label1}"},
+                     label_words={"sw": ["N", "L", "H"]})
+    sample, unseen = xnli.items("sw"), xnli.items("sw", split="unseen")
+    assert len(sample) == 50 and len(unseen) == 10
+    assert [i.gold for i in sample[:4]] == ["1", "2", "3", "1"]  # hub labels 0-2 -> options 1-3
+    assert sample[0].target == "sw p0 h N" and "Premise: en p0" in sample[0].source
+    xquad = tasks.get("xquad", data="hub", templates={"de": "{context} | {question}"})
+    assert xquad.items("de")[3].gold == "a3" and xquad.items("de")[3].target == "ctx | xquad.de q3"
+    with pytest.raises(NotImplementedError, match="translated prompts"):
+        tasks.get("globalopinionqa", data="hub").items("sw")
+
+
+@needs_samples
+def test_tiny_model_sweeps_released_items_with_the_papers_scorer(hooked):
+    model = hooked("qwen2")
+    task = tasks.get("xnli", data=XNLI_DIR)
+    items = task.items("sw")[:2]
+    res = xtl.sweep(model, items, components=("attn",), source_layers=[-1], target_layers=[0],
+                    max_new_tokens=3, scorer=task.scorer, progress=False)
+    texts = res.texts("attn", -1, 0)
+    assert res.correct[:, 0, 0, 0].tolist() == [task.score(t, i) for t, i in zip(texts, items)]
+    assert res.option_logprob.shape[-1] == 3 and not torch.isnan(res.option_logprob).any()
+    assert res.spec.ids[0] == "xnli-sw-sample-0"
+
+
+def test_scoring_docstring_examples():
+    import doctest
+
+    assert doctest.testmod(scoring).failed == 0

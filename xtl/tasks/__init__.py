@@ -1,0 +1,57 @@
+"""Tasks: the paper's benchmarks (and your own) as aligned, scored items.
+
+Example:
+    >>> xtl.tasks.list()
+    ['globalopinionqa', 'xnli', 'xquad']
+    >>> task = xtl.tasks.get("xnli", data="path/to/XNLI_sample")
+    >>> items = task.items("sw", direction="en2x", split="sample")
+    >>> res = xtl.sweep(model, items, scorer=task.scorer)
+
+A new task is a :class:`Task` subclass with ``name``, ``kind``, ``languages``,
+``direction``, ``default`` and ``rule`` set and :meth:`Task.rows` implemented,
+registered with :func:`register`.
+"""
+
+from __future__ import annotations
+
+import builtins
+
+from xtl.tasks import scoring
+from xtl.tasks.base import SPLITS, Item, Record, Task
+from xtl.tasks.files import DataError
+from xtl.tasks.paper import XNLI, GlobalOpinionQA, XQuAD
+
+_REGISTRY: dict[str, type[Task]] = {}
+
+
+def register(task: type[Task]) -> type[Task]:
+    """Register a :class:`Task` subclass under its ``name`` (usable as a class decorator)."""
+    if not (isinstance(task, type) and issubclass(task, Task)) or not getattr(task, "name", ""):
+        raise ValueError(f"register() takes a Task subclass with a name, got {task!r}")
+    _REGISTRY[task.name] = task
+    return task
+
+
+def get(name: str, data=None, **options) -> Task:
+    """A task by name, reading ``data`` (a directory, or ``"hub"``).
+
+    Raises:
+        ValueError: for an unknown task name, listing the registered ones.
+    """
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown task {name!r}; registered tasks: {list_tasks()}")
+    return _REGISTRY[name](data, **options)
+
+
+def list_tasks() -> builtins.list[str]:
+    """Names of the registered tasks."""
+    return sorted(_REGISTRY)
+
+
+list = list_tasks  # noqa: A001  (xtl.tasks.list(), as the public contract names it)
+
+for _task in (XNLI, XQuAD, GlobalOpinionQA):
+    register(_task)
+
+__all__ = ["SPLITS", "XNLI", "DataError", "GlobalOpinionQA", "Item", "Record", "Task", "XQuAD", "get", "list",
+           "register", "scoring"]

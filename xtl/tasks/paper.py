@@ -1,0 +1,288 @@
+"""The paper's benchmarks with the authors' released layout, plain tables, or the hub.
+
+Each task reads one of three sources, chosen by ``data=``:
+
+- a directory in the authors' released layout (as in ``xtransplant-samples``),
+  which holds the ``sample`` split only;
+- a directory of plain tables, ``{lang}.jsonl`` / ``{lang}.csv`` (the
+  ``sample`` split) and ``{lang}.unseen.jsonl`` / ``.csv``, one row per
+  question with named columns: either a ready ``prompt`` and ``answer``, or the
+  task's raw fields (below), formatted with its template;
+- ``"hub"``: the dataset named in the task's ``hub`` attribute, read with
+  ``datasets.load_dataset`` (needs network; never used in tests). The first 50
+  rows per language form the ``sample`` split and the rest ``unseen``; these
+  are not the authors' random samples.
+
+Prompts are raw text without chat templates. English templates are built in;
+for other languages pass ``templates={lang: "..."}`` (and ``label_words`` for
+XNLI) to :func:`xtl.tasks.get`, since the paper translates the whole prompt.
+Rows that already carry a ``prompt`` need no template.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from xtl.spec import TransplantSpec
+from xtl.tasks.base import Record, Task, require_dir
+from xtl.tasks.files import DataError, field, json_lines, table
+
+SAMPLE_SIZE = 50
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _table_path(root: Path, language: str, split: str) -> Path:
+    names = [f"{language}.jsonl", f"{language}.csv"] if split == "sample" else []
+    names += [f"{language}.{split}.jsonl", f"{language}.{split}.csv"]
+    for name in names:
+        if (root / name).is_file():
+            return root / name
+    raise FileNotFoundError(f"no {split} data for {language!r} in {str(root)!r}; looked for {names}")
+
+
+def _hub_rows(rows: list[Any], split: str) -> list[Any]:
+    return rows[:SAMPLE_SIZE] if split == "sample" else rows[SAMPLE_SIZE:]
+
+
+class _PaperTask(Task):
+    """Shared plumbing: pick the source, read per-language records, align them."""
+
+    released_marker: str = ""  # a path inside the released layout
+    template: str = ""          # English template over the raw fields
+
+    def is_released(self) -> bool:
+        return isinstance(self.data, Path) and (self.data / self.released_marker).exists()
+
+    def rows(self, language: str, split: str) -> list[tuple[Record, Record]]:
+        if self.data == "hub":
+            english, other = self.hub_records("en", split), self.hub_records(language, split)
+            return self._aligned(english, Path(f"hub:{self.hub}/en"), other, Path(f"hub:{self.hub}/{language}"))
+        root = require_dir(self.data, self.name, "the authors' released layout or plain tables")
+        if self.is_released():
+            if split != "sample":
+                raise FileNotFoundError(
+                    f"{str(root)!r} is the authors' released layout, which holds only the sample "
+                    f"split; put unseen data in {language}.unseen.jsonl tables or use data='hub'"
+                )
+            return self.released_rows(root, language)
+        paths = [_table_path(root, lang, split) for lang in ("en", language)]
+        english, other = (self.table_records(p, lang) for p, lang in zip(paths, ("en", language)))
+        return self._aligned(english, paths[0], other, paths[1])
+
+    def template_for(self, language: str) -> str:
+        templates = self.options.get("templates", {})
+        if language in templates:
+            return templates[language]
+        if language == "en":
+            return self.template
+        raise ValueError(
+            f"task {self.name!r}: rows for {language!r} have no 'prompt' column and no template "
+            f"was given; pass templates={{{language!r}: '...'}} (the paper translates the whole prompt)"
+        )
+
+    def table_records(self, path: Path, language: str) -> list[Record]:
+        return [self.record(row, language, path, k) for k, row in enumerate(table(path), 1)]
+
+    def released_rows(self, root: Path, language: str) -> list[tuple[Record, Record]]:
+        raise NotImplementedError
+
+    def record(self, row: dict, language: str, path: Path, number: int) -> Record:
+        raise NotImplementedError
+
+    def hub_records(self, language: str, split: str) -> list[Record]:
+        raise NotImplementedError
+
+
+class XNLI(_PaperTask):
+    """XNLI, multilingual understanding: premise/hypothesis relation as options (1)-(3).
+
+    Raw table fields: ``premise``, ``hypothesis``, ``label`` (``1``/``2``/``3`` or
+    0-2 as on the hub) and optionally ``labels`` (the three label words).
+    Scoring: the gold option's ``(k)``, bare ``k`` or localized label word
+    appears and no other option's does.
+    """
+
+    name = "xnli"
+    kind = "understanding"
+    languages = ("ar", "bg", "de", "el", "es", "fr", "hi", "ru", "sw", "tr", "ur", "vi", "zh")
+    direction = "en2x"
+    default = TransplantSpec(source_layer=-1, target_layer=0, component="attn")
+    rule = "option"
+    hub = "facebook/xnli"
+    released_marker = "ans_lang"
+    options_keys = ("1", "2", "3")
+    english_labels = ("Entail", "Neutral", "Contradict")
+    template = (
+        "Human: What do you think is the relationship between the premise and the hypothesis?"
+        "\n\nPremise: {premise}\nHypothesis: {hypothesis}\n\n(1) {label1}\n(2) {label2}\n(3) {label3}"
+        "\n\nAssistant: If I had to select one of the options, my answer would be:"
+    )
+
+    def label_words(self, language: str) -> tuple[str, ...]:
+        words = self.options.get("label_words", {})
+        if language in words:
+            return tuple(words[language])
+        return self.english_labels if language == "en" else ()
+
+    def released_rows(self, root, language):
+        def side(lang):
+            prompts = json_lines(root / "split" / f"{lang}.json")
+            golds = json_lines(root / "ans" / f"{lang}.json")
+            words = json_lines(root / "ans_lang" / f"{lang}.json")
+            if len(words) != 1 or not isinstance(words[0], dict) or sorted(words[0]) != list(self.options_keys):
+                raise DataError(f"{root / 'ans_lang' / f'{lang}.json'}:1: expected one object with keys 1, 2, 3")
+            from xtl.tasks.files import check_aligned
+
+            check_aligned(prompts, root / "split" / f"{lang}.json", golds, root / "ans" / f"{lang}.json")
+            labels = tuple(words[0][k].strip() for k in self.options_keys)
+            for number, gold in enumerate(golds, 1):
+                if str(gold) not in self.options_keys:
+                    raise DataError(f"{root / 'ans' / f'{lang}.json'}:{number}: gold {gold!r} is not 1, 2 or 3")
+            return [Record(p, str(g), self.options_keys, labels) for p, g in zip(prompts, golds)]
+
+        english, other = side("en"), side(language)
+        return self._aligned(english, root / "split" / "en.json", other, root / "split" / f"{language}.json")
+
+    def _gold(self, value: Any, path: Path, number: int) -> str:
+        text = str(value).strip()
+        if text in ("0", "1", "2") and self.data == "hub":
+            return str(int(text) + 1)
+        if text not in self.options_keys:
+            raise DataError(f"{path}:{number}: label {value!r} is not one of {list(self.options_keys)}")
+        return text
+
+    def record(self, row, language, path, number):
+        labels = tuple(row["labels"]) if isinstance(row.get("labels"), list) else self.label_words(language)
+        gold = self._gold(field(row, "answer" if "answer" in row else "label", path, number), path, number)
+        if "prompt" in row:
+            return Record(row["prompt"], gold, self.options_keys, labels)
+        names = labels or self.english_labels
+        prompt = self.template_for(language).format(
+            premise=field(row, "premise", path, number), hypothesis=field(row, "hypothesis", path, number),
+            label1=names[0], label2=names[1], label3=names[2],
+        )
+        return Record(prompt, gold, self.options_keys, labels)
+
+    def hub_records(self, language, split):
+        from datasets import load_dataset
+
+        rows = _hub_rows(list(load_dataset(self.hub, language, split="test")), split)
+        return [self.record(dict(row), language, Path(f"hub:{self.hub}/{language}"), k)
+                for k, row in enumerate(rows, 1)]
+
+
+class XQuAD(_PaperTask):
+    """XQuAD, multilingual generation: extractive QA from a context.
+
+    Raw table fields: ``context``, ``question``, ``answer``. Scoring: the gold
+    answer is a case-insensitive substring of the output.
+    """
+
+    name = "xquad"
+    kind = "generation"
+    languages = ("ar", "de", "el", "es", "hi", "ro", "ru", "th", "tr", "vi", "zh")
+    direction = "en2x"
+    default = TransplantSpec(source_layer=0, target_layer=0, component="mlp")
+    rule = "contains"
+    hub = "google/xquad"
+    released_marker = "ans"
+    template = (
+        "Human: Please answer these questions only based on the given context.\n\n"
+        "Context: {context}\nQuestion: {question}\n\nAssistant: My answer would be:"
+    )
+
+    def released_rows(self, root, language):
+        def side(lang):
+            prompts = json_lines(root / "split" / f"xquad.{lang}.json")
+            golds = json_lines(root / "ans" / f"xquad.{lang}.json")
+            from xtl.tasks.files import check_aligned
+
+            check_aligned(prompts, root / "split" / f"xquad.{lang}.json", golds, root / "ans" / f"xquad.{lang}.json")
+            return [Record(p, str(g)) for p, g in zip(prompts, golds)]
+
+        english, other = side("en"), side(language)
+        return self._aligned(english, root / "split" / "xquad.en.json", other,
+                             root / "split" / f"xquad.{language}.json")
+
+    def record(self, row, language, path, number):
+        answer = field(row, "answer", path, number)
+        if isinstance(answer, dict):  # the hub's {"text": [...], "answer_start": [...]}
+            answer = answer["text"][0]
+        if "prompt" in row:
+            return Record(row["prompt"], str(answer))
+        prompt = self.template_for(language).format(
+            context=field(row, "context", path, number), question=field(row, "question", path, number))
+        return Record(prompt, str(answer))
+
+    def hub_records(self, language, split):
+        from datasets import load_dataset
+
+        rows = _hub_rows(list(load_dataset(self.hub, f"xquad.{language}", split="validation")), split)
+        return [self.record({**row, "answer": row["answers"]}, language, Path(f"hub:{self.hub}/{language}"), k)
+                for k, row in enumerate(rows, 1)]
+
+
+class GlobalOpinionQA(_PaperTask):
+    """GlobalOpinionQA, cultural adaptability: how would someone from a country answer?
+
+    Items pair each country with its language group (``zh-CN`` covers China, Hong
+    Kong and Macau). The English prompt and its translation into the group's
+    language ask the same question; the gold is the option with the largest
+    share of human answers. Raw table fields: ``prompt`` (English), ``translated``
+    (the group's language), ``label`` (shares per option) or ``answer`` (a
+    letter). Scoring: the gold letter's ``(A)`` or bare letter and no other's.
+    """
+
+    name = "globalopinionqa"
+    kind = "culture"
+    languages = ("am", "ar", "de", "el", "en", "es", "fr", "hi", "id", "ja", "pt", "ru", "sv", "sw",
+                 "tl", "tr", "uk", "ur", "vi", "zh-CN")
+    direction = "x2en"
+    default = TransplantSpec(source_layer=0, target_layer=0, component="mlp")
+    rule = "letter"
+    hub = "Anthropic/llm_global_opinions"
+    released_marker = "translated"
+
+    @staticmethod
+    def gold_letter(shares: list[float]) -> str:
+        """The option with the largest share of human answers (the first on ties)."""
+        return LETTERS[max(range(len(shares)), key=lambda k: shares[k])]
+
+    def released_rows(self, root, language):
+        english_path, other_path = root / "split" / f"{language}.json", root / "translated" / f"{language}.json"
+        english = json_lines(english_path)
+        other = json_lines(other_path)
+        rows = []
+        for number, (row, translated) in enumerate(self._aligned(english, english_path, other, other_path), 1):
+            if not isinstance(row, dict):
+                raise DataError(f"{english_path}:{number}: expected an object with input_text and label")
+            rows.append(self._pair(row.get("input_text"), translated, row.get("label"), None,
+                                   english_path, number))
+        return rows
+
+    def _pair(self, prompt, translated, shares, answer, path, number) -> tuple[Record, Record]:
+        if not isinstance(prompt, str) or not isinstance(translated, str):
+            raise DataError(f"{path}:{number}: needs an English prompt and its translation as text")
+        if answer is None:
+            if not isinstance(shares, list) or not shares:
+                raise DataError(f"{path}:{number}: needs 'label' (shares per option) or 'answer'")
+            answer = self.gold_letter([float(x) for x in shares])
+            n = len(shares)
+        else:
+            n = len(shares) if isinstance(shares, list) else LETTERS.index(str(answer)) + 1
+        letters = tuple(LETTERS[:n])
+        return Record(prompt, str(answer), letters), Record(translated, str(answer), letters)
+
+    def rows(self, language, split):
+        if self.data == "hub":
+            raise NotImplementedError(
+                "GlobalOpinionQA from the hub needs translated prompts, which the hub does not carry; "
+                "use the authors' released layout or a table with prompt/translated/label columns"
+            )
+        root = require_dir(self.data, self.name, "the authors' released layout or plain tables")
+        if self.is_released():
+            return super().rows(language, split)
+        path = _table_path(root, language, split)
+        return [self._pair(row.get("prompt"), row.get("translated"), row.get("label"), row.get("answer"),
+                           path, k) for k, row in enumerate(table(path), 1)]
