@@ -11,6 +11,14 @@ Example:
 from xtl import tasks
 from xtl.capture import Activations, capture
 from xtl.components import COMPONENTS, Component, get_component
+from xtl.evaluate import (
+    best_source_layer,
+    evaluate,
+    marginal_upper_bound,
+    pair_stability,
+    rank_agreement,
+    upper_bound,
+)
 from xtl.generate import Generation, greedy_generate
 from xtl.hooks import transplant_hooks
 from xtl.loading import UnsupportedModelError, load_model
@@ -47,12 +55,17 @@ __all__ = [
     "TransplantSpec",
     "UnsupportedModelError",
     "__version__",
+    "best_source_layer",
     "capture",
     "contains_gold",
+    "evaluate",
     "get_component",
     "greedy_generate",
     "load_model",
+    "marginal_upper_bound",
     "orient",
+    "pair_stability",
+    "rank_agreement",
     "sweep",
     "tasks",
     "tokenize",
@@ -61,4 +74,5 @@ __all__ = [
     "transplant_en2x",
     "transplant_hooks",
     "transplant_x2en",
+    "upper_bound",
 ]

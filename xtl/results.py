@@ -81,8 +81,9 @@ class SweepResult:
         option_logprob: ``float [..., option]``: log-prob of each option's first token.
         texts_array: ``object [...]``: generated text of every cell.
         tokens_array: ``object [...]``: generated token ids of every cell.
-        baseline: one row per instance for the untouched target: text, tokens,
-            correct, gold_logprob, logit_diff, option_logprob.
+        baseline: one row per instance for the untouched target: id, language (of a
+            task item; empty otherwise), text, tokens, correct, gold_logprob,
+            logit_diff, option_logprob.
 
     Example:
         >>> res = xtl.sweep(model, pairs, components=("attn", "mlp"), max_new_tokens=1)
@@ -114,6 +115,11 @@ class SweepResult:
                 f"{list(self.spec.components)}, source layers {list(self.spec.source_layers)}, "
                 f"target layers {list(self.spec.target_layers)}"
             ) from None
+
+    @property
+    def languages(self) -> list[str]:
+        """The language of each instance (task items carry one; empty otherwise)."""
+        return [str(x) for x in self.baseline["language"]]
 
     def texts(self, component: str, source_layer: int, target_layer: int,
               instance: int | None = None) -> list[str] | str:
@@ -177,7 +183,8 @@ def from_frame(spec: SweepSpec, frame: pd.DataFrame) -> SweepResult:
     for k, values in enumerate(cells["option_logprob"]):
         options[tuple(w[k] for w in where)][: len(values)] = values
     base = frame[frame["baseline"]].set_index("instance").sort_index()
-    base = base[["id", "text", "tokens", "correct", "gold_logprob", "logit_diff", "option_logprob"]]
+    base = base[["id", "language", "text", "tokens", "correct", "gold_logprob", "logit_diff",
+                 "option_logprob"]]
     tokens = np.empty(shape, dtype=object)
     tokens[where] = [list(t) for t in cells["tokens"]]
     return SweepResult(
@@ -199,7 +206,7 @@ def to_frame(result: SweepResult) -> pd.DataFrame:
     for i, instance in enumerate(result.instances):
         b = result.baseline.loc[instance]
         rows.append(record(instance, b["id"], None, b["text"], b["tokens"], b["correct"],
-                           b["gold_logprob"], b["logit_diff"], b["option_logprob"]))
+                           b["gold_logprob"], b["logit_diff"], b["option_logprob"], b["language"]))
         for c, component in enumerate(spec.components):
             for s, source in enumerate(spec.source_layers):
                 for t, target in enumerate(spec.target_layers):
@@ -208,17 +215,18 @@ def to_frame(result: SweepResult) -> pd.DataFrame:
                         instance, b["id"], (component, source, target), result.texts_array[i, c, s, t],
                         result.tokens_array[i, c, s, t], bool(result.correct[i, c, s, t]),
                         float(result.gold_logprob[i, c, s, t]), float(result.logit_diff[i, c, s, t]),
-                        [float(x) for x in opts if not np.isnan(x)],
+                        [float(x) for x in opts if not np.isnan(x)], b["language"],
                     ))
     return pd.DataFrame(rows)
 
 
 def record(instance: int, id_: str, cell: tuple[str, int, int] | None, text: str, tokens: Any,
-           correct: bool, gold_logprob: float, logit_diff: float, option_logprob: Any) -> dict:
+           correct: bool, gold_logprob: float, logit_diff: float, option_logprob: Any,
+           language: str = "") -> dict:
     """One row of the long-form table (``cell=None`` for the baseline)."""
     component, source, target = cell if cell else ("", -1, -1)
     return {
-        "instance": int(instance), "id": str(id_), "baseline": cell is None,
+        "instance": int(instance), "id": str(id_), "language": str(language), "baseline": cell is None,
         "component": component, "source_layer": int(source), "target_layer": int(target),
         "text": text, "tokens": [int(x) for x in tokens], "correct": bool(correct),
         "gold_logprob": float(gold_logprob), "logit_diff": float(logit_diff),

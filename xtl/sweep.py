@@ -125,7 +125,7 @@ def sweep_instance(
                 instance, spec.ids[instance], cell, text, gen.tokens[k, : int(gen.lengths[k])].tolist(),
                 bool(scorer(text, pair)), float(logprobs[k, gold]),
                 float(logits[k, gold] - best_other[k]) if others else float("nan"),
-                logprobs[k, options].tolist() if options else [],
+                logprobs[k, options].tolist() if options else [], getattr(pair, "language", ""),
             ))
     return pd.DataFrame(out)
 

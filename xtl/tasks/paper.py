@@ -26,7 +26,7 @@ from typing import Any
 
 from xtl.spec import TransplantSpec
 from xtl.tasks.base import Record, Task, require_dir
-from xtl.tasks.files import DataError, field, json_lines, table
+from xtl.tasks.files import DataError, check_aligned, field, json_lines, table
 
 SAMPLE_SIZE = 50
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -97,8 +97,8 @@ class _PaperTask(Task):
 class XNLI(_PaperTask):
     """XNLI, multilingual understanding: premise/hypothesis relation as options (1)-(3).
 
-    Raw table fields: ``premise``, ``hypothesis``, ``label`` (``1``/``2``/``3`` or
-    0-2 as on the hub) and optionally ``labels`` (the three label words).
+    Raw table fields: ``premise``, ``hypothesis``, ``label`` (``1``/``2``/``3``; the
+    hub's 0-2 are mapped) and optionally ``labels`` (the three label words).
     Scoring: the gold option's ``(k)``, bare ``k`` or localized label word
     appears and no other option's does.
     """
@@ -132,8 +132,6 @@ class XNLI(_PaperTask):
             words = json_lines(root / "ans_lang" / f"{lang}.json")
             if len(words) != 1 or not isinstance(words[0], dict) or sorted(words[0]) != list(self.options_keys):
                 raise DataError(f"{root / 'ans_lang' / f'{lang}.json'}:1: expected one object with keys 1, 2, 3")
-            from xtl.tasks.files import check_aligned
-
             check_aligned(prompts, root / "split" / f"{lang}.json", golds, root / "ans" / f"{lang}.json")
             labels = tuple(words[0][k].strip() for k in self.options_keys)
             for number, gold in enumerate(golds, 1):
@@ -196,8 +194,6 @@ class XQuAD(_PaperTask):
         def side(lang):
             prompts = json_lines(root / "split" / f"xquad.{lang}.json")
             golds = json_lines(root / "ans" / f"xquad.{lang}.json")
-            from xtl.tasks.files import check_aligned
-
             check_aligned(prompts, root / "split" / f"xquad.{lang}.json", golds, root / "ans" / f"xquad.{lang}.json")
             return [Record(p, str(g)) for p, g in zip(prompts, golds)]
 

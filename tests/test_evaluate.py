@@ -1,0 +1,96 @@
+"""Upper bound, marginals, stability, rank agreement and evaluate()."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import xtl
+from xtl.results import SweepSpec, from_frame, record
+
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "xtransplant-samples"
+
+# correct[instance][source][target] for one component "attn", layers 0-1; baseline per instance
+GRID = {
+    0: ("sw", [[1, 0], [0, 0]], 0),
+    1: ("sw", [[0, 0], [0, 1]], 1),
+    2: ("sw", [[0, 0], [0, 0]], 0),
+    3: ("ur", [[0, 1], [1, 1]], 0),
+}
+
+
+def synthetic(grid=GRID) -> xtl.SweepResult:
+    spec = SweepSpec(model="m", n_layers=2, components=("attn",), source_layers=(0, 1), target_layers=(0, 1),
+                     max_new_tokens=1, eos_token_id=(), scorer="s", prompt_hashes=("h",) * len(grid),
+                     ids=tuple(map(str, grid)), dtype="float32")
+    rows = []
+    for k, (lang, cells, base) in grid.items():
+        rows.append(record(k, str(k), None, "", [], bool(base), -1.0, np.nan, [], lang))
+        for s in (0, 1):
+            for t in (0, 1):
+                rows.append(record(k, str(k), ("attn", s, t), "", [], bool(cells[s][t]),
+                                   -float(s + t), np.nan, [], lang))
+    return from_frame(spec, pd.DataFrame(rows))
+
+
+def test_upper_bound_by_hand():
+    table = xtl.upper_bound(synthetic()).set_index(["language", "component"])
+    sw = table.loc[("sw", "attn")]
+    assert sw["instances"] == 3 and sw["baseline"] == pytest.approx(1 / 3)
+    assert sw["upper_bound"] == pytest.approx(2 / 3) and sw["relative_growth"] == pytest.approx(1.0)
+    ur = table.loc[("ur", "any")]
+    assert ur["baseline"] == 0 and ur["upper_bound"] == 1 and np.isnan(ur["relative_growth"])
+    assert table.loc[("all", "attn"), "upper_bound"] == pytest.approx(3 / 4)
+    assert table.loc[("all", "attn"), "gain"] == pytest.approx(3 / 4 - 1 / 4)
+
+
+def test_marginals_by_hand():
+    src = xtl.marginal_upper_bound(synthetic(), "source_layer").set_index(["language", "source_layer"])
+    assert src.loc[("sw", 0), "upper_bound"] == pytest.approx(1 / 3)  # only instance 0 via source 0
+    assert src.loc[("sw", 1), "upper_bound"] == pytest.approx(1 / 3)  # only instance 1 via source 1
+    tgt = xtl.marginal_upper_bound(synthetic(), "target_layer").set_index(["language", "target_layer"])
+    assert tgt.loc[("all", 1), "upper_bound"] == pytest.approx(2 / 4)  # instances 1 and 3
+    with pytest.raises(ValueError, match="unknown axis 'layer'"):
+        xtl.marginal_upper_bound(synthetic(), "layer")
+
+
+def test_stability_and_rank_agreement():
+    table = xtl.pair_stability(synthetic()).set_index(["language", "component", "source_layer", "target_layer"])
+    assert table.loc[("all", "attn", 1, 1), "solve_rate"] == pytest.approx(2 / 4)
+    assert table.loc[("sw", "attn", 1, 1), "share_of_solved"] == pytest.approx(1 / 2)
+    within = xtl.rank_agreement(synthetic())
+    assert list(within.columns) == ["sw", "ur"] and within.loc["sw", "sw"] == pytest.approx(1)
+    # sw solve rates per pair (0,0),(0,1),(1,0),(1,1): 1/3,0,0,1/3; ur: 0,1,1,1
+    want = pd.Series([1 / 3, 0, 0, 1 / 3]).corr(pd.Series([0, 1, 1, 1]), method="spearman")
+    assert within.loc["sw", "ur"] == pytest.approx(want)
+    between = xtl.rank_agreement(synthetic(), synthetic()).set_index("language")
+    assert between.loc["all", "spearman"] == pytest.approx(1) and between.loc["sw", "pairs"] == 4
+
+
+def test_best_source_layer_prefers_accuracy_then_logprob():
+    res = synthetic()
+    assert xtl.best_source_layer(res, "ur", "attn", target_layer=0) == 1
+    assert xtl.best_source_layer(res, "sw", "attn", target_layer=0) == 0
+
+
+@pytest.mark.skipif(not SAMPLES.is_dir(), reason=f"sample data folder {SAMPLES} absent")
+def test_evaluate_settings_end_to_end(hooked):
+    model = hooked("qwen2")
+    task = xtl.tasks.get("xquad", data=SAMPLES / "XQuAD" / "XQuAD_sample")
+    kwargs = dict(languages=["de"], max_new_tokens=2, limit=3, progress=False)
+    base = xtl.evaluate(model, task, setting="baseline", **kwargs)
+    default = xtl.evaluate(model, task, setting="default", **kwargs)
+    fixed = xtl.evaluate(model, task, setting=xtl.TransplantSpec(-1, 1, "attn"), **kwargs)
+    first = xtl.evaluate(model, task, setting="targetfirst", **kwargs)
+    assert base.loc[0, "accuracy"] == base.loc[0, "baseline"] and base.loc[0, "instances"] == 3
+    assert (default.loc[0, "component"], default.loc[0, "source_layer"], default.loc[0, "target_layer"]) == ("mlp", 0, 0)
+    assert (fixed.loc[0, "setting"], fixed.loc[0, "source_layer"], fixed.loc[0, "target_layer"]) == ("fixed", 2, 1)
+    assert first.loc[0, "target_layer"] == 0 and first.loc[0, "setting"] == "targetfirst"
+    items = task.items("de")[:3]
+    res = xtl.sweep(model, items, components=["mlp"], source_layers=[0], target_layers=[0],
+                    max_new_tokens=2, scorer=task.scorer, progress=False)
+    assert default.loc[0, "accuracy"] == pytest.approx(float(res.correct.float().mean()))
+    assert res.languages == ["de"] * 3
+    with pytest.raises(ValueError, match="unknown setting 'best'"):
+        xtl.evaluate(model, task, setting="best", **kwargs)

@@ -1,0 +1,203 @@
+"""The paper's evaluation: fixed settings, TargetFirst, the instance-aware upper bound,
+its marginals, and how stable and transferable the good layer pairs are.
+
+Every function returns a tidy pandas DataFrame with the settings in its columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+from xtl.model import HookedModel, n_layers
+from xtl.results import SweepResult
+from xtl.spec import TransplantSpec
+from xtl.sweep import sweep
+from xtl.tasks.base import Task
+
+SETTINGS = ("baseline", "default", "targetfirst")
+
+
+def _groups(result: SweepResult) -> list[tuple[str, np.ndarray]]:
+    languages = np.array(result.languages)
+    groups = [(lang, languages == lang) for lang in dict.fromkeys(result.languages)]
+    return groups + [("all", np.ones(len(languages), dtype=bool))] if len(groups) > 1 else groups
+
+
+def upper_bound(result: SweepResult) -> pd.DataFrame:
+    """Instance-aware upper bound: an instance counts as solved if any cell solves it.
+
+    One row per language (plus ``"all"`` when there are several) and per
+    component (plus ``"any"``, all components together).
+
+    Columns: ``language, component, instances, baseline, upper_bound, gain,
+    relative_growth`` where ``gain = upper_bound - baseline`` and
+    ``relative_growth = gain / baseline`` (NaN when the baseline is 0).
+
+    Example:
+        >>> res = xtl.sweep(model, task.items("sw"), scorer=task.scorer)
+        >>> xtl.upper_bound(res)
+    """
+    correct = result.correct.numpy()  # [instance, component, source, target]
+    base = result.baseline["correct"].to_numpy(dtype=bool)
+    solved = {c: correct[:, k].any(axis=(1, 2)) for k, c in enumerate(result.spec.components)}
+    solved["any"] = correct.any(axis=(1, 2, 3))
+    rows = []
+    for language, mask in _groups(result):
+        for component, hits in solved.items():
+            b, u = base[mask].mean(), hits[mask].mean()
+            rows.append({"language": language, "component": component, "instances": int(mask.sum()),
+                         "baseline": b, "upper_bound": u, "gain": u - b,
+                         "relative_growth": (u - b) / b if b > 0 else np.nan})
+    return pd.DataFrame(rows)
+
+
+def marginal_upper_bound(result: SweepResult, axis: str = "source_layer") -> pd.DataFrame:
+    """Upper bound with one layer fixed: the fraction of instances solved by some cell
+    whose ``axis`` (``"source_layer"`` or ``"target_layer"``) is that layer.
+
+    Columns: ``language, component, <axis>, upper_bound``.
+    """
+    if axis not in ("source_layer", "target_layer"):
+        raise ValueError(f"unknown axis {axis!r}; valid: ['source_layer', 'target_layer']")
+    correct = result.correct.numpy()
+    layers = result.spec.source_layers if axis == "source_layer" else result.spec.target_layers
+    other = 2 if axis == "source_layer" else 1  # in [instance, source, target]: the other layer axis
+    rows = []
+    for language, mask in _groups(result):
+        for k, component in enumerate(result.spec.components):
+            hits = correct[mask, k].any(axis=other)  # [instance, layer]
+            for j, layer in enumerate(layers):
+                rows.append({"language": language, "component": component, axis: layer,
+                             "upper_bound": hits[:, j].mean()})
+    return pd.DataFrame(rows)
+
+
+def pair_stability(result: SweepResult) -> pd.DataFrame:
+    """How often each (component, source layer, target layer) pair solves instances.
+
+    Columns: ``language, component, source_layer, target_layer, solve_rate`` (the
+    fraction of the language's instances the pair answers correctly) and
+    ``share_of_solved`` (the fraction of instances solvable by some pair that
+    this pair solves).
+    """
+    correct = result.correct.numpy()
+    rows = []
+    for language, mask in _groups(result):
+        sub = correct[mask]
+        solvable = max(int(sub.any(axis=(1, 2, 3)).sum()), 1)
+        for k, component in enumerate(result.spec.components):
+            for i, s in enumerate(result.spec.source_layers):
+                for j, t in enumerate(result.spec.target_layers):
+                    n = int(sub[:, k, i, j].sum())
+                    rows.append({"language": language, "component": component, "source_layer": s,
+                                 "target_layer": t, "solve_rate": n / max(len(sub), 1),
+                                 "share_of_solved": n / solvable})
+    return pd.DataFrame(rows)
+
+
+def _pair_quality(result: SweepResult, language: str | None = None) -> pd.Series:
+    table = pair_stability(result)
+    if language is not None:
+        table = table[table["language"] == language]
+    elif "all" in set(table["language"]):
+        table = table[table["language"] == "all"]
+    return table.set_index(["component", "source_layer", "target_layer"])["solve_rate"]
+
+
+def rank_agreement(a: SweepResult, b: SweepResult | None = None) -> pd.DataFrame:
+    """Spearman rank correlation of pair quality (solve rate per layer pair).
+
+    With one result: between every two of its languages (a square table). With
+    two (e.g. the sample and unseen splits, or two tasks): between them,
+    language by language on the languages both hold, plus ``"all"``.
+    """
+    if b is None:
+        languages = list(dict.fromkeys(a.languages))
+        frame = pd.DataFrame({lang: _pair_quality(a, lang) for lang in languages})
+        return frame.corr(method="spearman")
+    rows = []
+    shared = [lang for lang in dict.fromkeys(a.languages) if lang in set(b.languages)]
+    for language in [*shared, None]:
+        qa, qb = _pair_quality(a, language), _pair_quality(b, language)
+        both = pd.concat([qa, qb], axis=1, join="inner")
+        rho = both.corr(method="spearman").iloc[0, 1] if len(both) > 1 else np.nan
+        rows.append({"language": language or "all", "pairs": len(both), "spearman": rho})
+    return pd.DataFrame(rows)
+
+
+def best_source_layer(result: SweepResult, language: str, component: str, target_layer: int = 0) -> int:
+    """TargetFirst's choice: the source layer with the highest accuracy at ``target_layer``
+    (ties go to the higher mean gold log-prob, then the lower layer)."""
+    mask = np.array(result.languages) == language
+    c, _, t = result.index(component, result.spec.source_layers[0], target_layer)
+    acc = result.correct.numpy()[mask, c, :, t].mean(0)
+    lp = result.gold_logprob.numpy()[mask, c, :, t].mean(0)
+    order = sorted(range(len(acc)), key=lambda i: (-acc[i], -lp[i], result.spec.source_layers[i]))
+    return result.spec.source_layers[order[0]]
+
+
+def evaluate(
+    model: HookedModel,
+    task: Task,
+    languages: Iterable[str] | None = None,
+    direction: str | None = None,
+    setting: str | TransplantSpec | None = "default",
+    split: str = "sample",
+    max_new_tokens: int = 20,
+    limit: int | None = None,
+    **sweep_kwargs,
+) -> pd.DataFrame:
+    """Accuracy of the untouched model and of a transplant setting, per language.
+
+    Args:
+        model: a TransformerLens model.
+        task: a task from :func:`xtl.tasks.get`.
+        languages: default all the task's languages.
+        direction: ``"en2x"``/``"x2en"``; default the task's.
+        setting: ``"baseline"`` (untouched only), ``"default"`` (the paper's setting
+            for the task type), a :class:`~xtl.TransplantSpec`, or ``"targetfirst"``
+            (target layer 0, the best source layer per language chosen on the
+            ``sample`` split, applied to ``split``).
+        split: where accuracy is measured.
+        max_new_tokens: greedy tokens per answer.
+        limit: use only the first ``limit`` items of each language and split (a quick look).
+        **sweep_kwargs: passed to :func:`xtl.sweep` (``max_batch``, ``progress`` ...).
+
+    Returns:
+        One row per language: ``task, language, direction, split, setting,
+        component, source_layer, target_layer, instances, baseline, accuracy, gain``.
+
+    Example:
+        >>> xtl.evaluate(model, xtl.tasks.get("xnli", data=path), languages=["sw"], setting="default")
+    """
+    direction = direction or task.direction
+    languages = list(languages) if languages is not None else list(task.available_languages())
+    name = setting if isinstance(setting, str) or setting is None else "fixed"
+    if name is None:
+        name = "baseline"
+    if name not in (*SETTINGS, "fixed"):
+        raise ValueError(f"unknown setting {setting!r}; valid: {list(SETTINGS)} or an xtl.TransplantSpec")
+    base_spec = setting if isinstance(setting, TransplantSpec) else task.default
+    spec = base_spec.resolve(n_layers(model))
+    rows = []
+    for language in languages:
+        if name == "targetfirst":
+            search = sweep(model, task.items(language, direction, "sample")[:limit], components=[spec.component],
+                           target_layers=[0], max_new_tokens=max_new_tokens, scorer=task.scorer, **sweep_kwargs)
+            spec = TransplantSpec(best_source_layer(search, language, spec.component), 0, spec.component)
+        items = task.items(language, direction, split)[:limit]
+        res = sweep(model, items, components=[spec.component], source_layers=[spec.source_layer],
+                    target_layers=[spec.target_layer], max_new_tokens=max_new_tokens, scorer=task.scorer,
+                    **sweep_kwargs)
+        baseline = float(res.baseline["correct"].mean())
+        accuracy = baseline if name == "baseline" else float(res.correct[:, 0, 0, 0].float().mean())
+        rows.append({"task": task.name, "language": language, "direction": direction, "split": split,
+                     "setting": name, "component": spec.component, "source_layer": spec.source_layer,
+                     "target_layer": spec.target_layer, "instances": len(items), "baseline": baseline,
+                     "accuracy": accuracy, "gain": accuracy - baseline})
+    return pd.DataFrame(rows)
+
+
