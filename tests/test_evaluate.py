@@ -26,7 +26,7 @@ def synthetic(grid=GRID) -> xtl.SweepResult:
                      ids=tuple(map(str, grid)), dtype="float32")
     rows = []
     for k, (lang, cells, base) in grid.items():
-        rows.append(record(k, str(k), None, "", [], bool(base), -1.0, np.nan, [], lang))
+        rows.append(record(k, str(k), None, "", [], bool(base), -1.0, np.nan, [], lang, -1))
         for s in (0, 1):
             for t in (0, 1):
                 rows.append(record(k, str(k), ("attn", s, t), "", [], bool(cells[s][t]),
@@ -94,3 +94,18 @@ def test_evaluate_settings_end_to_end(hooked):
     assert res.languages == ["de"] * 3
     with pytest.raises(ValueError, match="unknown setting 'best'"):
         xtl.evaluate(model, task, setting="best", **kwargs)
+
+
+@pytest.mark.skipif(not SAMPLES.is_dir(), reason=f"sample data folder {SAMPLES} absent")
+def test_option_logprob_scoring(hooked):
+    model = hooked("llama")
+    task = xtl.tasks.get("xnli", data=SAMPLES / "XNLI" / "XNLI_sample")
+    table = xtl.evaluate(model, task, languages=["sw"], setting="default", scoring="logprob",
+                         max_new_tokens=1, limit=4, progress=False)
+    res = xtl.sweep(model, task.items("sw")[:4], components=["attn"], source_layers=[-1], target_layers=[0],
+                    max_new_tokens=1, scorer=task.scorer, progress=False)
+    assert table.loc[0, "accuracy"] == pytest.approx(float(res.option_correct.float().mean()))
+    bound = xtl.upper_bound(res, scoring="logprob").set_index("component")
+    assert bound.loc["attn", "upper_bound"] == pytest.approx(float(res.option_correct.float().mean()))
+    with pytest.raises(ValueError, match="unknown scoring 'vote'"):
+        xtl.upper_bound(res, scoring="vote")

@@ -69,6 +69,10 @@ def test_chunking_and_first_token_mode(hooked):
         others = [i for i in range(3) if i != gi]
         want = lp[k, ..., gi] - lp[k, ..., others].max(-1).values
         torch.testing.assert_close(first.logit_diff[k], want, atol=1e-9, rtol=0)
+    # the option log-prob scorer: gold option has the highest first-token log-prob
+    gold_index = torch.tensor([OPTIONS.index(p.gold) for p in PAIRS])[:, None, None, None]
+    assert torch.equal(first.option_correct, first.option_logprob.argmax(-1) == gold_index)
+    assert first.baseline["gold_option"].tolist() == [0, 1, 2]
     assert torch.equal(first.correct, torch.tensor(
         [[[[xtl.contains_gold(t, PAIRS[k]) for t in row] for row in comp] for comp in inst]
          for k, inst in enumerate(first.texts_array)]))

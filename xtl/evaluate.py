@@ -18,6 +18,25 @@ from xtl.sweep import sweep
 from xtl.tasks.base import Task
 
 SETTINGS = ("baseline", "default", "targetfirst")
+SCORINGS = ("rule", "logprob")
+
+
+def _correct(result: SweepResult, scoring: str) -> tuple[np.ndarray, np.ndarray]:
+    """(cells ``[instance, component, source, target]``, baseline ``[instance]``) verdicts.
+
+    ``"rule"`` is the task's string-matching rule on the generated text;
+    ``"logprob"`` the option log-probability scorer (the gold option's first
+    token is the most likely of the options' after the prompt pass).
+    """
+    if scoring == "rule":
+        return result.correct.numpy(), result.baseline["correct"].to_numpy(dtype=bool)
+    if scoring == "logprob":
+        gold = result.baseline["gold_option"].to_numpy()
+        if (gold < 0).any():
+            raise ValueError("scoring='logprob' needs multiple-choice items (with options) throughout")
+        base = np.array([int(np.nanargmax(lp)) == g for lp, g in zip(result.baseline["option_logprob"], gold)])
+        return result.option_correct.numpy(), base
+    raise ValueError(f"unknown scoring {scoring!r}; valid: {list(SCORINGS)}")
 
 
 def _groups(result: SweepResult) -> list[tuple[str, np.ndarray]]:
@@ -26,7 +45,7 @@ def _groups(result: SweepResult) -> list[tuple[str, np.ndarray]]:
     return groups + [("all", np.ones(len(languages), dtype=bool))] if len(groups) > 1 else groups
 
 
-def upper_bound(result: SweepResult) -> pd.DataFrame:
+def upper_bound(result: SweepResult, scoring: str = "rule") -> pd.DataFrame:
     """Instance-aware upper bound: an instance counts as solved if any cell solves it.
 
     One row per language (plus ``"all"`` when there are several) and per
@@ -35,13 +54,13 @@ def upper_bound(result: SweepResult) -> pd.DataFrame:
     Columns: ``language, component, instances, baseline, upper_bound, gain,
     relative_growth`` where ``gain = upper_bound - baseline`` and
     ``relative_growth = gain / baseline`` (NaN when the baseline is 0).
+    ``scoring="logprob"`` uses the option log-probability scorer instead of the rule.
 
     Example:
         >>> res = xtl.sweep(model, task.items("sw"), scorer=task.scorer)
         >>> xtl.upper_bound(res)
     """
-    correct = result.correct.numpy()  # [instance, component, source, target]
-    base = result.baseline["correct"].to_numpy(dtype=bool)
+    correct, base = _correct(result, scoring)  # [instance, component, source, target], [instance]
     solved = {c: correct[:, k].any(axis=(1, 2)) for k, c in enumerate(result.spec.components)}
     solved["any"] = correct.any(axis=(1, 2, 3))
     rows = []
@@ -148,6 +167,7 @@ def evaluate(
     split: str = "sample",
     max_new_tokens: int = 20,
     limit: int | None = None,
+    scoring: str = "rule",
     **sweep_kwargs,
 ) -> pd.DataFrame:
     """Accuracy of the untouched model and of a transplant setting, per language.
@@ -164,10 +184,12 @@ def evaluate(
         split: where accuracy is measured.
         max_new_tokens: greedy tokens per answer.
         limit: use only the first ``limit`` items of each language and split (a quick look).
+        scoring: ``"rule"`` (the task's string rule on generated text) or ``"logprob"``
+            (the option log-probability scorer, multiple-choice tasks).
         **sweep_kwargs: passed to :func:`xtl.sweep` (``max_batch``, ``progress`` ...).
 
     Returns:
-        One row per language: ``task, language, direction, split, setting,
+        One row per language: ``task, language, direction, split, scoring, setting,
         component, source_layer, target_layer, instances, baseline, accuracy, gain``.
 
     Example:
@@ -178,6 +200,8 @@ def evaluate(
     name = setting if isinstance(setting, str) or setting is None else "fixed"
     if name is None:
         name = "baseline"
+    if scoring not in SCORINGS:
+        raise ValueError(f"unknown scoring {scoring!r}; valid: {list(SCORINGS)}")
     if name not in (*SETTINGS, "fixed"):
         raise ValueError(f"unknown setting {setting!r}; valid: {list(SETTINGS)} or an xtl.TransplantSpec")
     base_spec = setting if isinstance(setting, TransplantSpec) else task.default
@@ -192,10 +216,11 @@ def evaluate(
         res = sweep(model, items, components=[spec.component], source_layers=[spec.source_layer],
                     target_layers=[spec.target_layer], max_new_tokens=max_new_tokens, scorer=task.scorer,
                     **sweep_kwargs)
-        baseline = float(res.baseline["correct"].mean())
-        accuracy = baseline if name == "baseline" else float(res.correct[:, 0, 0, 0].float().mean())
+        cells, base = _correct(res, scoring)
+        baseline = float(base.mean())
+        accuracy = baseline if name == "baseline" else float(cells[:, 0, 0, 0].mean())
         rows.append({"task": task.name, "language": language, "direction": direction, "split": split,
-                     "setting": name, "component": spec.component, "source_layer": spec.source_layer,
+                     "scoring": scoring, "setting": name, "component": spec.component, "source_layer": spec.source_layer,
                      "target_layer": spec.target_layer, "instances": len(items), "baseline": baseline,
                      "accuracy": accuracy, "gain": accuracy - baseline})
     return pd.DataFrame(rows)

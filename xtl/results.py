@@ -83,7 +83,7 @@ class SweepResult:
         tokens_array: ``object [...]``: generated token ids of every cell.
         baseline: one row per instance for the untouched target: id, language (of a
             task item; empty otherwise), text, tokens, correct, gold_logprob,
-            logit_diff, option_logprob.
+            logit_diff, option_logprob, gold_option (index of gold among the options, -1 if none).
 
     Example:
         >>> res = xtl.sweep(model, pairs, components=("attn", "mlp"), max_new_tokens=1)
@@ -115,6 +115,16 @@ class SweepResult:
                 f"{list(self.spec.components)}, source layers {list(self.spec.source_layers)}, "
                 f"target layers {list(self.spec.target_layers)}"
             ) from None
+
+    @property
+    def option_correct(self) -> Bool[torch.Tensor, "instance component source_layer target_layer"]:
+        """The option log-probability scorer: the gold option's first token has the highest
+        log-prob among the options' (False for instances without options)."""
+        gold = torch.as_tensor(self.baseline["gold_option"].to_numpy(dtype=np.int64))
+        best = self.option_logprob.nan_to_num(float("-inf")).argmax(-1) if self.option_logprob.shape[-1] else None
+        if best is None:
+            return torch.zeros(self.correct.shape, dtype=torch.bool)
+        return (best == gold[:, None, None, None]) & (gold >= 0)[:, None, None, None]
 
     @property
     def languages(self) -> list[str]:
@@ -184,7 +194,7 @@ def from_frame(spec: SweepSpec, frame: pd.DataFrame) -> SweepResult:
         options[tuple(w[k] for w in where)][: len(values)] = values
     base = frame[frame["baseline"]].set_index("instance").sort_index()
     base = base[["id", "language", "text", "tokens", "correct", "gold_logprob", "logit_diff",
-                 "option_logprob"]]
+                 "option_logprob", "gold_option"]]
     tokens = np.empty(shape, dtype=object)
     tokens[where] = [list(t) for t in cells["tokens"]]
     return SweepResult(
@@ -206,7 +216,8 @@ def to_frame(result: SweepResult) -> pd.DataFrame:
     for i, instance in enumerate(result.instances):
         b = result.baseline.loc[instance]
         rows.append(record(instance, b["id"], None, b["text"], b["tokens"], b["correct"],
-                           b["gold_logprob"], b["logit_diff"], b["option_logprob"], b["language"]))
+                           b["gold_logprob"], b["logit_diff"], b["option_logprob"], b["language"],
+                           b["gold_option"]))
         for c, component in enumerate(spec.components):
             for s, source in enumerate(spec.source_layers):
                 for t, target in enumerate(spec.target_layers):
@@ -215,14 +226,14 @@ def to_frame(result: SweepResult) -> pd.DataFrame:
                         instance, b["id"], (component, source, target), result.texts_array[i, c, s, t],
                         result.tokens_array[i, c, s, t], bool(result.correct[i, c, s, t]),
                         float(result.gold_logprob[i, c, s, t]), float(result.logit_diff[i, c, s, t]),
-                        [float(x) for x in opts if not np.isnan(x)], b["language"],
+                        [float(x) for x in opts if not np.isnan(x)], b["language"], b["gold_option"],
                     ))
     return pd.DataFrame(rows)
 
 
 def record(instance: int, id_: str, cell: tuple[str, int, int] | None, text: str, tokens: Any,
            correct: bool, gold_logprob: float, logit_diff: float, option_logprob: Any,
-           language: str = "") -> dict:
+           language: str = "", gold_option: int = -1) -> dict:
     """One row of the long-form table (``cell=None`` for the baseline)."""
     component, source, target = cell if cell else ("", -1, -1)
     return {
@@ -230,7 +241,7 @@ def record(instance: int, id_: str, cell: tuple[str, int, int] | None, text: str
         "component": component, "source_layer": int(source), "target_layer": int(target),
         "text": text, "tokens": [int(x) for x in tokens], "correct": bool(correct),
         "gold_logprob": float(gold_logprob), "logit_diff": float(logit_diff),
-        "option_logprob": [float(x) for x in option_logprob],
+        "option_logprob": [float(x) for x in option_logprob], "gold_option": int(gold_option),
     }
 
 

@@ -126,6 +126,7 @@ def sweep_instance(
                 bool(scorer(text, pair)), float(logprobs[k, gold]),
                 float(logits[k, gold] - best_other[k]) if others else float("nan"),
                 logprobs[k, options].tolist() if options else [], getattr(pair, "language", ""),
+                pair.options.index(pair.gold) if pair.options else -1,
             ))
     return pd.DataFrame(out)
 
