@@ -213,3 +213,56 @@ def test_scoring_docstring_examples():
     import doctest
 
     assert doctest.testmod(scoring).failed == 0
+
+
+def test_xcopa_mkqa_culturalbench_from_tables(tmp_path):
+    _write_jsonl(tmp_path / "en.jsonl", [{"premise": "The man turned on the faucet.", "choice1": "The toilet filled.",
+                                          "choice2": "Water flowed.", "question": "effect", "label": 2}])
+    _write_jsonl(tmp_path / "et.jsonl", [{"prompt": "Inimene: Mees keeras kraani lahti. ...", "label": 2,
+                                          "choice1": "Tualett täitus veega.", "choice2": "Tilast voolas vett."}])
+    item = tasks.get("xcopa", data=tmp_path).items("et")[0]
+    assert "What was the effect?" in item.source and "(2) Water flowed." in item.source
+    assert item.gold == "2" and item.options == ("1", "2") and item.labels[1] == "Tilast voolas vett."
+    xcopa = tasks.get("xcopa", data=tmp_path)
+    assert xcopa.score(" (2)", item) and xcopa.score(" Tilast voolas vett.", item)
+    assert not xcopa.score(" (1) Tualett täitus veega.", item)
+
+    _write_jsonl(tmp_path / "en.jsonl", [{"question": "Who wrote Hamlet?", "answer": "Shakespeare"}])
+    _write_jsonl(tmp_path / "fi.jsonl", [{"question": "Kuka kirjoitti Hamletin?", "answer": "Shakespeare"}])
+    mkqa = tasks.get("mkqa", data=tmp_path, templates={"fi": "Ihminen: {question}\nAvustaja:"})
+    item = mkqa.items("fi")[0]
+    assert item.source.startswith("Human: Please answer") and item.target == "Ihminen: Kuka kirjoitti Hamletin?\nAvustaja:"
+    assert mkqa.score(" William Shakespeare.", item)
+
+    _write_jsonl(tmp_path / "sw.jsonl", [{"prompt": "Human: How would someone from Kenya ... (A) ugali (B) sushi",
+                                          "translated": "Binadamu: ... (A) ugali (B) sushi", "answer": "A"}])
+    bench = tasks.get("culturalbench", data=tmp_path)
+    item = bench.items("sw")[0]
+    assert (item.source[:9], item.target[:6], item.gold, item.options) == ("Binadamu:", "Human:", "A", ("A",))
+    with pytest.raises(NotImplementedError, match="English-only"):
+        tasks.get("culturalbench", data="hub").items("sw")
+
+
+def test_xcopa_and_mkqa_hub_mapping_without_network(monkeypatch):
+    import datasets
+
+    def fake(name, config=None, split=None):
+        if name == "cambridgeltl/xcopa":
+            lang = "en" if config.startswith("translation-") else config
+            return [{"premise": f"{lang} p{i}", "choice1": "a", "choice2": "b", "question": "cause", "label": i % 2}
+                    for i in range(52)]
+        rows = [{"queries": {"en": f"q{i}", "fi": f"k{i}"},
+                 "answers": {"en": [{"text": f"A{i}"}], "fi": [{"text": None if i == 1 else f"V{i}"}]}}
+                for i in range(5)]
+        return rows
+
+    monkeypatch.setattr(datasets, "load_dataset", fake)
+    xcopa = tasks.get("xcopa", data="hub", templates={"sw": "{premise}|{question}|{choice1}|{choice2}"})
+    items = xcopa.items("sw")
+    assert len(items) == 50 and len(xcopa.items("sw", split="unseen")) == 2
+    assert [i.gold for i in items[:2]] == ["1", "2"]
+    assert items[0].target == "sw p0|cause|a|b" and items[0].source.startswith("Human: en p0")
+    mkqa = tasks.get("mkqa", data="hub", templates={"fi": "{question}?"})
+    items = mkqa.items("fi")
+    assert [i.gold for i in items] == ["V0", "V2", "V3", "V4"]  # row 1 has no Finnish answer: skipped
+    assert items[1].target == "k2?" and "Question: q2" in items[1].source

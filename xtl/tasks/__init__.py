@@ -2,7 +2,7 @@
 
 Example:
     >>> xtl.tasks.list()
-    ['globalopinionqa', 'xnli', 'xquad']
+    ['culturalbench', 'globalopinionqa', 'mkqa', 'xcopa', 'xnli', 'xquad']
     >>> task = xtl.tasks.get("xnli", data="path/to/XNLI_sample")
     >>> items = task.items("sw", direction="en2x", split="sample")
     >>> res = xtl.sweep(model, items, scorer=task.scorer)
@@ -19,7 +19,7 @@ import builtins
 from xtl.tasks import scoring
 from xtl.tasks.base import SPLITS, Item, Record, Task
 from xtl.tasks.files import DataError
-from xtl.tasks.paper import XNLI, GlobalOpinionQA, XQuAD
+from xtl.tasks.paper import MKQA, XCOPA, XNLI, CulturalBench, GlobalOpinionQA, XQuAD
 
 _REGISTRY: dict[str, type[Task]] = {}
 
@@ -50,8 +50,8 @@ def list_tasks() -> builtins.list[str]:
 
 list = list_tasks  # noqa: A001  (xtl.tasks.list(), as the public contract names it)
 
-for _task in (XNLI, XQuAD, GlobalOpinionQA):
+for _task in (XNLI, XCOPA, XQuAD, MKQA, GlobalOpinionQA, CulturalBench):
     register(_task)
 
-__all__ = ["SPLITS", "XNLI", "DataError", "GlobalOpinionQA", "Item", "Record", "Task", "XQuAD", "get", "list",
-           "register", "scoring"]
+__all__ = ["MKQA", "SPLITS", "XCOPA", "XNLI", "CulturalBench", "DataError", "GlobalOpinionQA", "Item",
+           "Record", "Task", "XQuAD", "get", "list", "register", "scoring"]

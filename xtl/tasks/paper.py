@@ -48,11 +48,12 @@ def _hub_rows(rows: list[Any], split: str) -> list[Any]:
 class _PaperTask(Task):
     """Shared plumbing: pick the source, read per-language records, align them."""
 
-    released_marker: str = ""  # a path inside the released layout
+    released_marker: str = ""  # a path inside the released layout ("" if the authors released none)
     template: str = ""          # English template over the raw fields
 
     def is_released(self) -> bool:
-        return isinstance(self.data, Path) and (self.data / self.released_marker).exists()
+        return bool(self.released_marker) and isinstance(self.data, Path) and (
+            self.data / self.released_marker).exists()
 
     def rows(self, language: str, split: str) -> list[tuple[Record, Record]]:
         if self.data == "hub":
@@ -282,3 +283,122 @@ class GlobalOpinionQA(_PaperTask):
         path = _table_path(root, language, split)
         return [self._pair(row.get("prompt"), row.get("translated"), row.get("label"), row.get("answer"),
                            path, k) for k, row in enumerate(table(path), 1)]
+
+
+class XCOPA(_PaperTask):
+    """XCOPA, out-of-distribution understanding: which of two alternatives is the cause/effect?
+
+    Raw table fields: ``premise``, ``choice1``, ``choice2``, ``question``
+    (``cause``/``effect``), ``label`` (``1``/``2``; the hub's 0/1 are mapped).
+    The method doc gives no XCOPA prompt, so xtl's English template follows the
+    XNLI prompt's form. Scoring as XNLI: ``(k)``, bare ``k`` or the
+    alternative's text, and not the other's. On the hub, the English side of
+    language X is XCOPA's ``translation-X`` configuration (the same items in
+    English).
+    """
+
+    name = "xcopa"
+    kind = "understanding"
+    languages = ("et", "ht", "id", "it", "sw", "ta", "th", "tr", "vi", "zh")
+    direction = "en2x"
+    default = TransplantSpec(source_layer=-1, target_layer=0, component="attn")
+    rule = "option"
+    hub = "cambridgeltl/xcopa"
+    options_keys = ("1", "2")
+    template = (
+        "Human: {premise} What was the {question}?\n\n(1) {choice1}\n(2) {choice2}"
+        "\n\nAssistant: If I had to select one of the options, my answer would be:"
+    )
+
+    def record(self, row, language, path, number):
+        label = str(field(row, "answer" if "answer" in row else "label", path, number)).strip()
+        if self.data == "hub" and label in ("0", "1"):
+            label = str(int(label) + 1)
+        if label not in self.options_keys:
+            raise DataError(f"{path}:{number}: label {label!r} is not one of {list(self.options_keys)}")
+        choices = tuple(str(row[k]) for k in ("choice1", "choice2") if row.get(k))
+        labels = choices if len(choices) == 2 else ()
+        if "prompt" in row:
+            return Record(row["prompt"], label, self.options_keys, labels)
+        prompt = self.template_for(language).format(
+            premise=field(row, "premise", path, number), question=field(row, "question", path, number),
+            choice1=field(row, "choice1", path, number), choice2=field(row, "choice2", path, number))
+        return Record(prompt, label, self.options_keys, labels)
+
+    def rows(self, language, split):
+        if self.data != "hub":
+            return super().rows(language, split)
+        from datasets import load_dataset
+
+        def side(config, lang):
+            rows = _hub_rows(list(load_dataset(self.hub, config, split="test")), split)
+            return [self.record(dict(r), lang, Path(f"hub:{self.hub}/{config}"), k) for k, r in enumerate(rows, 1)]
+
+        english, other = side(f"translation-{language}", "en"), side(language, language)
+        return self._aligned(english, Path(f"hub:{self.hub}/translation-{language}"), other,
+                             Path(f"hub:{self.hub}/{language}"))
+
+
+class MKQA(_PaperTask):
+    """MKQA, out-of-distribution generation: open-domain questions without context.
+
+    Raw table fields: ``question``, ``answer``. Scoring: the gold answer is a
+    case-insensitive substring. On the hub, one row holds every language's
+    query and answers; rows without a text answer in English or the language
+    are skipped for both sides. (``apple/mkqa`` ships a loading script, which
+    recent ``datasets`` releases no longer run; export it to tables then.)
+    """
+
+    name = "mkqa"
+    kind = "generation"
+    languages = ("ar", "da", "de", "es", "fi", "fr", "he", "hu", "it", "ja", "km", "ko", "ms", "nl", "no",
+                 "pl", "pt", "ru", "sv", "th", "tr", "vi", "zh_cn", "zh_hk", "zh_tw")
+    direction = "en2x"
+    default = TransplantSpec(source_layer=0, target_layer=0, component="mlp")
+    rule = "contains"
+    hub = "apple/mkqa"
+    template = "Human: Please answer the following question.\n\nQuestion: {question}\n\nAssistant: My answer would be:"
+
+    def record(self, row, language, path, number):
+        answer = str(field(row, "answer", path, number))
+        if "prompt" in row:
+            return Record(row["prompt"], answer)
+        return Record(self.template_for(language).format(question=field(row, "question", path, number)), answer)
+
+    def rows(self, language, split):
+        if self.data != "hub":
+            return super().rows(language, split)
+        from datasets import load_dataset
+
+        def text(row, lang):
+            answers = row["answers"].get(lang) or []
+            return next((a.get("text") for a in answers if a.get("text")), None)
+
+        kept = [r for r in load_dataset(self.hub, split="train") if text(r, "en") and text(r, language)]
+        source = Path(f"hub:{self.hub}")
+        return [(self.record({"question": r["queries"]["en"], "answer": text(r, "en")}, "en", source, k),
+                 self.record({"question": r["queries"][language], "answer": text(r, language)}, language,
+                             source, k))
+                for k, r in enumerate(_hub_rows(kept, split), 1)]
+
+
+class CulturalBench(GlobalOpinionQA):
+    """CulturalBench, out-of-distribution cultural adaptability: multiple-choice questions
+    about a region's culture, asked in the region's language (source) and in English (target).
+
+    CulturalBench is English-only, so both sides come from tables with ``prompt``
+    (English), ``translated`` and ``answer`` (a letter) columns, one file per
+    language group as for GlobalOpinionQA. Scoring: letter markers.
+    """
+
+    name = "culturalbench"
+    hub = "kellycyy/CulturalBench"
+    released_marker = ""  # the authors released no CulturalBench split
+
+    def rows(self, language, split):
+        if self.data == "hub":
+            raise NotImplementedError(
+                "CulturalBench on the hub is English-only; translate the questions into each language "
+                "group and pass tables with prompt/translated/answer columns"
+            )
+        return super().rows(language, split)
