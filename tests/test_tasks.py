@@ -212,7 +212,10 @@ def test_tiny_model_sweeps_released_items_with_the_papers_scorer(hooked):
 def test_scoring_docstring_examples():
     import doctest
 
+    from xtl.tasks import paper
+
     assert doctest.testmod(scoring).failed == 0
+    assert doctest.testmod(paper).failed == 0
 
 
 def test_xcopa_mkqa_culturalbench_from_tables(tmp_path):
@@ -266,3 +269,13 @@ def test_xcopa_and_mkqa_hub_mapping_without_network(monkeypatch):
     items = mkqa.items("fi")
     assert [i.gold for i in items] == ["V0", "V2", "V3", "V4"]  # row 1 has no Finnish answer: skipped
     assert items[1].target == "k2?" and "Question: q2" in items[1].source
+
+
+@needs_samples
+def test_every_released_country_is_in_its_files_language_group():
+    from xtl.tasks.paper import language_group
+
+    for path in sorted((GOQA_DIR / "split").glob("*.json")):
+        countries = {json.loads(line)["country"] for line in path.read_text(encoding="utf-8").splitlines()}
+        assert {language_group(c) for c in countries} == {path.stem}, path.name
+    assert language_group("Atlantis") is None

@@ -220,6 +220,48 @@ class XQuAD(_PaperTask):
                 for k, row in enumerate(rows, 1)]
 
 
+LANGUAGE_GROUPS: dict[str, tuple[str, ...]] = {
+    "am": ("Ethiopia",),
+    "ar": ("Algeria", "Bahrain", "Egypt", "Iraq", "Jordan", "Kuwait", "Lebanon", "Libya", "Morocco",
+           "Palest. ter.", "Qatar", "Saudi Arabia", "Sudan", "Syria", "Tunisia", "Yemen"),
+    "de": ("Austria", "Germany", "Switzerland"),
+    "el": ("Cyprus", "Greece"),
+    "en": ("Australia", "Britain", "Canada", "Ghana", "Great Britain", "Ireland", "New Zealand", "Nigeria",
+           "Northern Ireland", "S. Africa", "Singapore", "Uganda", "United States", "Zimbabwe"),
+    "es": ("Argentina", "Bolivia", "Chile", "Colombia", "Costa Rica", "Dominican Republic", "Ecuador",
+           "El Salvador", "Guatemala", "Honduras", "Mexico", "Nicaragua", "Panama", "Paraguay", "Peru",
+           "Puerto Rico", "Spain", "Uruguay", "Venezuela"),
+    "fr": ("Burkina Faso", "France", "Ivory Coast", "Mali", "Senegal"),
+    "hi": ("India",),
+    "id": ("Indonesia",),
+    "ja": ("Japan",),
+    "pt": ("Angola", "Brazil", "Mozambique", "Portugal"),
+    "ru": ("Russia",),
+    "sv": ("Sweden",),
+    "sw": ("Kenya", "Tanzania"),
+    "tl": ("Philippines",),
+    "tr": ("Turkey",),
+    "uk": ("Ukraine",),
+    "ur": ("Pakistan",),
+    "vi": ("Vietnam",),
+    "zh-CN": ("China", "Hong Kong SAR", "Macau SAR"),
+}
+
+
+def language_group(country: str) -> str | None:
+    """The GlobalOpinionQA language group of a survey country, as the paper pairs them.
+
+    Sample qualifiers such as " (Non-national sample)" are ignored; ``zh-CN``
+    covers China, Hong Kong and Macau. Countries in no group give ``None``.
+
+    Example:
+        >>> language_group("Macau SAR"), language_group("Kenya (Non-national sample)")
+        ('zh-CN', 'sw')
+    """
+    base = country.split(" (")[0].strip()
+    return next((lang for lang, names in LANGUAGE_GROUPS.items() if base in names), None)
+
+
 class GlobalOpinionQA(_PaperTask):
     """GlobalOpinionQA, cultural adaptability: how would someone from a country answer?
 
