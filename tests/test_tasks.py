@@ -51,7 +51,7 @@ def test_xnli_option_rule(text, ok):
 
 
 @pytest.mark.parametrize("text,ok", [
-    (" (B) Banks", True), (" B", True), ("B. Banks", True), (" (B)", True),
+    (" (B) Banks", True), (" B", True), ("B. Banks", True), (" (B)", True), (" B )", True),
     (" (A) Our government", False), (" (A) or (B)", False), (" B, then (C)", False),
     (" Banks and other institutions", False), (" A good question: (B)", True),
 ])

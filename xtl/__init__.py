@@ -8,7 +8,7 @@ Example:
     >>> res.text, res.baseline_text
 """
 
-from xtl import tasks
+from xtl import tasks, toy
 from xtl.capture import Activations, capture
 from xtl.components import COMPONENTS, Component, get_component
 from xtl.evaluate import (

@@ -2,7 +2,7 @@
 
 Example:
     >>> xtl.tasks.list()
-    ['culturalbench', 'globalopinionqa', 'mkqa', 'xcopa', 'xnli', 'xquad']
+    ['culturalbench', 'globalopinionqa', 'mkqa', 'toy-culture', 'toy-generation', 'toy-understanding', 'xcopa', 'xnli', 'xquad']
     >>> task = xtl.tasks.get("xnli", data="path/to/XNLI_sample")
     >>> items = task.items("sw", direction="en2x", split="sample")
     >>> res = xtl.sweep(model, items, scorer=task.scorer)
@@ -50,7 +50,10 @@ def list_tasks() -> builtins.list[str]:
 
 list = list_tasks  # noqa: A001  (xtl.tasks.list(), as the public contract names it)
 
-for _task in (XNLI, XCOPA, XQuAD, MKQA, GlobalOpinionQA, CulturalBench):
+from xtl.toy.tasks import ToyCulture, ToyGeneration, ToyUnderstanding  # noqa: E402
+
+for _task in (XNLI, XCOPA, XQuAD, MKQA, GlobalOpinionQA, CulturalBench, ToyGeneration, ToyUnderstanding,
+              ToyCulture):
     register(_task)
 
 __all__ = ["MKQA", "SPLITS", "XCOPA", "XNLI", "CulturalBench", "DataError", "GlobalOpinionQA", "Item",

@@ -34,10 +34,10 @@ def option_match(text: str, gold: str, keys: Sequence[str], words: Sequence[str]
 
 
 def _letter_hit(text: str, letter: str) -> bool:
-    """``(A)`` anywhere, or the answer being the bare letter (``A``, ``A.``, ``A)``, ``A:`` ...)."""
+    """``(A)`` anywhere, or the answer being the bare letter (``A``, ``A.``, ``A )``, ``A:`` ...)."""
     if f"({letter})" in text:
         return True
-    return bool(re.match(rf"\s*\[?{re.escape(letter)}(?:[.):,;\]]|\s*$)", text))
+    return bool(re.match(rf"\s*\[?{re.escape(letter)}\s*(?:[.):,;\]]|$)", text))
 
 
 def letter_match(text: str, gold: str, letters: Sequence[str]) -> bool:
@@ -45,7 +45,7 @@ def letter_match(text: str, gold: str, letters: Sequence[str]) -> bool:
     letter's marker appears and no other letter's marker does.
 
     A marker is ``(A)`` anywhere in the output, or the output opening with the
-    bare letter followed by punctuation or nothing (``A``, ``A.``, ``A)``); an
+    bare letter followed by punctuation or nothing (``A``, ``A.``, ``A )``); an
     opening article as in "A good question" is not a marker.
 
     Example:
