@@ -34,7 +34,7 @@ class ToyConfig:
     d_model: int = 128
     n_heads: int = 4
     d_mlp: int = 512
-    max_steps: int = 12000
+    max_steps: int = 3000
     batch_size: int = 64
     learning_rate: float = 2e-3
 
