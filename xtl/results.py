@@ -120,10 +120,10 @@ class SweepResult:
     def option_correct(self) -> Bool[torch.Tensor, "instance component source_layer target_layer"]:
         """The option log-probability scorer: the gold option's first token has the highest
         log-prob among the options' (False for instances without options)."""
-        gold = torch.as_tensor(self.baseline["gold_option"].to_numpy(dtype=np.int64))
-        best = self.option_logprob.nan_to_num(float("-inf")).argmax(-1) if self.option_logprob.shape[-1] else None
-        if best is None:
+        if not self.option_logprob.shape[-1]:
             return torch.zeros(self.correct.shape, dtype=torch.bool)
+        gold = torch.tensor(self.baseline["gold_option"].to_numpy(dtype=np.int64, copy=True))
+        best = self.option_logprob.nan_to_num(float("-inf")).argmax(-1)
         return (best == gold[:, None, None, None]) & (gold >= 0)[:, None, None, None]
 
     @property
@@ -221,7 +221,7 @@ def to_frame(result: SweepResult) -> pd.DataFrame:
         for c, component in enumerate(spec.components):
             for s, source in enumerate(spec.source_layers):
                 for t, target in enumerate(spec.target_layers):
-                    opts = result.option_logprob[i, c, s, t]
+                    opts = result.option_logprob[i, c, s, t].numpy()
                     rows.append(record(
                         instance, b["id"], (component, source, target), result.texts_array[i, c, s, t],
                         result.tokens_array[i, c, s, t], bool(result.correct[i, c, s, t]),
