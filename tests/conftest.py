@@ -6,11 +6,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from xtl.testing import ARCHS, save_checkpoint  # noqa: E402
 from transformers import AutoModelForCausalLM  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402
 
 import xtl  # noqa: E402
+from xtl.testing import ARCHS, save_checkpoint  # noqa: E402
 
 hf_logging.disable_progress_bar()
 torch.set_num_threads(2)

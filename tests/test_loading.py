@@ -7,9 +7,9 @@ import sys
 import pytest
 import torch
 from conftest import PROMPTS_EN
-from xtl.testing import hf_model, save_checkpoint, tokenizer
 
 import xtl
+from xtl.testing import hf_model, save_checkpoint, tokenizer
 
 
 def test_local_directory_loads_processed_by_default(checkpoints):

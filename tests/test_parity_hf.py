@@ -10,9 +10,9 @@ import hf_reference as ref
 import pytest
 import torch
 from conftest import PROMPTS_EN, PROMPTS_SW
-from xtl.testing import ARCHS, PAD, tokenizer
 
 import xtl
+from xtl.testing import ARCHS, PAD, tokenizer
 
 PAIRS = [(0, 0), (-1, 0), (0, -1), (1, 2), (-1, -1)]
 TOK = tokenizer()

@@ -7,9 +7,10 @@ import pytest
 import torch
 
 import xtl
-from xtl.tasks import XNLI  # noqa: F401  (the public import path)
 import xtl.tasks as tasks
 from xtl.tasks import scoring
+    scoring,
+)
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "xtransplant-samples"
 needs_samples = pytest.mark.skipif(not SAMPLES.is_dir(), reason=f"sample data folder {SAMPLES} absent")

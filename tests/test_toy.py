@@ -4,7 +4,7 @@ import pytest
 
 import xtl
 from xtl.toy.train import ToyConfig, build_tokenizer, train
-from xtl.toy.world import CULTURE_LANGS, GENERAL, World
+from xtl.toy.world import CULTURE_LANGS, World
 
 
 def test_world_is_deterministic_and_seeded():

@@ -68,6 +68,7 @@ __all__ = [
     "rank_agreement",
     "sweep",
     "tasks",
+    "toy",
     "tokenize",
     "transplant",
     "transplant_directed",
