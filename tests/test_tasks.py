@@ -9,8 +9,6 @@ import torch
 import xtl
 import xtl.tasks as tasks
 from xtl.tasks import scoring
-    scoring,
-)
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "xtransplant-samples"
 needs_samples = pytest.mark.skipif(not SAMPLES.is_dir(), reason=f"sample data folder {SAMPLES} absent")
