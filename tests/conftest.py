@@ -60,7 +60,7 @@ def hf(checkpoints):
     def get(arch: str, dtype=torch.float32):
         if (arch, dtype) not in cache:
             cache[(arch, dtype)] = AutoModelForCausalLM.from_pretrained(
-                checkpoints[arch], dtype=dtype,
+                checkpoints[arch], dtype=dtype, local_files_only=True,
                 attn_implementation="eager" if dtype == torch.float32 else "sdpa",
             ).eval()
         return cache[(arch, dtype)]
