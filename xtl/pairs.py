@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -88,13 +88,6 @@ def scorer_name(scorer: Scorer) -> str:
     module = getattr(scorer, "__module__", "") or ""
     name = getattr(scorer, "__qualname__", None) or type(scorer).__name__
     return f"{module}.{name}" if module else name
-
-
-def pair_dict(pair: Pair) -> dict[str, Any]:
-    """The pair as a plain dict (options as a list)."""
-    data = asdict(pair)
-    data["options"] = list(pair.options)
-    return data
 
 
 def first_answer_token(tokenizer, prompt: str, answer: str) -> int:
