@@ -30,6 +30,7 @@ class ToyConfig:
     seed: int = 0
     n_countries: int = 60
     repeats: int = 4
+    reading_repeats: int = 1
     n_layers: int = 6
     d_model: int = 128
     n_heads: int = 4
@@ -79,7 +80,7 @@ def train(config: ToyConfig, out: Path, progress: bool = True) -> dict:
     from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
 
     world = World.generate(config.seed, config.n_countries)
-    lines = world.corpus(config.repeats)
+    lines = world.corpus(config.repeats, config.reading_repeats)
     tokenizer = build_tokenizer(lines)
     def encode(batch):
         ids = tokenizer(batch["text"], add_special_tokens=False)["input_ids"]
@@ -113,9 +114,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="toy-model", help="output directory (default: %(default)s)")
     p.add_argument("--steps", type=int, default=ToyConfig.max_steps, help="training steps (default: %(default)s)")
     p.add_argument("--seed", type=int, default=ToyConfig.seed, help="world and training seed")
+    p.add_argument("--reading-repeats", type=int, default=ToyConfig.reading_repeats,
+                   help="copies of each reading example in the corpus (default: %(default)s)")
     args = p.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    summary = train(ToyConfig(seed=args.seed, max_steps=args.steps), Path(args.out))
+    config = ToyConfig(seed=args.seed, max_steps=args.steps, reading_repeats=args.reading_repeats)
+    summary = train(config, Path(args.out))
     print(json.dumps(summary, indent=1))
     return 0
 

@@ -180,7 +180,7 @@ class World:
         gold = rng.randrange(n)
         return dataclasses.replace(country, facts={**country.facts, relation: options[gold]}), options, gold
 
-    def corpus(self, repeats: int = 4) -> list[str]:
+    def corpus(self, repeats: int = 4, reading_repeats: int = 1) -> list[str]:
         """Training lines: facts where stated, parallel sentences, and multiple-choice examples.
 
         Knowledge questions only ask facts the language states. Reading examples
@@ -205,8 +205,8 @@ class World:
                 for relation in (*GENERAL, *CULTURE):
                     known = country.general_in if relation in GENERAL else country.culture_in
                     told, opts, gold = self.counterfactual(country, relation, 3, rng)
-                    lines.append(f"{self.choice_prompt(told, relation, lang, opts, '123', True)} "
-                                 f"{gold + 1} )")
+                    lines += [f"{self.choice_prompt(told, relation, lang, opts, '123', True)} "
+                              f"{gold + 1} )"] * reading_repeats
                     if lang in known:
                         opts, gold = self.options(country, relation, 4, rng)
                         lines.append(f"{self.choice_prompt(country, relation, lang, opts, 'ABCD', False)} "
