@@ -87,6 +87,12 @@ def test_evaluate_settings_end_to_end(hooked):
     assert (default.loc[0, "component"], default.loc[0, "source_layer"], default.loc[0, "target_layer"]) == ("mlp", 0, 0)
     assert (fixed.loc[0, "setting"], fixed.loc[0, "source_layer"], fixed.loc[0, "target_layer"]) == ("fixed", 2, 1)
     assert first.loc[0, "target_layer"] == 0 and first.loc[0, "setting"] == "targetfirst"
+    search = xtl.sweep(model, task.items("de")[:3], components=["mlp"], target_layers=[0], max_new_tokens=2,
+                       scorer=task.scorer, progress=False)
+    chosen = xtl.best_source_layer(search, "de", "mlp", 0)
+    assert first.loc[0, "source_layer"] == chosen
+    at = search.index("mlp", chosen, 0)
+    assert first.loc[0, "accuracy"] == pytest.approx(float(search.correct[(slice(None), *at)].float().mean()))
     items = task.items("de")[:3]
     res = xtl.sweep(model, items, components=["mlp"], source_layers=[0], target_layers=[0],
                     max_new_tokens=2, scorer=task.scorer, progress=False)

@@ -153,12 +153,13 @@ def rank_agreement(a: SweepResult, b: SweepResult | None = None) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
-def best_source_layer(result: SweepResult, language: str, component: str, target_layer: int = 0) -> int:
+def best_source_layer(result: SweepResult, language: str, component: str, target_layer: int = 0,
+                      scoring: str = "rule") -> int:
     """TargetFirst's choice: the source layer with the highest accuracy at ``target_layer``
     (ties go to the higher mean gold log-prob, then the lower layer)."""
     mask = np.array(result.languages) == language
     c, _, t = result.index(component, result.spec.source_layers[0], target_layer)
-    acc = result.correct.numpy()[mask, c, :, t].mean(0)
+    acc = _correct(result, scoring)[0][mask, c, :, t].mean(0)
     lp = result.gold_logprob.numpy()[mask, c, :, t].mean(0)
     order = sorted(range(len(acc)), key=lambda i: (-acc[i], -lp[i], result.spec.source_layers[i]))
     return result.spec.source_layers[order[0]]
@@ -214,21 +215,27 @@ def evaluate(
     spec = base_spec.resolve(n_layers(model))
     rows = []
     for language in languages:
+        items = task.items(language, direction, split)[:limit]
+        cell, at = spec, (0, 0, 0)
         if name == "targetfirst":
             search = sweep(model, task.items(language, direction, "sample")[:limit], components=[spec.component],
                            target_layers=[0], max_new_tokens=max_new_tokens, scorer=task.scorer, **sweep_kwargs)
-            spec = TransplantSpec(best_source_layer(search, language, spec.component), 0, spec.component)
-        items = task.items(language, direction, split)[:limit]
-        res = sweep(model, items, components=[spec.component], source_layers=[spec.source_layer],
-                    target_layers=[spec.target_layer], max_new_tokens=max_new_tokens, scorer=task.scorer,
-                    **sweep_kwargs)
+            best = best_source_layer(search, language, spec.component, 0, scoring)
+            cell = TransplantSpec(best, 0, spec.component)
+        if name == "targetfirst" and split == "sample":  # the search already ran this cell on these items
+            res, at = search, search.index(cell.component, cell.source_layer, 0)
+        else:
+            res = sweep(model, items, components=[cell.component], source_layers=[cell.source_layer],
+                        target_layers=[cell.target_layer], max_new_tokens=max_new_tokens, scorer=task.scorer,
+                        **sweep_kwargs)
         cells, base = _correct(res, scoring)
         baseline = float(base.mean())
-        accuracy = baseline if name == "baseline" else float(cells[:, 0, 0, 0].mean())
+        accuracy = baseline if name == "baseline" else float(cells[(slice(None), *at)].mean())
         rows.append({"task": task.name, "language": language, "direction": direction, "split": split,
-                     "scoring": scoring, "setting": name, "component": spec.component, "source_layer": spec.source_layer,
-                     "target_layer": spec.target_layer, "instances": len(items), "baseline": baseline,
-                     "accuracy": accuracy, "gain": accuracy - baseline})
+                     "scoring": scoring, "setting": name, "component": cell.component,
+                     "source_layer": cell.source_layer, "target_layer": cell.target_layer,
+                     "instances": len(items), "baseline": baseline, "accuracy": accuracy,
+                     "gain": accuracy - baseline})
     return pd.DataFrame(rows)
 
 

@@ -109,14 +109,13 @@ def sweep_instance(
         patched = [(k, cell) for k, cell in enumerate(part) if cell is not None]
         patches = RowPatches.build(
             [cell[0] for _, cell in patched], [cell[2] for _, cell in patched],
-            torch.stack([acts[c][s, 0] for _, (c, s, _) in patched]) if patched else torch.empty(0),
-            rows=[k for k, _ in patched],
+            torch.stack([acts[c][s, 0] for _, (c, s, _) in patched]), rows=[k for k, _ in patched],
         ) if patched else None
         size = len(part)
         batch = PromptBatch(target.tokens.expand(size, -1), target.attention_mask.expand(size, -1))
         gen = greedy_generate(model, batch, spec.max_new_tokens, patches, list(spec.eos_token_id))
-        logprobs = gen.logits.double().log_softmax(-1)
         logits = gen.logits.double()
+        logprobs = logits.log_softmax(-1)
         texts = gen.texts(tokenizer)
         best_other = logits[:, others].max(-1).values if others else None
         for k, cell in enumerate(part):

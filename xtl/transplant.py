@@ -95,7 +95,7 @@ def transplant(
         >>> res.text, res.baseline_text
     """
     spec = TransplantSpec(source_layer, target_layer, component)
-    spec.resolve(n_layers(model))  # fail on bad layers before any work
+    resolved = spec.resolve(n_layers(model))  # fails on bad layers before any work
     tokenizer = require_tokenizer(model)
     src = as_batch(model, source, prepend_bos=prepend_bos)
     tgt = left_padded(as_batch(model, target, prepend_bos=prepend_bos))
@@ -104,7 +104,6 @@ def transplant(
             f"source has {src.batch_size} prompts but target has {tgt.batch_size}; "
             f"pass one source per target"
         )
-    resolved = spec.resolve(n_layers(model))
     source = capture(model, src, components=(component,))[component][resolved.source_layer]
     size = tgt.batch_size
     patches = RowPatches.build([component] * size, [resolved.target_layer] * size, source)
