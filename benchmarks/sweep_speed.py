@@ -4,13 +4,16 @@ The naive loop is what the authors' code and TransformerLens' own ``patching``
 module do: one full run per (component, source layer, target layer) cell, here
 one ``xtl.transplant`` call per cell (source pass, patched target pass, greedy
 decoding with a KV cache; no baseline). Both run on random Qwen2-shaped models
-built locally, so nothing is downloaded.
+built locally and on the shipped toy model, so nothing is downloaded.
 
-    python benchmarks/sweep_speed.py            # both settings below
+    python benchmarks/sweep_speed.py            # all settings below
     python benchmarks/sweep_speed.py --quick    # (a) only
+    python benchmarks/sweep_speed.py --toy      # (toy) only
 
 (a) 6 layers, d_model 64, short prompts, 20 new tokens, 3 instances;
-(b) 12 layers, d_model 256, ~100-token prompts, 20 new tokens, 1 instance.
+(b) 12 layers, d_model 256, ~100-token prompts, 20 new tokens, 1 instance;
+(toy) the shipped toy model on 8 toy-understanding items (Swahili, ~45-token
+    prompts), 4 new tokens as the model card uses.
 Prints wall time, speed ratio, the process's peak resident memory during each
 phase (and its growth over the phase's start; the naive loop runs first, so
 memory it freed is there for xtl.sweep to reuse),
@@ -103,17 +106,28 @@ def breakdown(model, pairs, steps) -> dict[str, float]:
             "decoding": total - first, "total": total}
 
 
-def bench(name, n_layers, d_model, n_heads, prompt_len, n_pairs, steps, dtype):
+def random_setting(name, n_layers, d_model, n_heads, prompt_len, n_pairs, dtype):
+    """A random Qwen2-shaped model built here, and pairs of corpus texts of ``prompt_len`` tokens."""
     with tempfile.TemporaryDirectory() as tmp:
         path = save_checkpoint("qwen2", Path(tmp) / name, n_layers=n_layers, d_model=d_model,
                                n_heads=n_heads, d_mlp=3 * d_model)
         model = xtl.load_model(path, dtype=dtype)
     src, tgt = prompts(model, n_pairs, prompt_len, 0), prompts(model, n_pairs, prompt_len, 1)
-    pairs = [xtl.Pair(s, t, "Assistant") for s, t in zip(src, tgt)]
-    lengths = [xtl.tokenize(model, p).tokens.shape[1] for p in src + tgt]
-    n_cells = n_pairs * 2 * n_layers * n_layers
-    print(f"\n== ({name}) Qwen2-shaped, {n_layers} layers, d_model {d_model}, {dtype}; "
-          f"{n_pairs} instance(s), prompts {min(lengths)}-{max(lengths)} tokens, {steps} new tokens, "
+    return model, [xtl.Pair(s, t, "Assistant") for s, t in zip(src, tgt)], f"Qwen2-shaped, d_model {d_model}"
+
+
+def toy_setting(dtype):
+    """The shipped toy model and the first 8 Swahili toy-understanding items."""
+    model = xtl.toy.load_toy_model(dtype=dtype)
+    return model, xtl.tasks.get("toy-understanding").items("sw")[:8], "the shipped toy model"
+
+
+def bench(name, model, pairs, what, steps):
+    n_layers = model.cfg.n_layers
+    lengths = [xtl.tokenize(model, p).tokens.shape[1] for pair in pairs for p in (pair.source, pair.target)]
+    n_cells = len(pairs) * 2 * n_layers * n_layers
+    print(f"\n== ({name}) {what}, {n_layers} layers, {model.cfg.dtype}; "
+          f"{len(pairs)} instance(s), prompts {min(lengths)}-{max(lengths)} tokens, {steps} new tokens, "
           f"{n_cells} cells, torch threads {torch.get_num_threads()}")
     xtl.sweep(model, pairs[:1], source_layers=[0], target_layers=[0], max_new_tokens=2, progress=False)
     with PeakRSS() as mem_naive:
@@ -140,11 +154,15 @@ def bench(name, n_layers, d_model, n_heads, prompt_len, n_pairs, steps, dtype):
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="only the small setting (a)")
+    p.add_argument("--toy", action="store_true", help="only the shipped toy model's setting")
     p.add_argument("--dtype", default="float32", help="model dtype (default: %(default)s)")
     args = p.parse_args()
-    bench("a", 6, 64, 4, 24, 3, 20, args.dtype)
+    if not args.toy:
+        bench("a", *random_setting("a", 6, 64, 4, 24, 3, args.dtype), 20)
+    if not args.quick and not args.toy:
+        bench("b", *random_setting("b", 12, 256, 8, 100, 1, args.dtype), 20)
     if not args.quick:
-        bench("b", 12, 256, 8, 100, 1, 20, args.dtype)
+        bench("toy", *toy_setting(args.dtype), 4)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ import pytest
 
 import xtl
 from xtl.toy.train import ToyConfig, build_tokenizer, train
-from xtl.toy.world import CULTURE_LANGS, World
+from xtl.toy.world import CULTURE_LANGS, LANGS, WORDS, World
 
 
 def test_world_is_deterministic_and_seeded():
@@ -36,11 +36,36 @@ def test_toy_tasks_are_parallel_and_held_out():
     culture = xtl.tasks.get("toy-culture")
     item = culture.items("fr")[0]
     assert item.direction == "x2en" and item.target.startswith("question :") and item.source.startswith("question :")
-    assert item.target.endswith("answer : (") and culture.score(f" {item.gold} )", item)
+    key = "ABCD"[item.options.index(item.gold)]
+    assert item.target.endswith("answer :") and f"( {key} ) {item.gold}" in item.target
+    assert f"{item.target} {item.gold}" not in corpus  # never asked in English
     understanding = xtl.tasks.get("toy-understanding")
     first = understanding.items("ru")[0]
-    assert first.target.startswith("текст :") and first.gold in ("1", "2", "3")
+    assert first.target.startswith("текст :") and first.gold in first.options and len(first.options) == 3
     assert len(understanding.items("ru")) == 50
+
+
+def test_toy_multiple_choice_is_answered_by_the_option_text():
+    culture = xtl.tasks.get("toy-culture")
+    item = culture.items("es")[0]
+    other = next(o for o in item.options if o != item.gold)
+    assert culture.score(f" {item.gold} .", item) and not culture.score(f" {other} .", item)
+    assert not culture.score(f" {item.gold} {other}", item)  # naming two options is wrong
+    assert not culture.score(f" x{item.gold}", item)  # an option must start a word
+    understanding = xtl.tasks.get("toy-understanding")
+    item = understanding.items("sw")[0]
+    assert understanding.score(f" {item.gold} . maandishi", item) and not understanding.score(" velmora", item)
+
+
+def test_reading_is_taught_in_high_resource_languages_only():
+    world = World.generate(0)
+    corpus = world.corpus()
+    reading = {lang: sum(line.startswith(WORDS["text"][lang]) for line in corpus) for lang in LANGS}
+    per_country = len(world.countries) * 4  # relations
+    assert reading == {lang: world.reading.get(lang, 0) * per_country for lang in LANGS}
+    assert reading["en"] > reading["fr"] > reading["sw"] == reading["ru"] == 0
+    english = [line for line in corpus if line.startswith("text :")]
+    assert len(set(english)) > 0.95 * len(english)  # fresh examples: nothing to memorise
 
 
 def test_tokenizer_keeps_words_whole_and_round_trips(tmp_path):
@@ -67,10 +92,7 @@ def test_short_training_lowers_the_loss(tmp_path):
     assert model.cfg.n_layers == 2 and model.cfg.original_architecture == "Qwen2ForCausalLM"
 
 
-def test_load_toy_model_says_when_it_is_missing():
-    from xtl.toy import SHIPPED
-
-    if (SHIPPED / "config.json").exists():
-        pytest.skip("a toy model is shipped")
-    with pytest.raises(FileNotFoundError, match="toy model is not yet available"):
+def test_load_toy_model_says_when_it_is_missing(tmp_path, monkeypatch):
+    monkeypatch.setattr(xtl.toy, "SHIPPED", tmp_path / "model")  # as in a broken install
+    with pytest.raises(FileNotFoundError, match="holds no checkpoint"):
         xtl.toy.load_toy_model()

@@ -57,10 +57,10 @@ def upper_bound(result: SweepResult, scoring: str = "rule") -> pd.DataFrame:
     ``scoring="logprob"`` uses the option log-probability scorer instead of the rule.
 
     On multiple-choice tasks chance alone solves many instances when there are
-    many cells and few options (on the toy model, a sweep whose sources were
-    taken from *other* items reached a bound of 0.70 with 3 options and 72
+    many cells and few options (on the shipped toy model, a sweep whose sources
+    were taken from *other* items reached a bound of 0.85 with 3 options and 72
     cells); compare with such a mismatched-source control before reading a
-    bound as knowledge (``python -m xtl.toy.probe`` does).
+    bound as knowledge (``python -m xtl.toy.card`` does).
 
     Example:
         >>> res = xtl.sweep(model, task.items("sw"), scorer=task.scorer)

@@ -23,7 +23,8 @@ class Record:
         prompt: the full prompt (raw text, no chat template).
         gold: the gold answer in that language (an option key such as ``"2"`` or
             ``"B"``, or an answer string).
-        options: option keys for multiple choice (``("1", "2", "3")``, ``("A", "B")``).
+        options: option keys for multiple choice (``("1", "2", "3")``, ``("A", "B")``),
+            or the options' texts where answers name the option (rule ``"choice"``).
         labels: the options' label words in that language (XNLI's "Entail" ...).
     """
 
@@ -62,7 +63,7 @@ class Task:
         languages: the paper's non-English languages for the task.
         direction: the direction the paper evaluates (``"en2x"`` or ``"x2en"``).
         default: the paper's default setting for the task type.
-        rule: ``"option"``, ``"letter"`` or ``"contains"`` (see :mod:`xtl.tasks.scoring`).
+        rule: ``"option"``, ``"letter"``, ``"choice"`` or ``"contains"`` (see :mod:`xtl.tasks.scoring`).
         hub: the Hugging Face dataset the hub loader reads (documentation only in tests).
     """
 
@@ -137,6 +138,8 @@ class Task:
             return scoring.option_match(text, item.gold, item.options, item.labels)
         if self.rule == "letter":
             return scoring.letter_match(text, item.gold, item.options)
+        if self.rule == "choice":
+            return scoring.choice_match(text, item.gold, item.options)
         return scoring.contains(text, item.gold)
 
     @property

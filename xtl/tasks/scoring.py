@@ -11,11 +11,15 @@ import re
 from collections.abc import Sequence
 
 
+def _word_hit(text: str, word: str | None) -> bool:
+    """``word`` appears at the start of a word of ``text``, case-insensitive
+    ("Entail" in "Entailment", but not "rave" in "brave")."""
+    return bool(word) and re.search(rf"(?<!\w){re.escape(word)}", text, re.IGNORECASE) is not None
+
+
 def _number_hit(text: str, key: str, word: str | None) -> bool:
-    """``(k)``, a bare ``k`` (not part of a longer number) or the label word, case-insensitive."""
-    if re.search(rf"(?<!\d){re.escape(key)}(?!\d)", text):
-        return True
-    return bool(word) and word.lower() in text.lower()
+    """``(k)``, a bare ``k`` (not part of a longer number) or the label word."""
+    return re.search(rf"(?<!\d){re.escape(key)}(?!\d)", text) is not None or _word_hit(text, word)
 
 
 def option_match(text: str, gold: str, keys: Sequence[str], words: Sequence[str] = ()) -> bool:
@@ -56,6 +60,20 @@ def letter_match(text: str, gold: str, letters: Sequence[str]) -> bool:
     """
     hits = {letter: _letter_hit(text, letter) for letter in letters}
     return hits[gold] and not any(hit for k, hit in hits.items() if k != gold)
+
+
+def choice_match(text: str, gold: str, options: Sequence[str]) -> bool:
+    """Multiple choice answered by the option's text (the toy tasks): the gold option
+    starts a word of the output and no other option does.
+
+    Example:
+        >>> choice_match(" kori .", "kori", ["bami", "kori"])
+        True
+        >>> choice_match(" bami kori", "kori", ["bami", "kori"])
+        False
+    """
+    hits = {option: _word_hit(text, option) for option in options}
+    return hits[gold] and not any(hit for option, hit in hits.items() if option != gold)
 
 
 def contains(text: str, gold: str) -> bool:

@@ -3,7 +3,9 @@
 ``xtl.toy.world`` generates the world and its corpus, ``xtl.toy.train`` trains
 the model (``python -m xtl.toy.train --out DIR``), and ``xtl.toy.tasks``
 registers the toy evaluation tasks (``toy-generation``, ``toy-understanding``,
-``toy-culture``) with :mod:`xtl.tasks`.
+``toy-culture``) with :mod:`xtl.tasks`. The trained model ships in
+``xtl/toy/model`` (:func:`load_toy_model`); ``MODEL_CARD.md`` beside it holds
+its measured numbers (``python -m xtl.toy.card``).
 """
 
 from __future__ import annotations
@@ -16,14 +18,19 @@ SHIPPED = Path(__file__).parent / "model"
 def load_toy_model(**kwargs):
     """Load the toy model shipped inside xtl (offline), through :func:`xtl.load_model`.
 
+    Example:
+        >>> model = xtl.toy.load_toy_model()            # float32; dtype="float64" for exactness checks
+        >>> model.cfg.n_layers
+        6
+
     Raises:
-        FileNotFoundError: while no trained toy model is shipped yet.
+        FileNotFoundError: the package's model folder holds no checkpoint (a broken install).
     """
     from xtl.loading import load_model
 
     if not (SHIPPED / "config.json").is_file():
         raise FileNotFoundError(
-            f"the toy model is not yet available: {SHIPPED} holds no checkpoint. Train one with "
+            f"the toy model is missing: {SHIPPED} holds no checkpoint (reinstall xtl), or train one with "
             f"`python -m xtl.toy.train --out DIR` and load it with xtl.load_model(DIR)."
         )
     return load_model(SHIPPED, **kwargs)

@@ -5,9 +5,15 @@
   states; the English prompt is the source.
 - ``toy-understanding`` (XNLI-like, En -> X): read a counterfactual statement in
   the context and pick the option it gives, (1)-(3); answering from memory fails.
+  The reading skill was trained in English, French and Spanish only.
 - ``toy-culture`` (GlobalOpinionQA-like, X -> En): multiple choice (A)-(D) in
   English about a dish or festival stated only in the country's own language;
   the culture-language prompt is the source.
+
+The prompts list options with keys, and the model answers with the option's
+text (``answer : dopoo``), so items carry the options' texts as ``options`` and
+``gold`` and are scored by the ``choice`` rule (exactly one option named);
+option log-probabilities are those of the texts.
 
 Items are parallel across languages and split in halves: ``sample`` and ``unseen``.
 """
@@ -50,7 +56,7 @@ class ToyGeneration(_ToyTask):
 class ToyUnderstanding(_ToyTask):
     """Reading a counterfactual context in the query language (options (1)-(3))."""
 
-    name, kind, direction, rule = "toy-understanding", "understanding", "en2x", "option"
+    name, kind, direction, rule = "toy-understanding", "understanding", "en2x", "choice"
     default = TransplantSpec(source_layer=-1, target_layer=0, component="attn")
 
     def all_rows(self, world, language):
@@ -59,8 +65,8 @@ class ToyUnderstanding(_ToyTask):
         for country in world.countries[:25]:
             for relation in (*GENERAL, *CULTURE):
                 fake, options, gold = world.counterfactual(country, relation, 3, rng)
-                pair = [Record(world.choice_prompt(fake, relation, lang, options, "123", True), str(gold + 1),
-                               ("1", "2", "3")) for lang in ("en", language)]
+                pair = [Record(world.choice_prompt(fake, relation, lang, options, "123", True), options[gold],
+                               tuple(options)) for lang in ("en", language)]
                 rows.append(tuple(pair))
         return rows
 
@@ -68,7 +74,7 @@ class ToyUnderstanding(_ToyTask):
 class ToyCulture(_ToyTask):
     """Culture facts stated only in the country's language, asked in English ((A)-(D))."""
 
-    name, kind, direction, rule = "toy-culture", "culture", "x2en", "letter"
+    name, kind, direction, rule = "toy-culture", "culture", "x2en", "choice"
     default = TransplantSpec(source_layer=0, target_layer=0, component="mlp")
 
     def all_rows(self, world, language):
@@ -79,7 +85,7 @@ class ToyCulture(_ToyTask):
                 continue
             for relation in CULTURE:
                 options, gold = world.options(country, relation, 4, rng)
-                pair = [Record(world.choice_prompt(country, relation, lang, options, "ABCD", False), "ABCD"[gold],
-                               tuple("ABCD")) for lang in ("en", language)]
+                pair = [Record(world.choice_prompt(country, relation, lang, options, "ABCD", False), options[gold],
+                               tuple(options)) for lang in ("en", language)]
                 rows.append(tuple(pair))
         return rows

@@ -13,6 +13,8 @@ import argparse
 import csv
 import json
 import os
+import tempfile
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -30,7 +32,6 @@ class ToyConfig:
     seed: int = 0
     n_countries: int = 60
     repeats: int = 4
-    reading_repeats: int = 1
     n_layers: int = 6
     d_model: int = 128
     n_heads: int = 4
@@ -80,7 +81,7 @@ def train(config: ToyConfig, out: Path, progress: bool = True) -> dict:
     from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
 
     world = World.generate(config.seed, config.n_countries)
-    lines = world.corpus(config.repeats, config.reading_repeats)
+    lines = world.corpus(config.repeats)
     tokenizer = build_tokenizer(lines)
     def encode(batch):
         ids = tokenizer(batch["text"], add_special_tokens=False)["input_ids"]
@@ -88,23 +89,27 @@ def train(config: ToyConfig, out: Path, progress: bool = True) -> dict:
 
     data = Dataset.from_dict({"text": lines}).map(encode, batched=True, remove_columns=["text"])
     model = build_model(config, len(tokenizer), tokenizer)
+    scratch = tempfile.TemporaryDirectory()  # the Trainer wants an output_dir; nothing is saved there
     args = TrainingArguments(
-        output_dir=str(out / "trainer"), max_steps=config.max_steps, per_device_train_batch_size=config.batch_size,
+        output_dir=scratch.name, max_steps=config.max_steps, per_device_train_batch_size=config.batch_size,
         learning_rate=config.learning_rate, lr_scheduler_type="cosine", warmup_steps=min(200, config.max_steps // 10),
         weight_decay=0.01, logging_steps=max(1, config.max_steps // 100), save_strategy="no", report_to=[],
         use_cpu=True, seed=config.seed, data_seed=config.seed, disable_tqdm=not progress, dataloader_num_workers=0,
     )
     collator = DataCollatorForLanguageModeling(tokenizer, mlm=False)
     trainer = Trainer(model=model, args=args, train_dataset=data, data_collator=collator)
+    start = time.perf_counter()
     trainer.train()
+    seconds = time.perf_counter() - start
+    scratch.cleanup()
     out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out, safe_serialization=True)
+    model.to(torch.float16).save_pretrained(out, safe_serialization=True)  # half the size; loads as float32
     tokenizer.save_pretrained(out)
     losses = [(e["step"], e["loss"]) for e in trainer.state.log_history if "loss" in e]
     with open(out / "loss.csv", "w", newline="") as f:
         csv.writer(f).writerows([("step", "loss"), *losses])
     summary = {"config": asdict(config), "lines": len(lines), "vocab": len(tokenizer),
-               "first_loss": losses[0][1], "final_loss": losses[-1][1]}
+               "first_loss": losses[0][1], "final_loss": losses[-1][1], "train_seconds": round(seconds)}
     (out / "world.json").write_text(json.dumps(summary, indent=1))
     return summary
 
@@ -114,11 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="toy-model", help="output directory (default: %(default)s)")
     p.add_argument("--steps", type=int, default=ToyConfig.max_steps, help="training steps (default: %(default)s)")
     p.add_argument("--seed", type=int, default=ToyConfig.seed, help="world and training seed")
-    p.add_argument("--reading-repeats", type=int, default=ToyConfig.reading_repeats,
-                   help="copies of each reading example in the corpus (default: %(default)s)")
     args = p.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    config = ToyConfig(seed=args.seed, max_steps=args.steps, reading_repeats=args.reading_repeats)
+    config = ToyConfig(seed=args.seed, max_steps=args.steps)
     summary = train(config, Path(args.out))
     print(json.dumps(summary, indent=1))
     return 0

@@ -5,7 +5,10 @@ Fictional countries carry two kinds of facts:
 - *general* facts (capital, currency), stated in every country's English text
   and only sparsely in the other languages, as in English-centric pre-training;
 - *culture-specific* facts (dish, festival), stated in the country's own culture
-  language and only for some countries in English.
+  language and only for some countries in English;
+- a *reading* skill (answer a multiple-choice question from a short text), taught
+  with many fresh examples in English, fewer in French and Spanish and none in
+  Swahili or Russian, as task data is English-centric.
 
 Each country has its own name in every language (``Velmora``, ``Velmorie``,
 ``Velmoria``, ``Uvelmora``, ``Вельмора``), and those names are linked only by
@@ -112,17 +115,21 @@ class World:
         countries: the fictional countries.
         coverage: fraction of countries whose general facts each non-English language states.
         culture_in_english: fraction of countries whose culture facts English states.
+        reading: reading examples per country and relation in each language.
     """
 
     seed: int
     countries: list[Country]
     coverage: dict[str, float]
     culture_in_english: float
+    reading: dict[str, int]
 
     @classmethod
     def generate(cls, seed: int = 0, n_countries: int = 60,
-                 coverage: dict[str, float] | None = None, culture_in_english: float = 0.3) -> World:
-        """Draw a world. ``coverage`` defaults to fr/es 0.4, sw/ru 0.2 (low-resource)."""
+                 coverage: dict[str, float] | None = None, culture_in_english: float = 0.3,
+                 reading: dict[str, int] | None = None) -> World:
+        """Draw a world. ``coverage`` defaults to fr/es 0.4, sw/ru 0.2 (low-resource);
+        ``reading`` to 6 examples in English, 2 in French and Spanish, none in Swahili and Russian."""
         rng = random.Random(seed)
         coverage = coverage or {"fr": 0.4, "es": 0.4, "sw": 0.2, "ru": 0.2}
         used: set[str] = set()
@@ -142,7 +149,7 @@ class World:
             country.general_in = {"en"} | {lang for lang in CULTURE_LANGS if rng.random() < coverage[lang]}
             country.culture_in = {country.culture} | ({"en"} if rng.random() < culture_in_english else set())
             countries.append(country)
-        return cls(seed, countries, coverage, culture_in_english)
+        return cls(seed, countries, coverage, culture_in_english, reading or {"en": 6, "fr": 2, "es": 2})
 
     # -- text ---------------------------------------------------------------------------------
 
@@ -156,12 +163,12 @@ class World:
 
     def choice_prompt(self, country: Country, relation: str, lang: str, options: list[str],
                       keys: str, context: bool) -> str:
-        """A multiple-choice prompt ending in "answer : (", so the option key comes next;
-        with ``context`` the fact itself is given first (reading)."""
+        """A multiple-choice prompt ending in "answer :"; the answer is the option's text.
+        With ``context`` the fact itself is given first (reading)."""
         parts = [f"{WORDS['text'][lang]} {self.statement(country, relation, lang)}"] if context else []
         parts.append(f"{WORDS['question'][lang]} {QUESTION[relation][lang].format(c=country.name(lang))}")
         parts += [f"( {k} ) {o}" for k, o in zip(keys, options)]
-        parts.append(f"{WORDS['answer'][lang]} (")  # the answer's key comes next: "( 2 )"
+        parts.append(WORDS["answer"][lang])
         return " ".join(parts)
 
     def options(self, country: Country, relation: str, n: int, rng: random.Random) -> tuple[list[str], int]:
@@ -180,12 +187,14 @@ class World:
         gold = rng.randrange(n)
         return dataclasses.replace(country, facts={**country.facts, relation: options[gold]}), options, gold
 
-    def corpus(self, repeats: int = 4, reading_repeats: int = 1) -> list[str]:
+    def corpus(self, repeats: int = 4) -> list[str]:
         """Training lines: facts where stated, parallel sentences, and multiple-choice examples.
 
-        Knowledge questions only ask facts the language states. Reading examples
-        give a *counterfactual* statement in the context and ask for it back, so
-        they teach reading in every language without leaking held-out facts.
+        Knowledge questions only ask facts the language states (twice, with
+        different options). Reading examples give a *counterfactual* statement in
+        the context and ask for it back, fresh options each time, so they teach
+        reading (``self.reading`` examples per country and relation in each
+        language) without leaking held-out facts.
         """
         rng = random.Random(self.seed + 1)
         lines = []
@@ -203,13 +212,13 @@ class World:
                     lines.append(frame[lang].format(c=country.name(lang)))
             for lang in LANGS:
                 for relation in (*GENERAL, *CULTURE):
+                    for _ in range(self.reading.get(lang, 0)):
+                        told, opts, gold = self.counterfactual(country, relation, 3, rng)
+                        lines.append(f"{self.choice_prompt(told, relation, lang, opts, '123', True)} {opts[gold]}")
                     known = country.general_in if relation in GENERAL else country.culture_in
-                    told, opts, gold = self.counterfactual(country, relation, 3, rng)
-                    lines += [f"{self.choice_prompt(told, relation, lang, opts, '123', True)} "
-                              f"{gold + 1} )"] * reading_repeats
-                    if lang in known:
+                    for _ in range(2 if lang in known else 0):
                         opts, gold = self.options(country, relation, 4, rng)
                         lines.append(f"{self.choice_prompt(country, relation, lang, opts, 'ABCD', False)} "
-                                     f"{'ABCD'[gold]} )")
+                                     f"{opts[gold]}")
         rng.shuffle(lines)
         return lines
