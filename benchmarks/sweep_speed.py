@@ -84,7 +84,7 @@ def naive(model, pairs, steps):
                 for t in range(model.cfg.n_layers):
                     r = xtl.transplant(model, pair.source, pair.target, s, t, c,
                                        max_new_tokens=steps, baseline=False)
-                    gold = first_answer_token(model.tokenizer, pair.target, pair.gold)
+                    gold = first_answer_token(model.tokenizer, pair.target, pair.answer_template.format(pair.gold))
                     cells[k, c, s, t] = (r.tokens[0, : int(r.lengths[0])].tolist(),
                                          float(r.logprobs[0, gold]))
     return cells

@@ -18,7 +18,7 @@ def naive(model, pairs, spec, steps):
     """One xtl.transplant call per cell: the reference loop the sweep must reproduce."""
     out = {}
     for k, pair in enumerate(pairs):
-        gold = first_answer_token(model.tokenizer, pair.target, pair.gold)
+        gold = first_answer_token(model.tokenizer, pair.target, pair.answer_template.format(pair.gold))
         for c in spec.components:
             for s in spec.source_layers:
                 for t in spec.target_layers:
