@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP = $(PYTHON) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: setup demo test
+.PHONY: setup demo test figures
 
 # torch first, pinned to the CPU wheel: a bare `torch` requirement with no torch
 # installed would pull a multi-GB CUDA build.
@@ -15,3 +15,8 @@ demo: setup
 
 test: setup
 	$(PYTHON) -m pytest
+
+# figures/ in the repository: what `xtl demo` writes on the shipped toy model (the sweep runs
+# are not committed; the HTML figures load plotly.js from its CDN to stay small).
+figures: setup
+	$(PYTHON) -m xtl.cli demo --out figures --quiet --plotlyjs cdn

@@ -1,20 +1,85 @@
-"""The xtl command line."""
+"""The xtl command line: demo end to end on a reduced setting, sweep, report, transplant, errors."""
+
+import re
+import shutil
 
 import pytest
 
+import xtl
 from xtl import cli
 
+HAS_BROWSER = bool(shutil.which("chromium") or shutil.which("google-chrome"))
 
-def test_help_lists_the_demo(capsys):
+
+def test_help_teaches(capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["--help"])
     assert exit_info.value.code == 0
-    assert "demo" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    for word in ("demo", "sweep", "report", "transplant", "source", "target", "heatmaps", "examples:"):
+        assert word in out
 
 
-def test_demo_says_the_toy_model_is_not_yet_available(capsys):
-    assert cli.main(["demo"]) == 2
-    assert "toy model is not yet available" in capsys.readouterr().err
+def test_demo_end_to_end_reduced(tmp_path, capsys):
+    out = tmp_path / "demo"
+    args = ["demo", "--out", str(out), "--limit", "2", "--quiet"] + ([] if HAS_BROWSER else ["--no-png"])
+    assert cli.main(args) == 0
+    printed = capsys.readouterr().out
+    rows = re.findall(r"(toy-\w+)\s+untouched ([\d.]+) \| paper default ([\d.]+) \| TargetFirst ([\d.]+) \| "
+                      r"upper bound ([\d.]+)\s+\((\d+) items\)", printed)
+    assert [r[0] for r in rows] == ["toy-generation", "toy-understanding", "toy-culture"]
+    for name, base, default, first, bound, n in rows:
+        assert int(n) == 8 and float(bound) >= max(float(base), float(default), float(first))
+        result = xtl.SweepResult.load(out / "runs" / f"{name}-limit2")  # the sweep behind the numbers
+        table = xtl.compare_settings(result, xtl.tasks.get(name).default).set_index(["language", "setting"])
+        assert float(bound) == pytest.approx(table.loc[("all", "upper_bound"), "accuracy"], abs=0.005)
+        assert float(base) == pytest.approx(table.loc[("all", "baseline"), "accuracy"], abs=0.005)
+    report = (out / "report.md").read_text()
+    for name in ("toy-generation", "toy-understanding", "toy-culture"):
+        assert f"## {name}" in report and (out / f"{name}-accuracy.html").is_file()
+    assert "## Held-out items" in report and "| toy-culture | sw |" in report
+    assert (out / "plotly.min.js").is_file() and "plotly.min.js" in (out / "tasks.html").read_text()
+    assert (out / "toy-culture-gain.png").is_file() == HAS_BROWSER
+
+
+def test_sweep_report_and_transplant_commands(tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["sweep", "--model", "toy", "--task", "toy-culture", "--languages", "sw", "--limit", "2",
+            "--components", "attn", "--max-new-tokens", "3", "--out", str(run), "--quiet"]
+    assert cli.main(args) == 0
+    result = xtl.SweepResult.load(run)
+    assert result.spec.task == "toy-culture" and result.spec.components == ("attn",)
+    assert len(result.instances) == 2 and set(result.languages) == {"sw"}
+    assert cli.main(args) == 0  # resumes: nothing left to do, same result
+    assert xtl.SweepResult.load(run).correct.equal(result.correct)
+    assert cli.main(["report", str(run), "--out", str(tmp_path / "rep"), "--no-png"]) == 0
+    report = (tmp_path / "rep" / "report.md").read_text()
+    assert "## toy-culture" in report and "| sw |" in report
+    capsys.readouterr()
+    item = xtl.tasks.get("toy-generation").items("ru")[0]
+    assert cli.main(["transplant", "--model", "toy", "--source", item.source, "--target", item.target,
+                     "--source-layer", "0", "--target-layer", "0", "--component", "mlp",
+                     "--max-new-tokens", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"untouched    : {item.target}") and lines[1].startswith("transplanted :")
+    direct = xtl.transplant(xtl.toy.load_toy_model(), item.source, item.target, 0, 0, "mlp", max_new_tokens=3)
+    assert lines[1].split("   (")[0] == f"transplanted : {item.target}{direct.text[0]}"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["sweep", "--model", "toy", "--task", "nope", "--out", "x"], "unknown task 'nope'; registered tasks"),
+    (["sweep", "--model", "toy", "--task", "toy-culture", "--languages", "de", "--out", "x"],
+     "task 'toy-culture' has no language 'de'"),
+    (["sweep", "--model", "toy", "--task", "toy-culture", "--languages", "sw", "--components", "attn,ffn",
+      "--limit", "1", "--out", "{tmp}/x"], "ffn"),
+    (["report", "{tmp}/missing", "--out", "{tmp}/r"], "is not a sweep run"),
+    (["transplant", "--model", "toy", "--source", "a", "--target", "b", "--source-layer", "9",
+      "--target-layer", "0"], "9"),
+])
+def test_bad_arguments_give_one_clear_line_and_status_2(args, message, tmp_path, capsys):
+    assert cli.main([a.replace("{tmp}", str(tmp_path)) for a in args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"xtl {args[0]}: error:") and message in err
 
 
 def test_unknown_command_is_an_error(capsys):

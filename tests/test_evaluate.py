@@ -5,33 +5,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from synthetic import synthetic
 
 import xtl
-from xtl.results import SweepSpec, from_frame, record
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "xtransplant-samples"
-
-# correct[instance][source][target] for one component "attn", layers 0-1; baseline per instance
-GRID = {
-    0: ("sw", [[1, 0], [0, 0]], 0),
-    1: ("sw", [[0, 0], [0, 1]], 1),
-    2: ("sw", [[0, 0], [0, 0]], 0),
-    3: ("ur", [[0, 1], [1, 1]], 0),
-}
-
-
-def synthetic(grid=GRID) -> xtl.SweepResult:
-    spec = SweepSpec(model="m", n_layers=2, components=("attn",), source_layers=(0, 1), target_layers=(0, 1),
-                     max_new_tokens=1, eos_token_id=(), scorer="s", prompt_hashes=("h",) * len(grid),
-                     ids=tuple(map(str, grid)), dtype="float32")
-    rows = []
-    for k, (lang, cells, base) in grid.items():
-        rows.append(record(k, str(k), None, "", [], bool(base), -1.0, np.nan, [], lang, -1))
-        for s in (0, 1):
-            for t in (0, 1):
-                rows.append(record(k, str(k), ("attn", s, t), "", [], bool(cells[s][t]),
-                                   -float(s + t), np.nan, [], lang))
-    return from_frame(spec, pd.DataFrame(rows))
 
 
 def test_upper_bound_by_hand():

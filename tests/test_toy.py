@@ -1,6 +1,8 @@
 """The toy world: deterministic, with the intended resource asymmetry, and trainable."""
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 import xtl
 from xtl.toy.train import ToyConfig, build_tokenizer, train
@@ -83,13 +85,17 @@ def test_tokenizer_keeps_words_whole_and_round_trips(tmp_path):
         assert tok.decode(tok.encode(line, add_special_tokens=False)) == line
 
 
-def test_short_training_lowers_the_loss(tmp_path):
-    summary = train(ToyConfig(max_steps=30, n_layers=2, d_model=32, n_heads=2, d_mlp=64, n_countries=12),
-                    tmp_path, progress=False)
+def test_short_training_lowers_the_loss_and_is_reproducible(tmp_path):
+    config = ToyConfig(max_steps=30, n_layers=2, d_model=32, n_heads=2, d_mlp=64, n_countries=12)
+    summary = train(config, tmp_path / "a", progress=False)
     assert summary["final_loss"] < summary["first_loss"] - 1.0
-    assert (tmp_path / "model.safetensors").is_file() and (tmp_path / "loss.csv").is_file()
-    model = xtl.load_model(tmp_path)
+    assert (tmp_path / "a" / "model.safetensors").is_file() and (tmp_path / "a" / "loss.csv").is_file()
+    model = xtl.load_model(tmp_path / "a")
     assert model.cfg.n_layers == 2 and model.cfg.original_architecture == "Qwen2ForCausalLM"
+    train(config, tmp_path / "b", progress=False)  # the same config again: the same weights, bit for bit
+    a, b = (load_file(tmp_path / run / "model.safetensors") for run in "ab")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert (tmp_path / "a" / "tokenizer.json").read_text() == (tmp_path / "b" / "tokenizer.json").read_text()
 
 
 def test_load_toy_model_says_when_it_is_missing(tmp_path, monkeypatch):

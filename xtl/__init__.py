@@ -8,11 +8,12 @@ Example:
     >>> res.text, res.baseline_text
 """
 
-from xtl import tasks, toy
+from xtl import plot, tasks, toy
 from xtl.capture import Activations, capture
 from xtl.components import COMPONENTS, Component, get_component
 from xtl.evaluate import (
     best_source_layer,
+    compare_settings,
     evaluate,
     marginal_upper_bound,
     pair_stability,
@@ -57,6 +58,7 @@ __all__ = [
     "__version__",
     "best_source_layer",
     "capture",
+    "compare_settings",
     "contains_gold",
     "evaluate",
     "get_component",
@@ -65,11 +67,12 @@ __all__ = [
     "marginal_upper_bound",
     "orient",
     "pair_stability",
+    "plot",
     "rank_agreement",
     "sweep",
     "tasks",
-    "toy",
     "tokenize",
+    "toy",
     "transplant",
     "transplant_directed",
     "transplant_en2x",

@@ -1,32 +1,162 @@
-"""The ``xtl`` command line."""
+"""The ``xtl`` command line: ``xtl demo``, ``xtl sweep``, ``xtl report``, ``xtl transplant``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+
+DESCRIPTION = """\
+Cross-lingual latent transplantation (XTransplant) on TransformerLens models.
+
+A transplant runs a *source* prompt (one language), keeps a component's output
+(attention or MLP) at its last prompt token, and writes it into the *target*
+prompt's pass (the same question in another language) at one layer. Sweeping
+every (source layer, target layer) pair shows which layers and which component
+carry what: read the heatmaps that `xtl demo` and `xtl report` write.
+
+Start with:  xtl demo            (the shipped toy model, about two minutes on a CPU)
+"""
+
+EPILOG = """\
+examples:
+  xtl demo --out xtl-demo
+  xtl sweep --model toy --task toy-culture --languages sw,fr --out runs/culture
+  xtl sweep --model Qwen/Qwen2-0.5B-Instruct --task xnli --data path/to/XNLI_sample \\
+            --languages sw --direction en2x --out runs/xnli-sw
+  xtl report runs/culture runs/xnli-sw --out report
+  xtl transplant --model toy --source "the capital of gezemi is" \\
+                 --target "столица геземи это" --source-layer 0 --target-layer 0 --component mlp
+"""
+
+
+PLOTLYJS = {"default": "directory", "choices": ("directory", "embed", "cdn"),
+            "help": "HTML figures: one offline plotly.js beside them (directory, the default), "
+                    "plotly.js inside each file (embed), or loaded from the web (cdn)"}
+
+
+def _load(name: str, dtype: str):
+    import xtl
+
+    return xtl.toy.load_toy_model(dtype=dtype) if name == "toy" else xtl.load_model(name, dtype=dtype)
+
+
+def _csv(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def _demo(args: argparse.Namespace) -> int:
-    print(
-        "xtl demo: the embedded toy model is not yet available (it lands with the "
-        "toy-world issue). Meanwhile, load any supported checkpoint with "
-        "xtl.load_model(...) and call xtl.transplant(...).",
-        file=sys.stderr,
-    )
-    return 2
+    from xtl.report import demo
+
+    done = demo(args.out, limit=args.limit, png=not args.no_png, progress=not args.quiet, plotlyjs=args.plotlyjs)
+    print(f"\nxtl demo: {done['seconds']:.0f} s; report {done['report']}")
+    from xtl.evaluate import compare_settings
+    from xtl.report import task_default
+
+    for name, result in done["results"].items():
+        table = compare_settings(result, task_default(result)).set_index(["language", "setting"])["accuracy"]
+        language = "all" if "all" in table.index.get_level_values(0) else result.languages[0]
+        row = table[language]
+        print(f"  {name:18s} untouched {row['baseline']:.2f} | paper default {row['default']:.2f} | "
+              f"TargetFirst {row['targetfirst']:.2f} | upper bound {row['upper_bound']:.2f}  ({len(result.instances)} items)")
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    import xtl
+
+    task = xtl.tasks.get(args.task, **({"data": args.data} if args.data else {}))
+    languages = _csv(args.languages) if args.languages else list(task.available_languages())
+    for language in languages:
+        task.check_language(language)
+    items = [item for lang in languages for item in task.items(lang, args.direction, args.split)[:args.limit]]
+    model = _load(args.model, args.dtype)
+    result = xtl.sweep(model, items, components=_csv(args.components), max_new_tokens=args.max_new_tokens,
+                       scorer=task.scorer, out=args.out, progress=not args.quiet)
+    print(xtl.upper_bound(result).round(3).to_string(index=False))
+    print(f"\nxtl sweep: {len(result.instances)} instances in {args.out}; `xtl report {args.out}` draws them")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from xtl.report import write_report
+    from xtl.results import SweepResult
+
+    results = {}
+    for run in args.runs:
+        result = SweepResult.load(run)
+        name = result.spec.task or Path(run).name
+        results[name if name not in results else f"{name} ({Path(run).name})"] = result
+    report = write_report(results, args.out, png=not args.no_png, plotlyjs=args.plotlyjs)
+    print(f"xtl report: {report}")
+    return 0
+
+
+def _transplant(args: argparse.Namespace) -> int:
+    import xtl
+
+    model = _load(args.model, args.dtype)
+    res = xtl.transplant(model, args.source, args.target, args.source_layer, args.target_layer, args.component,
+                         max_new_tokens=args.max_new_tokens)
+    print(f"untouched    : {args.target}{res.baseline_text[0]}")
+    print(f"transplanted : {args.target}{res.text[0]}   "
+          f"({args.component}, source layer {args.source_layer} -> target layer {args.target_layer})")
+    return 0
 
 
 def parser() -> argparse.ArgumentParser:
     """The argument parser of the ``xtl`` command."""
-    p = argparse.ArgumentParser(
-        prog="xtl",
-        description="Cross-lingual latent transplantation (XTransplant) on TransformerLens models.",
-    )
+    p = argparse.ArgumentParser(prog="xtl", description=DESCRIPTION, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    demo = sub.add_parser("demo", help="run the main job on the embedded toy model")
+
+    demo = sub.add_parser("demo", help="the main job on the shipped toy model: sweeps, figures, report",
+                          description="Sweep the toy model's three tasks (general knowledge En -> X, reading "
+                                      "En -> X, culture X -> En) over attention and MLP and every layer pair, "
+                                      "evaluate untouched / paper default / TargetFirst / upper bound, and write "
+                                      "PNG + HTML figures and report.md.")
     demo.add_argument("--out", default="xtl-demo", help="output directory (default: %(default)s)")
+    demo.add_argument("--limit", type=int, help="only the first N items per language (a quick look)")
+    demo.add_argument("--no-png", action="store_true", help="HTML figures only (PNG needs Chromium)")
+    demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    demo.add_argument("--plotlyjs", **PLOTLYJS)
     demo.set_defaults(func=_demo)
+
+    sweep = sub.add_parser("sweep", help="sweep every layer pair of a task into a resumable run directory",
+                           description="Run every (component, source layer, target layer) cell on a task's items; "
+                                       "each finished item is saved at once, so an interrupted sweep resumes.")
+    sweep.add_argument("--model", required=True, help="'toy', a TransformerLens hub name or a local checkpoint dir")
+    sweep.add_argument("--task", required=True, help="a registered task (xnli, xquad, globalopinionqa, toy-...)")
+    sweep.add_argument("--data", help="the task's data directory (the paper's tasks), or 'hub'")
+    sweep.add_argument("--languages", help="comma-separated, e.g. sw,ur (default: all the task has)")
+    sweep.add_argument("--direction", choices=("en2x", "x2en"), help="default: the task's own")
+    sweep.add_argument("--components", default="attn,mlp", help="comma-separated (default: %(default)s)")
+    sweep.add_argument("--split", default="sample", choices=("sample", "unseen"))
+    sweep.add_argument("--limit", type=int, help="only the first N items per language")
+    sweep.add_argument("--max-new-tokens", type=int, default=20, help="greedy tokens per answer (default: %(default)s)")
+    sweep.add_argument("--dtype", default="float32")
+    sweep.add_argument("--out", required=True, help="the run directory")
+    sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    sweep.set_defaults(func=_sweep)
+
+    report = sub.add_parser("report", help="figures and report.md from sweep run directories")
+    report.add_argument("runs", nargs="+", metavar="RUN", help="run directories written by `xtl sweep`")
+    report.add_argument("--out", required=True, help="output directory")
+    report.add_argument("--no-png", action="store_true", help="HTML figures only (PNG needs Chromium)")
+    report.add_argument("--plotlyjs", **PLOTLYJS)
+    report.set_defaults(func=_report)
+
+    one = sub.add_parser("transplant", help="one transplant, printed next to the untouched continuation")
+    one.add_argument("--model", required=True, help="'toy', a hub name or a local checkpoint dir")
+    one.add_argument("--source", required=True, help="the source prompt (where the activation is read)")
+    one.add_argument("--target", required=True, help="the target prompt (where it is written)")
+    one.add_argument("--source-layer", type=int, required=True, help="may be negative (-1: last layer)")
+    one.add_argument("--target-layer", type=int, required=True)
+    one.add_argument("--component", default="attn", help="attn, mlp, resid or attn_as_released")
+    one.add_argument("--max-new-tokens", type=int, default=8)
+    one.add_argument("--dtype", default="float32")
+    one.set_defaults(func=_transplant)
     return p
 
 
@@ -37,9 +167,18 @@ def _version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``xtl`` console script."""
+    """Entry point of the ``xtl`` console script; errors print one line and exit with status 2."""
+    from xtl.plot import ExportError
+
     args = parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, NotImplementedError, ExportError) as error:
+        print(f"xtl {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"xtl {args.command}: interrupted; finished items are saved and a rerun resumes", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

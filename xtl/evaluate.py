@@ -165,6 +165,52 @@ def best_source_layer(result: SweepResult, language: str, component: str, target
     return result.spec.source_layers[order[0]]
 
 
+def compare_settings(result: SweepResult, default: TransplantSpec, scoring: str = "rule") -> pd.DataFrame:
+    """Untouched, the paper's default cell, TargetFirst and the upper bound, per language,
+    all read from one full sweep.
+
+    TargetFirst takes target layer 0 of the default's component and the best
+    source layer on the language's instances *in this result*, so it is chosen
+    and measured on the same items (the paper's search on the ``sample``
+    split); for held-out numbers use ``evaluate(..., setting="targetfirst",
+    split="unseen")``.
+
+    Returns:
+        Columns ``language, setting, accuracy, instances, cell``; settings
+        ``baseline``, ``default``, ``targetfirst``, ``upper_bound``; ``"all"``
+        rows when there are several languages.
+
+    Example:
+        >>> xtl.compare_settings(res, task.default)
+    """
+    cells, base = _correct(result, scoring)
+    spec = default.resolve(result.spec.n_layers)
+    at = result.index(spec.component, spec.source_layer, spec.target_layer)
+    solved = cells.any(axis=(1, 2, 3))
+    rows = []
+    for language, mask in _groups(result):
+        n = int(mask.sum())
+        pick = [(language, mask)] if language != "all" else [g for g in _groups(result) if g[0] != "all"]
+        first = {}  # TargetFirst per language; "all" pools the languages' own choices
+        for lang, m in pick:
+            layer = best_source_layer(result, lang, spec.component, 0, scoring)
+            first[lang] = (layer, cells[m][:, at[0], result.spec.source_layers.index(layer),
+                                           result.spec.target_layers.index(0)])
+        tf_hits = np.concatenate([hits for _, hits in first.values()])
+        tf_cell = (f"{spec.component} {first[language][0]}->0" if language in first else
+                   f"{spec.component} per language ->0")
+        rows += [
+            {"language": language, "setting": "baseline", "accuracy": base[mask].mean(), "instances": n, "cell": ""},
+            {"language": language, "setting": "default", "accuracy": cells[mask][:, at[0], at[1], at[2]].mean(),
+             "instances": n, "cell": f"{spec.component} {spec.source_layer}->{spec.target_layer}"},
+            {"language": language, "setting": "targetfirst", "accuracy": tf_hits.mean(), "instances": n,
+             "cell": tf_cell},
+            {"language": language, "setting": "upper_bound", "accuracy": solved[mask].mean(), "instances": n,
+             "cell": "any"},
+        ]
+    return pd.DataFrame(rows)
+
+
 def evaluate(
     model: HookedModel,
     task: Task,

@@ -26,7 +26,8 @@ VERSION_FIELDS = ("xtl_version", "transformer_lens_version")
 
 @dataclass(frozen=True)
 class SweepSpec:
-    """Everything that determines a sweep's results, stored with them."""
+    """Everything that determines a sweep's results, stored with them (``task``: the
+    registered task of the items when they all come from one, else empty)."""
 
     model: str
     n_layers: int
@@ -40,6 +41,7 @@ class SweepSpec:
     ids: tuple[str, ...]
     dtype: str
     revision: str | None = None
+    task: str = ""
     xtl_version: str = ""
     transformer_lens_version: str = ""
 
@@ -141,6 +143,12 @@ class SweepResult:
         if instance not in self.instances:
             raise ValueError(f"instance {instance} is not in this result; it holds {self.instances}")
         return column[self.instances.index(instance)]
+
+    def heatmap(self, metric: str = "accuracy", **kwargs):
+        """Shortcut for :func:`xtl.plot.heatmap` (``language=``, ``components=``, ``title=``)."""
+        from xtl.plot import heatmap
+
+        return heatmap(self, metric, **kwargs)
 
     def to_pandas(self) -> pd.DataFrame:
         """Long-form table: one row per (instance, cell), baseline rows marked ``baseline=True``."""

@@ -63,6 +63,7 @@ def _spec(model, pairs: list[Pair], components, sources, targets, max_new_tokens
 
     from xtl import __version__
 
+    tasks = {getattr(p, "task", "") for p in pairs}  # task items know their task
     return SweepSpec(
         model=str(getattr(model.cfg, "model_name", type(model).__name__)),
         n_layers=n_layers(model),
@@ -76,6 +77,7 @@ def _spec(model, pairs: list[Pair], components, sources, targets, max_new_tokens
         ids=tuple(p.id if p.id is not None else str(k) for k, p in enumerate(pairs)),
         dtype=str(model.cfg.dtype).replace("torch.", ""),
         revision=revision,
+        task=tasks.pop() if len(tasks) == 1 else "",
         xtl_version=__version__,
         transformer_lens_version=getattr(transformer_lens, "__version__", ""),
     )

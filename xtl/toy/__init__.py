@@ -33,4 +33,6 @@ def load_toy_model(**kwargs):
             f"the toy model is missing: {SHIPPED} holds no checkpoint (reinstall xtl), or train one with "
             f"`python -m xtl.toy.train --out DIR` and load it with xtl.load_model(DIR)."
         )
-    return load_model(SHIPPED, **kwargs)
+    model = load_model(SHIPPED, **kwargs)
+    model.cfg.model_name = "xtl-toy"  # rather than the folder's name, in sweep specs and reports
+    return model

@@ -27,6 +27,8 @@ import dataclasses
 import time
 from pathlib import Path
 
+import numpy as np
+
 import xtl
 from xtl.results import SweepResult
 
@@ -67,7 +69,7 @@ def measure(model, name: str, max_new_tokens: int = 4) -> dict:
     languages = res.baseline["language"].to_numpy()
     baseline, transplant = [], []
     for lang in [*task.languages, "all"]:
-        mask = languages == lang if lang != "all" else languages == languages
+        mask = languages == lang if lang != "all" else np.ones(len(languages), dtype=bool)
         n = int(mask.sum())
         src = round(float(source.loc[lang, "baseline"]) * n) if lang != "all" else round(
             sum(source["baseline"] * source["instances"]))

@@ -1,0 +1,104 @@
+"""Figures: their data, axis titles, hover counts and trace counts, and export."""
+
+import shutil
+
+import numpy as np
+import pytest
+from synthetic import synthetic
+
+import xtl
+from xtl import plot
+
+# two components over layers 0-1; baseline right on instance 1 only
+GRID = {
+    0: ("sw", {"attn": [[1, 0], [0, 0]], "mlp": [[1, 1], [0, 0]]}, 0),
+    1: ("sw", {"attn": [[0, 0], [0, 1]], "mlp": [[1, 0], [0, 0]]}, 1),
+    2: ("sw", {"attn": [[0, 0], [0, 0]], "mlp": [[0, 1], [0, 0]]}, 0),
+    3: ("ur", {"attn": [[0, 1], [1, 1]], "mlp": [[0, 0], [0, 0]]}, 0),
+}
+
+
+@pytest.fixture
+def res():
+    return synthetic(GRID, task="toy-culture")
+
+
+def test_heatmap_panels_share_one_scale_and_carry_counts(res):
+    fig = xtl.plot.heatmap(res)
+    assert len(fig.data) == 2 and [a.text for a in fig.layout.annotations] == ["attention", "MLP"]
+    np.testing.assert_allclose(fig.data[0].z, [[1 / 4, 1 / 4], [1 / 4, 2 / 4]])  # attn [source, target]
+    np.testing.assert_allclose(fig.data[1].z, [[2 / 4, 2 / 4], [0, 0]])
+    assert fig.data[0].coloraxis == fig.data[1].coloraxis == "coloraxis"  # one colour scale
+    assert (fig.layout.coloraxis.cmin, fig.layout.coloraxis.cmax) == (0, 1)
+    assert fig.layout.xaxis.title.text == "target layer (where it is written)"
+    assert fig.layout.yaxis.title.text == "source layer (where it is read)"
+    assert fig.data[1].customdata[0][0].tolist() == [2, 4]  # MLP 0->0: 2 of 4 instances
+    assert "instances correct" in fig.data[0].hovertemplate and fig.data[1].meta == "MLP"
+    assert res.heatmap().to_dict() == fig.to_dict()  # the SweepResult shortcut
+
+
+def test_changes_use_a_diverging_scale_centred_on_zero(res):
+    gain = xtl.plot.heatmap(res, "gain", language="sw")
+    np.testing.assert_allclose(gain.data[1].z, [[2 / 3 - 1 / 3, 2 / 3 - 1 / 3], [-1 / 3, -1 / 3]])
+    axis = gain.layout.coloraxis
+    assert axis.cmin == -axis.cmax and axis.cmax == pytest.approx(1 / 3)
+    assert axis.colorscale[0][1] != axis.colorscale[-1][1]
+    lp = xtl.plot.heatmap(res, "logprob_change")
+    np.testing.assert_allclose(lp.data[0].z, [[1, 0], [0, -1]])  # -(s + t) - (-1)
+    fixed = xtl.plot.heatmap(res, "fixed", language="sw")  # failures: instances 0 and 2
+    np.testing.assert_allclose(fixed.data[1].z, [[1 / 2, 2 / 2], [0, 0]])
+    assert fixed.data[1].customdata[0][1].tolist() == [2, 2]
+
+
+def test_difference_facets_and_errors(res):
+    diff = xtl.plot.difference(res)
+    np.testing.assert_allclose(diff.data[0].z, [[-1 / 4, -1 / 4], [1 / 4, 2 / 4]])
+    assert diff.layout.annotations[0].text == "attention minus MLP" and len(diff.data) == 1
+    by_language = xtl.plot.facets(res, "gain")
+    names = ["sw (3): attention", "sw (3): MLP", "ur (1): attention", "ur (1): MLP"]
+    assert [t.meta for t in by_language.data] == names
+    titles = {a.text: a.y for a in by_language.layout.annotations}
+    assert sorted(titles) == sorted(names) and titles["sw (3): MLP"] > titles["ur (1): MLP"]  # a row per language
+    np.testing.assert_allclose(by_language.data[2].z, [[0, 1], [1, 1]])  # ur attention: baseline 0
+    by_task = xtl.plot.facets({"culture": res, "again": res})
+    assert len(by_task.data) == 4 and by_task.data[2].meta == "again (4): attention"
+    with pytest.raises(ValueError, match=r"no instances in language 'xx'; valid: \['sw', 'ur'\]"):
+        xtl.plot.heatmap(res, language="xx")
+    with pytest.raises(ValueError, match="unknown metric 'acc'"):
+        xtl.plot.heatmap(res, "acc")
+    with pytest.raises(ValueError, match="component 'resid' is not in this sweep"):
+        xtl.plot.heatmap(res, components=["resid"])
+    with pytest.raises(ValueError, match="nothing to plot"):
+        xtl.plot.bars(xtl.compare_settings(res, xtl.TransplantSpec(0, 0, "mlp")).iloc[:0])
+
+
+def test_settings_bars_marginals_and_stability(res):
+    table = xtl.compare_settings(res, xtl.TransplantSpec(source_layer=0, target_layer=0, component="mlp"))
+    sw = table[table["language"] == "sw"].set_index("setting")["accuracy"]
+    assert sw.to_dict() == pytest.approx({"baseline": 1 / 3, "default": 2 / 3, "targetfirst": 2 / 3,
+                                          "upper_bound": 1.0})
+    fig = xtl.plot.bars(table)
+    assert [t.name for t in fig.data] == ["untouched", "paper default", "TargetFirst", "upper bound"]
+    assert list(fig.data[3].x) == ["sw", "ur", "all"] and list(fig.data[3].y) == pytest.approx([1, 1, 1])
+    marg = xtl.plot.marginals(res, language="sw")
+    source_attn = [t for t in marg.data if t.name == "attention" and t.xaxis == "x"][0]
+    assert list(source_attn.y) == pytest.approx([1 / 3, 1 / 3])  # by hand: instance 0 via 0, 1 via 1
+    assert marg.layout.shapes[0].y0 == pytest.approx(1 / 3)  # the untouched line
+    stab = xtl.plot.stability(res)
+    assert list(stab.data[0].y) == ["sw", "ur", "all"] and len(stab.data[0].x) == 8
+    assert stab.data[0].x[0] == "attention 1->1"  # the pair with the highest mean solve rate
+
+
+def test_export_html_png_and_errors(res, tmp_path):
+    fig = xtl.plot.heatmap(res)
+    html = xtl.plot.save(fig, tmp_path / "h.html").read_text()
+    assert "plotly" in html and 'src="https://cdn.plot.ly' not in html  # self-contained
+    assert 'src="https://cdn.plot.ly' in xtl.plot.save(fig, tmp_path / "c.html", plotlyjs="cdn").read_text()
+    with pytest.raises(ValueError, match=r"unknown figure format '\.gif'"):
+        xtl.plot.save(fig, tmp_path / "h.gif")
+    if not (shutil.which("chromium") or shutil.which("google-chrome")):
+        pytest.skip("PNG export needs Chromium for kaleido (.ci/run installs Debian's chromium)")
+    png = xtl.plot.save(fig, tmp_path / "h.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    paths = plot.save_images({tmp_path / "a.png": fig, tmp_path / "b.svg": xtl.plot.difference(res)})
+    assert paths[1].read_text().startswith("<svg")

@@ -1,0 +1,373 @@
+"""Layer-effect figures from sweep results: thin wrappers over ``plotly.express``.
+
+Every function returns a ``plotly`` figure, labels its axes in words, carries
+the exact numbers (and the counts behind them) in its hover text, and puts
+related maps side by side on one colour scale. A change (``gain``,
+``logprob_change``, the attention-minus-MLP difference) is drawn on a
+diverging scale centred on zero, i.e. on the untouched model.
+
+Metrics of a cell, over the instances of a language (or all):
+
+- ``accuracy``: the fraction of instances the cell answers correctly;
+- ``gain``: accuracy minus the untouched model's accuracy;
+- ``fixed``: the fraction of the untouched model's *failures* the cell solves;
+- ``logprob_change``: the mean change of the gold answer's first-token log-prob.
+
+Example:
+    >>> res = xtl.sweep(model, task.items("sw"), scorer=task.scorer)
+    >>> xtl.plot.heatmap(res, "gain")            # attention and MLP side by side
+    >>> xtl.plot.save(xtl.plot.difference(res), "diff.html")
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import plotly.io as pio
+
+from xtl.evaluate import marginal_upper_bound, pair_stability
+from xtl.results import SweepResult
+
+METRICS = {
+    "accuracy": "accuracy",
+    "gain": "accuracy minus untouched",
+    "fixed": "share of untouched failures fixed",
+    "logprob_change": "mean change in gold log-prob",
+}
+CHANGES = ("gain", "logprob_change")
+COMPONENT_NAMES = {"attn": "attention", "mlp": "MLP", "resid": "residual stream",
+                   "attn_as_released": "attention (as released)"}
+AXIS_TITLES = {"x": "target layer (where it is written)", "y": "source layer (where it is read)"}
+
+
+def _mask(result: SweepResult, language: str | None) -> np.ndarray:
+    """Instances of ``language`` (all for ``None`` or ``"all"``); an error when there are none."""
+    if not len(result.instances):
+        raise ValueError("this sweep result holds no instances: nothing to plot")
+    languages = np.array(result.languages)
+    if language in (None, "all"):
+        return np.ones(len(languages), dtype=bool)
+    mask = languages == language
+    if not mask.any():
+        raise ValueError(f"no instances in language {language!r}; valid: {sorted(set(result.languages))} or 'all'")
+    return mask
+
+
+def cell_values(result: SweepResult, metric: str = "accuracy", language: str | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A metric for every cell, with the counts behind it.
+
+    Returns:
+        ``(values, hits, totals)``, each ``[component, source_layer, target_layer]``:
+        the metric, and for the counting metrics how many instances it counts out of
+        how many (for ``logprob_change``, ``hits`` is the number of instances whose
+        log-prob rose).
+    """
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; valid: {list(METRICS)}")
+    mask = _mask(result, language)
+    correct = result.correct.numpy()[mask]  # [instance, component, source, target]
+    base = result.baseline["correct"].to_numpy(dtype=bool)[mask]
+    n = np.full(correct.shape[1:], len(base))
+    if metric == "accuracy":
+        return correct.mean(0), correct.sum(0), n
+    if metric == "gain":
+        return correct.mean(0) - base.mean(), correct.sum(0), n
+    if metric == "fixed":
+        failed = correct[~base]
+        totals = np.full(correct.shape[1:], len(failed))
+        return (failed.mean(0) if len(failed) else np.zeros(correct.shape[1:])), failed.sum(0), totals
+    change = result.gold_logprob.numpy()[mask] - result.baseline["gold_logprob"].to_numpy()[mask, None, None, None]
+    return change.mean(0), (change > 0).sum(0), n
+
+
+def _hover(metric: str) -> str:
+    counts = {"accuracy": "%{customdata[0]} of %{customdata[1]} instances correct",
+              "gain": "%{customdata[0]} of %{customdata[1]} instances correct",
+              "fixed": "%{customdata[0]} of %{customdata[1]} untouched failures fixed",
+              "logprob_change": "log-prob rose on %{customdata[0]} of %{customdata[1]} instances"}[metric]
+    return (f"source layer %{{y}}, target layer %{{x}}<br>{METRICS[metric]}: %{{z:.3f}}<br>{counts}"
+            "<extra>%{meta}</extra>")
+
+
+def _grid(result: SweepResult, panels: np.ndarray, names: list[str], label: str, customdata: list,
+          hover: str, title: str, diverging: bool, wrap: int) -> go.Figure:
+    """Heatmaps ``panels [panel, source, target]`` side by side (``wrap`` per row), one colour
+    scale: diverging and symmetric about zero for changes, 0 to 1 otherwise."""
+    if diverging:
+        bound = float(np.nanmax(np.abs(panels))) or 1.0
+        colours = {"color_continuous_scale": "RdBu_r", "zmin": -bound, "zmax": bound}
+    else:
+        colours = {"color_continuous_scale": "Viridis", "zmin": 0.0, "zmax": 1.0}
+    fig = px.imshow(panels, x=list(result.spec.target_layers), y=list(result.spec.source_layers),
+                    facet_col=0, facet_col_wrap=wrap, origin="lower",
+                    labels={"x": AXIS_TITLES["x"], "y": AXIS_TITLES["y"], "color": label},
+                    title=title, facet_row_spacing=0.08, facet_col_spacing=0.06, **colours)
+    for annotation in fig.layout.annotations:  # "facet_col=3" -> the panel's name
+        annotation.text = names[int(annotation.text.split("=")[1])]
+    for trace, name, data in zip(fig.data, names, customdata):
+        trace.update(customdata=data, meta=name, hovertemplate=hover)
+    fig.update_xaxes(dtick=1)
+    fig.update_yaxes(dtick=1)
+    if len(panels) > wrap:  # several rows: the long titles would run into each other
+        fig.for_each_yaxis(lambda axis: axis.update(title_text="source layer") if axis.title.text else None)
+        fig.for_each_xaxis(lambda axis: axis.update(title_text="target layer") if axis.title.text else None)
+    return fig
+
+
+def _stack(hits: np.ndarray, totals: np.ndarray) -> np.ndarray:
+    return np.stack([hits, totals], axis=-1)
+
+
+def heatmap(result: SweepResult, metric: str = "accuracy", language: str | None = None,
+            components: list[str] | None = None, title: str | None = None) -> go.Figure:
+    """Source layer x target layer map of a metric, one panel per component, one colour scale.
+
+    Args:
+        result: a sweep result.
+        metric: ``"accuracy"``, ``"gain"``, ``"fixed"`` or ``"logprob_change"``.
+        language: only this language's instances (default all).
+        components: which components, in order (default all the sweep holds).
+        title: default names the metric, language and instance count.
+
+    Example:
+        >>> xtl.plot.heatmap(res, "gain", language="sw")
+    """
+    values, hits, totals = cell_values(result, metric, language)
+    index = [_component_index(result, c) for c in (components or result.spec.components)]
+    names = [COMPONENT_NAMES.get(result.spec.components[k], result.spec.components[k]) for k in index]
+    n = int(_mask(result, language).sum())
+    title = title or f"{METRICS[metric]} by layer pair ({language or 'all languages'}, {n} instances)"
+    return _grid(result, values[index], names, METRICS[metric], [_stack(hits[k], totals[k]) for k in index],
+                 _hover(metric), title, metric in CHANGES, len(index))
+
+
+def _component_index(result: SweepResult, component: str) -> int:
+    if component not in result.spec.components:
+        raise ValueError(f"component {component!r} is not in this sweep; it holds {list(result.spec.components)}")
+    return result.spec.components.index(component)
+
+
+def difference(result: SweepResult, metric: str = "accuracy", language: str | None = None,
+               first: str = "attn", second: str = "mlp", title: str | None = None) -> go.Figure:
+    """``first`` minus ``second`` (attention minus MLP by default), cell by cell, centred on zero.
+
+    Example:
+        >>> xtl.plot.difference(res)   # red: attention transplants do better there
+    """
+    values, hits, _ = cell_values(result, metric, language)
+    a, b = _component_index(result, first), _component_index(result, second)
+    diff = values[a] - values[b]
+    name = f"{COMPONENT_NAMES.get(first, first)} minus {COMPONENT_NAMES.get(second, second)}"
+    counts = (f"<br>instances correct: {first} %{{customdata[0]}}, {second} %{{customdata[1]}}"
+              if metric in ("accuracy", "gain") else "")
+    hover = f"source layer %{{y}}, target layer %{{x}}<br>{name}: %{{z:.3f}}{counts}<extra></extra>"
+    return _grid(result, diff[None], [name], f"{METRICS[metric]}, difference", [_stack(hits[a], hits[b])], hover,
+                 title or f"{METRICS[metric]}: {name} ({language or 'all languages'})", True, 1)
+
+
+def facets(results: SweepResult | dict[str, SweepResult], metric: str = "accuracy",
+           components: list[str] | None = None, title: str | None = None) -> go.Figure:
+    """One row of component panels per language of a result, or per result of a dict
+    (e.g. ``{"understanding": r1, "generation": r2, "culture": r3}``); one colour scale.
+
+    Example:
+        >>> xtl.plot.facets(res, "gain")                               # per language
+        >>> xtl.plot.facets({"generation": g, "culture": c})           # per task type
+    """
+    if isinstance(results, SweepResult):
+        rows = [(lang, results, lang) for lang in dict.fromkeys(results.languages)]
+    else:
+        rows = [(name, res, None) for name, res in results.items()]
+    if not rows:
+        raise ValueError("nothing to plot: no languages or results")
+    first = rows[0][1]
+    for name, res, _ in rows:
+        if (res.spec.source_layers, res.spec.target_layers) != (first.spec.source_layers, first.spec.target_layers):
+            raise ValueError(f"result {name!r} sweeps other layers than {rows[0][0]!r}; facets need one grid")
+    components = list(components or first.spec.components)
+    panels, names, data = [], [], []
+    for name, res, language in rows:
+        values, hits, totals = cell_values(res, metric, language)
+        n = len(res.instances) if language is None else int(_mask(res, language).sum())
+        for component in components:
+            k = _component_index(res, component)
+            panels.append(values[k])
+            names.append(f"{name} ({n}): {COMPONENT_NAMES.get(component, component)}")
+            data.append(_stack(hits[k], totals[k]))
+    title = title or f"{METRICS[metric]} by layer pair"
+    fig = _grid(first, np.stack(panels), names, METRICS[metric], data, _hover(metric), title, metric in CHANGES,
+                len(components))
+    fig.update_layout(height=260 * len(rows) + 120)
+    return fig
+
+
+SETTING_ORDER = ("baseline", "default", "targetfirst", "upper_bound")
+SETTING_NAMES = {"baseline": "untouched", "default": "paper default", "targetfirst": "TargetFirst",
+                 "upper_bound": "upper bound"}
+
+
+def bars(table: pd.DataFrame, title: str = "accuracy per language") -> go.Figure:
+    """Per-language bars of the settings in ``table`` (columns ``language, setting, accuracy,
+    instances``, as :func:`xtl.compare_settings` returns), in the order untouched, paper
+    default, TargetFirst, upper bound.
+
+    Example:
+        >>> xtl.plot.bars(xtl.compare_settings(res, task.default))
+    """
+    missing = {"language", "setting", "accuracy", "instances"} - set(table.columns)
+    if missing:
+        raise ValueError(f"table lacks columns {sorted(missing)}")
+    if table.empty:
+        raise ValueError("nothing to plot: the table is empty")
+    frame = table.assign(setting_name=table["setting"].map(lambda s: SETTING_NAMES.get(s, s)),
+                         correct=(table["accuracy"] * table["instances"]).round().astype(int))
+    order = [SETTING_NAMES.get(s, s) for s in SETTING_ORDER if s in set(table["setting"])]
+    order += [s for s in frame["setting_name"].unique() if s not in order]
+    hover = {"accuracy": ":.3f", "correct": True, "instances": True, "setting_name": False}
+    if "cell" in table.columns:
+        hover["cell"] = True
+    fig = px.bar(frame, x="language", y="accuracy", color="setting_name", barmode="group", title=title,
+                 category_orders={"setting_name": order}, hover_data=hover,
+                 labels={"language": "language", "accuracy": "accuracy", "setting_name": "setting"})
+    fig.update_yaxes(range=[0, 1])
+    return fig
+
+
+def marginals(result: SweepResult, language: str | None = None, title: str | None = None) -> go.Figure:
+    """Upper bound with the source layer fixed and with the target layer fixed, per component,
+    with the untouched accuracy as a dashed line.
+
+    Example:
+        >>> xtl.plot.marginals(res, language="sw")
+    """
+    mask = _mask(result, language)
+    language = language or "all"
+    frames = []
+    for axis in ("source_layer", "target_layer"):
+        table = marginal_upper_bound(result, axis)
+        if language not in set(table["language"]):  # one language only: its rows are the "all" ones
+            table = table.assign(language=language)
+        table = table[table["language"] == language]
+        frames.append(table.rename(columns={axis: "layer"}).assign(axis=axis.replace("_", " ") + " fixed"))
+    frame = pd.concat(frames, ignore_index=True)
+    frame["component"] = frame["component"].map(lambda c: COMPONENT_NAMES.get(c, c))
+    n = int(mask.sum())
+    frame["solved"] = (frame["upper_bound"] * n).round().astype(int)
+    frame["instances"] = n
+    fig = px.line(frame, x="layer", y="upper_bound", color="component", facet_col="axis", markers=True,
+                  hover_data={"upper_bound": ":.3f", "solved": True, "instances": True, "axis": False},
+                  labels={"layer": "layer", "upper_bound": "upper bound (instances solved by some cell)"},
+                  title=title or f"upper bound by layer ({language}, {n} instances)")
+    base = float(result.baseline["correct"].to_numpy()[mask].mean())
+    fig.add_hline(y=base, line_dash="dash", annotation_text=f"untouched {base:.2f}")
+    fig.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))
+    fig.update_xaxes(dtick=1)
+    fig.update_yaxes(range=[0, 1.02])
+    return fig
+
+
+def stability(result: SweepResult, title: str = "how often each layer pair solves instances") -> go.Figure:
+    """How often each layer pair solves instances, per language: languages down, pairs across
+    (sorted by their solve rate over all languages), so pairs that work everywhere stand out.
+
+    Example:
+        >>> xtl.plot.stability(res)
+    """
+    _mask(result, None)
+    table = pair_stability(result)
+    table["pair"] = [f"{COMPONENT_NAMES.get(c, c)} {s}->{t}" for c, s, t in
+                     zip(table["component"], table["source_layer"], table["target_layer"])]
+    languages = list(dict.fromkeys(result.languages))
+    if len(languages) > 1:
+        languages.append("all")
+    table = table[table["language"].isin(languages)]
+    grid = table.pivot(index="language", columns="pair", values="solve_rate").reindex(languages)
+    counts = (grid * pd.Series({lang: int((np.array(result.languages) == lang).sum()) if lang != "all"
+                                else len(result.languages) for lang in languages})
+              .to_numpy()[:, None]).round().astype(int)
+    order = grid.mean(axis=0).sort_values(ascending=False).index
+    counts = pd.DataFrame(counts, index=grid.index, columns=grid.columns)[order]
+    grid = grid[order]
+    fig = px.imshow(grid.to_numpy(), x=list(order), y=languages, aspect="auto", zmin=0, zmax=1,
+                    color_continuous_scale="Viridis",
+                    labels={"x": "layer pair (component source->target)", "y": "language", "color": "solve rate"},
+                    title=title)
+    fig.data[0].update(customdata=counts.to_numpy(), hovertemplate="%{y}, %{x}: solves %{z:.3f} "
+                       "(%{customdata} instances)<extra></extra>")
+    return fig
+
+
+def save_images(figures: dict[str | Path, go.Figure]) -> list[Path]:
+    """Write several static images (``{path: figure}``) in one kaleido browser session,
+    much faster than one :func:`save` each.
+
+    Raises:
+        ExportError: no browser for kaleido (with the fix).
+    """
+    paths = [Path(p) for p in figures]
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    with _export_errors(paths[0] if paths else Path(".")):
+        figs = list(figures.values())
+        pio.write_images(figs, paths, scale=[2 if p.suffix == ".png" else 1 for p in paths],
+                         width=[f.layout.width for f in figs], height=[f.layout.height for f in figs])
+    return paths
+
+
+@contextmanager
+def _export_errors(path: Path):
+    try:
+        yield
+    except Exception as error:  # kaleido's "no Chrome" errors come in several types
+        if "chrom" in str(error).lower() or "browser" in str(error).lower():
+            raise ExportError(f"static export of {path} needs Chrome or Chromium for kaleido: install "
+                              f"Debian's `chromium` (apt-get install -y chromium) or run "
+                              f"`plotly_get_chrome`; the original error: {error}") from error
+        raise
+
+
+class ExportError(RuntimeError):
+    """A figure could not be written as a static image (no browser for kaleido)."""
+
+
+def save(fig: go.Figure, path: str | Path, plotlyjs: str = "embed") -> Path:
+    """Write a figure by its suffix: ``.html`` (interactive), ``.png``, ``.svg`` or ``.pdf``
+    (static, through kaleido, which needs Chrome or Chromium).
+
+    Args:
+        fig: the figure.
+        path: where to write it.
+        plotlyjs: for HTML, ``"embed"`` (one self-contained file that opens without
+            network), ``"directory"`` (a shared ``plotly.min.js`` beside the file, also
+            offline; for many figures in one folder) or ``"cdn"`` (loads it from the web).
+
+    Raises:
+        ValueError: an unknown suffix or ``plotlyjs``.
+        ExportError: static export without a browser for kaleido (with the fix).
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".html", ".png", ".svg", ".pdf"):
+        raise ValueError(f"unknown figure format {path.suffix!r}; valid: .html, .png, .svg, .pdf")
+    modes = {"embed": True, "directory": "directory", "cdn": "cdn"}
+    if plotlyjs not in modes:
+        raise ValueError(f"unknown plotlyjs {plotlyjs!r}; valid: {list(modes)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".html":
+        fig.write_html(path, include_plotlyjs=modes[plotlyjs])
+        return path
+    try:
+        fig.write_image(path, scale=2 if suffix == ".png" else 1)
+    except Exception as error:  # kaleido's "no Chrome" errors come in several types
+        if "chrom" in str(error).lower() or "browser" in str(error).lower():
+            raise ExportError(f"static export of {path} needs Chrome or Chromium for kaleido: install "
+                               f"Debian's `chromium` (apt-get install -y chromium) or run "
+                               f"`plotly_get_chrome`; the original error: {error}") from error
+        raise
+    return path

@@ -1,0 +1,184 @@
+"""Figures and a Markdown report from sweep runs, and the main job (``xtl demo``).
+
+:func:`write_report` turns sweep results into figures (HTML, and PNG when a
+browser for kaleido is there) and a ``report.md`` with the tables behind them;
+:func:`demo` sweeps the shipped toy model's tasks and writes such a report.
+
+Example:
+    >>> results = {"toy-culture": xtl.SweepResult.load("runs/toy-culture")}
+    >>> xtl.report.write_report(results, "report/")
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from xtl import plot, tasks
+from xtl.evaluate import compare_settings, evaluate, upper_bound
+from xtl.results import SweepResult
+from xtl.spec import TransplantSpec
+
+TOY_TASKS = ("toy-generation", "toy-understanding", "toy-culture")
+TOY_NEW_TOKENS = 4
+
+
+def task_default(result: SweepResult) -> TransplantSpec | None:
+    """The paper's default setting for the result's task, if it is a registered task and the
+    sweep holds the default's cell and target layer 0 (for TargetFirst)."""
+    if result.spec.task not in tasks.list():
+        return None
+    default = tasks.get(result.spec.task).default
+    try:
+        result.index(default.component, default.source_layer, default.target_layer)
+        result.index(default.component, result.spec.source_layers[0], 0)
+    except ValueError:
+        return None
+    return default
+
+
+def figures(name: str, result: SweepResult) -> dict[str, go.Figure]:
+    """The standard figures of one sweep, by file stem."""
+    out = {
+        f"{name}-accuracy": plot.heatmap(result, "accuracy", title=f"{name}: accuracy by layer pair"),
+        f"{name}-gain": plot.heatmap(result, "gain", title=f"{name}: accuracy minus untouched, by layer pair"),
+    }
+    if {"attn", "mlp"} <= set(result.spec.components):
+        out[f"{name}-attn-minus-mlp"] = plot.difference(
+            result, "accuracy", title=f"{name}: accuracy, attention minus MLP (red: attention does better)")
+    out |= {
+        f"{name}-languages": plot.facets(result, "gain", title=f"{name}: accuracy minus untouched, per language"),
+        f"{name}-marginals": plot.marginals(result, title=f"{name}: upper bound with one layer fixed"),
+        f"{name}-stability": plot.stability(result, title=f"{name}: how often each layer pair solves instances"),
+    }
+    default = task_default(result)
+    if default is not None:
+        out[f"{name}-settings"] = plot.bars(compare_settings(result, default), title=f"{name}: accuracy per language")
+    return out
+
+
+def _markdown(frame: pd.DataFrame, digits: int = 2) -> str:
+    if any(name is not None for name in frame.index.names):
+        frame = frame.reset_index()
+    header = [str(c) for c in frame.columns]
+    rows = [[f"{v:.{digits}f}" if isinstance(v, float) else str(v) for v in row] for row in frame.to_numpy()]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def _save(fig: go.Figure, out: Path, stem: str, pngs: dict | None, plotlyjs: str) -> str:
+    """HTML now; PNG queued in ``pngs`` unless it is None. Returns the Markdown that shows it."""
+    plot.save(fig, out / f"{stem}.html", plotlyjs=plotlyjs)
+    if pngs is not None:
+        pngs[out / f"{stem}.png"] = fig
+        return f"[![{stem}]({stem}.png)]({stem}.html)"
+    return f"[{stem} (interactive)]({stem}.html)"
+
+
+def write_report(results: dict[str, SweepResult], out: str | Path, png: bool = True,
+                 held_out: pd.DataFrame | None = None, note: str = "", plotlyjs: str = "directory") -> Path:
+    """Write every result's figures and ``report.md`` (tables + figures) to ``out``.
+
+    Args:
+        results: sweep results by name (a task name, or any label).
+        out: the output directory (created).
+        png: also write PNG files (needs Chrome or Chromium for kaleido).
+        held_out: an evaluation table (:func:`xtl.evaluate` rows) to add, e.g. on ``unseen``.
+        note: a line under the title (what was run).
+        plotlyjs: how the HTML figures get plotly.js (see :func:`xtl.plot.save`); by default
+            one offline copy beside them.
+
+    Returns:
+        The path of ``report.md``.
+
+    Raises:
+        ValueError: no results, or a result with no instances.
+    """
+    if not results:
+        raise ValueError("no sweep results to report")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    pngs = {} if png else None
+    lines = ["# xtl report", note, ""]
+    for name, result in results.items():
+        spec = result.spec
+        lines += [f"## {name}", "",
+                  f"Model `{spec.model}`, {len(result.instances)} instances "
+                  f"({', '.join(dict.fromkeys(result.languages)) or 'no language'}), components "
+                  f"{', '.join(spec.components)}, {len(spec.source_layers)} x {len(spec.target_layers)} layer pairs, "
+                  f"{spec.max_new_tokens} new tokens.", ""]
+        languages = list(dict.fromkeys(result.languages)) + (["all"] if len(set(result.languages)) > 1 else [])
+        default = task_default(result)
+        if default is not None:
+            table = compare_settings(result, default).pivot(index="language", columns="setting", values="accuracy")
+            table = table.reindex(index=languages, columns=list(plot.SETTING_ORDER))
+            lines += [f"Accuracy per setting (paper default: {default.component} ({default.source_layer}, "
+                      f"{default.target_layer}); TargetFirst chosen on these items):", "", _markdown(table), ""]
+        bound = upper_bound(result).pivot(index="language", columns="component", values="upper_bound")
+        bound = bound.reindex(index=languages, columns=[*spec.components, "any"])
+        lines += ["Upper bound per component:", "", _markdown(bound), ""]
+        for stem, fig in figures(name, result).items():
+            lines += [_save(fig, out, stem, pngs, plotlyjs), ""]
+    if len(results) > 1:
+        grids = {(r.spec.components, r.spec.source_layers, r.spec.target_layers) for r in results.values()}
+        if len(grids) == 1:
+            fig = plot.facets(results, "gain", title="accuracy minus untouched, per task")
+            lines += ["## All tasks", "", _save(fig, out, "tasks", pngs, plotlyjs), ""]
+    if held_out is not None and not held_out.empty:
+        table = held_out.pivot_table(index=["task", "language"], columns="setting", values="accuracy", sort=False)
+        base = held_out.groupby(["task", "language"])["baseline"].first().rename("baseline")
+        lines += ["## Held-out items", "", "Accuracy on the `unseen` split: untouched, the paper's default, and "
+                  "TargetFirst with its source layer chosen on the `sample` split.", "",
+                  _markdown(pd.concat([base, table], axis=1)), ""]
+    if pngs:
+        plot.save_images(pngs)
+    report = out / "report.md"
+    report.write_text("\n".join(lines))
+    return report
+
+
+def demo(out: str | Path = "xtl-demo", limit: int | None = None, png: bool = True, progress: bool = True,
+         plotlyjs: str = "directory") -> dict:
+    """The main job: the shipped toy model, its three tasks (En -> X general knowledge and
+    reading, X -> En culture), both components, all layer pairs, on the ``sample`` split;
+    then the paper's default and TargetFirst on ``unseen``; figures and ``report.md`` in ``out``.
+
+    Sweeps are kept in ``out/runs`` and resume if interrupted.
+
+    Args:
+        out: output directory.
+        limit: only the first ``limit`` items per language and split (a quick run).
+        png: also write PNG figures.
+        progress: show progress bars.
+        plotlyjs: how the HTML figures get plotly.js (see :func:`xtl.plot.save`).
+
+    Returns:
+        ``{"results": {task: SweepResult}, "held_out": DataFrame, "report": Path, "seconds": float}``.
+    """
+    from xtl.sweep import sweep
+    from xtl.toy import load_toy_model
+
+    start = time.perf_counter()
+    out = Path(out)
+    model = load_toy_model()
+    results, held_out = {}, []
+    for name in TOY_TASKS:
+        task = tasks.get(name)
+        items = [item for lang in task.languages for item in task.items(lang)[:limit]]
+        if progress:
+            print(f"{name}: {len(items)} items, {task.direction}", flush=True)
+        run = out / "runs" / (name if limit is None else f"{name}-limit{limit}")
+        results[name] = sweep(model, items, components=("attn", "mlp"), max_new_tokens=TOY_NEW_TOKENS,
+                              scorer=task.scorer, out=run, progress=progress)
+        for setting in ("default", "targetfirst"):
+            held_out.append(evaluate(model, task, setting=setting, split="unseen", max_new_tokens=TOY_NEW_TOKENS,
+                                     limit=limit, progress=False))
+    held = pd.concat(held_out, ignore_index=True)
+    note = (f"`xtl demo` on the shipped toy model (`xtl/toy/model`): every toy task in its direction, "
+            f"attention and MLP, all layer pairs, `sample` split{'' if limit is None else f', {limit} items per language'}.")
+    report = write_report(results, out, png=png, held_out=held, note=note, plotlyjs=plotlyjs)
+    return {"results": results, "held_out": held, "report": report, "seconds": time.perf_counter() - start}
+
