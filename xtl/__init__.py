@@ -8,7 +8,7 @@ Example:
     >>> res.text, res.baseline_text
 """
 
-from xtl import plot, tasks, toy
+from xtl import plot, report, tasks, toy
 from xtl.capture import Activations, capture
 from xtl.components import COMPONENTS, Component, get_component
 from xtl.evaluate import (
@@ -69,6 +69,7 @@ __all__ = [
     "pair_stability",
     "plot",
     "rank_agreement",
+    "report",
     "sweep",
     "tasks",
     "tokenize",

@@ -1,0 +1,91 @@
+"""An interactive transplant explorer for Jupyter (``ipywidgets``).
+
+Pick an item, a component, a source layer and a target layer; the explorer
+runs that one transplant and shows the untouched and the transplanted
+continuation, and, given a sweep of the same items, that sweep's heatmap with
+the chosen cell outlined.
+
+Example:
+    >>> res = xtl.sweep(model, items, scorer=task.scorer, max_new_tokens=4)
+    >>> from xtl.widgets import Explorer
+    >>> Explorer(model, items, res, scorer=task.scorer).widget   # the last line of a cell
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable, Sequence
+
+import plotly.graph_objects as go
+
+from xtl import plot
+from xtl.model import HookedModel, n_layers
+from xtl.pairs import Pair
+from xtl.results import SweepResult
+from xtl.transplant import transplant
+
+
+class Explorer:
+    """Controls, the continuation text and the highlighted heatmap, kept in step.
+
+    Attributes:
+        item, component, source, target: the controls (``ipywidgets`` Dropdowns and IntSliders).
+        text: an ``HTML`` widget with the prompt and both continuations.
+        plot: an ``Output`` widget showing :attr:`figure`.
+        figure: the heatmap of the current item's language with the current cell outlined
+            (``None`` without a sweep).
+        widget: everything in one box; put it last in a cell to show it.
+    """
+
+    def __init__(self, model: HookedModel, items: Sequence[Pair], result: SweepResult | None = None,
+                 scorer: Callable[[str, Pair], bool] | None = None, metric: str = "accuracy",
+                 max_new_tokens: int = 4) -> None:
+        import ipywidgets as w
+
+        if not items:
+            raise ValueError("the explorer needs at least one item")
+        self.model, self.items, self.result, self.scorer = model, list(items), result, scorer
+        self.metric, self.max_new_tokens = metric, max_new_tokens
+        last = n_layers(model) - 1
+        components = list(result.spec.components) if result is not None else ["attn", "mlp"]
+        labels = [(f"{k}: {getattr(item, 'language', '') or ''} ...{item.target[-40:]}", k)
+                  for k, item in enumerate(self.items)]
+        self.item = w.Dropdown(options=labels, value=0, description="item")
+        self.component = w.Dropdown(options=components, value=components[0], description="component")
+        self.source = w.IntSlider(value=0, min=0, max=last, description="source layer")
+        self.target = w.IntSlider(value=0, min=0, max=last, description="target layer")
+        self.text = w.HTML()
+        self.plot = w.Output()
+        self.figure: go.Figure | None = None
+        for control in (self.item, self.component, self.source, self.target):
+            control.observe(lambda _: self.update(), names="value")
+        self.widget = w.VBox([w.HBox([self.item, self.component]), w.HBox([self.source, self.target]),
+                              self.text, self.plot])
+        self.update()
+
+    def update(self) -> None:
+        """Run the chosen transplant and redraw (called whenever a control changes)."""
+        item = self.items[self.item.value]
+        s, t, c = self.source.value, self.target.value, self.component.value
+        res = transplant(self.model, item.source, item.target, s, t, c, max_new_tokens=self.max_new_tokens)
+        verdict = ""
+        if self.scorer is not None:
+            marks = ["right" if self.scorer(text, item) else "wrong" for text in (res.baseline_text[0], res.text[0])]
+            verdict = f" (untouched {marks[0]}, transplanted {marks[1]}; gold: {html.escape(item.gold)})"
+        self.text.value = (
+            f"<b>target</b>: {html.escape(item.target)}<br>"
+            f"<b>untouched</b>: {html.escape(res.baseline_text[0])}<br>"
+            f"<b>transplanted</b> ({c}, source layer {s} -> target layer {t}): "
+            f"{html.escape(res.text[0])}{verdict}"
+        )
+        if self.result is None:
+            return
+        language = getattr(item, "language", "") or None
+        fig = plot.heatmap(self.result, self.metric, language=language)
+        col = list(self.result.spec.components).index(c) + 1
+        fig.add_shape(type="rect", x0=t - 0.5, x1=t + 0.5, y0=s - 0.5, y1=s + 0.5, row=1, col=col,
+                      line={"color": "red", "width": 3})
+        self.figure = fig
+        self.plot.clear_output(wait=True)
+        with self.plot:
+            fig.show()
