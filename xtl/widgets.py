@@ -75,7 +75,7 @@ class Explorer:
         self.text.value = (
             f"<b>target</b>: {html.escape(item.target)}<br>"
             f"<b>untouched</b>: {html.escape(res.baseline_text[0])}<br>"
-            f"<b>transplanted</b> ({c}, source layer {s} -> target layer {t}): "
+            f"<b>transplanted</b> ({c}, source layer {s} &rarr; target layer {t}): "
             f"{html.escape(res.text[0])}{verdict}"
         )
         if self.result is None:
