@@ -129,7 +129,7 @@ def write_report(results: dict[str, SweepResult], out: str | Path, png: bool = T
             lines += ["## All tasks", "", _save(fig, out, "tasks", pngs, plotlyjs), ""]
     if held_out is not None and not held_out.empty:
         table = held_out.pivot_table(index=["task", "language"], columns="setting", values="accuracy", sort=False)
-        base = held_out.groupby(["task", "language"])["baseline"].first().rename("baseline")
+        base = held_out.groupby(["task", "language"], sort=False)["baseline"].first().rename("baseline")
         lines += ["## Held-out items", "", "Accuracy on the `unseen` split: untouched, the paper's default, and "
                   "TargetFirst with its source layer chosen on the `sample` split.", "",
                   _markdown(pd.concat([base, table], axis=1)), ""]
