@@ -4,9 +4,10 @@ import re
 import shutil
 
 import pytest
+from synthetic import GRID, synthetic
 
 import xtl
-from xtl import cli
+from xtl import cli, plot
 
 HAS_BROWSER = bool(shutil.which("chromium") or shutil.which("google-chrome"))
 
@@ -87,3 +88,15 @@ def test_unknown_command_is_an_error(capsys):
         cli.main(["sweeep"])
     assert exit_info.value.code == 2
     assert "invalid choice: 'sweeep'" in capsys.readouterr().err
+
+
+def test_report_without_a_browser_links_html_and_warns(tmp_path, monkeypatch):
+    def no_browser(*args, **kwargs):
+        raise plot.ExportError("static export needs Chrome or Chromium for kaleido")
+
+    monkeypatch.setattr(plot, "save_images", no_browser)
+    with pytest.warns(UserWarning, match="links the HTML figures only"):
+        report = xtl.report.write_report({"r": synthetic(GRID)}, tmp_path)
+    text = report.read_text()
+    assert "[r-accuracy (interactive)](r-accuracy.html)" in text and ".png" not in text
+    assert (tmp_path / "r-accuracy.html").is_file()

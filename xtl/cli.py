@@ -168,12 +168,10 @@ def _version() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``xtl`` console script; errors print one line and exit with status 2."""
-    from xtl.plot import ExportError
-
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, NotImplementedError, ExportError) as error:
+    except (ValueError, FileNotFoundError, NotImplementedError) as error:
         print(f"xtl {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -69,13 +70,9 @@ def _markdown(frame: pd.DataFrame, digits: int = 2) -> str:
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
 
 
-def _save(fig: go.Figure, out: Path, stem: str, pngs: dict | None, plotlyjs: str) -> str:
-    """HTML now; PNG queued in ``pngs`` unless it is None. Returns the Markdown that shows it."""
-    plot.save(fig, out / f"{stem}.html", plotlyjs=plotlyjs)
-    if pngs is not None:
-        pngs[out / f"{stem}.png"] = fig
-        return f"[![{stem}]({stem}.png)]({stem}.html)"
-    return f"[{stem} (interactive)]({stem}.html)"
+def _link(stem: str, png: bool) -> str:
+    """The Markdown that shows a figure: its PNG linking to the HTML, or the HTML link alone."""
+    return f"[![{stem}]({stem}.png)]({stem}.html)" if png else f"[{stem} (interactive)]({stem}.html)"
 
 
 def write_report(results: dict[str, SweepResult], out: str | Path, png: bool = True,
@@ -85,7 +82,8 @@ def write_report(results: dict[str, SweepResult], out: str | Path, png: bool = T
     Args:
         results: sweep results by name (a task name, or any label).
         out: the output directory (created).
-        png: also write PNG files (needs Chrome or Chromium for kaleido).
+        png: also write PNG files (needs Chrome or Chromium for kaleido; without one, a
+            warning says so and the report links the HTML figures only).
         held_out: an evaluation table (:func:`xtl.evaluate` rows) to add, e.g. on ``unseen``.
         note: a line under the title (what was run).
         plotlyjs: how the HTML figures get plotly.js (see :func:`xtl.plot.save`); by default
@@ -101,8 +99,8 @@ def write_report(results: dict[str, SweepResult], out: str | Path, png: bool = T
         raise ValueError("no sweep results to report")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    pngs = {} if png else None
-    lines = ["# xtl report", note, ""]
+    figs: dict[str, go.Figure] = {}
+    lines: list = ["# xtl report", note, ""]  # ("figure", stem) where a figure goes
     for name, result in results.items():
         spec = result.spec
         lines += [f"## {name}", "",
@@ -121,22 +119,29 @@ def write_report(results: dict[str, SweepResult], out: str | Path, png: bool = T
         bound = bound.reindex(index=languages, columns=[*spec.components, "any"])
         lines += ["Upper bound per component:", "", _markdown(bound), ""]
         for stem, fig in figures(name, result).items():
-            lines += [_save(fig, out, stem, pngs, plotlyjs), ""]
+            figs[stem] = fig
+            lines += [("figure", stem), ""]
     if len(results) > 1:
         grids = {(r.spec.components, r.spec.source_layers, r.spec.target_layers) for r in results.values()}
         if len(grids) == 1:
-            fig = plot.facets(results, "gain", title="accuracy minus untouched, per task")
-            lines += ["## All tasks", "", _save(fig, out, "tasks", pngs, plotlyjs), ""]
+            figs["tasks"] = plot.facets(results, "gain", title="accuracy minus untouched, per task")
+            lines += ["## All tasks", "", ("figure", "tasks"), ""]
     if held_out is not None and not held_out.empty:
         table = held_out.pivot_table(index=["task", "language"], columns="setting", values="accuracy", sort=False)
         base = held_out.groupby(["task", "language"], sort=False)["baseline"].first().rename("baseline")
         lines += ["## Held-out items", "", "Accuracy on the `unseen` split: untouched, the paper's default, and "
                   "TargetFirst with its source layer chosen on the `sample` split.", "",
                   _markdown(pd.concat([base, table], axis=1)), ""]
-    if pngs:
-        plot.save_images(pngs)
+    for stem, fig in figs.items():
+        plot.save(fig, out / f"{stem}.html", plotlyjs=plotlyjs)
+    if png:
+        try:
+            plot.save_images({out / f"{stem}.png": fig for stem, fig in figs.items()})
+        except plot.ExportError as error:
+            warnings.warn(f"{error}. The report links the HTML figures only.", stacklevel=2)
+            png = False
     report = out / "report.md"
-    report.write_text("\n".join(lines))
+    report.write_text("\n".join(_link(line[1], png) if isinstance(line, tuple) else line for line in lines))
     return report
 
 
