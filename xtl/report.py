@@ -174,16 +174,19 @@ def demo(out: str | Path = "xtl-demo", limit: int | None = None, png: bool = Tru
         task = tasks.get(name)
         items = [item for lang in task.languages for item in task.items(lang)[:limit]]
         if progress:
-            print(f"{name}: {len(items)} items, {task.direction}", flush=True)
+            print(f"{name}: {len(items)} items, {task.direction}; then default and TargetFirst on unseen items",
+                  flush=True)
         run = out / "runs" / (name if limit is None else f"{name}-limit{limit}")
         results[name] = sweep(model, items, components=("attn", "mlp"), max_new_tokens=TOY_NEW_TOKENS,
                               scorer=task.scorer, out=run, progress=progress)
         for setting in ("default", "targetfirst"):
             held_out.append(evaluate(model, task, setting=setting, split="unseen", max_new_tokens=TOY_NEW_TOKENS,
-                                     limit=limit, progress=False))
+                                     limit=limit, progress=progress))
     held = pd.concat(held_out, ignore_index=True)
     note = (f"`xtl demo` on the shipped toy model (`xtl/toy/model`): every toy task in its direction, "
             f"attention and MLP, all layer pairs, `sample` split{'' if limit is None else f', {limit} items per language'}.")
+    if progress:
+        print(f"writing figures and report.md to {out}", flush=True)
     report = write_report(results, out, png=png, held_out=held, note=note, plotlyjs=plotlyjs)
     return {"results": results, "held_out": held, "report": report, "seconds": time.perf_counter() - start}
 
