@@ -50,8 +50,8 @@ def measure(model, name: str, max_new_tokens: int = 4) -> dict:
     """All of one task's numbers on the ``sample`` split, as Markdown table rows and a summary.
 
     Returns:
-        ``{"baseline": rows, "transplant": rows, "components": rows, "seconds": float}``
-        with rows as lists of cells.
+        ``{"baseline": rows, "transplant": rows, "components": rows, "default": str,
+        "seconds": float}`` with rows as lists of cells and the paper's default cell named.
     """
     task = xtl.tasks.get(name)
     start = time.perf_counter()
@@ -63,9 +63,7 @@ def measure(model, name: str, max_new_tokens: int = 4) -> dict:
     source = xtl.evaluate(model, task, direction=reverse, setting="baseline", max_new_tokens=max_new_tokens,
                           progress=False).set_index("language")
     bound = xtl.upper_bound(res).set_index(["language", "component"])
-    spec = task.default.resolve(model.cfg.n_layers)
-    at = res.index(spec.component, spec.source_layer, spec.target_layer)
-    correct = res.correct.numpy()  # [instance, component, source, target]
+    settings = xtl.compare_settings(res, task.default).set_index(["language", "setting"])["accuracy"]
     languages = res.baseline["language"].to_numpy()
     baseline, transplant = [], []
     for lang in [*task.languages, "all"]:
@@ -74,10 +72,10 @@ def measure(model, name: str, max_new_tokens: int = 4) -> dict:
         src = round(float(source.loc[lang, "baseline"]) * n) if lang != "all" else round(
             sum(source["baseline"] * source["instances"]))
         baseline.append([name, task.direction, lang, f"{src}/{n}", _count(res.baseline["correct"].to_numpy()[mask])])
-        transplant.append([name, lang, f"{bound.loc[(lang, 'any'), 'baseline']:.2f}",
-                           f"{correct[mask][:, at[0], at[1], at[2]].mean():.2f}",
+        transplant.append([name, lang, *(f"{settings[(lang, s)]:.2f}" for s in ("baseline", "default", "targetfirst")),
                            *(f"{bound.loc[(lang, c), 'upper_bound']:.2f}" for c in ("attn", "mlp", "any")),
                            f"{control.loc[(lang, 'any'), 'upper_bound']:.2f}"])
+    correct = res.correct.numpy()  # [instance, component, source, target]
     components = []
     for k, component in enumerate(res.spec.components):
         grid = correct[:, k].mean(0)  # [source, target]
@@ -85,6 +83,7 @@ def measure(model, name: str, max_new_tokens: int = 4) -> dict:
         components.append([name, component, f"{grid.mean():.2f}",
                            f"({res.spec.source_layers[i]}, {res.spec.target_layers[j]}) {grid[i, j]:.2f}",
                            f"{bound.loc[('all', component), 'upper_bound']:.2f}"])
+    spec = task.default.resolve(model.cfg.n_layers)
     return {"baseline": baseline, "transplant": transplant, "components": components,
             "default": f"{spec.component} ({spec.source_layer}, {spec.target_layer})",
             "seconds": time.perf_counter() - start}
@@ -106,10 +105,12 @@ def render(measures: dict[str, dict], max_new_tokens: int) -> str:
         "where the knowledge or skill was trained; *target side*: the scored language, the baseline.",
         _table(["task", "direction", "language", "source side", "target side (baseline)"],
                [row for m in measures.values() for row in m["baseline"]]),
-        f"**Transplant** (accuracy). Paper default = {defaults}. Upper bound = instance-aware, any cell of the "
-        "component; control = the same bound with every item's source taken from another item.",
-        _table(["task", "language", "baseline", "paper default", "bound attn", "bound mlp", "bound any",
-                "control (any)"], [row for m in measures.values() for row in m["transplant"]]),
+        f"**Transplant** (accuracy). Paper default = {defaults}. TargetFirst = target layer 0 of the "
+        "default's component, best source layer per language, chosen on these items. Upper bound = "
+        "instance-aware, any cell of the component; control = the same bound with every item's source "
+        "taken from another item.",
+        _table(["task", "language", "baseline", "paper default", "TargetFirst", "bound attn", "bound mlp",
+                "bound any", "control (any)"], [row for m in measures.values() for row in m["transplant"]]),
         "**Attention vs MLP** (all languages): mean accuracy over the 36 cells, the best fixed cell "
         "(source, target) and the upper bound.",
         _table(["task", "component", "mean over cells", "best cell", "upper bound"],
