@@ -36,6 +36,7 @@ def test_marginals_by_hand():
 def test_stability_and_rank_agreement():
     table = xtl.pair_stability(synthetic()).set_index(["language", "component", "source_layer", "target_layer"])
     assert table.loc[("all", "attn", 1, 1), "solve_rate"] == pytest.approx(2 / 4)
+    assert table.loc[("all", "attn", 1, 1), "solved"] == 2 and table.loc[("sw", "attn", 0, 0), "solved"] == 1
     assert table.loc[("sw", "attn", 1, 1), "share_of_solved"] == pytest.approx(1 / 2)
     within = xtl.rank_agreement(synthetic())
     assert list(within.columns) == ["sw", "ur"] and within.loc["sw", "sw"] == pytest.approx(1)
@@ -93,3 +94,4 @@ def test_option_logprob_scoring(hooked):
     assert bound.loc["attn", "upper_bound"] == pytest.approx(float(res.option_correct.float().mean()))
     with pytest.raises(ValueError, match="unknown scoring 'vote'"):
         xtl.upper_bound(res, scoring="vote")
+

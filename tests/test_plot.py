@@ -87,6 +87,7 @@ def test_settings_bars_marginals_and_stability(res):
     stab = xtl.plot.stability(res)
     assert list(stab.data[0].y) == ["sw", "ur", "all"] and len(stab.data[0].x) == 8
     assert stab.data[0].x[0] == "attention 1->1"  # the pair with the highest mean solve rate
+    assert stab.data[0].customdata[:, 0].tolist() == [1, 1, 2]  # attention 1->1 solves sw 1, ur 1, all 2
 
 
 def test_export_html_png_and_errors(res, tmp_path):

@@ -103,10 +103,10 @@ def marginal_upper_bound(result: SweepResult, axis: str = "source_layer") -> pd.
 def pair_stability(result: SweepResult) -> pd.DataFrame:
     """How often each (component, source layer, target layer) pair solves instances.
 
-    Columns: ``language, component, source_layer, target_layer, solve_rate`` (the
-    fraction of the language's instances the pair answers correctly) and
-    ``share_of_solved`` (the fraction of instances solvable by some pair that
-    this pair solves).
+    Columns: ``language, component, source_layer, target_layer, solved`` (how many
+    of the language's instances the pair answers correctly), ``solve_rate`` (that
+    fraction of them) and ``share_of_solved`` (the fraction of instances solvable
+    by some pair that this pair solves).
     """
     correct = result.correct.numpy()
     rows = []
@@ -118,7 +118,7 @@ def pair_stability(result: SweepResult) -> pd.DataFrame:
                 for j, t in enumerate(result.spec.target_layers):
                     n = int(sub[:, k, i, j].sum())
                     rows.append({"language": language, "component": component, "source_layer": s,
-                                 "target_layer": t, "solve_rate": n / max(len(sub), 1),
+                                 "target_layer": t, "solved": n, "solve_rate": n / max(len(sub), 1),
                                  "share_of_solved": n / solvable})
     return pd.DataFrame(rows)
 

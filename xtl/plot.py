@@ -288,12 +288,9 @@ def stability(result: SweepResult, title: str = "how often each layer pair solve
         languages.append("all")
     table = table[table["language"].isin(languages)]
     grid = table.pivot(index="language", columns="pair", values="solve_rate").reindex(languages)
-    counts = (grid * pd.Series({lang: int((np.array(result.languages) == lang).sum()) if lang != "all"
-                                else len(result.languages) for lang in languages})
-              .to_numpy()[:, None]).round().astype(int)
     order = grid.mean(axis=0).sort_values(ascending=False).index
-    counts = pd.DataFrame(counts, index=grid.index, columns=grid.columns)[order]
     grid = grid[order]
+    counts = table.pivot(index="language", columns="pair", values="solved").reindex(languages)[order]
     fig = px.imshow(grid.to_numpy(), x=list(order), y=languages, aspect="auto", zmin=0, zmax=1,
                     color_continuous_scale="Viridis",
                     labels={"x": "layer pair (component source->target)", "y": "language", "color": "solve rate"},

@@ -61,13 +61,17 @@ def figures(name: str, result: SweepResult) -> dict[str, go.Figure]:
     return out
 
 
+def markdown_table(header: list[str], rows: list[list]) -> str:
+    """A Markdown table of ``rows`` (lists of cells) under ``header``."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(map(str, row)) + " |" for row in rows])
+
+
 def _markdown(frame: pd.DataFrame, digits: int = 2) -> str:
     if any(name is not None for name in frame.index.names):
         frame = frame.reset_index()
-    header = [str(c) for c in frame.columns]
-    rows = [[f"{v:.{digits}f}" if isinstance(v, float) else str(v) for v in row] for row in frame.to_numpy()]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+    rows = [[f"{v:.{digits}f}" if isinstance(v, float) else v for v in row] for row in frame.to_numpy()]
+    return markdown_table([str(c) for c in frame.columns], rows)
 
 
 def _link(stem: str, png: bool) -> str:

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 import xtl
+from xtl.report import markdown_table
 from xtl.results import SweepResult
 
 TASKS = ("toy-generation", "toy-understanding", "toy-culture")
@@ -89,11 +90,6 @@ def measure(model, name: str, max_new_tokens: int = 4) -> dict:
             "seconds": time.perf_counter() - start}
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(map(str, row)) + " |" for row in rows])
-
-
 def render(measures: dict[str, dict], max_new_tokens: int) -> str:
     """The measured part of the model card, as Markdown."""
     defaults = ", ".join(f"{name}: {m['default']}" for name, m in measures.items())
@@ -103,17 +99,17 @@ def render(measures: dict[str, dict], max_new_tokens: int) -> str:
         f"all 2 x 6 x 6 cells; {sum(m['seconds'] for m in measures.values()):.0f} s on the machine that ran it).",
         "**Untouched model** (correct/items). *Source side*: the same items asked in the source language, "
         "where the knowledge or skill was trained; *target side*: the scored language, the baseline.",
-        _table(["task", "direction", "language", "source side", "target side (baseline)"],
+        markdown_table(["task", "direction", "language", "source side", "target side (baseline)"],
                [row for m in measures.values() for row in m["baseline"]]),
         f"**Transplant** (accuracy). Paper default = {defaults}. TargetFirst = target layer 0 of the "
         "default's component, best source layer per language, chosen on these items. Upper bound = "
         "instance-aware, any cell of the component; control = the same bound with every item's source "
         "taken from another item.",
-        _table(["task", "language", "baseline", "paper default", "TargetFirst", "bound attn", "bound mlp",
+        markdown_table(["task", "language", "baseline", "paper default", "TargetFirst", "bound attn", "bound mlp",
                 "bound any", "control (any)"], [row for m in measures.values() for row in m["transplant"]]),
         "**Attention vs MLP** (all languages): mean accuracy over the 36 cells, the best fixed cell "
         "(source, target) and the upper bound.",
-        _table(["task", "component", "mean over cells", "best cell", "upper bound"],
+        markdown_table(["task", "component", "mean over cells", "best cell", "upper bound"],
                [row for m in measures.values() for row in m["components"]]),
         END,
     ])
