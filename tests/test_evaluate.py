@@ -95,3 +95,20 @@ def test_option_logprob_scoring(hooked):
     with pytest.raises(ValueError, match="unknown scoring 'vote'"):
         xtl.upper_bound(res, scoring="vote")
 
+
+def test_several_settings_share_one_sweep_and_reuse_a_search():
+    model = xtl.toy.load_toy_model()
+    task = xtl.tasks.get("toy-understanding")
+    kwargs = dict(languages=["sw", "fr"], max_new_tokens=3, limit=4, progress=False)
+    one_by_one = pd.concat([xtl.evaluate(model, task, setting=s, split="unseen", **kwargs)
+                            for s in ("baseline", "default", "targetfirst")])
+    search = xtl.sweep(model, [i for lang in ("sw", "fr") for i in task.items(lang)[:4]], components=["attn"],
+                       target_layers=[0], max_new_tokens=3, scorer=task.scorer, progress=False)
+    together = xtl.evaluate(model, task, setting=["baseline", "default", "targetfirst"], split="unseen",
+                            search=search, **kwargs)
+    columns = ["language", "setting", "component", "source_layer", "target_layer", "instances", "accuracy"]
+    key = ["language", "setting"]
+    pd.testing.assert_frame_equal(one_by_one[columns].sort_values(key).reset_index(drop=True),
+                                  together[columns].sort_values(key).reset_index(drop=True))
+    with pytest.raises(ValueError, match="the search sweep holds no 'es' items"):
+        xtl.evaluate(model, task, setting="targetfirst", search=search, **{**kwargs, "languages": ["es"]})

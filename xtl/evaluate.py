@@ -6,7 +6,7 @@ Every function returns a tidy pandas DataFrame with the settings in its columns.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -216,14 +216,15 @@ def evaluate(
     task: Task,
     languages: Iterable[str] | None = None,
     direction: str | None = None,
-    setting: str | TransplantSpec | None = "default",
+    setting: str | TransplantSpec | Sequence[str | TransplantSpec] | None = "default",
     split: str = "sample",
     max_new_tokens: int = 20,
     limit: int | None = None,
     scoring: str = "rule",
+    search: SweepResult | None = None,
     **sweep_kwargs,
 ) -> pd.DataFrame:
-    """Accuracy of the untouched model and of a transplant setting, per language.
+    """Accuracy of the untouched model and of transplant settings, per language.
 
     Args:
         model: a TransformerLens model.
@@ -231,57 +232,76 @@ def evaluate(
         languages: default all the task's languages.
         direction: ``"en2x"``/``"x2en"``; default the task's.
         setting: ``"baseline"`` (untouched only), ``"default"`` (the paper's setting
-            for the task type), a :class:`~xtl.TransplantSpec`, or ``"targetfirst"``
+            for the task type), a :class:`~xtl.TransplantSpec`, ``"targetfirst"``
             (target layer 0, the best source layer per language chosen on the
-            ``sample`` split, applied to ``split``).
+            ``sample`` split, applied to ``split``), or a list of these: then one
+            sweep per language serves them all (one untouched pass, one source pass).
         split: where accuracy is measured.
         max_new_tokens: greedy tokens per answer.
         limit: use only the first ``limit`` items of each language and split (a quick look).
         scoring: ``"rule"`` (the task's string rule on generated text) or ``"logprob"``
             (the option log-probability scorer, multiple-choice tasks).
+        search: a sweep of the ``sample`` items that holds target layer 0 of the
+            default's component (e.g. a full sweep you already ran): TargetFirst picks
+            its source layers there instead of sweeping the sample split again.
         **sweep_kwargs: passed to :func:`xtl.sweep` (``max_batch``, ``progress`` ...).
 
     Returns:
-        One row per language: ``task, language, direction, split, scoring, setting,
-        component, source_layer, target_layer, instances, baseline, accuracy, gain``.
+        One row per language and setting: ``task, language, direction, split, scoring,
+        setting, component, source_layer, target_layer, instances, baseline, accuracy, gain``.
 
     Example:
         >>> xtl.evaluate(model, xtl.tasks.get("xnli", data=path), languages=["sw"], setting="default")
+        >>> xtl.evaluate(model, task, setting=["default", "targetfirst"], split="unseen", search=res)
     """
     direction = direction or task.direction
     languages = list(languages) if languages is not None else list(task.available_languages())
-    name = setting if isinstance(setting, str) or setting is None else "fixed"
-    if name is None:
-        name = "baseline"
     if scoring not in SCORINGS:
         raise ValueError(f"unknown scoring {scoring!r}; valid: {list(SCORINGS)}")
-    if name not in (*SETTINGS, "fixed"):
-        raise ValueError(f"unknown setting {setting!r}; valid: {list(SETTINGS)} or an xtl.TransplantSpec")
-    base_spec = setting if isinstance(setting, TransplantSpec) else task.default
-    spec = base_spec.resolve(n_layers(model))
+    settings = [setting] if setting is None or isinstance(setting, (str, TransplantSpec)) else list(setting)
+    names = []
+    for one in settings:
+        name = "baseline" if one is None else one if isinstance(one, str) else "fixed"
+        if name not in (*SETTINGS, "fixed"):
+            raise ValueError(f"unknown setting {one!r}; valid: {list(SETTINGS)} or an xtl.TransplantSpec")
+        names.append(name)
+    default = task.default.resolve(n_layers(model))
     rows = []
     for language in languages:
         items = task.items(language, direction, split)[:limit]
-        cell, at = spec, (0, 0, 0)
-        if name == "targetfirst":
-            search = sweep(model, task.items(language, direction, "sample")[:limit], components=[spec.component],
-                           target_layers=[0], max_new_tokens=max_new_tokens, scorer=task.scorer, **sweep_kwargs)
-            best = best_source_layer(search, language, spec.component, 0, scoring)
-            cell = TransplantSpec(best, 0, spec.component)
-        if name == "targetfirst" and split == "sample":  # the search already ran this cell on these items
-            res, at = search, search.index(cell.component, cell.source_layer, 0)
+        cells, found = [], None  # the cell of each setting; a search sweep that already measured TargetFirst
+        for one, name in zip(settings, names):
+            if name == "fixed":
+                cells.append(one.resolve(n_layers(model)))
+            elif name == "targetfirst":
+                if search is not None and language not in search.languages:
+                    raise ValueError(f"the search sweep holds no {language!r} items; it holds "
+                                     f"{sorted(set(search.languages))}")
+                found = search if search is not None else sweep(
+                    model, task.items(language, direction, "sample")[:limit], components=[default.component],
+                    target_layers=[0], max_new_tokens=max_new_tokens, scorer=task.scorer, **sweep_kwargs)
+                best = best_source_layer(found, language, default.component, 0, scoring)
+                cells.append(TransplantSpec(best, 0, default.component))
+            else:  # "default"; "baseline" reports the default's cell too, untouched accuracy only
+                cells.append(default)
+        if split == "sample" and names == ["targetfirst"] and search is None:
+            res = found  # the search already ran this cell on these items
         else:
-            res = sweep(model, items, components=[cell.component], source_layers=[cell.source_layer],
-                        target_layers=[cell.target_layer], max_new_tokens=max_new_tokens, scorer=task.scorer,
-                        **sweep_kwargs)
-        cells, base = _correct(res, scoring)
-        baseline = float(base.mean())
-        accuracy = baseline if name == "baseline" else float(cells[(slice(None), *at)].mean())
-        rows.append({"task": task.name, "language": language, "direction": direction, "split": split,
-                     "scoring": scoring, "setting": name, "component": cell.component,
-                     "source_layer": cell.source_layer, "target_layer": cell.target_layer,
-                     "instances": len(items), "baseline": baseline, "accuracy": accuracy,
-                     "gain": accuracy - baseline})
+            res = sweep(model, items, components=list(dict.fromkeys(c.component for c in cells)),
+                        source_layers=sorted({c.source_layer for c in cells}),
+                        target_layers=sorted({c.target_layer for c in cells}),
+                        max_new_tokens=max_new_tokens, scorer=task.scorer, **sweep_kwargs)
+        hits, base = _correct(res, scoring)
+        mask = np.array(res.languages) == language
+        baseline = float(base[mask].mean())
+        for name, cell in zip(names, cells):
+            at = res.index(cell.component, cell.source_layer, cell.target_layer)
+            accuracy = baseline if name == "baseline" else float(hits[mask][(slice(None), *at)].mean())
+            rows.append({"task": task.name, "language": language, "direction": direction, "split": split,
+                         "scoring": scoring, "setting": name, "component": cell.component,
+                         "source_layer": cell.source_layer, "target_layer": cell.target_layer,
+                         "instances": int(mask.sum()), "baseline": baseline, "accuracy": accuracy,
+                         "gain": accuracy - baseline})
     return pd.DataFrame(rows)
 
 

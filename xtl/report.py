@@ -183,9 +183,8 @@ def demo(out: str | Path = "xtl-demo", limit: int | None = None, png: bool = Tru
         run = out / "runs" / (name if limit is None else f"{name}-limit{limit}")
         results[name] = sweep(model, items, components=("attn", "mlp"), max_new_tokens=TOY_NEW_TOKENS,
                               scorer=task.scorer, out=run, progress=progress)
-        for setting in ("default", "targetfirst"):
-            held_out.append(evaluate(model, task, setting=setting, split="unseen", max_new_tokens=TOY_NEW_TOKENS,
-                                     limit=limit, progress=progress))
+        held_out.append(evaluate(model, task, setting=["default", "targetfirst"], split="unseen",
+                                 max_new_tokens=TOY_NEW_TOKENS, limit=limit, search=results[name], progress=progress))
     held = pd.concat(held_out, ignore_index=True)
     note = (f"`xtl demo` on the shipped toy model (`xtl/toy/model`): every toy task in its direction, "
             f"attention and MLP, all layer pairs, `sample` split{'' if limit is None else f', {limit} items per language'}.")
