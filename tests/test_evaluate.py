@@ -40,9 +40,9 @@ def test_stability_and_rank_agreement():
     assert table.loc[("sw", "attn", 1, 1), "share_of_solved"] == pytest.approx(1 / 2)
     within = xtl.rank_agreement(synthetic())
     assert list(within.columns) == ["sw", "ur"] and within.loc["sw", "sw"] == pytest.approx(1)
-    # sw solve rates per pair (0,0),(0,1),(1,0),(1,1): 1/3,0,0,1/3; ur: 0,1,1,1
-    want = pd.Series([1 / 3, 0, 0, 1 / 3]).corr(pd.Series([0, 1, 1, 1]), method="spearman")
-    assert within.loc["sw", "ur"] == pytest.approx(want)
+    # sw solve rates per pair (0,0),(0,1),(1,0),(1,1): 1/3,0,0,1/3 -> average ranks 3.5,1.5,1.5,3.5;
+    # ur: 0,1,1,1 -> ranks 1,3,3,3. Pearson of the ranks, by hand: -2 / sqrt(4 * 3).
+    assert within.loc["sw", "ur"] == pytest.approx(-1 / 3 ** 0.5)
     between = xtl.rank_agreement(synthetic(), synthetic()).set_index("language")
     assert between.loc["all", "spearman"] == pytest.approx(1) and between.loc["sw", "pairs"] == 4
 

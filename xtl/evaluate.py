@@ -132,6 +132,13 @@ def _pair_quality(result: SweepResult, language: str | None = None) -> pd.Series
     return table.set_index(["component", "source_layer", "target_layer"])["solve_rate"]
 
 
+def _spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's rank correlation: Pearson's correlation of the average ranks (ties share
+    their mean rank), as SciPy's ``spearmanr`` defines it, written with pandas so that xtl
+    does not need SciPy for one coefficient. Constant input gives NaN."""
+    return pd.Series(x).rank().corr(pd.Series(y).rank())
+
+
 def rank_agreement(a: SweepResult, b: SweepResult | None = None) -> pd.DataFrame:
     """Spearman rank correlation of pair quality (solve rate per layer pair).
 
@@ -142,13 +149,13 @@ def rank_agreement(a: SweepResult, b: SweepResult | None = None) -> pd.DataFrame
     if b is None:
         languages = list(dict.fromkeys(a.languages))
         frame = pd.DataFrame({lang: _pair_quality(a, lang) for lang in languages})
-        return frame.corr(method="spearman")
+        return frame.corr(method=_spearman)
     rows = []
     shared = [lang for lang in dict.fromkeys(a.languages) if lang in set(b.languages)]
     for language in [*shared, None]:
         qa, qb = _pair_quality(a, language), _pair_quality(b, language)
         both = pd.concat([qa, qb], axis=1, join="inner")
-        rho = both.corr(method="spearman").iloc[0, 1] if len(both) > 1 else np.nan
+        rho = both.corr(method=_spearman).iloc[0, 1] if len(both) > 1 else np.nan
         rows.append({"language": language or "all", "pairs": len(both), "spearman": rho})
     return pd.DataFrame(rows)
 

@@ -272,7 +272,7 @@ def read_spec(path: Path) -> SweepSpec | None:
 def write_part(path: Path, instance: int, frame: pd.DataFrame) -> None:
     """Write one finished instance's rows (atomically: temporary file, then rename)."""
     tmp = path / f".{_part_name(instance)}.tmp"
-    frame.to_parquet(tmp, index=False)
+    frame.to_parquet(tmp, index=False, engine="pyarrow")
     os.replace(tmp, path / _part_name(instance))
 
 
@@ -286,7 +286,7 @@ def read_parts(path: Path) -> pd.DataFrame:
     parts = sorted(Path(path).glob("part-*.parquet"))
     if not parts:
         raise FileNotFoundError(f"run {str(path)!r} holds no finished instance yet")
-    return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+    return pd.concat([pd.read_parquet(p, engine="pyarrow") for p in parts], ignore_index=True)
 
 
 def open_run(path: Path, spec: SweepSpec) -> set[int]:

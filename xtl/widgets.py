@@ -40,7 +40,10 @@ class Explorer:
     def __init__(self, model: HookedModel, items: Sequence[Pair], result: SweepResult | None = None,
                  scorer: Callable[[str, Pair], bool] | None = None, metric: str = "accuracy",
                  max_new_tokens: int = 4) -> None:
-        import ipywidgets as w
+        try:
+            import ipywidgets as w
+        except ImportError as err:
+            raise ImportError("xtl.widgets.Explorer needs ipywidgets: pip install 'xtl[notebooks]'") from err
 
         if not items:
             raise ValueError("the explorer needs at least one item")
