@@ -56,6 +56,7 @@ def test_sweep_report_and_transplant_commands(tmp_path, capsys):
     assert cli.main(["report", str(run), "--out", str(tmp_path / "rep"), "--no-png"]) == 0
     report = (tmp_path / "rep" / "report.md").read_text()
     assert "## toy-culture" in report and "| sw |" in report
+    assert "Scored by `toy-culture/lenient`; generation stops at token ids [2]." in report
     capsys.readouterr()
     item = xtl.tasks.get("toy-generation").items("ru")[0]
     assert cli.main(["transplant", "--model", "toy", "--source", item.source, "--target", item.target,
@@ -74,6 +75,8 @@ def test_sweep_report_and_transplant_commands(tmp_path, capsys):
     (["sweep", "--model", "toy", "--task", "toy-culture", "--languages", "sw", "--components", "attn,ffn",
       "--limit", "1", "--out", "{tmp}/x"], "ffn"),
     (["report", "{tmp}/missing", "--out", "{tmp}/r"], "is not a sweep run"),
+    (["sweep", "--model", "toy", "--task", "toy-culture", "--rule", "paper", "--out", "x"],
+     "task 'toy-culture' has no scoring rule 'paper'; valid: ['lenient']"),
     (["transplant", "--model", "toy", "--source", "a", "--target", "b", "--source-layer", "9",
       "--target-layer", "0"], "9"),
 ])

@@ -63,6 +63,9 @@ def test_evaluate_settings_end_to_end(hooked):
     fixed = xtl.evaluate(model, task, setting=xtl.TransplantSpec(-1, 1, "attn"), **kwargs)
     first = xtl.evaluate(model, task, setting="targetfirst", **kwargs)
     assert base.loc[0, "accuracy"] == base.loc[0, "baseline"] and base.loc[0, "instances"] == 3
+    assert set(pd.concat([base, default, first])["rule"]) == {"xquad/paper"}  # the table states its rule
+    lenient = xtl.tasks.get("xquad", data=SAMPLES / "XQuAD", rule="lenient")
+    assert xtl.evaluate(model, lenient, setting="baseline", **kwargs).loc[0, "rule"] == "xquad/lenient"
     assert (default.loc[0, "component"], default.loc[0, "source_layer"], default.loc[0, "target_layer"]) == ("mlp", 0, 0)
     assert (fixed.loc[0, "setting"], fixed.loc[0, "source_layer"], fixed.loc[0, "target_layer"]) == ("fixed", 2, 1)
     assert first.loc[0, "target_layer"] == 0 and first.loc[0, "setting"] == "targetfirst"
@@ -90,6 +93,7 @@ def test_option_logprob_scoring(hooked):
     res = xtl.sweep(model, task.items("sw")[:4], components=["attn"], source_layers=[-1], target_layers=[0],
                     max_new_tokens=1, scorer=task.scorer, progress=False)
     assert table.loc[0, "accuracy"] == pytest.approx(float(res.option_correct.float().mean()))
+    assert table.loc[0, "rule"] == "logprob"
     bound = xtl.upper_bound(res, scoring="logprob").set_index("component")
     assert bound.loc["attn", "upper_bound"] == pytest.approx(float(res.option_correct.float().mean()))
     with pytest.raises(ValueError, match="unknown scoring 'vote'"):

@@ -3,10 +3,12 @@
 import shutil
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 import torch
 from conftest import PROMPTS_EN
+from transformers import GenerationConfig
 
 import xtl
 from xtl.testing import hf_model, save_checkpoint, tokenizer
@@ -128,11 +130,27 @@ def test_hub_names_go_through_transformer_lens(monkeypatch):
 
     def fake_from_pretrained(name, **kwargs):
         calls.append((name, kwargs))
-        return torch.nn.Module()
+        model = torch.nn.Module()
+        model.cfg = SimpleNamespace(tokenizer_name=name)
+        return model
+
+    def cached_config(name, local_files_only):  # what a generation_config.json in the HF cache gives
+        assert local_files_only and name == "Qwen/Qwen2-0.5B-Instruct"
+        return GenerationConfig(eos_token_id=[151645, 151643])
 
     monkeypatch.setattr(HookedTransformer, "from_pretrained", fake_from_pretrained)
-    xtl.load_model("Qwen/Qwen2-0.5B-Instruct", processing=False, center_unembed=True, n_ctx=512)
+    monkeypatch.setattr(GenerationConfig, "from_pretrained", cached_config)
+    model = xtl.load_model("Qwen/Qwen2-0.5B-Instruct", processing=False, center_unembed=True, n_ctx=512)
     name, kwargs = calls[0]
     assert name == "Qwen/Qwen2-0.5B-Instruct"
     assert kwargs["fold_ln"] is False and kwargs["center_unembed"] is True
     assert kwargs["n_ctx"] == 512 and kwargs["default_padding_side"] == "left"
+    assert xtl.generate.eos_ids(model, None) == [151645, 151643]  # both of the chat model's stop ids
+
+    def not_cached(name, local_files_only):
+        raise OSError("not in the cache")
+
+    monkeypatch.setattr(GenerationConfig, "from_pretrained", not_cached)
+    model = xtl.load_model("Qwen/Qwen2-0.5B-Instruct")
+    model.tokenizer = SimpleNamespace(eos_token_id=7)
+    assert xtl.generate.eos_ids(model, None) == [7]  # no generation config known: the tokenizer's EOS

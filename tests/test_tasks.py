@@ -24,7 +24,7 @@ def test_registry():
 
     @tasks.register
     class Echo(tasks.Task):
-        name, kind, languages, direction, rule = "echo-test", "generation", ("xx",), "en2x", "contains"
+        name, kind, languages, direction, family = "echo-test", "generation", ("xx",), "en2x", "contains"
         default = xtl.TransplantSpec(0, 0, "mlp")
 
         def rows(self, language, split):
@@ -35,7 +35,7 @@ def test_registry():
     assert tasks.get("echo-test").score(" Salut!", item)
 
 
-# --- the paper's rules on hand-written outputs -------------------------------------------------
+# --- xtl's lenient rules on hand-written outputs (the paper's: test_protocol.py) -----------------
 
 WORDS = ("Entail", "Neutral", "Contradict")
 
@@ -83,8 +83,6 @@ def test_xnli_samples_aligned_with_gold_and_label_words():
     assert sw.source.startswith("Human:") and sw.target.startswith("Binadamu:")
     assert task.score(" (1) Inajumuisha", sw) and not task.score(" Kupingana", sw)
     assert english[0].labels == ("Entail", "Neutral", "Contradict")
-    with pytest.raises(FileNotFoundError, match="holds only the sample split"):
-        task.items("sw", split="unseen")
     with pytest.raises(ValueError, match=r"task 'xnli' has no language 'xx'; valid: \['ar'"):
         task.items("xx")
 
@@ -166,10 +164,10 @@ def test_bad_data_names_file_and_line(tmp_path):
 
 def test_unseen_split_from_tables(tmp_path):
     for lang in ("en", "de"):
-        _write_jsonl(tmp_path / f"{lang}.jsonl", [{"prompt": f"{lang} sample", "answer": "x"}])
-        _write_jsonl(tmp_path / f"{lang}.unseen.jsonl", [{"prompt": f"{lang} unseen", "answer": "y"}] * 2)
+        _write_jsonl(tmp_path / f"{lang}.jsonl", [{"prompt": f"{lang} sample x", "answer": "x"}])
+        _write_jsonl(tmp_path / f"{lang}.unseen.jsonl", [{"prompt": f"{lang} unseen y", "answer": "y"}] * 2)
     task = tasks.get("xquad", data=tmp_path)
-    assert [i.target for i in task.items("de", split="unseen")] == ["de unseen"] * 2
+    assert [i.target for i in task.items("de", split="unseen")] == ["de unseen y"] * 2
     assert task.items("de")[0].split == "sample"
 
 
@@ -179,7 +177,7 @@ def test_hub_rows_are_mapped_without_network(monkeypatch):
     def fake(name, config, split):
         if name == "facebook/xnli":
             return [{"premise": f"{config} p{i}", "hypothesis": "h", "label": i % 3} for i in range(60)]
-        return [{"context": "ctx", "question": f"{config} q{i}", "answers": {"text": [f"a{i}"], "answer_start": [0]}}
+        return [{"context": f"ctx a{i}", "question": f"{config} q{i}", "answers": {"text": [f"a{i}"], "answer_start": [0]}}
                 for i in range(55)]
 
     monkeypatch.setattr(datasets, "load_dataset", fake)
@@ -190,7 +188,7 @@ def test_hub_rows_are_mapped_without_network(monkeypatch):
     assert [i.gold for i in sample[:4]] == ["1", "2", "3", "1"]  # hub labels 0-2 -> options 1-3
     assert sample[0].target == "sw p0 h N" and "Premise: en p0" in sample[0].source
     xquad = tasks.get("xquad", data="hub", templates={"de": "{context} | {question}"})
-    assert xquad.items("de")[3].gold == "a3" and xquad.items("de")[3].target == "ctx | xquad.de q3"
+    assert xquad.items("de")[3].gold == "a3" and xquad.items("de")[3].target == "ctx a3 | xquad.de q3"
     with pytest.raises(NotImplementedError, match="translated prompts"):
         tasks.get("globalopinionqa", data="hub").items("sw")
 

@@ -13,11 +13,13 @@ from xtl.capture import Activations, capture
 from xtl.components import COMPONENTS, Component, get_component
 from xtl.evaluate import (
     best_source_layer,
+    compare_rules,
     compare_settings,
     evaluate,
     marginal_upper_bound,
     pair_stability,
     rank_agreement,
+    rescore,
     upper_bound,
 )
 from xtl.generate import Generation, greedy_generate
@@ -58,6 +60,7 @@ __all__ = [
     "__version__",
     "best_source_layer",
     "capture",
+    "compare_rules",
     "compare_settings",
     "contains_gold",
     "evaluate",
@@ -69,6 +72,7 @@ __all__ = [
     "pair_stability",
     "plot",
     "rank_agreement",
+    "rescore",
     "report",
     "sweep",
     "tasks",

@@ -65,10 +65,8 @@ def _demo(args: argparse.Namespace) -> int:
 def _sweep(args: argparse.Namespace) -> int:
     import xtl
 
-    task = xtl.tasks.get(args.task, **({"data": args.data} if args.data else {}))
-    languages = _csv(args.languages) if args.languages else list(task.available_languages())
-    for language in languages:
-        task.check_language(language)
+    task = xtl.tasks.get(args.task, **({"data": args.data} if args.data else {}), rule=args.rule)
+    languages = [task.canonical(lang) for lang in _csv(args.languages)] if args.languages else list(task.languages)
     items = [item for lang in languages for item in task.items(lang, args.direction, args.split)[:args.limit]]
     model = _load(args.model, args.dtype)
     result = xtl.sweep(model, items, components=_csv(args.components), max_new_tokens=args.max_new_tokens,
@@ -129,7 +127,10 @@ def parser() -> argparse.ArgumentParser:
     sweep.add_argument("--model", required=True, help="'toy', a TransformerLens hub name or a local checkpoint dir")
     sweep.add_argument("--task", required=True, help="a registered task (xnli, xquad, globalopinionqa, toy-...)")
     sweep.add_argument("--data", help="the task's data directory (the paper's tasks), or 'hub'")
-    sweep.add_argument("--languages", help="comma-separated, e.g. sw,ur (default: all the task has)")
+    sweep.add_argument("--languages", help="comma-separated, e.g. sw,ur (default: the languages the paper runs)")
+    sweep.add_argument("--rule", choices=("paper", "lenient"),
+                       help="scoring rule: the authors' released one (paper, the default for the paper's "
+                            "tasks) or xtl's more forgiving one (lenient)")
     sweep.add_argument("--direction", choices=("en2x", "x2en"), help="default: the task's own")
     sweep.add_argument("--components", default="attn,mlp", help="comma-separated (default: %(default)s)")
     sweep.add_argument("--split", default="sample", choices=("sample", "unseen"))

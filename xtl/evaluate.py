@@ -7,15 +7,17 @@ Every function returns a tidy pandas DataFrame with the settings in its columns.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
+import torch
 
 from xtl.model import HookedModel, n_layers
 from xtl.results import SweepResult
 from xtl.spec import TransplantSpec
 from xtl.sweep import sweep
-from xtl.tasks.base import Task
+from xtl.tasks.base import Item, Task
 
 SETTINGS = ("baseline", "default", "targetfirst")
 SCORINGS = ("rule", "logprob")
@@ -218,6 +220,80 @@ def compare_settings(result: SweepResult, default: TransplantSpec, scoring: str 
     return pd.DataFrame(rows)
 
 
+def _items_by_instance(result: SweepResult, items: Sequence[Item]) -> list[Item]:
+    """The task item behind each instance of ``result``, matched by id and checked by prompt hash."""
+    by_id = {item.id: item for item in items}
+    found = []
+    for k, (instance, id_) in enumerate(zip(result.instances, result.baseline["id"])):
+        item = by_id.get(id_)
+        if item is None:
+            raise ValueError(f"no item with id {id_!r} among the {len(by_id)} items given; pass the items "
+                             f"the sweep ran on (task.items(...))")
+        if item.digest() != result.spec.prompt_hashes[instance]:
+            raise ValueError(f"item {id_!r} differs from the one the sweep ran on (prompt, gold or options)")
+        if not getattr(item, "task", ""):
+            raise ValueError(f"item {id_!r} names no task, so no task rule can score it")
+        found.append(item)
+    return found
+
+
+def rescore(result: SweepResult, items: Sequence[Item], rule: str) -> SweepResult:
+    """The same sweep with every verdict (cells and untouched) re-scored under another rule of
+    the items' task, from the stored texts: no model run.
+
+    Args:
+        result: a sweep of task items.
+        items: the items it ran on (matched by id).
+        rule: a rule of the task (``"paper"`` or ``"lenient"`` for the paper's tasks).
+
+    Example:
+        >>> lenient = xtl.rescore(res, items, "lenient")
+        >>> xtl.upper_bound(lenient)
+    """
+    from xtl import tasks
+
+    matched = _items_by_instance(result, items)
+    scorers = {name: tasks.get(name, rule=rule).scorer for name in {item.task for item in matched}}
+    correct = torch.tensor([[scorers[item.task](str(text), item) for text in texts.ravel()]
+                            for item, texts in zip(matched, result.texts_array)]).reshape(result.correct.shape)
+    baseline = result.baseline.copy()
+    baseline["correct"] = [scorers[item.task](text, item) for item, text in zip(matched, baseline["text"])]
+    names = sorted(scorer.name for scorer in scorers.values())
+    spec = replace(result.spec, scorer=names[0] if len(names) == 1 else ",".join(names))
+    return replace(result, spec=spec, correct=correct, baseline=baseline)
+
+
+def compare_rules(result: SweepResult, items: Sequence[Item], rules: Sequence[str] = ("paper", "lenient")
+                  ) -> pd.DataFrame:
+    """How many verdicts two scoring rules disagree on: every cell's and the untouched text of
+    ``result`` scored under both (from the stored texts), per language and ``"all"``.
+
+    Returns:
+        One row per language: ``verdicts`` (texts scored), ``correct_<rule>`` for both rules,
+        ``disagree``, ``only_<rule>`` (texts only that rule accepts) for both.
+
+    Example:
+        >>> xtl.compare_rules(res, task.items("zh"))
+    """
+    if len(rules) != 2 or rules[0] == rules[1]:
+        raise ValueError(f"compare_rules compares two different rules, got {list(rules)}")
+    first, second = (rescore(result, items, rule) for rule in rules)
+
+    def verdicts(res: SweepResult) -> np.ndarray:
+        cells = res.correct.reshape(len(res.instances), -1).numpy()
+        return np.concatenate([cells, res.baseline["correct"].to_numpy(dtype=bool)[:, None]], axis=1)
+
+    a, b = verdicts(first), verdicts(second)
+    rows = []
+    for language, mask in _groups(result):
+        x, y = a[mask], b[mask]
+        rows.append({"language": language, "verdicts": int(x.size),
+                     f"correct_{rules[0]}": int(x.sum()), f"correct_{rules[1]}": int(y.sum()),
+                     "disagree": int((x != y).sum()), f"only_{rules[0]}": int((x & ~y).sum()),
+                     f"only_{rules[1]}": int((y & ~x).sum())})
+    return pd.DataFrame(rows)
+
+
 def evaluate(
     model: HookedModel,
     task: Task,
@@ -236,7 +312,7 @@ def evaluate(
     Args:
         model: a TransformerLens model.
         task: a task from :func:`xtl.tasks.get`.
-        languages: default all the task's languages.
+        languages: default the languages the paper runs for the task (aliases accepted).
         direction: ``"en2x"``/``"x2en"``; default the task's.
         setting: ``"baseline"`` (untouched only), ``"default"`` (the paper's setting
             for the task type), a :class:`~xtl.TransplantSpec`, ``"targetfirst"``
@@ -246,8 +322,9 @@ def evaluate(
         split: where accuracy is measured.
         max_new_tokens: greedy tokens per answer.
         limit: use only the first ``limit`` items of each language and split (a quick look).
-        scoring: ``"rule"`` (the task's string rule on generated text) or ``"logprob"``
-            (the option log-probability scorer, multiple-choice tasks).
+        scoring: ``"rule"`` (the task's string rule on generated text: ``task.rule``,
+            ``"paper"`` by default) or ``"logprob"`` (the option log-probability scorer,
+            multiple-choice tasks).
         search: a sweep of the ``sample`` items that holds target layer 0 of the
             default's component (e.g. a full sweep you already ran): TargetFirst picks
             its source layers there instead of sweeping the sample split again.
@@ -255,6 +332,7 @@ def evaluate(
 
     Returns:
         One row per language and setting: ``task, language, direction, split, scoring,
+        rule`` (the scorer that produced the verdicts: ``"xnli/paper"``, or ``"logprob"``), ``
         setting, component, source_layer, target_layer, instances, baseline, accuracy, gain``.
 
     Example:
@@ -262,7 +340,7 @@ def evaluate(
         >>> xtl.evaluate(model, task, setting=["default", "targetfirst"], split="unseen", search=res)
     """
     direction = direction or task.direction
-    languages = list(languages) if languages is not None else list(task.available_languages())
+    languages = [task.canonical(lang) for lang in languages] if languages is not None else list(task.languages)
     if scoring not in SCORINGS:
         raise ValueError(f"unknown scoring {scoring!r}; valid: {list(SCORINGS)}")
     settings = [setting] if setting is None or isinstance(setting, (str, TransplantSpec)) else list(setting)
@@ -305,7 +383,8 @@ def evaluate(
             at = res.index(cell.component, cell.source_layer, cell.target_layer)
             accuracy = baseline if name == "baseline" else float(hits[mask][(slice(None), *at)].mean())
             rows.append({"task": task.name, "language": language, "direction": direction, "split": split,
-                         "scoring": scoring, "setting": name, "component": cell.component,
+                         "scoring": scoring, "rule": res.spec.scorer if scoring == "rule" else "logprob",
+                         "setting": name, "component": cell.component,
                          "source_layer": cell.source_layer, "target_layer": cell.target_layer,
                          "instances": int(mask.sum()), "baseline": baseline, "accuracy": accuracy,
                          "gain": accuracy - baseline})

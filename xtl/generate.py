@@ -23,7 +23,7 @@ from jaxtyping import Float, Int
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
 from xtl import decode
-from xtl.model import HookedModel, require_tokenizer, run, uses_kv_cache
+from xtl.model import STOP_IDS_ATTR, HookedModel, require_tokenizer, run, uses_kv_cache
 from xtl.patch import RowPatches
 from xtl.prompts import PromptBatch, left_padded
 
@@ -44,17 +44,21 @@ class Generation:
     logits: Float[torch.Tensor, "batch d_vocab"]
 
     def texts(self, tokenizer) -> list[str]:
-        """Decode each row's new tokens, special tokens dropped."""
+        """Decode each row's new tokens as the authors' scripts do: special tokens dropped,
+        spaces left as generated (``clean_up_tokenization_spaces=False``: no " ." -> "." fix-ups)."""
         return [
-            tokenizer.decode(row[: int(n)].tolist(), skip_special_tokens=True)
+            tokenizer.decode(row[: int(n)].tolist(), skip_special_tokens=True, clean_up_tokenization_spaces=False)
             for row, n in zip(self.tokens, self.lengths)
         ]
 
 
 def eos_ids(model: HookedModel, eos_token_id: int | Sequence[int] | None) -> list[int]:
-    """EOS ids to stop at: the argument, else the tokenizer's (none if it has none)."""
+    """Token ids to stop at: the argument; else, as Hugging Face ``generate`` stops, every EOS
+    id of the checkpoint's generation config (kept by :func:`xtl.load_model`; none if it
+    lists none); else the tokenizer's EOS (none if it has none)."""
     if eos_token_id is None:
-        eos_token_id = require_tokenizer(model).eos_token_id
+        known = getattr(model, STOP_IDS_ATTR, None)
+        eos_token_id = list(known) if known is not None else require_tokenizer(model).eos_token_id
     if eos_token_id is None:
         return []
     return [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id)
@@ -110,7 +114,7 @@ def greedy_generate(
         batch: the prompts.
         max_new_tokens: at most this many new tokens per row (>= 1).
         patches: per-row replacements (see :class:`~xtl.patch.RowPatches`).
-        eos_token_id: stop a row at this id (or any of these); default the tokenizer's.
+        eos_token_id: stop a row at this id (or any of these); default :func:`eos_ids`'s.
     """
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be an int >= 1, got {max_new_tokens!r}")

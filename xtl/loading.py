@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from xtl.model import HookedModel
+from xtl.model import STOP_IDS_ATTR, HookedModel
 
 PROCESSING_FLAGS = (
     "fold_ln",
@@ -35,6 +35,22 @@ _PROCESSED = {"fold_ln": True, "center_writing_weights": True, "center_unembed":
 # Files one of which a saved Hugging Face tokenizer has (transformers 5 otherwise
 # builds an empty tokenizer from config.json without complaint).
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model", "vocab.txt")
+
+
+def _stop_ids(generation_config: Any) -> tuple[int, ...]:
+    """The EOS ids of a Hugging Face generation config, as ``generate`` stops at them (all of
+    them; none when the config has none)."""
+    eos = getattr(generation_config, "eos_token_id", None)
+    if eos is None:
+        return ()
+    return (int(eos),) if isinstance(eos, int) else tuple(int(x) for x in eos)
+
+
+def remember_stop_ids(model: HookedModel, generation_config: Any) -> HookedModel:
+    """Keep the checkpoint's generation-config EOS ids on ``model``, where
+    :func:`xtl.generate.eos_ids` finds them as the default stop ids."""
+    setattr(model, STOP_IDS_ATTR, _stop_ids(generation_config))
+    return model
 
 
 class UnsupportedModelError(ValueError):
@@ -176,10 +192,17 @@ def _hub(name: str, tokenizer: Any, flags: dict[str, bool], dtype: torch.dtype,
             f"transformer_lens.loading_from_pretrained.OFFICIAL_MODEL_NAMES)"
         )
     with _quiet():
-        return HookedTransformer.from_pretrained(
+        model = HookedTransformer.from_pretrained(
             name, tokenizer=tokenizer, dtype=dtype, device=device,
             default_padding_side="left", **flags, **kwargs,
         ).eval()
+    from transformers import GenerationConfig
+
+    try:  # the generation config TransformerLens' download left in the local cache
+        return remember_stop_ids(model, GenerationConfig.from_pretrained(
+            model.cfg.tokenizer_name or name, local_files_only=True))
+    except (OSError, ValueError):
+        return model  # none cached: the tokenizer's EOS
 
 
 def load_model(
@@ -215,6 +238,9 @@ def load_model(
 
     Returns:
         A ``HookedTransformer`` (or ``TransformerBridge``) in eval mode, padding on the left.
+        Generation stops where Hugging Face ``generate`` would: at every EOS id of the
+        checkpoint's generation config (none if it lists none); where no generation
+        config is known (a hub model not in the local cache), at the tokenizer's EOS.
 
     Raises:
         FileNotFoundError: a local path without config.json or tokenizer.
@@ -252,5 +278,7 @@ def load_model(
         source = getattr(model.config, "name_or_path", None) or type(model).__name__
         name = Path(source).name or type(model).__name__
     if bridge:
-        return _bridge(source, hf_model, tokenizer, flags, torch_dtype, device)
-    return _hooked_from_hf(hf_model, tokenizer, name, flags, torch_dtype, device)
+        loaded = _bridge(source, hf_model, tokenizer, flags, torch_dtype, device)
+    else:
+        loaded = _hooked_from_hf(hf_model, tokenizer, name, flags, torch_dtype, device)
+    return remember_stop_ids(loaded, hf_model.generation_config)

@@ -42,6 +42,10 @@ class HookedModel(Protocol):
     def to_tokens(self, input: Any, **kwargs: Any) -> torch.Tensor: ...
 
 
+# Where xtl.load_model keeps the checkpoint's generation-config EOS ids on a model.
+STOP_IDS_ATTR = "xtl_eos_token_ids"
+
+
 def n_layers(model: HookedModel) -> int:
     """Number of transformer blocks of ``model``."""
     return int(model.cfg.n_layers)

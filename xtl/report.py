@@ -111,7 +111,8 @@ def write_report(results: dict[str, SweepResult], out: str | Path, png: bool = T
                   f"Model `{spec.model}`, {len(result.instances)} instances "
                   f"({', '.join(dict.fromkeys(result.languages)) or 'no language'}), components "
                   f"{', '.join(spec.components)}, {len(spec.source_layers)} x {len(spec.target_layers)} layer pairs, "
-                  f"{spec.max_new_tokens} new tokens.", ""]
+                  f"{spec.max_new_tokens} new tokens. Scored by `{spec.scorer}`; generation stops at "
+                  f"token ids {list(spec.eos_token_id) or 'none (always the full length)'}.", ""]
         languages = list(dict.fromkeys(result.languages)) + (["all"] if len(set(result.languages)) > 1 else [])
         default = task_default(result)
         if default is not None:

@@ -165,7 +165,8 @@ def sweep(
             is written atomically, and calling again with the same arguments resumes.
         max_batch: rows (cells) per forward pass; default from ``memory_budget``.
         memory_budget: bytes the decoding batch may take (default 1 GiB).
-        eos_token_id: stop id(s); default the tokenizer's EOS.
+        eos_token_id: stop id(s); default the generation config's EOS ids, as HF ``generate``
+            (see :func:`xtl.generate.eos_ids`).
         prepend_bos: override the model's BOS default when tokenising.
         revision: the model revision, recorded in the spec.
         progress: show a progress bar (instances, and cells per second).

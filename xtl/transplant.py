@@ -85,7 +85,8 @@ def transplant(
         component: one of :data:`xtl.COMPONENTS`.
         max_new_tokens: greedy tokens to generate per row.
         baseline: also decode the untouched targets.
-        eos_token_id: stop id(s); default the tokenizer's EOS.
+        eos_token_id: stop id(s); default the generation config's EOS ids, as HF ``generate``
+            (see :func:`xtl.generate.eos_ids`).
         prepend_bos: override the model's BOS default when tokenising text.
 
     Example:

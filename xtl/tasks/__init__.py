@@ -17,7 +17,7 @@ from __future__ import annotations
 import builtins
 
 from xtl.tasks import scoring
-from xtl.tasks.base import SPLITS, Item, Record, Task
+from xtl.tasks.base import CHECKS, SPLITS, Item, MisalignedWarning, Record, RuleScorer, Task
 from xtl.tasks.files import DataError
 from xtl.tasks.paper import MKQA, XCOPA, XNLI, CulturalBench, GlobalOpinionQA, XQuAD
 
@@ -34,6 +34,10 @@ def register(task: type[Task]) -> type[Task]:
 
 def get(name: str, data=None, **options) -> Task:
     """A task by name, reading ``data`` (a directory, or ``"hub"``).
+
+    Options: ``rule="paper"|"lenient"`` (the scoring rule; default the authors'),
+    ``check="warn"|"error"|"off"`` (what a misaligned parallel file does), and the
+    task's own (``templates=``, ``label_words=`` ...).
 
     Raises:
         ValueError: for an unknown task name, listing the registered ones.
@@ -56,5 +60,5 @@ for _task in (XNLI, XCOPA, XQuAD, MKQA, GlobalOpinionQA, CulturalBench, ToyGener
               ToyCulture):
     register(_task)
 
-__all__ = ["MKQA", "SPLITS", "XCOPA", "XNLI", "CulturalBench", "DataError", "GlobalOpinionQA", "Item",
-           "Record", "Task", "XQuAD", "get", "list", "register", "scoring"]
+__all__ = ["CHECKS", "MKQA", "SPLITS", "XCOPA", "XNLI", "CulturalBench", "DataError", "GlobalOpinionQA", "Item",
+           "MisalignedWarning", "Record", "RuleScorer", "Task", "XQuAD", "get", "list", "register", "scoring"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -13,6 +13,11 @@ from xtl.tasks.files import DataError, check_aligned
 from xtl.transplant import DIRECTIONS
 
 SPLITS = ("sample", "unseen")
+CHECKS = ("warn", "error", "off")
+
+
+class MisalignedWarning(UserWarning):
+    """Parallel files paired by line number whose lines do not belong together."""
 
 
 @dataclass(frozen=True)
@@ -50,65 +55,116 @@ class Item(Pair):
     labels: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class RuleScorer:
+    """A task's scoring rule as a sweep scorer (``scorer(text, item) -> bool``); its
+    :attr:`name` (``"xnli/paper"``) is what a run's spec records as its scorer."""
+
+    task: str
+    family: str
+    rule: str
+
+    def __call__(self, text: str, item: Any) -> bool:
+        from xtl.tasks.scoring import RULES
+
+        return RULES[self.family][self.rule](text, item)
+
+    @property
+    def name(self) -> str:
+        return f"{self.task}/{self.rule}"
+
+
 class Task:
     """A benchmark as the paper uses it. Subclass and register with :func:`xtl.tasks.register`.
 
     A subclass sets the class attributes and implements :meth:`rows`, which
     returns aligned ``(english, other)`` :class:`Record` pairs for a language;
-    everything else (directions, items, scoring, defaults) comes from here.
+    everything else (directions, items, scoring, alignment checks, defaults)
+    comes from here.
 
     Attributes:
         name: registry name (``"xnli"``).
         kind: ``"understanding"``, ``"generation"`` or ``"culture"``.
-        languages: the paper's non-English languages for the task.
+        languages: the languages the paper runs (``"en"``: the English -> English run).
+        extra_languages: further languages the data offers, accepted but not in the paper's list.
+        aliases: other spellings of language codes -> the task's own (``{"zh-CN": "zh"}``).
         direction: the direction the paper evaluates (``"en2x"`` or ``"x2en"``).
         default: the paper's default setting for the task type.
-        rule: ``"option"``, ``"letter"``, ``"choice"`` or ``"contains"`` (see :mod:`xtl.tasks.scoring`).
+        family: ``"option"``, ``"letter"``, ``"choice"`` or ``"contains"``: which
+            rules of :data:`xtl.tasks.scoring.RULES` score the task.
+        rule: the rule in use, chosen with ``xtl.tasks.get(..., rule=)``: ``"paper"``
+            (the authors' released code; the default where it exists) or ``"lenient"``.
+        shared_gold: whether the gold is the same in every language (an option key),
+            so parallel files must agree on it line by line.
+        alignment_test: what :meth:`misaligned` compares, in words (for its warning).
         hub: the Hugging Face dataset the hub loader reads (documentation only in tests).
     """
 
     name: ClassVar[str]
     kind: ClassVar[str]
     languages: ClassVar[tuple[str, ...]]
+    extra_languages: ClassVar[tuple[str, ...]] = ()
+    aliases: ClassVar[dict[str, str]] = {}
     direction: ClassVar[str]
     default: ClassVar[TransplantSpec]
-    rule: ClassVar[str]
+    family: ClassVar[str]
+    shared_gold: ClassVar[bool] = False
+    alignment_test: ClassVar[str] = "the gold answer"
     hub: ClassVar[str] = ""
     answer_template: ClassVar[str] = " {}"
 
-    def __init__(self, data: str | Path | None = None, **options: Any) -> None:
+    def __init__(self, data: str | Path | None = None, rule: str | None = None, check: str = "warn",
+                 **options: Any) -> None:
+        from xtl.tasks.scoring import RULES
+
+        rules = RULES[self.family]
+        self.rule = rule or ("paper" if "paper" in rules else next(iter(rules)))
+        if self.rule not in rules:
+            raise ValueError(f"task {self.name!r} has no scoring rule {self.rule!r}; valid: {list(rules)}")
+        if check not in CHECKS:
+            raise ValueError(f"unknown check {check!r}; valid: {list(CHECKS)}")
         self.data = Path(data).expanduser() if data is not None and data != "hub" else data
+        self.check = check
         self.options = options
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(data={str(self.data)!r})"
+        return f"{type(self).__name__}(data={str(self.data)!r}, rule={self.rule!r})"
 
     def rows(self, language: str, split: str) -> list[tuple[Record, Record]]:
         """Aligned ``(english, other)`` records for ``language`` (subclasses implement)."""
         raise NotImplementedError
 
-    def check_language(self, language: str) -> None:
-        """Raise a clear error for a language the task does not cover."""
-        if language not in self.available_languages():
+    def canonical(self, language: str) -> str:
+        """The task's own code for ``language`` (aliases resolved), or a clear error."""
+        code = self.aliases.get(language, language)
+        if code not in self.available_languages():
+            aliases = f" (aliases: {self.aliases})" if self.aliases else ""
             raise ValueError(
                 f"task {self.name!r} has no language {language!r}; valid: {list(self.available_languages())}"
+                f"{aliases}"
             )
+        return code
+
+    def check_language(self, language: str) -> None:
+        """Raise a clear error for a language the task does not cover."""
+        self.canonical(language)
 
     def available_languages(self) -> tuple[str, ...]:
-        """The non-English languages this task's data covers (default: the paper's)."""
-        return self.languages
+        """The languages this task's data covers: the paper's, then any others."""
+        return (*self.languages, *self.extra_languages)
 
     def items(self, language: str, direction: str | None = None, split: str = "sample") -> list[Item]:
         """The task's items for one language and direction.
 
         Args:
-            language: a non-English language code from :meth:`available_languages`.
+            language: a language code from :meth:`available_languages` (or an alias);
+                ``"en"`` pairs English with itself where the paper runs it.
             direction: ``"en2x"`` (score the ``language`` side) or ``"x2en"`` (score
                 English); default the paper's direction for this task.
             split: ``"sample"`` (layer search, upper bound) or ``"unseen"`` (evaluation).
 
         Example:
-            >>> task = xtl.tasks.get("xnli", data="shared/data/xtransplant-samples/XNLI/XNLI_sample")
+            >>> task = xtl.tasks.get("xnli", data="shared/data/xtransplant-samples/XNLI")
             >>> item = task.items("sw", direction="en2x")[0]
             >>> item.source[:6], item.target[:9], item.gold
             ('Human:', 'Binadamu:', '1')
@@ -118,7 +174,7 @@ class Task:
             raise ValueError(f"unknown direction {direction!r}; valid directions: {sorted(DIRECTIONS)}")
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; valid splits: {list(SPLITS)}")
-        self.check_language(language)
+        language = self.canonical(language)
         items = []
         for k, (english, other) in enumerate(self.rows(language, split)):
             source, target = (english, other) if direction == "en2x" else (other, english)
@@ -131,25 +187,35 @@ class Task:
         return items
 
     def score(self, text: str, item: Item) -> bool:
-        """The paper's rule for this task: is ``text`` a correct answer to ``item``?"""
-        from xtl.tasks import scoring
-
-        if self.rule == "option":
-            return scoring.option_match(text, item.gold, item.options, item.labels)
-        if self.rule == "letter":
-            return scoring.letter_match(text, item.gold, item.options)
-        if self.rule == "choice":
-            return scoring.choice_match(text, item.gold, item.options)
-        return scoring.contains(text, item.gold)
+        """This task's rule (:attr:`rule`): is ``text`` a correct answer to ``item``?"""
+        return self.scorer(text, item)
 
     @property
-    def scorer(self) -> Callable[[str, Item], bool]:
-        """:meth:`score` as a plain function (for ``xtl.sweep(..., scorer=task.scorer)``)."""
-        return self.score
+    def scorer(self) -> RuleScorer:
+        """The rule as a named scorer (for ``xtl.sweep(..., scorer=task.scorer)``)."""
+        return RuleScorer(self.name, self.family, self.rule)
+
+    def misaligned(self, english: Record, other: Record) -> bool:
+        """Whether a pair of records paired by line cannot be the same item: with a
+        :attr:`shared_gold`, the two golds differ. Tasks add their own tests."""
+        return self.shared_gold and english.gold != other.gold
 
     def _aligned(self, english: list, english_path: Path, other: list, other_path: Path):
         check_aligned(english, english_path, other, other_path)
-        return list(zip(english, other))
+        pairs = list(zip(english, other))
+        if self.check != "off":
+            bad = [k for k, (e, o) in enumerate(pairs) if self.misaligned(e, o)]
+            if bad:
+                message = (
+                    f"misaligned parallel data: {other_path} against {english_path}: {len(bad)} of "
+                    f"{len(pairs)} lines paired by number disagree ({self.alignment_test}), the first at "
+                    f"line {bad[0] + 1}; line k of one language must be line k of the other "
+                    f"(check='off' to silence, 'error' to refuse)"
+                )
+                if self.check == "error":
+                    raise DataError(message)
+                warnings.warn(message, MisalignedWarning, stacklevel=3)
+        return pairs
 
 
 def require_dir(path: Path | str | None, task: str, hint: str) -> Path:
@@ -162,4 +228,5 @@ def require_dir(path: Path | str | None, task: str, hint: str) -> Path:
     return path
 
 
-__all__ = ["DataError", "Item", "Record", "SPLITS", "Task", "require_dir"]
+__all__ = ["CHECKS", "DataError", "Item", "MisalignedWarning", "Record", "RuleScorer", "SPLITS", "Task",
+           "require_dir"]

@@ -2,8 +2,9 @@
 
 Each task reads one of three sources, chosen by ``data=``:
 
-- a directory in the authors' released layout (as in ``xtransplant-samples``),
-  which holds the ``sample`` split only;
+- the authors' released layout (as in ``xtransplant-samples``): the task's
+  folder holding ``{Name}_sample`` and ``{Name}_unseen`` side by side (``XNLI/``),
+  or one of those split folders, whose sibling serves the other split;
 - a directory of plain tables, ``{lang}.jsonl`` / ``{lang}.csv`` (the
   ``sample`` split) and ``{lang}.unseen.jsonl`` / ``.csv``, one row per
   question with named columns: either a ready ``prompt`` and ``answer``, or the
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from xtl.spec import TransplantSpec
-from xtl.tasks.base import Record, Task, require_dir
+from xtl.tasks.base import SPLITS, Record, Task, require_dir
 from xtl.tasks.files import DataError, check_aligned, field, json_lines, table
 
 SAMPLE_SIZE = 50
@@ -48,25 +49,50 @@ def _hub_rows(rows: list[Any], split: str) -> list[Any]:
 class _PaperTask(Task):
     """Shared plumbing: pick the source, read per-language records, align them."""
 
-    released_marker: str = ""  # a path inside the released layout ("" if the authors released none)
+    released_name: str = ""    # the authors' folder prefix ("XNLI" for XNLI_sample, XNLI_unseen)
+    released_marker: str = ""  # a path inside a released split folder ("" if the authors released none)
     template: str = ""          # English template over the raw fields
 
-    def is_released(self) -> bool:
-        return bool(self.released_marker) and isinstance(self.data, Path) and (
-            self.data / self.released_marker).exists()
+    def released_root(self, split: str) -> Path | None:
+        """The folder of ``split`` in the authors' released layout, or ``None`` when ``data``
+        is not that layout. ``data`` may be the task's folder (``XNLI/``, holding
+        ``XNLI_sample`` and ``XNLI_unseen``) or one split folder, whose sibling serves the
+        other split.
+
+        Raises:
+            FileNotFoundError: the layout is there but not the split asked for.
+        """
+        if not self.released_marker or not isinstance(self.data, Path):
+            return None
+
+        def is_layout(path: Path) -> bool:
+            return (path / self.released_marker).exists()
+
+        want = self.data / f"{self.released_name}_{split}"
+        present = [f"{self.released_name}_{s}" for s in SPLITS if is_layout(self.data / f"{self.released_name}_{s}")]
+        if not present:
+            if not is_layout(self.data):
+                return None
+            own = next((s for s in SPLITS if self.data.name.endswith(f"_{s}")), None)
+            if own is None and split == "sample":
+                return self.data  # a released folder under another name: the sample split
+            want = self.data.with_name(f"{self.data.name[: -len(own)]}{split}") if own else want
+            present = [self.data.name]
+        if is_layout(want):
+            return want
+        raise FileNotFoundError(
+            f"task {self.name!r}: no {split!r} split in the authors' released layout at {str(self.data)!r}: "
+            f"looked for {str(want)!r}; found {present}"
+        )
 
     def rows(self, language: str, split: str) -> list[tuple[Record, Record]]:
         if self.data == "hub":
             english, other = self.hub_records("en", split), self.hub_records(language, split)
             return self._aligned(english, Path(f"hub:{self.hub}/en"), other, Path(f"hub:{self.hub}/{language}"))
         root = require_dir(self.data, self.name, "the authors' released layout or plain tables")
-        if self.is_released():
-            if split != "sample":
-                raise FileNotFoundError(
-                    f"{str(root)!r} is the authors' released layout, which holds only the sample "
-                    f"split; put unseen data in {language}.unseen.jsonl tables or use data='hub'"
-                )
-            return self.released_rows(root, language)
+        released = self.released_root(split)
+        if released is not None:
+            return self.released_rows(released, language)
         paths = [_table_path(root, lang, split) for lang in ("en", language)]
         english, other = (self.table_records(p, lang) for p, lang in zip(paths, ("en", language)))
         return self._aligned(english, paths[0], other, paths[1])
@@ -99,24 +125,30 @@ class XNLI(_PaperTask):
     """XNLI, multilingual understanding: premise/hypothesis relation as options (1)-(3).
 
     Raw table fields: ``premise``, ``hypothesis``, ``label`` (``1``/``2``/``3``; the
-    hub's 0-2 are mapped) and optionally ``labels`` (the three label words).
-    Scoring: the gold option's ``(k)``, bare ``k`` or localized label word
-    appears and no other option's does.
+    hub's 0-2 are mapped) and optionally ``labels`` (the three label tags).
+    Scoring (``rule="paper"``): the gold's ``(k)``, the bare ``k`` as the whole
+    output, or its released label tag, and no other option's (see
+    :mod:`xtl.tasks.scoring`). The English template has the released spacing
+    (``(1) Entail \n``, with a space). Parallel files must agree on the gold
+    line by line.
     """
 
     name = "xnli"
     kind = "understanding"
-    languages = ("ar", "bg", "de", "el", "es", "fr", "hi", "ru", "sw", "tr", "ur", "vi", "zh")
+    languages = ("ar", "bg", "de", "el", "en", "es", "fr", "hi", "ru", "sw", "tr", "ur", "vi", "zh")
     direction = "en2x"
     default = TransplantSpec(source_layer=-1, target_layer=0, component="attn")
-    rule = "option"
+    family = "option"
+    shared_gold = True
+    alignment_test = "the gold label"
     hub = "facebook/xnli"
+    released_name = "XNLI"
     released_marker = "ans_lang"
     options_keys = ("1", "2", "3")
     english_labels = ("Entail", "Neutral", "Contradict")
     template = (
         "Human: What do you think is the relationship between the premise and the hypothesis?"
-        "\n\nPremise: {premise}\nHypothesis: {hypothesis}\n\n(1) {label1}\n(2) {label2}\n(3) {label3}"
+        "\n\nPremise: {premise}\nHypothesis: {hypothesis}\n\n(1) {label1} \n(2) {label2}\n(3) {label3}"
         "\n\nAssistant: If I had to select one of the options, my answer would be:"
     )
 
@@ -134,7 +166,7 @@ class XNLI(_PaperTask):
             if len(words) != 1 or not isinstance(words[0], dict) or sorted(words[0]) != list(self.options_keys):
                 raise DataError(f"{root / 'ans_lang' / f'{lang}.json'}:1: expected one object with keys 1, 2, 3")
             check_aligned(prompts, root / "split" / f"{lang}.json", golds, root / "ans" / f"{lang}.json")
-            labels = tuple(words[0][k].strip() for k in self.options_keys)
+            labels = tuple(str(words[0][k]) for k in self.options_keys)  # as released, unstripped
             for number, gold in enumerate(golds, 1):
                 if str(gold) not in self.options_keys:
                     raise DataError(f"{root / 'ans' / f'{lang}.json'}:{number}: gold {gold!r} is not 1, 2 or 3")
@@ -175,17 +207,23 @@ class XQuAD(_PaperTask):
     """XQuAD, multilingual generation: extractive QA from a context.
 
     Raw table fields: ``context``, ``question``, ``answer``. Scoring: the gold
-    answer is a case-insensitive substring of the output.
+    answer is a case-insensitive substring of the output. The answer is a span
+    of its own context, so a line whose gold is not in its own prompt is misaligned.
     """
 
     name = "xquad"
     kind = "generation"
-    languages = ("ar", "de", "el", "es", "hi", "ro", "ru", "th", "tr", "vi", "zh")
+    languages = ("ar", "de", "el", "en", "es", "hi", "ro", "ru", "th", "tr", "vi", "zh")
     direction = "en2x"
     default = TransplantSpec(source_layer=0, target_layer=0, component="mlp")
-    rule = "contains"
+    family = "contains"
+    alignment_test = "a gold answer missing from its own prompt"
     hub = "google/xquad"
+    released_name = "XQuAD"
     released_marker = "ans"
+
+    def misaligned(self, english, other):
+        return any(record.gold not in record.prompt for record in (english, other))
     template = (
         "Human: Please answer these questions only based on the given context.\n\n"
         "Context: {context}\nQuestion: {question}\n\nAssistant: My answer would be:"
@@ -270,17 +308,24 @@ class GlobalOpinionQA(_PaperTask):
     language ask the same question; the gold is the option with the largest
     share of human answers. Raw table fields: ``prompt`` (English), ``translated``
     (the group's language), ``label`` (shares per option) or ``answer`` (a
-    letter). Scoring: the gold letter's ``(A)`` or bare letter and no other's.
+    letter). Scoring (``rule="paper"``): the upper-cased output holds the gold's
+    ``(A)`` or is the bare letter, and no other letter A-Z does. Both sides share
+    one gold, so the alignment check compares it only where a table gives each
+    side its own.
     """
 
     name = "globalopinionqa"
     kind = "culture"
     languages = ("am", "ar", "de", "el", "en", "es", "fr", "hi", "id", "ja", "pt", "ru", "sv", "sw",
                  "tl", "tr", "uk", "ur", "vi", "zh-CN")
+    aliases = {"zh": "zh-CN", "zh_cn": "zh-CN", "zh-cn": "zh-CN"}
     direction = "x2en"
     default = TransplantSpec(source_layer=0, target_layer=0, component="mlp")
-    rule = "letter"
+    family = "letter"
+    shared_gold = True
+    alignment_test = "the gold letter (largest human share)"
     hub = "Anthropic/llm_global_opinions"
+    released_name = "GlobalOpinionQA"
     released_marker = "translated"
 
     @staticmethod
@@ -292,8 +337,9 @@ class GlobalOpinionQA(_PaperTask):
         english_path, other_path = root / "split" / f"{language}.json", root / "translated" / f"{language}.json"
         english = json_lines(english_path)
         other = json_lines(other_path)
+        check_aligned(english, english_path, other, other_path)
         rows = []
-        for number, (row, translated) in enumerate(self._aligned(english, english_path, other, other_path), 1):
+        for number, (row, translated) in enumerate(zip(english, other), 1):
             if not isinstance(row, dict):
                 raise DataError(f"{english_path}:{number}: expected an object with input_text and label")
             rows.append(self._pair(row.get("input_text"), translated, row.get("label"), None,
@@ -320,7 +366,7 @@ class GlobalOpinionQA(_PaperTask):
                 "use the authors' released layout or a table with prompt/translated/label columns"
             )
         root = require_dir(self.data, self.name, "the authors' released layout or plain tables")
-        if self.is_released():
+        if self.released_root(split) is not None:
             return super().rows(language, split)
         path = _table_path(root, language, split)
         return [self._pair(row.get("prompt"), row.get("translated"), row.get("label"), row.get("answer"),
@@ -333,18 +379,23 @@ class XCOPA(_PaperTask):
     Raw table fields: ``premise``, ``choice1``, ``choice2``, ``question``
     (``cause``/``effect``), ``label`` (``1``/``2``; the hub's 0/1 are mapped).
     The method doc gives no XCOPA prompt, so xtl's English template follows the
-    XNLI prompt's form. Scoring as XNLI: ``(k)``, bare ``k`` or the
-    alternative's text, and not the other's. On the hub, the English side of
+    XNLI prompt's form. The authors released no XCOPA rule, so the XNLI rule
+    scores it over its two options: ``(k)``, the bare ``k`` as the whole output or
+    the alternative's text, and not the other's. On the hub, the English side of
     language X is XCOPA's ``translation-X`` configuration (the same items in
-    English).
+    English). Languages: the authors' run list (``en`` included); ``et`` and ``th``,
+    which XCOPA has and the authors did not run, are accepted too.
     """
 
     name = "xcopa"
     kind = "understanding"
-    languages = ("et", "ht", "id", "it", "sw", "ta", "th", "tr", "vi", "zh")
+    languages = ("en", "ht", "id", "it", "sw", "ta", "tr", "vi", "zh")
+    extra_languages = ("et", "th")
     direction = "en2x"
     default = TransplantSpec(source_layer=-1, target_layer=0, component="attn")
-    rule = "option"
+    family = "option"
+    shared_gold = True
+    alignment_test = "the gold alternative"
     hub = "cambridgeltl/xcopa"
     options_keys = ("1", "2")
     template = (
@@ -389,15 +440,19 @@ class MKQA(_PaperTask):
     query and answers; rows without a text answer in English or the language
     are skipped for both sides. (``apple/mkqa`` ships a loading script, which
     recent ``datasets`` releases no longer run; export it to tables then.)
+    Languages: the authors' 17 (``zh`` is MKQA's ``zh_cn``), then MKQA's others.
     """
 
     name = "mkqa"
     kind = "generation"
-    languages = ("ar", "da", "de", "es", "fi", "fr", "he", "hu", "it", "ja", "km", "ko", "ms", "nl", "no",
-                 "pl", "pt", "ru", "sv", "th", "tr", "vi", "zh_cn", "zh_hk", "zh_tw")
+    languages = ("ar", "de", "en", "es", "fi", "fr", "he", "hu", "it", "ja", "ko", "nl", "no", "pt", "tr",
+                 "vi", "zh")
+    extra_languages = ("da", "km", "ms", "pl", "ru", "sv", "th", "zh_hk", "zh_tw")
+    aliases = {"zh_cn": "zh", "zh-CN": "zh", "zh-cn": "zh"}
+    hub_codes = {"zh": "zh_cn"}
     direction = "en2x"
     default = TransplantSpec(source_layer=0, target_layer=0, component="mlp")
-    rule = "contains"
+    family = "contains"
     hub = "apple/mkqa"
     template = "Human: Please answer the following question.\n\nQuestion: {question}\n\nAssistant: My answer would be:"
 
@@ -416,10 +471,11 @@ class MKQA(_PaperTask):
             answers = row["answers"].get(lang) or []
             return next((a.get("text") for a in answers if a.get("text")), None)
 
-        kept = [r for r in load_dataset(self.hub, split="train") if text(r, "en") and text(r, language)]
+        code = self.hub_codes.get(language, language)
+        kept = [r for r in load_dataset(self.hub, split="train") if text(r, "en") and text(r, code)]
         source = Path(f"hub:{self.hub}")
         return [(self.record({"question": r["queries"]["en"], "answer": text(r, "en")}, "en", source, k),
-                 self.record({"question": r["queries"][language], "answer": text(r, language)}, language,
+                 self.record({"question": r["queries"][code], "answer": text(r, code)}, language,
                              source, k))
                 for k, r in enumerate(_hub_rows(kept, split), 1)]
 
@@ -430,10 +486,14 @@ class CulturalBench(GlobalOpinionQA):
 
     CulturalBench is English-only, so both sides come from tables with ``prompt``
     (English), ``translated`` and ``answer`` (a letter) columns, one file per
-    language group as for GlobalOpinionQA. Scoring: letter markers.
+    language group as for GlobalOpinionQA. Scoring: the GlobalOpinionQA rule.
+    Languages: the authors' CulturalBench-Hard list, then GlobalOpinionQA's other groups.
     """
 
     name = "culturalbench"
+    languages = ("ar", "de", "en", "es", "fr", "he", "hi", "ja", "ko", "ms", "pl", "ru", "tl", "tr", "vi", "zh")
+    extra_languages = ("am", "el", "id", "pt", "sv", "sw", "uk", "ur")  # GlobalOpinionQA's other groups
+    aliases = {"zh-CN": "zh", "zh_cn": "zh", "zh-cn": "zh"}
     hub = "kellycyy/CulturalBench"
     released_marker = ""  # the authors released no CulturalBench split
 

@@ -45,7 +45,7 @@ class _ToyTask(Task):
 class ToyGeneration(_ToyTask):
     """General facts held out of the query language, completed as text (scored by substring)."""
 
-    name, kind, direction, rule = "toy-generation", "generation", "en2x", "contains"
+    name, kind, direction, family = "toy-generation", "generation", "en2x", "contains"
     default = TransplantSpec(source_layer=0, target_layer=0, component="mlp")
 
     def all_rows(self, world, language):
@@ -56,7 +56,7 @@ class ToyGeneration(_ToyTask):
 class ToyUnderstanding(_ToyTask):
     """Reading a counterfactual context in the query language (options (1)-(3))."""
 
-    name, kind, direction, rule = "toy-understanding", "understanding", "en2x", "choice"
+    name, kind, direction, family = "toy-understanding", "understanding", "en2x", "choice"
     default = TransplantSpec(source_layer=-1, target_layer=0, component="attn")
 
     def all_rows(self, world, language):
@@ -74,7 +74,7 @@ class ToyUnderstanding(_ToyTask):
 class ToyCulture(_ToyTask):
     """Culture facts stated only in the country's language, asked in English ((A)-(D))."""
 
-    name, kind, direction, rule = "toy-culture", "culture", "x2en", "choice"
+    name, kind, direction, family = "toy-culture", "culture", "x2en", "choice"
     default = TransplantSpec(source_layer=0, target_layer=0, component="mlp")
 
     def all_rows(self, world, language):
