@@ -39,6 +39,7 @@ def test_demo_end_to_end_reduced(tmp_path, capsys):
     for name in ("toy-generation", "toy-understanding", "toy-culture"):
         assert f"## {name}" in report and (out / f"{name}-accuracy.html").is_file()
     assert "## Held-out items" in report and "| toy-culture | sw |" in report
+    assert "scored by `toy-generation/paper`, `toy-understanding/lenient`, `toy-culture/lenient`." in report
     assert (out / "plotly.min.js").is_file() and "plotly.min.js" in (out / "tasks.html").read_text()
     assert (out / "toy-culture-gain.png").is_file() == HAS_BROWSER
 

@@ -64,6 +64,8 @@ def test_evaluate_settings_end_to_end(hooked):
     first = xtl.evaluate(model, task, setting="targetfirst", **kwargs)
     assert base.loc[0, "accuracy"] == base.loc[0, "baseline"] and base.loc[0, "instances"] == 3
     assert set(pd.concat([base, default, first])["rule"]) == {"xquad/paper"}  # the table states its rule
+    assert set(xtl.upper_bound(xtl.sweep(model, task.items("de")[:1], components=["mlp"], max_new_tokens=1,
+                                         scorer=task.scorer, progress=False))["rule"]) == {"xquad/paper"}
     lenient = xtl.tasks.get("xquad", data=SAMPLES / "XQuAD", rule="lenient")
     assert xtl.evaluate(model, lenient, setting="baseline", **kwargs).loc[0, "rule"] == "xquad/lenient"
     assert (default.loc[0, "component"], default.loc[0, "source_layer"], default.loc[0, "target_layer"]) == ("mlp", 0, 0)

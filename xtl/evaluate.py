@@ -54,8 +54,9 @@ def upper_bound(result: SweepResult, scoring: str = "rule") -> pd.DataFrame:
     component (plus ``"any"``, all components together).
 
     Columns: ``language, component, instances, baseline, upper_bound, gain,
-    relative_growth`` where ``gain = upper_bound - baseline`` and
-    ``relative_growth = gain / baseline`` (NaN when the baseline is 0).
+    relative_growth, rule`` where ``gain = upper_bound - baseline``,
+    ``relative_growth = gain / baseline`` (NaN when the baseline is 0) and
+    ``rule`` names the scorer behind the verdicts (``"xnli/paper"``).
     ``scoring="logprob"`` uses the option log-probability scorer instead of the rule.
 
     On multiple-choice tasks chance alone solves many instances when there are
@@ -77,7 +78,8 @@ def upper_bound(result: SweepResult, scoring: str = "rule") -> pd.DataFrame:
             b, u = base[mask].mean(), hits[mask].mean()
             rows.append({"language": language, "component": component, "instances": int(mask.sum()),
                          "baseline": b, "upper_bound": u, "gain": u - b,
-                         "relative_growth": (u - b) / b if b > 0 else np.nan})
+                         "relative_growth": (u - b) / b if b > 0 else np.nan,
+                         "rule": result.spec.scorer if scoring == "rule" else "logprob"})
     return pd.DataFrame(rows)
 
 

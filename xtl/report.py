@@ -134,8 +134,10 @@ def write_report(results: dict[str, SweepResult], out: str | Path, png: bool = T
     if held_out is not None and not held_out.empty:
         table = held_out.pivot_table(index=["task", "language"], columns="setting", values="accuracy", sort=False)
         base = held_out.groupby(["task", "language"], sort=False)["baseline"].first().rename("baseline")
+        rules = (", ".join(f"`{r}`" for r in dict.fromkeys(held_out["rule"])) if "rule" in held_out
+                 else "the tasks' rules")
         lines += ["## Held-out items", "", "Accuracy on the `unseen` split: untouched, the paper's default, and "
-                  "TargetFirst with its source layer chosen on the `sample` split.", "",
+                  f"TargetFirst with its source layer chosen on the `sample` split; scored by {rules}.", "",
                   _markdown(pd.concat([base, table], axis=1)), ""]
     for stem, fig in figs.items():
         plot.save(fig, out / f"{stem}.html", plotlyjs=plotlyjs)
