@@ -276,3 +276,24 @@ def test_every_released_country_is_in_its_files_language_group():
         countries = {json.loads(line)["country"] for line in path.read_text(encoding="utf-8").splitlines()}
         assert {language_group(c) for c in countries} == {path.stem}, path.name
     assert language_group("Atlantis") is None
+
+
+# --- world-facts: xtl's own multilingual factual-recall task ----------------------------------------
+
+def test_world_facts_items_golds_and_aliases():
+    task = tasks.get("world-facts")
+    assert task.languages == ("en", "fr", "es", "de", "it", "pt", "sw", "id") and task.family == "contains"
+    sample, unseen = task.items("pt"), task.items("pt", split="unseen")
+    assert len(sample) + len(unseen) == 2 * 67 and {i.target for i in sample}.isdisjoint(i.target for i in unseen)
+    moscow = next(i for i in sample + unseen if "País: Rússia\nCapital:" in i.target)
+    assert moscow.target.startswith("País: Canadá\nCapital: Ottawa\n\nPaís: Quênia\nCapital: Nairobi\n\n")
+    assert moscow.gold == "Moscou" and moscow.aliases == ("Moscovo",) and moscow.source.endswith("Russia\nCapital:")
+    assert task.score(" Moscovo.", moscow) and task.score(" moscou", moscow) and not task.score(" Moscow", moscow)
+    back = next(i for i in task.items("pt", "x2en", moscow.split) if i.source == moscow.target)
+    assert back.gold == "Moscow" and back.target == moscow.source
+    german = task.items("de") + task.items("de", split="unseen")
+    turkey = next(i for i in german if "Land: Türkei\nKontinent:" in i.target)
+    assert turkey.gold == "Asien" and task.score(" Europa", turkey) and not task.score(" Afrika", turkey)
+    french = task.items("fr")[0].target
+    assert french.endswith("Pays : France\nCapitale :") and task.items("fr")[0].gold == "Paris"
+    assert task.items("en")[0].source == task.items("en")[0].target

@@ -2,7 +2,8 @@
 
 Example:
     >>> xtl.tasks.list()
-    ['culturalbench', 'globalopinionqa', 'mkqa', 'toy-culture', 'toy-generation', 'toy-understanding', 'xcopa', 'xnli', 'xquad']
+    ['culturalbench', 'globalopinionqa', 'mkqa', 'toy-culture', 'toy-generation', 'toy-understanding',
+     'world-facts', 'xcopa', 'xnli', 'xquad']
     >>> task = xtl.tasks.get("xnli", data="path/to/XNLI_sample")
     >>> items = task.items("sw", direction="en2x", split="sample")
     >>> res = xtl.sweep(model, items, scorer=task.scorer)
@@ -54,11 +55,13 @@ def list_tasks() -> builtins.list[str]:
 
 list = list_tasks  # noqa: A001  (xtl.tasks.list(), as the public contract names it)
 
+from xtl.tasks.facts import WorldFacts  # noqa: E402
 from xtl.toy.tasks import ToyCulture, ToyGeneration, ToyUnderstanding  # noqa: E402
 
-for _task in (XNLI, XCOPA, XQuAD, MKQA, GlobalOpinionQA, CulturalBench, ToyGeneration, ToyUnderstanding,
-              ToyCulture):
+for _task in (XNLI, XCOPA, XQuAD, MKQA, GlobalOpinionQA, CulturalBench, WorldFacts, ToyGeneration,
+              ToyUnderstanding, ToyCulture):
     register(_task)
 
 __all__ = ["CHECKS", "MKQA", "SPLITS", "XCOPA", "XNLI", "CulturalBench", "DataError", "GlobalOpinionQA", "Item",
-           "MisalignedWarning", "Record", "RuleScorer", "Task", "XQuAD", "get", "list", "register", "scoring"]
+           "MisalignedWarning", "Record", "RuleScorer", "Task", "WorldFacts", "XQuAD", "get", "list", "register",
+           "scoring"]

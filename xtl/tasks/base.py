@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 from xtl.pairs import Pair
 from xtl.spec import TransplantSpec
 from xtl.tasks.files import DataError, check_aligned
+from xtl.tasks.scoring import RULES
 from xtl.transplant import DIRECTIONS
 
 SPLITS = ("sample", "unseen")
@@ -31,12 +32,14 @@ class Record:
         options: option keys for multiple choice (``("1", "2", "3")``, ``("A", "B")``),
             or the options' texts where answers name the option (rule ``"choice"``).
         labels: the options' label words in that language (XNLI's "Entail" ...).
+        aliases: other accepted spellings of a free-text gold ("Lisboa" beside "Lisbon").
     """
 
     prompt: str
     gold: str
     options: tuple[str, ...] = ()
     labels: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -44,8 +47,8 @@ class Item(Pair):
     """A :class:`~xtl.Pair` that knows its task, language, direction and split.
 
     ``target`` is the scored side: the non-English prompt for ``en2x``, the
-    English one for ``x2en``; ``gold``, ``options`` and ``labels`` are the
-    target's.
+    English one for ``x2en``; ``gold``, ``options``, ``labels`` and ``aliases`` are
+    the target's.
     """
 
     task: str = ""
@@ -53,6 +56,7 @@ class Item(Pair):
     direction: str = "en2x"
     split: str = "sample"
     labels: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -65,8 +69,6 @@ class RuleScorer:
     rule: str
 
     def __call__(self, text: str, item: Any) -> bool:
-        from xtl.tasks.scoring import RULES
-
         return RULES[self.family][self.rule](text, item)
 
     @property
@@ -115,8 +117,6 @@ class Task:
 
     def __init__(self, data: str | Path | None = None, rule: str | None = None, check: str = "warn",
                  **options: Any) -> None:
-        from xtl.tasks.scoring import RULES
-
         rules = RULES[self.family]
         self.rule = rule or ("paper" if "paper" in rules else next(iter(rules)))
         if self.rule not in rules:
@@ -182,7 +182,7 @@ class Task:
                 source=source.prompt, target=target.prompt, gold=target.gold, options=target.options,
                 id=f"{self.name}-{language}-{split}-{k}", answer_template=self.answer_template,
                 task=self.name, language=language, direction=direction, split=split,
-                labels=target.labels,
+                labels=target.labels, aliases=target.aliases,
             ))
         return items
 

@@ -186,6 +186,10 @@ def choice_match(text: str, gold: str, options: Sequence[str]) -> bool:
 
 Rule = Callable[[str, Any], bool]
 
+
+def _aliases(item: Any) -> tuple[str, ...]:
+    return tuple(getattr(item, "aliases", ()) or ())
+
 RULES: dict[str, dict[str, Rule]] = {
     "option": {
         "paper": lambda text, item: option_paper(text, item.gold, item.options, item.labels),
@@ -195,9 +199,9 @@ RULES: dict[str, dict[str, Rule]] = {
         "paper": lambda text, item: letter_paper(text, item.gold),
         "lenient": lambda text, item: letter_match(text, item.gold, item.options),
     },
-    "contains": {
-        "paper": lambda text, item: contains_paper(text, item.gold),
-        "lenient": lambda text, item: contains(text, item.gold),
+    "contains": {  # the gold, or any of the item's aliases (the paper's tasks have none)
+        "paper": lambda text, item: any(contains_paper(text, g) for g in (item.gold, *_aliases(item))),
+        "lenient": lambda text, item: any(contains(text, g) for g in (item.gold, *_aliases(item))),
     },
     "choice": {
         "lenient": lambda text, item: choice_match(text, item.gold, item.options),
