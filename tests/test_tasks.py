@@ -297,3 +297,17 @@ def test_world_facts_items_golds_and_aliases():
     french = task.items("fr")[0].target
     assert french.endswith("Pays : France\nCapitale :") and task.items("fr")[0].gold == "Paris"
     assert task.items("en")[0].source == task.items("en")[0].target
+
+
+def test_world_facts_untouched_accuracy_counts_each_relation(hooked):
+    from xtl.tasks.facts import untouched_accuracy
+
+    model = hooked("qwen2")
+    table = untouched_accuracy(model, ["sw"], max_new_tokens=2, batch_size=50, progress=False)
+    assert list(table["relation"]) == ["capital", "continent"] and list(table["items"]) == [67, 67]
+    task = tasks.get("world-facts")
+    items = task.items("sw") + task.items("sw", split="unseen")
+    texts = [xtl.transplant(model, i.target, i.target, 0, 0, "mlp", max_new_tokens=2).baseline_text[0]
+             for i in items]
+    one_by_one = [task.score(text, item) for text, item in zip(texts, items)]
+    assert list(table["correct"]) == [sum(one_by_one[0::2]), sum(one_by_one[1::2])]

@@ -28,6 +28,10 @@ Example:
 
 from __future__ import annotations
 
+import argparse
+
+import pandas as pd
+
 from xtl.spec import TransplantSpec
 from xtl.tasks.base import SPLITS, Record, Task
 
@@ -196,3 +200,57 @@ class WorldFacts(Task):
                 rows.append((self.record("en", relation, names, capital, continent),
                              self.record(language, relation, names, capital, continent)))
         return rows
+
+
+def untouched_accuracy(model, languages=LANGUAGES, max_new_tokens: int = 6, batch_size: int = 32,
+                       progress: bool = True) -> pd.DataFrame:
+    """The untouched model's accuracy per language and relation, on both splits: which
+    languages have a gap for the transplant to close.
+
+    Returns:
+        Columns ``language, relation, correct, items, accuracy``.
+
+    Example:
+        >>> untouched_accuracy(xtl.load_model("smollm2-135m"), ["en", "sw"])
+    """
+    from xtl.generate import greedy_generate
+    from xtl.prompts import tokenize
+
+    task = WorldFacts()
+    rows = []
+    for language in languages:
+        items = [item for split in SPLITS for item in task.items(language, split=split)]
+        verdicts = []
+        for start in range(0, len(items), batch_size):
+            chunk = items[start:start + batch_size]
+            texts = greedy_generate(model, tokenize(model, [i.target for i in chunk]), max_new_tokens).texts(
+                model.tokenizer)
+            verdicts += [task.score(text, item) for text, item in zip(texts, chunk)]
+        for k, relation in enumerate(task.relations):  # rows alternate the relations per country
+            hits = verdicts[k::len(task.relations)]
+            rows.append({"language": language, "relation": relation, "correct": sum(hits), "items": len(hits),
+                         "accuracy": sum(hits) / len(hits)})
+            if progress:
+                print(f"{language} {relation:9s} {sum(hits)}/{len(hits)}", flush=True)
+    return pd.DataFrame(rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m xtl.tasks.facts --model smollm2-135m``: untouched accuracy per language."""
+    import torch
+
+    from xtl.loading import load_model
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--model", default="smollm2-135m", help="what xtl.load_model accepts")
+    parser.add_argument("--max-new-tokens", type=int, default=6)
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    table = untouched_accuracy(load_model(args.model), max_new_tokens=args.max_new_tokens)
+    print(table.pivot(index="language", columns="relation", values="correct").loc[list(LANGUAGES)])
+
+
+if __name__ == "__main__":
+    main()
