@@ -30,6 +30,11 @@ def test_registry():
         def rows(self, language, split):
             return [(tasks.Record("Q: hi A:", "hi"), tasks.Record("Q: salut A:", "salut"))]
 
+    class Old(tasks.Task):
+        name, rule = "old-test", "contains"  # before issue 12 the family was called `rule`
+
+    with pytest.raises(ValueError, match=r"task 'old-test' sets family=None; .* one of \['option', 'letter'"):
+        Old()
     item = tasks.get("echo-test").items("xx")[0]
     assert (item.source, item.target, item.gold, item.direction) == ("Q: hi A:", "Q: salut A:", "salut", "en2x")
     assert tasks.get("echo-test").score(" Salut!", item)

@@ -117,6 +117,9 @@ class Task:
 
     def __init__(self, data: str | Path | None = None, rule: str | None = None, check: str = "warn",
                  **options: Any) -> None:
+        if getattr(self, "family", None) not in RULES:
+            raise ValueError(f"task {self.name!r} sets family={getattr(self, 'family', None)!r}; a task's "
+                             f"family names its scoring rules, one of {list(RULES)}")
         rules = RULES[self.family]
         self.rule = rule or ("paper" if "paper" in rules else next(iter(rules)))
         if self.rule not in rules:
