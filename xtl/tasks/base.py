@@ -148,10 +148,6 @@ class Task:
             )
         return code
 
-    def check_language(self, language: str) -> None:
-        """Raise a clear error for a language the task does not cover."""
-        self.canonical(language)
-
     def available_languages(self) -> tuple[str, ...]:
         """The languages this task's data covers: the paper's, then any others."""
         return (*self.languages, *self.extra_languages)

@@ -366,8 +366,9 @@ class GlobalOpinionQA(_PaperTask):
                 "use the authors' released layout or a table with prompt/translated/label columns"
             )
         root = require_dir(self.data, self.name, "the authors' released layout or plain tables")
-        if self.released_root(split) is not None:
-            return super().rows(language, split)
+        released = self.released_root(split)
+        if released is not None:
+            return self.released_rows(released, language)
         path = _table_path(root, language, split)
         return [self._pair(row.get("prompt"), row.get("translated"), row.get("label"), row.get("answer"),
                            path, k) for k, row in enumerate(table(path), 1)]
