@@ -15,10 +15,11 @@ GRID = {
 }
 
 
-def synthetic(grid=GRID, task: str = "") -> xtl.SweepResult:
-    """A result holding ``grid``; gold log-prob ``-(s + t)`` in a cell and ``-1`` untouched."""
+def synthetic(grid=GRID, task: str = "", layers: tuple[int, int] = (0, 1), n_layers: int = 2) -> xtl.SweepResult:
+    """A result holding ``grid`` over two ``layers`` of ``n_layers``; gold log-prob ``-(s + t)``
+    in a cell (``s``, ``t``: the layers' positions, 0 or 1) and ``-1`` untouched."""
     components = tuple(next(iter(grid.values()))[1])
-    spec = SweepSpec(model="m", n_layers=2, components=components, source_layers=(0, 1), target_layers=(0, 1),
+    spec = SweepSpec(model="m", n_layers=n_layers, components=components, source_layers=layers, target_layers=layers,
                      max_new_tokens=1, eos_token_id=(), scorer="s", prompt_hashes=("h",) * len(grid),
                      ids=tuple(map(str, grid)), dtype="float32", task=task)
     rows = []
@@ -27,6 +28,6 @@ def synthetic(grid=GRID, task: str = "") -> xtl.SweepResult:
         for c in components:
             for s in (0, 1):
                 for t in (0, 1):
-                    rows.append(record(k, str(k), (c, s, t), "", [], bool(cells[c][s][t]),
+                    rows.append(record(k, str(k), (c, layers[s], layers[t]), "", [], bool(cells[c][s][t]),
                                        -float(s + t), np.nan, [], lang))
     return from_frame(spec, pd.DataFrame(rows))

@@ -95,6 +95,11 @@ def _hover(metric: str) -> str:
             "<extra>%{meta}</extra>")
 
 
+def _tick_step(layers) -> int:
+    """A label on every layer up to 16 layers, on every fifth beyond (30 labels overlap)."""
+    return 1 if len(layers) <= 16 else 5
+
+
 def _grid(result: SweepResult, panels: np.ndarray, names: list[str], label: str, customdata: list,
           hover: str, title: str, diverging: bool, wrap: int) -> go.Figure:
     """Heatmaps ``panels [panel, source, target]`` side by side (``wrap`` per row), one colour
@@ -110,10 +115,15 @@ def _grid(result: SweepResult, panels: np.ndarray, names: list[str], label: str,
                     title=title, facet_row_spacing=0.08, facet_col_spacing=0.06, **colours)
     for annotation in fig.layout.annotations:  # "facet_col=3" -> the panel's name
         annotation.text = names[int(annotation.text.split("=")[1])]
+        if len(annotation.text) > 32:  # long names would run into the next panel's
+            annotation.font.size = 11
     for trace, name, data in zip(fig.data, names, customdata):
         trace.update(customdata=data, meta=name, hovertemplate=hover)
-    fig.update_xaxes(dtick=1)
-    fig.update_yaxes(dtick=1)
+    for axis, layers in (("x", result.spec.target_layers), ("y", result.spec.source_layers)):
+        # a layer subset (0, 5, ..., 29) as evenly spaced categories, not cells of uneven width
+        gaps = np.diff(layers)
+        kind = {"type": "category"} if len(gaps) and (gaps != 1).any() else {}
+        (fig.update_xaxes if axis == "x" else fig.update_yaxes)(dtick=_tick_step(layers), **kind)
     if len(panels) > wrap:  # several rows: the long titles would run into each other
         fig.for_each_yaxis(lambda axis: axis.update(title_text="source layer") if axis.title.text else None)
         fig.for_each_xaxis(lambda axis: axis.update(title_text="target layer") if axis.title.text else None)
@@ -267,7 +277,7 @@ def marginals(result: SweepResult, language: str | None = None, title: str | Non
     base = float(result.baseline["correct"].to_numpy()[mask].mean())
     fig.add_hline(y=base, line_dash="dash", annotation_text=f"untouched {base:.2f}")
     fig.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))
-    fig.update_xaxes(dtick=1)
+    fig.update_xaxes(dtick=_tick_step(range(result.spec.n_layers)))
     fig.update_yaxes(range=[0, 1.02])
     return fig
 
