@@ -14,6 +14,7 @@ import os
 import sys
 
 import hf_reference as ref
+import numpy as np
 import pytest
 import torch
 from transformers import AutoModelForCausalLM
@@ -115,3 +116,63 @@ def test_missing_package_or_gguf_give_the_command(tmp_path, monkeypatch):
         xtl.load_model(gguf_path)
     with pytest.raises(FileNotFoundError, match="GGUF file .*nope.gguf' does not exist"):
         xtl.load_model(tmp_path / "nope.gguf")
+
+
+def _hf_greedy_texts(hf, tokenizer, prompts, steps):
+    """Hugging Face ``generate``'s greedy continuations, decoded as xtl decodes them."""
+    texts = []
+    for prompt in prompts:
+        ids = torch.tensor([tokenizer.encode(prompt, add_special_tokens=False)])
+        out = hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=steps, do_sample=False,
+                          eos_token_id=[2], pad_token_id=2)
+        texts.append(tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True,
+                                      clean_up_tokenization_spaces=False))
+    return texts
+
+
+def test_the_world_facts_study_runs_from_the_command_line(smol, tmp_path, monkeypatch, capsys):
+    """`xtl demo --model smollm2-135m`, reduced: its untouched numbers and its map's untouched
+    log-probs against the Hugging Face model, its control and its report."""
+    from xtl import cli
+
+    model, hf, folder = smol
+    monkeypatch.setenv("XTL_CACHE", str(folder.parent.parent))  # the conversion of this run, cached
+    out = tmp_path / "study"
+    assert cli.main(["demo", "--model", "smollm2-135m", "--out", str(out), "--languages", "sw", "--limit", "2",
+                     "--layer-step", "29", "--map-items", "1", "--map-layer-step", "10", "--no-png", "--quiet"]) == 0
+    assert "untouched en" in capsys.readouterr().out  # the summary table
+    runs = {name: xtl.SweepResult.load(out / "runs" / name)
+            for name in ("world-facts", "world-facts-control", "world-facts-first-token",
+                         "world-facts-first-token-control")}
+    res, control, first, first_control = runs.values()
+    assert res.spec.source_layers == res.spec.target_layers == (0, 29) and len(res.instances) == 2
+    assert first.spec.source_layers == first.spec.target_layers == (0, 10, 20, 29) and len(first.instances) == 1
+    assert first.spec.max_new_tokens == 1 and res.spec.max_new_tokens == 6
+    assert first_control.spec.prompt_hashes != first.spec.prompt_hashes
+    assert control.baseline["id"].tolist() == res.baseline["id"].tolist()  # the same targets ...
+    assert control.spec.prompt_hashes != res.spec.prompt_hashes  # ... from other sources
+    assert control.baseline["correct"].tolist() == res.baseline["correct"].tolist()
+
+    task = xtl.tasks.get("world-facts")
+    english, swahili = task.items("sw", direction="x2en")[:2], task.items("sw")[:2]
+    tok = model.tokenizer
+    en_hits = [task.score(t, i) for t, i in zip(_hf_greedy_texts(hf, tok, [i.target for i in english], 6), english)]
+    sw_hits = [task.score(t, i) for t, i in zip(_hf_greedy_texts(hf, tok, [i.target for i in swahili], 6), swahili)]
+    report = (out / "report.md").read_text()
+    assert f"| sw | {np.mean(en_hits):.2f} | {np.mean(sw_hits):.2f} |" in report  # untouched: en / sw question
+    assert res.baseline["correct"].tolist() == sw_hits
+
+    item = swahili[0]  # the map's untouched gold log-prob: the gold's first token after the prompt
+    prompt = tok.encode(item.target, add_special_tokens=False)
+    gold = tok.encode(item.target + " " + item.gold, add_special_tokens=False)[len(prompt)]
+    with torch.no_grad():
+        want = hf(torch.tensor([prompt])).logits[0, -1].log_softmax(-1)[gold].item()
+    assert first.baseline["gold_logprob"].iloc[0] == pytest.approx(want, abs=2e-4)
+
+    bound = [int(r.correct.numpy()[:, k].any(axis=(1, 2)).sum()) for r in (res, control) for k in range(2)]
+    assert report.count("| sw |") >= 3 and "## world-facts-first-token-control" in report
+    assert "study of `smollm2-135m` on `world-facts`" in report
+    row = next(line for line in report.splitlines() if line.startswith("| sw |") and line.count("|") == 8)
+    assert [float(x) for x in row.split("|")[2:-1]][:2] == [b / 2 for b in bound[:2]]
+    assert [float(x) for x in row.split("|")[2:-1]][3:5] == [b / 2 for b in bound[2:]]
+    assert (out / "world-facts-first-token-logprob.html").is_file() and (out / "world-facts-accuracy.html").is_file()

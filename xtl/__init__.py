@@ -8,7 +8,7 @@ Example:
     >>> res.text, res.baseline_text
 """
 
-from xtl import plot, report, tasks, toy
+from xtl import plot, report, study, tasks, toy
 from xtl.capture import Activations, capture
 from xtl.components import COMPONENTS, Component, get_component
 from xtl.evaluate import (
@@ -74,6 +74,7 @@ __all__ = [
     "rank_agreement",
     "rescore",
     "report",
+    "study",
     "sweep",
     "tasks",
     "tokenize",

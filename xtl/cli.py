@@ -15,12 +15,14 @@ prompt's pass (the same question in another language) at one layer. Sweeping
 every (source layer, target layer) pair shows which layers and which component
 carry what: read the heatmaps that `xtl demo` and `xtl report` write.
 
-Start with:  xtl demo            (the shipped toy model, about two minutes on a CPU)
+Start with:  xtl demo                        (the shipped toy model, about two minutes on a CPU)
+Then:        xtl demo --model smollm2-135m   (a real pretrained LLM, world-facts; minutes on a CPU)
 """
 
 EPILOG = """\
 examples:
   xtl demo --out xtl-demo
+  xtl demo --model smollm2-135m --languages fr,sw --limit 8 --out smollm2-study
   xtl sweep --model toy --task toy-culture --languages sw,fr --out runs/culture
   xtl sweep --model Qwen/Qwen2-0.5B-Instruct --task xnli --data path/to/XNLI_sample \\
             --languages sw --direction en2x --out runs/xnli-sw
@@ -45,7 +47,33 @@ def _csv(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+def _study(args: argparse.Namespace) -> int:
+    from xtl import study
+
+    options = {"limit": 4 if args.limit is None else args.limit}
+    if args.languages:
+        options["languages"] = _csv(args.languages)
+    if args.layer_step is not None:
+        options["layer_step"] = args.layer_step
+    if args.map_items is not None:
+        options["map_items"] = args.map_items
+    if args.map_layer_step is not None:
+        options["map_step"] = args.map_layer_step
+    done = study.study(args.model, args.out, png=not args.no_png, progress=not args.quiet,
+                       plotlyjs=args.plotlyjs, **options)
+    print(f"\nxtl demo: {done['seconds']:.0f} s; report {done['report']}")
+    print(study.summary(done).to_string(index=False))
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
+    if args.model != "toy":
+        return _study(args)
+    given = [flag for flag in ("languages", "layer_step", "map_items", "map_layer_step")
+             if getattr(args, flag) is not None]
+    if given:
+        raise ValueError(f"--{given[0].replace('_', '-')} applies to a real model's study (--model NAME); "
+                         "the toy demo runs the toy tasks' languages and every layer")
     from xtl.report import demo
 
     done = demo(args.out, limit=args.limit, png=not args.no_png, progress=not args.quiet, plotlyjs=args.plotlyjs)
@@ -109,13 +137,29 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = sub.add_parser("demo", help="the main job on the shipped toy model: sweeps, figures, report",
+    demo = sub.add_parser("demo", help="the main job on the shipped toy model (or a real one): sweeps, figures, "
+                                       "report",
                           description="Sweep the toy model's three tasks (general knowledge En -> X, reading "
                                       "En -> X, culture X -> En) over attention and MLP and every layer pair, "
                                       "evaluate untouched / paper default / TargetFirst / upper bound, and write "
-                                      "PNG + HTML figures and report.md.")
+                                      "PNG + HTML figures and report.md. With --model NAME (e.g. smollm2-135m), "
+                                      "the world-facts study of a real model instead: a generation sweep over a "
+                                      "layer subset with its mismatched-source control, held-out settings, and a "
+                                      "first-token map over every layer pair.")
+    demo.add_argument("--model", default="toy",
+                      help="'toy' (default), or a real model for the world-facts study: smollm2-135m, a GGUF "
+                           "file, a checkpoint dir or a hub name")
     demo.add_argument("--out", default="xtl-demo", help="output directory (default: %(default)s)")
-    demo.add_argument("--limit", type=int, help="only the first N items per language (a quick look)")
+    demo.add_argument("--limit", type=int, help="only the first N items per language (a quick look; a real "
+                                                "model's study takes 4 unless given)")
+    demo.add_argument("--languages", help="real model: scored languages, comma-separated "
+                                           "(default: fr,de,sw,id; world-facts has fr es de it pt sw id)")
+    demo.add_argument("--layer-step", type=int, help="real model: sweep every Nth layer and the last (default: 5)")
+    demo.add_argument("--map-items", type=int,
+                      help="real model: items per language in the first-token maps (default: 1; 0: no maps)")
+    demo.add_argument("--map-layer-step", type=int,
+                      help="real model: the first-token maps cover every Nth layer and the last (default: 2; "
+                           "1: every layer pair)")
     demo.add_argument("--no-png", action="store_true", help="HTML figures only (PNG needs Chromium)")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.add_argument("--plotlyjs", **PLOTLYJS)

@@ -79,8 +79,42 @@ def _link(stem: str, png: bool) -> str:
     return f"[![{stem}]({stem}.png)]({stem}.html)" if png else f"[{stem} (interactive)]({stem}.html)"
 
 
+def map_figures(name: str, result: SweepResult) -> dict[str, go.Figure]:
+    """The figures of a first-token map: the gold's log-prob change per layer pair, attention
+    minus MLP, and per language, by file stem."""
+    out = {f"{name}-logprob": plot.heatmap(result, "logprob_change",
+                                           title=f"{name}: change in the gold's first-token log-prob")}
+    if {"attn", "mlp"} <= set(result.spec.components):
+        out[f"{name}-attn-minus-mlp"] = plot.difference(
+            result, "logprob_change", title=f"{name}: log-prob change, attention minus MLP (red: attention higher)")
+    if len(set(result.languages)) > 1:
+        out[f"{name}-languages"] = plot.facets(result, "logprob_change",
+                                               title=f"{name}: log-prob change per language")
+    return out
+
+
+def map_summary(result: SweepResult) -> pd.DataFrame:
+    """Per component of a first-token map: the mean log-prob change over all cells, the share of
+    cells that raise it on average, and the best cell.
+
+    Returns:
+        Columns ``component, mean change, cells raising it, best cell, best change``.
+    """
+    values, _, _ = plot.cell_values(result, "logprob_change")  # [component, source, target]
+    rows = []
+    for k, component in enumerate(result.spec.components):
+        grid = values[k]
+        i, j = divmod(int(grid.argmax()), grid.shape[1])
+        rows.append({"component": component, "mean change": float(grid.mean()),
+                     "cells raising it": f"{int((grid > 0).sum())}/{grid.size}",
+                     "best cell": f"({result.spec.source_layers[i]}, {result.spec.target_layers[j]})",
+                     "best change": float(grid[i, j])})
+    return pd.DataFrame(rows)
+
+
 def write_report(results: dict[str, SweepResult], out: str | Path, png: bool = True,
-                 held_out: pd.DataFrame | None = None, note: str = "", plotlyjs: str = "directory") -> Path:
+                 held_out: pd.DataFrame | None = None, note: str = "", plotlyjs: str = "directory",
+                 controls: dict[str, SweepResult] | None = None, maps: dict[str, SweepResult] | None = None) -> Path:
     """Write every result's figures and ``report.md`` (tables + figures) to ``out``.
 
     Args:
@@ -90,6 +124,9 @@ def write_report(results: dict[str, SweepResult], out: str | Path, png: bool = T
             warning says so and the report links the HTML figures only).
         held_out: an evaluation table (:func:`xtl.evaluate` rows) to add, e.g. on ``unseen``.
         note: a line under the title (what was run).
+        controls: by result name, the same sweep with mismatched sources; its upper bound is
+            tabled beside the result's.
+        maps: first-token sweeps (``max_new_tokens=1``) by name, drawn as log-prob change maps.
         plotlyjs: how the HTML figures get plotly.js (see :func:`xtl.plot.save`); by default
             one offline copy beside them.
 
@@ -122,7 +159,14 @@ def write_report(results: dict[str, SweepResult], out: str | Path, png: bool = T
                       f"{default.target_layer}); TargetFirst chosen on these items):", "", _markdown(table), ""]
         bound = upper_bound(result).pivot(index="language", columns="component", values="upper_bound")
         bound = bound.reindex(index=languages, columns=[*spec.components, "any"])
-        lines += ["Upper bound per component:", "", _markdown(bound), ""]
+        if controls and name in controls:
+            ctrl = upper_bound(controls[name]).pivot(index="language", columns="component", values="upper_bound")
+            ctrl = ctrl.reindex(index=languages, columns=bound.columns).add_prefix("control ")
+            lines += ["Upper bound per component, and the same bound with mismatched sources (control: each "
+                      "item's source taken from another item with another answer):", "",
+                      _markdown(pd.concat([bound, ctrl], axis=1)), ""]
+        else:
+            lines += ["Upper bound per component:", "", _markdown(bound), ""]
         for stem, fig in figures(name, result).items():
             figs[stem] = fig
             lines += [("figure", stem), ""]
@@ -131,6 +175,18 @@ def write_report(results: dict[str, SweepResult], out: str | Path, png: bool = T
         if len(grids) == 1:
             figs["tasks"] = plot.facets(results, "gain", title="accuracy minus untouched, per task")
             lines += ["## All tasks", "", ("figure", "tasks"), ""]
+    for name, result in (maps or {}).items():
+        lines += [f"## {name}", "", f"Model `{result.spec.model}`, {len(result.instances)} instances "
+                  f"({', '.join(dict.fromkeys(result.languages))}), {len(result.spec.source_layers)} x "
+                  f"{len(result.spec.target_layers)} layer pairs: the change of the gold answer's first-token "
+                  "log-prob against the untouched target, mean over instances.", "",
+                  _markdown(map_summary(result)), ""]
+        for stem, fig in map_figures(name, result).items():
+            figs[stem] = fig
+            lines += [("figure", stem), ""]
+    if maps and len(maps) > 1 and len({(r.spec.source_layers, r.spec.target_layers) for r in maps.values()}) == 1:
+        figs["maps"] = plot.facets(maps, "logprob_change", title="change in the gold's first-token log-prob, per map")
+        lines += ["## All maps", "", ("figure", "maps"), ""]
     if held_out is not None and not held_out.empty:
         table = held_out.pivot_table(index=["task", "language"], columns="setting", values="accuracy", sort=False)
         base = held_out.groupby(["task", "language"], sort=False)["baseline"].first().rename("baseline")

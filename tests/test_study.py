@@ -1,0 +1,106 @@
+"""The real-model study's parts that need no model: layer subsets, the mismatched-source control,
+the report's control and first-token map sections, layer-subset axes, and the CLI's checks.
+(The study itself runs on SmolLM2 in ``test_real_model.py``.)"""
+
+import numpy as np
+import pytest
+from synthetic import synthetic
+
+import xtl
+from xtl import cli, plot, study
+from xtl.report import map_summary, write_report
+
+GRID = {
+    0: ("sw", {"attn": [[1, 0], [0, 0]], "mlp": [[0, 0], [0, 0]]}, 0),
+    1: ("sw", {"attn": [[0, 0], [0, 0]], "mlp": [[0, 1], [0, 0]]}, 0),
+    2: ("ur", {"attn": [[0, 0], [0, 0]], "mlp": [[0, 0], [0, 0]]}, 1),
+}
+CONTROL = {  # the same items with mismatched sources: only instance 1 solved, by attention
+    0: ("sw", {"attn": [[0, 0], [0, 0]], "mlp": [[0, 0], [0, 0]]}, 0),
+    1: ("sw", {"attn": [[0, 0], [1, 0]], "mlp": [[0, 0], [0, 0]]}, 0),
+    2: ("ur", {"attn": [[0, 0], [0, 0]], "mlp": [[0, 0], [0, 0]]}, 1),
+}
+
+
+def test_layer_subset_keeps_the_first_and_last_layers():
+    assert study.layer_subset(30) == (0, 5, 10, 15, 20, 25, 29)
+    assert study.layer_subset(6, 1) == (0, 1, 2, 3, 4, 5)
+    assert study.layer_subset(4, 10) == (0, 3)
+    with pytest.raises(ValueError, match="layer step must be >= 1, got 0"):
+        study.layer_subset(30, 0)
+
+
+def test_mismatched_sources_ask_the_same_relation_of_another_country_with_another_answer():
+    task = xtl.tasks.get("world-facts")
+    for language in ("sw", "fr"):
+        items = task.items(language)
+        shifted = study.mismatched(items, stride=len(task.relations))
+        by_source = {item.source: item for item in items}
+        assert len(shifted) == len(items)
+        for k, (item, control) in enumerate(zip(items, shifted)):
+            assert (control.target, control.gold, control.id) == (item.target, item.gold, item.id)
+            partner = by_source[control.source]  # another item of the same language lent its source
+            assert partner.gold != item.gold and (items.index(partner) - k) % len(task.relations) == 0
+            *_, country, field = control.source.splitlines()  # "Country: Japan", "Capital:"
+            assert field == item.source.splitlines()[-1] and country != item.source.splitlines()[-2]
+
+
+def test_mismatched_needs_an_item_with_another_gold():
+    items = [xtl.Pair(source=f"s{k}", target=f"t{k}", gold="same", id=str(k)) for k in range(3)]
+    with pytest.raises(ValueError, match="no mismatched source for item '0'"):
+        study.mismatched(items)
+    two = [*items[:2], xtl.Pair(source="s2", target="t2", gold="other", id="2")]
+    assert [p.source for p in study.mismatched(two)] == ["s2", "s2", "s0"]
+
+
+def test_report_tables_the_control_beside_the_bound_and_draws_first_token_maps(tmp_path):
+    res, control = synthetic(GRID), synthetic(CONTROL)
+    first_token = synthetic(GRID)  # gold log-prob -(s + t), untouched -1: change [[1, 0], [0, -1]]
+    summary = map_summary(first_token)
+    assert summary["component"].tolist() == ["attn", "mlp"]
+    assert summary["mean change"].tolist() == [0.0, 0.0] and summary["cells raising it"].tolist() == ["1/4"] * 2
+    assert summary["best cell"].tolist() == ["(0, 0)"] * 2 and summary["best change"].tolist() == [1.0, 1.0]
+    report = write_report({"facts": res}, tmp_path, png=False, controls={"facts": control},
+                          maps={"facts-first-token": first_token, "facts-control": synthetic(CONTROL)}).read_text()
+    lines = report.splitlines()
+    header = lines.index("| language | attn | mlp | any | control attn | control mlp | control any |")
+    # bounds by hand: sw attn 1/2 (instance 0), mlp 1/2 (instance 1), any 1; control: attn 1/2 only
+    assert lines[header + 2] == "| sw | 0.50 | 0.50 | 1.00 | 0.50 | 0.00 | 0.50 |"
+    assert lines[header + 3] == "| ur | 0.00 | 0.00 | 0.00 | 0.00 | 0.00 | 0.00 |"  # right untouched only
+    assert "## facts-first-token" in report and "| attn | 0.00 | 1/4 | (0, 0) | 1.00 |" in report
+    for stem in ("facts-first-token-logprob", "facts-first-token-attn-minus-mlp", "facts-first-token-languages"):
+        assert f"[{stem} (interactive)]({stem}.html)" in report and (tmp_path / f"{stem}.html").is_file()
+    assert "## facts-control" in report and "## All maps" in report and (tmp_path / "maps.html").is_file()
+
+
+def test_a_layer_subset_is_drawn_on_evenly_spaced_categories():
+    subset = synthetic(GRID, layers=(0, 29), n_layers=30)
+    fig = plot.heatmap(subset)
+    assert fig.layout.xaxis.type == "category" and fig.layout.yaxis.type == "category"
+    assert list(fig.data[0].x) == [0, 29] and list(fig.data[0].y) == [0, 29]
+    np.testing.assert_allclose(fig.data[0].z, [[1 / 3, 0], [0, 0]])  # attn: instance 0 at (0, 0)
+    contiguous = plot.heatmap(synthetic(GRID))
+    assert contiguous.layout.xaxis.type is None and contiguous.layout.xaxis.dtick == 1
+    assert plot.marginals(subset).layout.xaxis.dtick == 5  # 30 layers: a label on every fifth
+
+
+@pytest.mark.parametrize("args, message", [
+    (["demo", "--languages", "sw"], "--languages applies to a real model's study (--model NAME)"),
+    (["demo", "--map-items", "2"], "--map-items applies to a real model's study"),
+    (["demo", "--model", "smollm2-135m", "--languages", "en"], "'en' is the source language of 'world-facts'"),
+    (["demo", "--model", "smollm2-135m", "--languages", "xx"], "'xx'"),
+    (["demo", "--model", "smollm2-135m", "--limit", "0"], "limit must be a positive number of items"),
+    (["demo", "--model", "smollm2-135m", "--map-items", "-1"], "map_items must be >= 0"),
+    (["demo", "--map-layer-step", "2"], "--map-layer-step applies to a real model's study"),
+    (["demo", "--model", "smollm2-135m", "--map-layer-step", "0"], "map_step must be >= 1 (1: every layer), got 0"),
+])
+def test_demo_options_are_checked_before_any_work(args, message, capsys):
+    assert cli.main(args) == 2  # before loading a model: these return at once
+    err = capsys.readouterr().err
+    assert err.startswith("xtl demo: error:") and message in err
+
+
+def test_long_panel_names_get_a_smaller_font():
+    fig = plot.facets({"world-facts-first-token-control": synthetic(GRID), "short": synthetic(GRID)}, "gain")
+    sizes = {a.text: a.font.size for a in fig.layout.annotations}
+    assert sizes["world-facts-first-token-control (3): attention"] == 11 and sizes["short (3): MLP"] is None
