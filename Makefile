@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP = $(PYTHON) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: setup demo test figures
+.PHONY: setup demo test figures figures-smollm2
 
 # torch first, pinned to the CPU wheel: a bare `torch` requirement with no torch
 # installed would pull a multi-GB CUDA build.
@@ -23,3 +23,8 @@ test: setup
 # are not committed; the HTML figures load plotly.js from its CDN to stay small).
 figures: setup
 	$(PYTHON) -m xtl.cli demo --out figures --quiet --plotlyjs cdn
+
+# figures/smollm2: the world-facts study of the real SmolLM2-135M-Instruct that the README shows
+# (`xtl demo --model smollm2-135m` with more items and a larger first-token map; about 40 min on 2 cores).
+figures-smollm2: setup
+	$(PYTHON) -m xtl.cli demo --model smollm2-135m --limit 24 --map-items 4 --map-layer-step 1 --out figures/smollm2 --quiet --plotlyjs cdn
