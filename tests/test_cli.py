@@ -104,3 +104,24 @@ def test_report_without_a_browser_links_html_and_warns(tmp_path, monkeypatch):
     text = report.read_text()
     assert "[r-accuracy (interactive)](r-accuracy.html)" in text and ".png" not in text
     assert (tmp_path / "r-accuracy.html").is_file()
+
+
+@pytest.mark.parametrize("task", ["../../evil", "{tmp}/absolute", "a/b\\c d", "tab\tnew\nline\x07", "..", ""])
+def test_report_files_stay_inside_out_whatever_the_run_calls_its_task(task, tmp_path):
+    run = tmp_path / "runs" / "one"
+    synthetic(GRID, task=task.replace("{tmp}", str(tmp_path))).save(run)
+    out = tmp_path / "deep" / "report"
+    assert cli.main(["report", str(run), "--out", str(out), "--no-png"]) == 0
+    outside = [p for p in tmp_path.rglob("*") if p.is_file() and out not in p.parents and run not in p.parents]
+    assert outside == []
+    figures = sorted(p.name for p in out.glob("*-accuracy.html"))
+    assert len(figures) == 1 and re.fullmatch(r"[\w.-]+-accuracy\.html", figures[0])
+    assert f"[{figures[0][:-5]} (interactive)]({figures[0]})" in (out / "report.md").read_text()
+
+
+def test_distinct_names_get_distinct_files(tmp_path):
+    results = {"a/b": synthetic(GRID), "a-b": synthetic(GRID), "..": synthetic(GRID)}
+    assert xtl.report.file_stems(results) == {"a/b": "a-b", "a-b": "a-b-2", "..": "result"}
+    xtl.report.write_report(results, tmp_path, png=False)
+    assert {p.name for p in tmp_path.glob("*-accuracy.html")} == {
+        "a-b-accuracy.html", "a-b-2-accuracy.html", "result-accuracy.html"}

@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 import time
 import warnings
 from pathlib import Path
@@ -72,6 +73,26 @@ def _markdown(frame: pd.DataFrame, digits: int = 2) -> str:
         frame = frame.reset_index()
     rows = [[f"{v:.{digits}f}" if isinstance(v, float) else v for v in row] for row in frame.to_numpy()]
     return markdown_table([str(c) for c in frame.columns], rows)
+
+
+def file_stems(names) -> dict[str, str]:
+    """A distinct file-name stem for each name that stays inside the output folder: word
+    characters (any script), ``.``, ``_`` and ``-`` are kept, any other run of characters
+    (``/``, ``\\``, spaces, control characters) becomes ``-``, and leading or trailing dots and
+    dashes go; ``..`` or an empty name becomes ``result``.
+
+    Example:
+        >>> file_stems(["toy-culture", "../../x", "a/b"])
+        {'toy-culture': 'toy-culture', '../../x': 'x', 'a/b': 'a-b'}
+    """
+    stems: dict[str, str] = {}
+    for name in names:
+        base = re.sub(r"[^\w.-]+", "-", name).strip(".-") or "result"
+        stem, k = base, 2
+        while stem in stems.values():
+            stem, k = f"{base}-{k}", k + 1
+        stems[name] = stem
+    return stems
 
 
 def _link(stem: str, png: bool) -> str:
@@ -142,6 +163,7 @@ def write_report(results: dict[str, SweepResult], out: str | Path, png: bool = T
     out.mkdir(parents=True, exist_ok=True)
     figs: dict[str, go.Figure] = {}
     lines: list = ["# xtl report", note, ""]  # ("figure", stem) where a figure goes
+    stems = file_stems([*results, *(maps or {})])  # names come from run specs: keep files inside out
     for name, result in results.items():
         spec = result.spec
         lines += [f"## {name}", "",
@@ -167,7 +189,7 @@ def write_report(results: dict[str, SweepResult], out: str | Path, png: bool = T
                       _markdown(pd.concat([bound, ctrl], axis=1)), ""]
         else:
             lines += ["Upper bound per component:", "", _markdown(bound), ""]
-        for stem, fig in figures(name, result).items():
+        for stem, fig in figures(stems[name], result).items():
             figs[stem] = fig
             lines += [("figure", stem), ""]
     if len(results) > 1:
@@ -181,7 +203,7 @@ def write_report(results: dict[str, SweepResult], out: str | Path, png: bool = T
                   f"{len(result.spec.target_layers)} layer pairs: the change of the gold answer's first-token "
                   "log-prob against the untouched target, mean over instances.", "",
                   _markdown(map_summary(result)), ""]
-        for stem, fig in map_figures(name, result).items():
+        for stem, fig in map_figures(stems[name], result).items():
             figs[stem] = fig
             lines += [("figure", stem), ""]
     if maps and len(maps) > 1 and len({(r.spec.source_layers, r.spec.target_layers) for r in maps.values()}) == 1:
