@@ -50,7 +50,9 @@ def _csv(text: str) -> list[str]:
 def _study(args: argparse.Namespace) -> int:
     from xtl import study
 
-    options = {"limit": 4 if args.limit is None else args.limit}
+    options = {}
+    if args.limit is not None:
+        options["limit"] = args.limit
     if args.languages:
         options["languages"] = _csv(args.languages)
     if args.layer_step is not None:
