@@ -1,8 +1,10 @@
 """Bad input gets a clear error naming the value and the valid choices."""
 
+import importlib
 import types
 
 import pytest
+import torch
 from conftest import PROMPTS_EN, PROMPTS_SW
 
 import xtl
@@ -77,3 +79,87 @@ def test_model_without_tokenizer(checkpoints):
 def test_prompt_longer_than_context(model):
     with pytest.raises(ValueError, match=r"prompt 1 is \d+ tokens long; the model's context \(cfg.n_ctx\) is 1024"):
         xtl.tokenize(model, ["short", "word " * 2000])
+
+
+def test_context_must_hold_the_prompt_and_the_new_tokens_before_any_work(model, monkeypatch):
+    long_target = "word " * 130  # fits the 1024-token context alone, not with 400 new tokens
+    n = xtl.tokenize(model, long_target).tokens.shape[1]
+    assert n < 1024 < n + 400
+    calls = []
+    monkeypatch.setattr(importlib.import_module("xtl.sweep"), "sweep_instance", lambda *a, **k: calls.append(1))
+    with pytest.raises(ValueError, match=rf"instance 1 \(id None\): its target prompt is {n} tokens and "
+                                         rf"max_new_tokens=400, {n + 400} positions in all; .*is 1024"):
+        xtl.sweep(model, [("a", "b", "x"), ("a", long_target, "x")], max_new_tokens=400, progress=False)
+    assert calls == []  # refused before the first instance ran
+    with pytest.raises(ValueError, match=rf"the prompt is {n} tokens and max_new_tokens=400"):
+        xtl.transplant(model, "a", long_target, 0, 0, max_new_tokens=400)
+
+
+def test_token_tensors_are_checked_against_the_model(model):
+    d_vocab = model.cfg.d_vocab
+    with pytest.raises(ValueError, match=rf"token id {d_vocab} \(row 0, position 1\) is outside the model's "
+                                         rf"vocabulary: valid ids are 0..{d_vocab - 1}"):
+        xtl.capture(model, torch.tensor([[1, d_vocab, 3]]))
+    with pytest.raises(ValueError, match=r"token ids must be >= 0; found -1"):
+        xtl.capture(model, torch.tensor([[1, -1, 3]]))
+    with pytest.raises(TypeError, match=r"token ids must be an integer tensor, got dtype torch.float32"):
+        xtl.capture(model, torch.tensor([[1.0, 2.0]]))
+    with pytest.raises(ValueError, match=r"prompt 0 is 1100 tokens long; the model's context \(cfg.n_ctx\) is 1024"):
+        xtl.capture(model, torch.ones((1, 1100), dtype=torch.long))
+    with pytest.raises(ValueError, match=r"attention_mask must hold only 0 \(padding\) and 1 \(token\); it holds \[2\]"):
+        xtl.PromptBatch(torch.tensor([[1, 2]]), torch.tensor([[1, 2]]))
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None.__class__])
+def test_prepend_bos_must_be_a_bool(model, value):
+    with pytest.raises(TypeError, match=r"prepend_bos must be True, False or None"):
+        xtl.tokenize(model, "hi", prepend_bos=value)
+    with pytest.raises(TypeError, match=r"prepend_bos must be True, False or None"):
+        xtl.sweep(model, [("a", "b", "x")], prepend_bos=value, progress=False)
+
+
+def test_integers_of_any_type_are_layers(model):
+    import numpy as np
+
+    spec = xtl.TransplantSpec(np.int64(1), torch.tensor(-1), "mlp")
+    assert spec == xtl.TransplantSpec(1, -1, "mlp") and type(spec.source_layer) is int
+    res = xtl.sweep(model, [(PROMPTS_EN[0], PROMPTS_SW[0], "x")], components="attn",
+                    source_layers=[np.int32(0)], target_layers=torch.tensor([1, 2]), max_new_tokens=1,
+                    progress=False)
+    assert res.spec.source_layers == (0,) and res.spec.target_layers == (1, 2)
+    for bad in (True, 1.0, torch.tensor(1.0), torch.tensor([1]), "1"):
+        with pytest.raises(ValueError, match="source_layer must be an int"):
+            xtl.TransplantSpec(bad, 0)
+
+
+def test_blank_gold_and_non_bool_scorers(model):
+    with pytest.raises(ValueError, match=r"Pair.gold is blank \(' '\)"):
+        xtl.Pair("a", "b", " ")
+    with pytest.raises(ValueError, match=r"options must be non-blank strings; got \[''\]"):
+        xtl.Pair("a", "b", "x", ("x", ""))
+    with pytest.raises(TypeError, match=r"scorer .* returned 'no' \(str\) for instance 0 .* must return True or False"):
+        xtl.sweep(model, [(PROMPTS_EN[0], PROMPTS_SW[0], "x")], components="attn", source_layers=[0],
+                  target_layers=[0], max_new_tokens=1, scorer=lambda text, pair: "no", progress=False)
+    with pytest.raises(TypeError, match="scorer must be a function"):
+        xtl.sweep(model, [(PROMPTS_EN[0], PROMPTS_SW[0], "x")], scorer="contains", progress=False)
+
+
+def test_nan_weights_and_logits_are_reported(checkpoints, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    broken = tmp_path / "broken"
+    shutil.copytree(checkpoints["llama"], broken)
+    weights = load_file(broken / "model.safetensors")
+    name = next(k for k in weights if "mlp.down_proj" in k)
+    weights[name][0, 0] = float("nan")
+    save_file(weights, broken / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(xtl.model.NonFiniteError, match=r"has NaN/Inf in \d+ parameter\(s\): \['blocks.\d.mlp.W_out'"):
+        xtl.load_model(broken)
+    model = xtl.load_model(checkpoints["llama"])
+    with torch.no_grad():
+        model.blocks[0].mlp.W_out[:, :] = float("nan")
+    with pytest.raises(xtl.model.NonFiniteError, match=r"prompt pass: .*NaN/Inf logits in row\(s\) \[0\]; "
+                                                       r"parameters holding NaN/Inf: \['blocks.0.mlp.W_out'\]"):
+        xtl.transplant(model, PROMPTS_EN[0], PROMPTS_SW[0], 0, 0, max_new_tokens=2)

@@ -145,6 +145,7 @@ def test_hub_names_go_through_transformer_lens(monkeypatch):
     assert name == "Qwen/Qwen2-0.5B-Instruct"
     assert kwargs["fold_ln"] is False and kwargs["center_unembed"] is True
     assert kwargs["n_ctx"] == 512 and kwargs["default_padding_side"] == "left"
+    assert kwargs["trust_remote_code"] is False  # passed through, never left to TransformerLens
     assert xtl.generate.eos_ids(model, None) == [151645, 151643]  # both of the chat model's stop ids
 
     def not_cached(name, local_files_only):
@@ -154,3 +155,25 @@ def test_hub_names_go_through_transformer_lens(monkeypatch):
     model = xtl.load_model("Qwen/Qwen2-0.5B-Instruct")
     model.tokenizer = SimpleNamespace(eos_token_id=7)
     assert xtl.generate.eos_ids(model, None) == [7]  # no generation config known: the tokenizer's EOS
+
+
+def test_hub_models_that_would_run_their_own_code_are_refused(monkeypatch):
+    from transformer_lens import HookedTransformer
+    from transformer_lens import loading_from_pretrained as loading
+
+    def must_not_load(*args, **kwargs):
+        raise AssertionError("HookedTransformer.from_pretrained must not be reached")
+
+    monkeypatch.setattr(HookedTransformer, "from_pretrained", must_not_load)
+    # a name TransformerLens itself switches trust_remote_code on for: refused before any I/O
+    with pytest.raises(xtl.loading.RemoteCodeError,
+                       match=r"'microsoft/phi-2' would run the checkpoint's own Python code .*"
+                             r"load_model\('microsoft/phi-2', trust_remote_code=True\)"):
+        xtl.load_model("microsoft/phi-2")
+    with pytest.raises(xtl.loading.RemoteCodeError, match="phi-2"):
+        xtl.load_model("microsoft/phi-2", bridge=True)
+    # an architecture whose converted config TransformerLens marks as needing remote code
+    monkeypatch.setattr(loading, "convert_hf_model_config",
+                        lambda name, **kw: {"trust_remote_code": True, "original_architecture": "QWenLMHeadModel"})
+    with pytest.raises(xtl.loading.RemoteCodeError, match="enables trust_remote_code for its QWenLMHeadModel"):
+        xtl.load_model("gpt2")

@@ -8,6 +8,7 @@ from conftest import PROMPTS_EN, PROMPTS_SW
 import xtl
 from xtl import decode
 from xtl.pairs import first_answer_token
+from xtl.results import RunWarning
 from xtl.testing import ARCHS
 
 OPTIONS = ("1", "2", "3")
@@ -90,36 +91,43 @@ def test_layer_subsets_and_negative_layers(hooked):
         res.texts("attn", 0, 1)
 
 
+CALLS: list = []
+INTERRUPT_AT: set = set()
+
+
+def counting_scorer(text, pair):
+    """A module-level scorer (fingerprinted, so resumable) that records its calls and can be made
+    to raise KeyboardInterrupt on chosen items."""
+    CALLS.append(pair.id)
+    if pair.id in INTERRUPT_AT:
+        raise KeyboardInterrupt
+    return xtl.contains_gold(text, pair)
+
+
 def test_resume_after_interruption_loses_nothing(hooked, tmp_path):
     model = hooked("qwen2")
-    calls = []
-
-    def flaky(text, pair):
-        calls.append(pair.id)
-        if pair.id == "q2":
-            raise KeyboardInterrupt
-        return xtl.contains_gold(text, pair)
-
     run = tmp_path / "run.parquet"
-    with pytest.raises(KeyboardInterrupt):
-        xtl.sweep(model, PAIRS, max_new_tokens=3, scorer=flaky, out=run, progress=False)
+    CALLS.clear()
+    INTERRUPT_AT.add("q2")
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            xtl.sweep(model, PAIRS, max_new_tokens=3, scorer=counting_scorer, out=run, progress=False)
+    finally:
+        INTERRUPT_AT.clear()
     assert sorted(p.name for p in run.iterdir()) == ["_spec.json", "part-000000.parquet", "part-000001.parquet"]
-    partial = xtl.SweepResult.load(run)
-    assert partial.instances == [0, 1]
-    calls.clear()
-
-    def steady(text, pair):
-        calls.append(pair.id)
-        return xtl.contains_gold(text, pair)
-
-    steady.__qualname__ = flaky.__qualname__  # same scorer name: same spec
-    resumed = xtl.sweep(model, PAIRS, max_new_tokens=3, scorer=steady, out=run, progress=False)
-    assert set(calls) == {"q2"}  # finished instances were skipped
-    fresh = xtl.sweep(model, PAIRS, max_new_tokens=3, scorer=steady, progress=False)
-    assert resumed.instances == [0, 1, 2]
+    with pytest.warns(RunWarning, match=r"partial: 2 of 3 instances finished; missing \[2\]"):
+        partial = xtl.SweepResult.load(run)
+    assert partial.instances == [0, 1] and partial.missing == [2] and not partial.complete
+    assert "1 missing (partial run)" in repr(partial)
+    CALLS.clear()
+    resumed = xtl.sweep(model, PAIRS, max_new_tokens=3, scorer=counting_scorer, out=run, progress=False)
+    assert set(CALLS) == {"q2"}  # finished instances were skipped
+    fresh = xtl.sweep(model, PAIRS, max_new_tokens=3, scorer=counting_scorer, progress=False)
+    assert resumed.instances == [0, 1, 2] and resumed.complete
     assert (resumed.texts_array == fresh.texts_array).all()
     assert torch.equal(resumed.correct, fresh.correct)
     loaded = xtl.SweepResult.load(run)
+    assert loaded.complete and loaded.missing == []
     pd.testing.assert_frame_equal(loaded.to_pandas(), fresh.to_pandas())
 
 

@@ -9,7 +9,7 @@ import torch
 from jaxtyping import Float
 
 from xtl.components import get_component
-from xtl.model import HookedModel, n_layers, require_hooks, run
+from xtl.model import HookNotFiredError, HookedModel, model_label, n_layers, require_hooks, run
 from xtl.prompts import Prompts, as_batch
 
 
@@ -89,4 +89,8 @@ def capture(
 
     fwd_hooks = [(c.source_name(i), keeper(c.name, i)) for c in infos for i in layers]
     run(model, batch, fwd_hooks, return_type=None)
+    silent = [c.source_name(i) for c in infos for i in layers if store[c.name][i] is None]
+    if silent:
+        raise HookNotFiredError(f"capture: hook point(s) {silent[:4]} of model {model_label(model)} were "
+                                f"not called in the source pass; nothing could be captured there")
     return Activations({name: torch.stack(vals) for name, vals in store.items()})

@@ -107,12 +107,21 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    import warnings
+
     from xtl.report import write_report
-    from xtl.results import SweepResult
+    from xtl.results import RunWarning, SweepResult
 
     results = {}
     for run in args.runs:
-        result = SweepResult.load(run)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RunWarning)
+            result = SweepResult.load(run)
+        for w in caught:
+            if issubclass(w.category, RunWarning):
+                print(f"xtl report: warning: {w.message}", file=sys.stderr)
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         name = result.spec.task or Path(run).name
         results[name if name not in results else f"{name} ({Path(run).name})"] = result
     report = write_report(results, args.out, png=not args.no_png, plotlyjs=args.plotlyjs)

@@ -20,7 +20,9 @@ is then added on top.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -71,14 +73,45 @@ def get_component(name: str) -> Component:
         ) from None
 
 
-def resolve_layer(layer: int, n_layers: int, what: str = "layer") -> int:
-    """Turn a possibly negative layer index into ``0..n_layers-1``, as Python indexes.
+def as_int(value: Any, what: str) -> int:
+    """``value`` as a Python int if it is an integer of any type (``int``, ``numpy.int64``, a
+    0-dim integer tensor); booleans, floats and other values are refused.
 
     Raises:
-        ValueError: if ``layer`` is not an int or lies outside ``-n_layers..n_layers-1``.
+        ValueError: naming ``what`` and the value.
     """
-    if isinstance(layer, bool) or not isinstance(layer, int):
-        raise ValueError(f"{what} must be an int, got {layer!r}")
+    kinds = f"{type(value).__name__} {getattr(value, 'dtype', '')}".lower()
+    if "bool" in kinds or getattr(value, "ndim", 0) != 0:
+        raise ValueError(f"{what} must be an int, got {value!r}")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise ValueError(f"{what} must be an int, got {value!r}") from None
+
+
+def positive_int(value: Any, what: str) -> int:
+    """``value`` as an int >= 1 (an integer of any type).
+
+    Raises:
+        ValueError: naming ``what`` and the value.
+    """
+    try:
+        number = as_int(value, what)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise ValueError(f"{what} must be an int >= 1, got {value!r}")
+    return number
+
+
+def resolve_layer(layer: int, n_layers: int, what: str = "layer") -> int:
+    """Turn a possibly negative layer index (an integer of any type) into ``0..n_layers-1``,
+    as Python indexes.
+
+    Raises:
+        ValueError: if ``layer`` is not an integer or lies outside ``-n_layers..n_layers-1``.
+    """
+    layer = as_int(layer, what)
     if not -n_layers <= layer < n_layers:
         raise ValueError(
             f"{what}={layer} is out of range for a model with {n_layers} layers; "

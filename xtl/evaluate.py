@@ -261,7 +261,9 @@ def rescore(result: SweepResult, items: Sequence[Item], rule: str) -> SweepResul
     baseline = result.baseline.copy()
     baseline["correct"] = [scorers[item.task](text, item) for item, text in zip(matched, baseline["text"])]
     names = sorted(scorer.name for scorer in scorers.values())
-    spec = replace(result.spec, scorer=names[0] if len(names) == 1 else ",".join(names))
+    digests = [s.fingerprint for s in sorted(scorers.values(), key=lambda s: s.name)]
+    spec = replace(result.spec, scorer=names[0] if len(names) == 1 else ",".join(names),
+                   scorer_digest=digests[0] if len(digests) == 1 else ",".join(digests))
     return replace(result, spec=spec, correct=correct, baseline=baseline)
 
 

@@ -23,7 +23,8 @@ from jaxtyping import Float, Int
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
 from xtl import decode
-from xtl.model import STOP_IDS_ATTR, HookedModel, require_tokenizer, run, uses_kv_cache
+from xtl.components import positive_int
+from xtl.model import STOP_IDS_ATTR, HookedModel, check_finite_logits, check_fired, require_tokenizer, run, uses_kv_cache
 from xtl.patch import RowPatches
 from xtl.prompts import PromptBatch, left_padded
 
@@ -86,7 +87,9 @@ def _prompt_pass_cached(model, batch: PromptBatch, patches: RowPatches | None, s
     hooks = patches.hooks(model, None) if patches else ()
     if not shared:
         kv = TransformerLensKeyValueCache.init_cache(cfg, cfg.device, size)
-        return run(model, batch, hooks, past_kv_cache=kv)[:, -1], kv
+        logits = run(model, batch, hooks, past_kv_cache=kv)[:, -1]
+        check_fired(model, [h for _, h in hooks], "transplant")
+        return logits, kv
     kv = TransformerLensKeyValueCache.init_cache(cfg, cfg.device, 1)
     run(model, PromptBatch(batch.tokens[:1, :-1], batch.attention_mask[:1, :-1]), (), past_kv_cache=kv)
     for entry in kv.entries:
@@ -94,7 +97,9 @@ def _prompt_pass_cached(model, batch: PromptBatch, patches: RowPatches | None, s
         entry.past_values = entry.past_values.expand(size, -1, -1, -1)
     kv.previous_attention_mask = kv.previous_attention_mask.expand(size, -1)
     last = PromptBatch(batch.tokens[:, -1:], batch.attention_mask[:, -1:])
-    return run(model, last, hooks, past_kv_cache=kv)[:, -1], kv
+    logits = run(model, last, hooks, past_kv_cache=kv)[:, -1]
+    check_fired(model, [h for _, h in hooks], "transplant")
+    return logits, kv
 
 
 def greedy_generate(
@@ -116,10 +121,16 @@ def greedy_generate(
         patches: per-row replacements (see :class:`~xtl.patch.RowPatches`).
         eos_token_id: stop a row at this id (or any of these); default :func:`eos_ids`'s.
     """
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be an int >= 1, got {max_new_tokens!r}")
+    max_new_tokens = positive_int(max_new_tokens, "max_new_tokens")
     tokenizer = require_tokenizer(model)
     batch = left_padded(batch)
+    n_ctx = getattr(model.cfg, "n_ctx", None)
+    if n_ctx and batch.tokens.shape[1] + max_new_tokens > n_ctx:
+        raise ValueError(
+            f"the prompt is {batch.tokens.shape[1]} tokens and max_new_tokens={max_new_tokens}, "
+            f"{batch.tokens.shape[1] + max_new_tokens} positions in all; the model's context (cfg.n_ctx) "
+            f"is {n_ctx}: shorten the prompt or lower max_new_tokens"
+        )
     device = batch.tokens.device
     stops = torch.tensor(eos_ids(model, eos_token_id), dtype=torch.long, device=device)
     fill = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (stops[:1].tolist() or [0])[0]
@@ -132,6 +143,8 @@ def greedy_generate(
     else:
         hooks = patches.hooks(model, prompt_len - 1) if patches else ()
         logits = run(model, batch, hooks)[:, -1]
+        check_fired(model, [h for _, h in hooks], "transplant")
+    check_finite_logits(model, logits, "prompt pass")
     first = logits.clone()
     active = torch.arange(size, device=device)
     tokens, mask = batch.tokens, batch.attention_mask

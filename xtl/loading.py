@@ -20,7 +20,8 @@ from typing import Any
 import torch
 
 from xtl.checkpoints import PACKAGED, resolve
-from xtl.model import STOP_IDS_ATTR, HookedModel
+from xtl.model import STOP_IDS_ATTR, HookedModel, check_finite_weights
+from xtl.prompts import check_prepend_bos
 
 PROCESSING_FLAGS = (
     "fold_ln",
@@ -136,11 +137,12 @@ def _hooked_from_hf(hf_model: Any, tokenizer: Any, name: str, flags: dict[str, b
 
 
 def _bridge(name: str, hf_model: Any, tokenizer: Any, flags: dict[str, bool],
-            dtype: torch.dtype, device: str | None) -> HookedModel:
+            dtype: torch.dtype, device: str | None, trust_remote_code: bool = False) -> HookedModel:
     from transformer_lens.model_bridge import TransformerBridge
 
     bridge = TransformerBridge.boot_transformers(
-        name, hf_model=hf_model, tokenizer=tokenizer, dtype=dtype, device=device
+        name, hf_model=hf_model, tokenizer=tokenizer, dtype=dtype, device=device,
+        trust_remote_code=trust_remote_code,
     )
     bridge.enable_compatibility_mode(disable_warnings=True, **flags)
     # TransformerLens 3.9 creates the folded value bias in float32 whatever the dtype.
@@ -180,13 +182,45 @@ def _local(path: Path, tokenizer: Any, dtype: torch.dtype, trust_remote_code: bo
     return hf_model, tokenizer
 
 
+class RemoteCodeError(ValueError):
+    """Loading the model would run the checkpoint's own Python code, which was not allowed."""
+
+
+def _refuse_remote_code(name: str, why: str) -> None:
+    raise RemoteCodeError(
+        f"loading {name!r} would run the checkpoint's own Python code from the hub ({why}); xtl never "
+        f"does that unless asked: pass load_model({name!r}, trust_remote_code=True) if you trust it"
+    )
+
+
+def _check_remote_code(name: str, trust_remote_code: bool) -> None:
+    """Fail before loading if TransformerLens would turn ``trust_remote_code`` on by itself
+    (it does for some official names, and for some architectures' configs)."""
+    if trust_remote_code:
+        return
+    from transformer_lens import loading_from_pretrained as loading
+
+    official = loading.get_official_model_name(name)
+    if official.startswith(loading.NEED_REMOTE_CODE_MODELS):
+        _refuse_remote_code(official, "TransformerLens lists it as needing trust_remote_code")
+    try:
+        with _quiet():
+            cfg = loading.convert_hf_model_config(official, trust_remote_code=False)
+    except Exception:  # noqa: BLE001 - unreadable here (offline, gated): from_pretrained reports it
+        return
+    if cfg.get("trust_remote_code"):
+        _refuse_remote_code(official, f"TransformerLens enables trust_remote_code for its "
+                                      f"{cfg.get('original_architecture', 'architecture')}")
+
+
 def _hub(name: str, tokenizer: Any, flags: dict[str, bool], dtype: torch.dtype,
-         device: str | None, bridge: bool, kwargs: dict[str, Any]) -> HookedModel:
+         device: str | None, bridge: bool, kwargs: dict[str, Any], trust_remote_code: bool) -> HookedModel:
     from transformer_lens import HookedTransformer
     from transformer_lens.loading_from_pretrained import OFFICIAL_MODEL_NAMES, make_model_alias_map
 
     if bridge:
-        return _bridge(name, None, tokenizer, flags, dtype, device)
+        _check_remote_code(name, trust_remote_code)
+        return _bridge(name, None, tokenizer, flags, dtype, device, trust_remote_code)
     if name.lower() not in make_model_alias_map():
         close = difflib.get_close_matches(name, OFFICIAL_MODEL_NAMES, n=5, cutoff=0.5)
         raise ValueError(
@@ -194,10 +228,11 @@ def _hub(name: str, tokenizer: Any, flags: dict[str, bool], dtype: torch.dtype,
             f"closest names: {close or 'none'} (full list: "
             f"transformer_lens.loading_from_pretrained.OFFICIAL_MODEL_NAMES)"
         )
+    _check_remote_code(name, trust_remote_code)
     with _quiet():
         model = HookedTransformer.from_pretrained(
-            name, tokenizer=tokenizer, dtype=dtype, device=device,
-            default_padding_side="left", **flags, **kwargs,
+            name, tokenizer=tokenizer, dtype=dtype, device=device, default_padding_side="left",
+            trust_remote_code=trust_remote_code, **flags, **kwargs,
         ).eval()
     from transformers import GenerationConfig
 
@@ -238,7 +273,8 @@ def load_model(
             ``HookedTransformer`` (supports more architectures; slower decoding).
         dtype: ``"float32"``, ``"float64"``, ``"bfloat16"`` ... or a torch dtype.
         device: e.g. ``"cpu"`` or ``"cuda"``; default TransformerLens' choice.
-        trust_remote_code: allow a checkpoint's own Python code (off by default).
+        trust_remote_code: allow a checkpoint's own Python code (off by default, for hub names
+            too: where TransformerLens would switch it on by itself, loading fails and says so).
         gguf_file: with a folder as ``model``, the GGUF file in it to load.
         prepend_bos: whether prompts start with the tokenizer's BOS token
             (``cfg.default_prepend_bos``); default TransformerLens' choice, except for
@@ -259,15 +295,19 @@ def load_model(
             package is not installed (the message gives the command).
         ImportError: a GGUF file without the ``gguf`` package (``pip install 'xtl[real]'``).
         UnsupportedModelError: an architecture TransformerLens cannot convert.
+        RemoteCodeError: a hub model whose loading would run its own code (TransformerLens turns
+            ``trust_remote_code`` on for some names and architectures) without ``trust_remote_code=True``.
         ValueError: an unknown hub name, dtype or processing option; a loaded model without tokenizer.
 
     Example:
         >>> model = xtl.load_model("path/to/qwen2-checkpoint")
         >>> raw = xtl.load_model("path/to/qwen2-checkpoint", processing=False)
     """
+    check_prepend_bos(prepend_bos)
     packaged = PACKAGED.get(model) if isinstance(model, str) else None
     loaded = _load(model, tokenizer, processing, bridge, _dtype(dtype), device, trust_remote_code, gguf_file,
                    kwargs)
+    check_finite_weights(loaded)
     if prepend_bos is None and packaged is not None:
         prepend_bos = packaged.prepend_bos
     if prepend_bos is not None:
@@ -285,7 +325,7 @@ def _load(model: Any, tokenizer: Any, processing: bool, bridge: bool, torch_dtyp
         path = Path(model).expanduser()
         looks_local = path.exists() or str(model).startswith((".", "/", "~")) or str(model).count("/") > 1
         if not looks_local:
-            return _hub(str(model), tokenizer, flags, torch_dtype, device, bridge, kwargs)
+            return _hub(str(model), tokenizer, flags, torch_dtype, device, bridge, kwargs, trust_remote_code)
         if kwargs:
             raise ValueError(f"unknown option(s) {sorted(kwargs)} for a local checkpoint; "
                              f"valid: {list(PROCESSING_FLAGS)}")
@@ -305,7 +345,7 @@ def _load(model: Any, tokenizer: Any, processing: bool, bridge: bool, torch_dtyp
         source = getattr(model.config, "name_or_path", None) or type(model).__name__
         name = Path(source).name or type(model).__name__
     if bridge:
-        loaded = _bridge(source, hf_model, tokenizer, flags, torch_dtype, device)
+        loaded = _bridge(source, hf_model, tokenizer, flags, torch_dtype, device, trust_remote_code)
     else:
         loaded = _hooked_from_hf(hf_model, tokenizer, name, flags, torch_dtype, device)
     return remember_stop_ids(loaded, hf_model.generation_config)

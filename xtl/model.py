@@ -51,12 +51,52 @@ def n_layers(model: HookedModel) -> int:
     return int(model.cfg.n_layers)
 
 
+class HookNotFiredError(ValueError):
+    """A hook point xtl relies on is registered but the model's forward pass never calls it."""
+
+
+FIRED_ATTR = "_xtl_fired_hooks"
+
+
+def model_label(model: HookedModel) -> str:
+    """``"HookedTransformer 'name'"``: how errors name a model."""
+    name = getattr(getattr(model, "cfg", None), "model_name", None)
+    return f"{type(model).__name__} {name!r}" if name else type(model).__name__
+
+
+def fired_hooks(model: HookedModel) -> frozenset[str]:
+    """The block hook points that a forward pass of ``model`` actually calls.
+
+    Found once per model by a two-token probe pass with counting hooks (and cached
+    on the model): a hook point can be registered and never called, e.g.
+    ``blocks.i.hook_mlp_out`` of an attention-only model.
+    """
+    cached = getattr(model, FIRED_ATTR, None)
+    if cached is not None:
+        return cached
+    seen: set[str] = set()
+
+    def count(act, hook) -> None:
+        seen.add(hook.name)
+
+    tokens = torch.zeros((1, 2), dtype=torch.long, device=device_of(model))
+    with torch.no_grad():
+        model.run_with_hooks(tokens, return_type=None,
+                             fwd_hooks=[(lambda name: name.startswith("blocks."), count)])
+    result = frozenset(seen)
+    object.__setattr__(model, FIRED_ATTR, result)
+    return result
+
+
 def require_hooks(model: HookedModel, names: Iterable[str]) -> None:
-    """Raise a clear error if ``model`` lacks any of the hook points ``names``.
+    """Raise a clear error if ``model`` lacks any of the hook points ``names``, or has
+    them but never calls them in a forward pass (a transplant there would be a silent no-op).
 
     Raises:
         ValueError: naming the missing hook points and a few that do exist.
+        HookNotFiredError: naming the hook points that never fire, and the model.
     """
+    names = list(names)
     available = model.hook_dict
     missing = [name for name in names if name not in available]
     if missing:
@@ -67,6 +107,61 @@ def require_hooks(model: HookedModel, names: Iterable[str]) -> None:
             f"of block 0 it does have: [{some}]. A TransformerBridge needs "
             f"enable_compatibility_mode() first."
         )
+    silent = [name for name in names if name not in fired_hooks(model)]
+    if silent:
+        raise HookNotFiredError(
+            f"model {model_label(model)} registers hook point(s) {_few(silent)} but its forward pass "
+            f"never calls them (e.g. an attention-only model has no MLP output), so reading or "
+            f"writing there would silently do nothing; choose a component whose hooks fire"
+        )
+
+
+def check_fired(model: HookedModel, hooks: Iterable[Any], what: str) -> None:
+    """After a pass, raise :class:`HookNotFiredError` for any of xtl's ``hooks`` (objects with
+    ``name`` and ``calls``) that the pass did not call."""
+    silent = [h.name for h in hooks if not h.calls]
+    if silent:
+        raise HookNotFiredError(
+            f"{what}: hook point(s) {_few(silent)} of model {model_label(model)} were not called in "
+            f"the forward pass, so the patch would have done nothing"
+        )
+
+
+class NonFiniteError(ValueError):
+    """NaN or Inf where numbers must be finite: in a model's weights or its logits."""
+
+
+def nonfinite_parameters(model: HookedModel) -> list[str]:
+    """Names of the parameters holding NaN or Inf."""
+    with torch.no_grad():
+        return [name for name, p in model.named_parameters()  # type: ignore[attr-defined]
+                if p.is_floating_point() and not bool(torch.isfinite(p).all())]
+
+
+def check_finite_weights(model: HookedModel) -> None:
+    """Raise :class:`NonFiniteError` naming the parameters that hold NaN or Inf."""
+    bad = nonfinite_parameters(model)
+    if bad:
+        raise NonFiniteError(f"model {model_label(model)} has NaN/Inf in {len(bad)} parameter(s): {_few(bad)}; "
+                             f"its outputs would be meaningless (a corrupt or wrongly converted checkpoint?)")
+
+
+def check_finite_logits(model: HookedModel, logits: torch.Tensor, what: str) -> None:
+    """Raise :class:`NonFiniteError` if any row of ``logits`` holds NaN or Inf, saying where
+    they come from (weights, or overflow in the model's dtype)."""
+    bad_rows = (~torch.isfinite(logits)).flatten(1).any(-1).nonzero().flatten().tolist()
+    if not bad_rows:
+        return
+    params = nonfinite_parameters(model)
+    cause = (f"parameters holding NaN/Inf: {_few(params)}" if params else
+             f"the weights are finite, so the activations overflowed in {getattr(model.cfg, 'dtype', '?')} "
+             f"or a patched value was not finite")
+    raise NonFiniteError(f"{what}: model {model_label(model)} produced NaN/Inf logits in row(s) "
+                         f"{_few(bad_rows)}; {cause}")
+
+
+def _few(names: list[str], shown: int = 4) -> str:
+    return str(names[:shown])[:-1] + (f", ... ({len(names)} in all)]" if len(names) > shown else "]")
 
 
 def require_tokenizer(model: HookedModel) -> Any:

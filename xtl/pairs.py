@@ -36,7 +36,13 @@ class Pair:
         for name in ("source", "target", "gold"):
             if not isinstance(getattr(self, name), str):
                 raise ValueError(f"Pair.{name} must be a str, got {getattr(self, name)!r}")
+        if not self.gold.strip():
+            raise ValueError(f"Pair.gold is blank ({self.gold!r}): every output would contain it; give the "
+                             f"answer's text")
         object.__setattr__(self, "options", tuple(self.options))
+        blank = [o for o in self.options if not isinstance(o, str) or not o.strip()]
+        if blank:
+            raise ValueError(f"options must be non-blank strings; got {blank} among {list(self.options)}")
         if self.options and self.gold not in self.options:
             raise ValueError(f"gold {self.gold!r} is not among the options {list(self.options)}")
 

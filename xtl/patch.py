@@ -70,7 +70,7 @@ class RowPatches:
         """
         names = {key: get_component(key[0]).target_name(key[1]) for key in self.groups}
         require_hooks(model, names.values())
-        return [(names[key], _writer(rows, values, positions, batch_size))
+        return [(names[key], Writer(names[key], rows, values, positions, batch_size))
                 for key, (rows, values) in self.groups.items()]
 
     def select(self, keep: Int[torch.Tensor, " n"]) -> RowPatches:
@@ -86,23 +86,28 @@ class RowPatches:
         return RowPatches(groups)
 
 
-def _writer(rows, values, positions, batch_size) -> Callable:
-    def hook(act: torch.Tensor, hook) -> torch.Tensor:
-        if batch_size is not None and act.shape[0] != batch_size:
+class Writer:
+    """The forward hook that writes one (component, layer) group's rows; ``calls`` counts
+    the passes it ran in, so a caller can verify that the patch happened."""
+
+    def __init__(self, name: str, rows, values, positions, batch_size) -> None:
+        self.name, self.rows, self.values = name, rows, values
+        self.positions, self.batch_size, self.calls = positions, batch_size, 0
+
+    def __call__(self, act: torch.Tensor, hook) -> torch.Tensor:
+        if self.batch_size is not None and act.shape[0] != self.batch_size:
             raise ValueError(
-                f"source batch has {batch_size} prompts but the target batch has "
+                f"source batch has {self.batch_size} prompts but the target batch has "
                 f"{act.shape[0]}; transplant pairs source row i with target row i"
             )
-        r = rows.to(act.device)
-        if positions is None:
+        self.calls += 1
+        r = self.rows.to(act.device)
+        if self.positions is None:
             where = act.shape[1] - 1
-        elif isinstance(positions, torch.Tensor):
-            where = positions.to(act.device)[r]
+        elif isinstance(self.positions, torch.Tensor):
+            where = self.positions.to(act.device)[r]
         else:
-            where = positions
+            where = self.positions
         out = act.clone()
-        out[r, where] = values.to(device=act.device, dtype=act.dtype)
+        out[r, where] = self.values.to(device=act.device, dtype=act.dtype)
         return out
-
-    return hook
-

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Union
+from typing import Any, Union
 
 import torch
 from jaxtyping import Int
@@ -28,11 +28,25 @@ class PromptBatch:
     attention_mask: Int[torch.Tensor, "batch pos"]
 
     def __post_init__(self) -> None:
+        for name in ("tokens", "attention_mask"):
+            value = getattr(self, name)
+            if not isinstance(value, torch.Tensor):
+                raise TypeError(f"{name} must be a torch tensor, got {type(value).__name__}")
+        if self.tokens.is_floating_point() or self.tokens.is_complex() or self.tokens.dtype == torch.bool:
+            raise TypeError(f"token ids must be an integer tensor, got dtype {self.tokens.dtype} "
+                            f"(e.g. tokens.long() if they are whole numbers)")
         if self.tokens.ndim != 2 or self.tokens.shape != self.attention_mask.shape:
             raise ValueError(
                 f"tokens and attention_mask must both be [batch, pos]; got "
                 f"{tuple(self.tokens.shape)} and {tuple(self.attention_mask.shape)}"
             )
+        odd = self.attention_mask[(self.attention_mask != 0) & (self.attention_mask != 1)]
+        if odd.numel():
+            raise ValueError(f"attention_mask must hold only 0 (padding) and 1 (token); it holds "
+                             f"{sorted(set(odd.tolist()))[:5]}")
+        if self.tokens.numel() and int(self.tokens.min()) < 0:
+            raise ValueError(f"token ids must be >= 0; found {int(self.tokens.min())} (negative ids would "
+                             f"silently index the vocabulary from its end)")
         empty = (self.attention_mask.sum(-1) == 0).nonzero().flatten().tolist()
         if self.tokens.shape[1] == 0 or empty:
             raise ValueError(f"empty prompt in batch (rows {empty or 'all'}); every row needs a token")
@@ -61,6 +75,35 @@ class PromptBatch:
 Prompts = Union[str, Sequence[str], torch.Tensor, PromptBatch]
 
 
+def check_prepend_bos(prepend_bos: Any) -> None:
+    """Raise ``TypeError`` unless ``prepend_bos`` is ``True``, ``False`` or ``None``."""
+    if prepend_bos is not None and not isinstance(prepend_bos, bool):
+        raise TypeError(f"prepend_bos must be True, False or None (the model's default), got {prepend_bos!r}")
+
+
+def check_batch(model: HookedModel, batch: PromptBatch, what: str = "prompt") -> PromptBatch:
+    """Raise a clear error if ``batch`` cannot run on ``model``: token ids outside the
+    model's vocabulary (``cfg.d_vocab``), or rows longer than its context (``cfg.n_ctx``).
+
+    Returns:
+        ``batch``, unchanged.
+    """
+    d_vocab = getattr(model.cfg, "d_vocab", None)
+    if d_vocab and batch.tokens.numel() and int(batch.tokens.max()) >= d_vocab:
+        row, pos = (batch.tokens >= d_vocab).nonzero()[0].tolist()
+        raise ValueError(f"{what} token id {int(batch.tokens[row, pos])} (row {row}, position {pos}) is outside "
+                         f"the model's vocabulary: valid ids are 0..{d_vocab - 1} (cfg.d_vocab = {d_vocab})")
+    n_ctx = getattr(model.cfg, "n_ctx", None)
+    width = batch.tokens.shape[1]
+    if n_ctx and width > n_ctx:
+        longest = int(batch.attention_mask.sum(-1).argmax())
+        raise ValueError(
+            f"{what} {longest} is {int(batch.attention_mask[longest].sum())} tokens long; "
+            f"the model's context (cfg.n_ctx) is {n_ctx}"
+        )
+    return batch
+
+
 def tokenize(
     model: HookedModel, prompts: str | Sequence[str], prepend_bos: bool | None = None
 ) -> PromptBatch:
@@ -81,6 +124,7 @@ def tokenize(
     prompts = list(prompts)
     if not prompts:
         raise ValueError("no prompts given; pass a string or a non-empty list of strings")
+    check_prepend_bos(prepend_bos)
     for i, text in enumerate(prompts):
         if not isinstance(text, str):
             raise ValueError(f"prompt {i} is {type(text).__name__}, expected str")
@@ -92,12 +136,6 @@ def tokenize(
         kwargs["prepend_bos"] = prepend_bos
     rows = [model.to_tokens(text, **kwargs)[0] for text in prompts]
     width = max(len(r) for r in rows)
-    n_ctx = getattr(model.cfg, "n_ctx", None)
-    if n_ctx and width > n_ctx:
-        longest = max(range(len(rows)), key=lambda i: len(rows[i]))
-        raise ValueError(
-            f"prompt {longest} is {width} tokens long; the model's context (cfg.n_ctx) is {n_ctx}"
-        )
     pad = tokenizer.pad_token_id
     if pad is None:
         pad = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
@@ -106,16 +144,18 @@ def tokenize(
     for i, row in enumerate(rows):
         tokens[i, width - len(row) :] = row
         mask[i, width - len(row) :] = 1
-    return PromptBatch(tokens, mask).to(device_of(model))
+    return check_batch(model, PromptBatch(tokens, mask).to(device_of(model)))
 
 
 def as_batch(model: HookedModel, prompts: Prompts, prepend_bos: bool | None = None) -> PromptBatch:
-    """Coerce text, a ``[batch, pos]``/``[pos]`` token tensor (no padding) or a batch."""
+    """Coerce text, a ``[batch, pos]``/``[pos]`` token tensor (no padding) or a batch, and
+    check it against the model (:func:`check_batch`)."""
+    check_prepend_bos(prepend_bos)
     if isinstance(prompts, PromptBatch):
-        return prompts.to(device_of(model))
+        return check_batch(model, prompts.to(device_of(model)))
     if isinstance(prompts, torch.Tensor):
         tokens = prompts[None] if prompts.ndim == 1 else prompts
-        return PromptBatch(tokens, torch.ones_like(tokens)).to(device_of(model))
+        return check_batch(model, PromptBatch(tokens, torch.ones_like(tokens)).to(device_of(model)))
     return tokenize(model, prompts, prepend_bos=prepend_bos)
 
 

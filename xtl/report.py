@@ -133,6 +133,15 @@ def map_summary(result: SweepResult) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _held(result: SweepResult) -> str:
+    """``"N instances"``, and how many the run is missing when it is partial."""
+    held = f"{len(result.instances)} instances"
+    if result.complete:
+        return held
+    return (f"{held} (**partial run**: {len(result.missing)} of {len(result.spec.ids)} instances not finished, "
+            f"e.g. {result.missing[:5]})")
+
+
 def write_report(results: dict[str, SweepResult], out: str | Path, png: bool = True,
                  held_out: pd.DataFrame | None = None, note: str = "", plotlyjs: str = "directory",
                  controls: dict[str, SweepResult] | None = None, maps: dict[str, SweepResult] | None = None) -> Path:
@@ -167,7 +176,7 @@ def write_report(results: dict[str, SweepResult], out: str | Path, png: bool = T
     for name, result in results.items():
         spec = result.spec
         lines += [f"## {name}", "",
-                  f"Model `{spec.model}`, {len(result.instances)} instances "
+                  f"Model `{spec.model}`, {_held(result)} "
                   f"({', '.join(dict.fromkeys(result.languages)) or 'no language'}), components "
                   f"{', '.join(spec.components)}, {len(spec.source_layers)} x {len(spec.target_layers)} layer pairs, "
                   f"{spec.max_new_tokens} new tokens. Scored by `{spec.scorer}`; generation stops at "
@@ -198,7 +207,7 @@ def write_report(results: dict[str, SweepResult], out: str | Path, png: bool = T
             figs["tasks"] = plot.facets(results, "gain", title="accuracy minus untouched, per task")
             lines += ["## All tasks", "", ("figure", "tasks"), ""]
     for name, result in (maps or {}).items():
-        lines += [f"## {name}", "", f"Model `{result.spec.model}`, {len(result.instances)} instances "
+        lines += [f"## {name}", "", f"Model `{result.spec.model}`, {_held(result)} "
                   f"({', '.join(dict.fromkeys(result.languages))}), {len(result.spec.source_layers)} x "
                   f"{len(result.spec.target_layers)} layer pairs: the change of the gold answer's first-token "
                   "log-prob against the untouched target, mean over instances.", "",

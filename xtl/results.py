@@ -2,21 +2,32 @@
 
 A run on disk is a directory (``runs/xnli-sw.parquet``) holding ``_spec.json``
 (the leading underscore keeps Parquet readers off it) and one Parquet file per
-finished instance, each written to a temporary name and renamed into place, so
-an interruption loses at most the instance in progress. ``pandas.read_parquet(path)`` reads the whole run as one table.
+finished instance, each written to a temporary name of its own and renamed into
+place, so an interruption loses at most the instance in progress.
+``pandas.read_parquet(path)`` reads the whole run as one table.
+
+A run proves what it holds: the spec records fingerprints of the weights, the
+architecture, the tokenizer, BOS handling and the scorer's code
+(:mod:`xtl.fingerprint`), and each part records the hash of the spec it was
+computed under and of its instance's prompts. A part that does not belong to the
+run, or cannot be read, is reported by path and recomputed, never adopted.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import uuid
 import warnings
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
 from jaxtyping import Bool, Float
 
@@ -24,10 +35,25 @@ AXES = ("instance", "component", "source_layer", "target_layer")
 VERSION_FIELDS = ("xtl_version", "transformer_lens_version")
 
 
+class RunError(ValueError):
+    """A run directory that cannot be read or resumed as asked (the message says why)."""
+
+
+class RunWarning(UserWarning):
+    """Parts of a run directory that were set aside (they are recomputed by a resumed sweep)."""
+
+
 @dataclass(frozen=True)
 class SweepSpec:
-    """Everything that determines a sweep's results, stored with them (``task``: the
-    registered task of the items when they all come from one, else empty)."""
+    """Everything that determines a sweep's results, stored with them.
+
+    ``task``: the registered task of the items when they all come from one, else
+    empty. ``weights``, ``config``, ``tokenizer``: hashes of the parameters, of the
+    config fields that change what the model computes, and of the vocabulary
+    (:mod:`xtl.fingerprint`); ``prepend_bos``: whether prompts started with BOS;
+    ``scorer_digest``: a hash of the scorer's code, empty for an anonymous scorer
+    (then the run cannot be resumed).
+    """
 
     model: str
     n_layers: int
@@ -42,6 +68,11 @@ class SweepSpec:
     dtype: str
     revision: str | None = None
     task: str = ""
+    weights: str = ""
+    config: str = ""
+    tokenizer: str = ""
+    prepend_bos: bool | None = None
+    scorer_digest: str = ""
     xtl_version: str = ""
     transformer_lens_version: str = ""
 
@@ -51,12 +82,34 @@ class SweepSpec:
 
     @classmethod
     def from_json(cls, text: str) -> SweepSpec:
-        """Inverse of :meth:`to_json`."""
-        data = json.loads(text)
+        """Inverse of :meth:`to_json`.
+
+        Raises:
+            RunError: text that is not a spec (bad JSON, unknown or missing fields).
+        """
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise RunError(f"not valid JSON ({err})") from None
+        if not isinstance(data, dict):
+            raise RunError(f"expected a JSON object, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise RunError(f"fields {unknown} are unknown to xtl {_xtl_version()} (written by xtl "
+                           f"{data.get('xtl_version') or '?'}); read it with that version")
         for f in fields(cls):
             if isinstance(data.get(f.name), list):
                 data[f.name] = tuple(data[f.name])
-        return cls(**data)
+        try:
+            return cls(**data)
+        except TypeError as err:
+            raise RunError(f"not a complete sweep spec ({err})") from None
+
+    def digest(self) -> str:
+        """A hash of every field but the versions: what each part of a run records."""
+        data = {k: v for k, v in asdict(self).items() if k not in VERSION_FIELDS}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
     def differences(self, other: SweepSpec) -> list[str]:
         """Names of the fields (versions aside) in which two specs differ."""
@@ -86,6 +139,8 @@ class SweepResult:
         baseline: one row per instance for the untouched target: id, language (of a
             task item; empty otherwise), text, tokens, correct, gold_logprob,
             logit_diff, option_logprob, gold_option (index of gold among the options, -1 if none).
+        missing: indices of the spec's instances this result does not hold (a run
+            loaded while still running, or interrupted); empty when :attr:`complete`.
 
     Example:
         >>> res = xtl.sweep(model, pairs, components=("attn", "mlp"), max_new_tokens=1)
@@ -101,8 +156,22 @@ class SweepResult:
     texts_array: np.ndarray
     tokens_array: np.ndarray
     baseline: pd.DataFrame
+    missing: list[int] = field(default_factory=list)
 
     axes = AXES
+
+    @property
+    def complete(self) -> bool:
+        """Whether every instance of the spec is held (see :attr:`missing`)."""
+        return not self.missing
+
+    def __repr__(self) -> str:
+        shape = "x".join(map(str, self.correct.shape))
+        held = f"{len(self.instances)} instances" + (
+            "" if self.complete else f", {len(self.missing)} missing (partial run)")
+        return (f"SweepResult({self.spec.task or self.spec.model!r}, {held}, components "
+                f"{list(self.spec.components)}, {len(self.spec.source_layers)}x"
+                f"{len(self.spec.target_layers)} layer pairs, arrays [{shape}])")
 
     def index(self, component: str, source_layer: int, target_layer: int) -> tuple[int, int, int]:
         """Array indices of a (component, source layer, target layer) cell; layers may be negative."""
@@ -160,21 +229,34 @@ class SweepResult:
         write_spec(path, self.spec)
         frame = self.to_pandas()
         for instance, part in frame.groupby("instance", sort=True):
-            write_part(path, int(instance), part)
+            write_part(path, self.spec, int(instance), part)
         return path
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> SweepResult:
         """Read a run directory written by :func:`xtl.sweep` (``out=``) or :meth:`save`.
 
+        A run still in progress or interrupted loads as a partial result
+        (:attr:`complete` is False, :attr:`missing` lists what is not there, and a
+        warning says so). Parts that do not belong to the run or cannot be read are
+        left out with a :class:`RunWarning` naming each file.
+
         Raises:
-            FileNotFoundError: if ``path`` holds no ``_spec.json``.
+            FileNotFoundError: if ``path`` holds no ``_spec.json`` or no finished instance.
+            RunError: if ``_spec.json`` is not a readable spec.
         """
         path = Path(path)
         spec = read_spec(path)
         if spec is None:
             raise FileNotFoundError(f"{str(path)!r} is not a sweep run: it holds no _spec.json")
-        return from_frame(spec, read_parts(path))
+        frames = scan_run(path, spec)
+        if not frames:
+            raise FileNotFoundError(f"run {str(path)!r} holds no finished instance yet")
+        result = from_frame(spec, pd.concat([frames[k] for k in sorted(frames)], ignore_index=True))
+        if not result.complete:
+            warnings.warn(f"run {str(path)!r} is partial: {len(result.instances)} of {len(spec.ids)} "
+                          f"instances finished; missing {_short(result.missing)}", RunWarning, stacklevel=2)
+        return result
 
 
 def from_frame(spec: SweepSpec, frame: pd.DataFrame) -> SweepResult:
@@ -205,6 +287,7 @@ def from_frame(spec: SweepSpec, frame: pd.DataFrame) -> SweepResult:
                  "option_logprob", "gold_option"]]
     tokens = np.empty(shape, dtype=object)
     tokens[where] = [list(t) for t in cells["tokens"]]
+    held = set(instances)
     return SweepResult(
         spec=spec,
         instances=instances,
@@ -215,6 +298,7 @@ def from_frame(spec: SweepSpec, frame: pd.DataFrame) -> SweepResult:
         texts_array=grid("text", object, None),
         tokens_array=tokens,
         baseline=base,
+        missing=[k for k in range(len(spec.ids)) if k not in held],
     )
 
 
@@ -253,65 +337,192 @@ def record(instance: int, id_: str, cell: tuple[str, int, int] | None, text: str
     }
 
 
+PART_KEYS = (b"xtl.spec", b"xtl.prompt")
+REJECTED = "_rejected"
+
+
 def _part_name(instance: int) -> str:
     return f"part-{instance:06d}.parquet"
 
 
+def _xtl_version() -> str:
+    from xtl import __version__
+
+    return __version__
+
+
+def _short(values: list[int], shown: int = 10) -> str:
+    return str(values[:shown])[:-1] + (f", ... ({len(values)} in all)]" if len(values) > shown else "]")
+
+
 def write_spec(path: Path, spec: SweepSpec) -> None:
     """Create the run directory and write its spec (atomically)."""
-    path.mkdir(parents=True, exist_ok=True)
+    _make_dir(path)
     _atomic_write(path / "_spec.json", spec.to_json().encode("utf-8"))
 
 
 def read_spec(path: Path) -> SweepSpec | None:
-    """The run's spec, or ``None`` if ``path`` holds none."""
-    file = Path(path) / "_spec.json"
-    return SweepSpec.from_json(file.read_text(encoding="utf-8")) if file.is_file() else None
-
-
-def write_part(path: Path, instance: int, frame: pd.DataFrame) -> None:
-    """Write one finished instance's rows (atomically: temporary file, then rename)."""
-    tmp = path / f".{_part_name(instance)}.tmp"
-    frame.to_parquet(tmp, index=False, engine="pyarrow")
-    os.replace(tmp, path / _part_name(instance))
-
-
-def finished_instances(path: Path) -> set[int]:
-    """Indices of the instances a run directory already holds."""
-    return {int(p.name[5:11]) for p in Path(path).glob("part-*.parquet")}
-
-
-def read_parts(path: Path) -> pd.DataFrame:
-    """All finished instances of a run as one long-form table."""
-    parts = sorted(Path(path).glob("part-*.parquet"))
-    if not parts:
-        raise FileNotFoundError(f"run {str(path)!r} holds no finished instance yet")
-    return pd.concat([pd.read_parquet(p, engine="pyarrow") for p in parts], ignore_index=True)
-
-
-def open_run(path: Path, spec: SweepSpec) -> set[int]:
-    """Start or resume a run at ``path``; returns the instances already finished.
+    """The run's spec, or ``None`` if ``path`` holds none.
 
     Raises:
-        ValueError: if the directory holds a run with a different spec.
+        RunError: a ``_spec.json`` that cannot be read as a spec (names the file).
     """
+    file = Path(path) / "_spec.json"
+    if not file.is_file():
+        return None
+    try:
+        return SweepSpec.from_json(file.read_text(encoding="utf-8"))
+    except (RunError, UnicodeDecodeError) as err:
+        raise RunError(f"{str(file)!r} is not a readable sweep spec: {err}") from None
+
+
+def write_part(path: Path, spec: SweepSpec, instance: int, frame: pd.DataFrame) -> None:
+    """Write one finished instance's rows, stamped with the spec's and the prompts' hashes
+    (atomically: a temporary file of this writer's own, then a rename)."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    stamp = dict(zip(PART_KEYS, (spec.digest().encode(), spec.prompt_hashes[instance].encode())))
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **stamp})
+    tmp = _temporary(path / _part_name(instance))
+    try:
+        with open(tmp, "xb") as sink:
+            pq.write_table(table, sink)
+        os.replace(tmp, path / _part_name(instance))
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def read_part(file: Path, spec: SweepSpec) -> tuple[int, pd.DataFrame]:
+    """One part of a run, verified against the run's spec.
+
+    Raises:
+        RunError: the part cannot be read, or does not belong to this run (the message
+            says which check failed).
+    """
+    try:
+        instance = int(file.name[5:11])
+    except ValueError:
+        raise RunError("its name is not part-NNNNNN.parquet") from None
+    try:
+        table = pq.read_table(file)
+    except (OSError, pa.ArrowException) as err:
+        why = str(err).split(f"'{file}': ", 1)[-1]
+        raise RunError(f"it cannot be read ({type(err).__name__}: {why})") from None
+    meta = table.schema.metadata or {}
+    if instance >= len(spec.ids):
+        raise RunError(f"instance {instance} is outside this run's {len(spec.ids)} instances")
+    if meta.get(PART_KEYS[0]) != spec.digest().encode():
+        raise RunError("it was computed under another spec" if PART_KEYS[0] in meta
+                       else "it carries no xtl stamp (written by another tool or an older xtl)")
+    if meta.get(PART_KEYS[1]) != spec.prompt_hashes[instance].encode():
+        raise RunError(f"its prompts are not those of instance {instance}")
+    frame = table.to_pandas()
+    cells = len(spec.components) * len(spec.source_layers) * len(spec.target_layers)
+    if len(frame) != 1 + cells or set(frame["instance"]) != {instance}:
+        raise RunError(f"it holds {len(frame)} rows, expected {1 + cells} for instance {instance}")
+    return instance, frame
+
+
+def scan_run(path: Path, spec: SweepSpec, move: bool = False) -> dict[int, pd.DataFrame]:
+    """Every verified part of a run, by instance. Parts set aside are named in one
+    :class:`RunWarning` (with why) and count as not finished; with ``move`` (a sweep
+    resuming the run) they are moved into the run's ``_rejected/`` folder, where
+    Parquet readers do not look, and their instances are recomputed."""
+    frames, bad = {}, []
+    for file in sorted(Path(path).glob("part-*.parquet")):
+        try:
+            instance, frame = read_part(file, spec)
+        except RunError as err:
+            bad.append(f"{file}: {err}")
+            if move:
+                _reject(file)
+            continue
+        frames[instance] = frame
+    if bad:
+        fate = (f"moved to {str(Path(path) / REJECTED)!r}; their instances are recomputed" if move
+                else "a resumed sweep recomputes them")
+        warnings.warn(f"{len(bad)} part(s) of run {str(path)!r} set aside as not finished ({fate}): "
+                      + "; ".join(bad), RunWarning, stacklevel=3)
+    return frames
+
+
+def _reject(file: Path) -> None:
+    folder = file.parent / REJECTED
+    folder.mkdir(exist_ok=True)
+    target = folder / file.name
+    while target.exists():
+        target = folder / f"{file.stem}-{uuid.uuid4().hex[:6]}{file.suffix}"
+    try:
+        os.replace(file, target)
+    except FileNotFoundError:  # another writer replaced or moved it first
+        pass
+
+
+def open_run(path: Path, spec: SweepSpec) -> dict[int, pd.DataFrame]:
+    """Start or resume a run at ``path``; returns the verified finished instances' rows.
+
+    Raises:
+        RunError: ``path`` is a file, holds a run with a different spec, or a run whose
+            scorer was anonymous.
+    """
+    _make_dir(path)
     old = read_spec(path)
     if old is None:
-        write_spec(path, spec)
-        return set()
+        _create_spec(path, spec)
+        old = read_spec(path)  # another writer may have been first
     diff = spec.differences(old)
     if diff:
-        raise ValueError(
+        raise RunError(
             f"{str(path)!r} holds a run with a different spec (fields {diff} differ); resume with "
             f"the same model, pairs and settings, or write to a new out= path"
         )
     if any(getattr(spec, f) != getattr(old, f) for f in VERSION_FIELDS):
         warnings.warn(f"resuming {str(path)!r}, written by other xtl/TransformerLens versions",
                       stacklevel=3)
-    return finished_instances(path)
+    parts = list(path.glob("part-*.parquet"))
+    if parts and not spec.scorer_digest:
+        raise RunError(
+            f"{str(path)!r} holds {len(parts)} finished part(s) scored by the anonymous scorer "
+            f"{spec.scorer!r}: xtl cannot tell whether this scorer is the same, so the run cannot be "
+            f"resumed. Score with a function defined with def (its code is fingerprinted), or "
+            f"write to a new out= path"
+        )
+    return scan_run(path, spec, move=True)
+
+
+def _make_dir(path: Path) -> None:
+    if path.exists() and not path.is_dir():
+        raise RunError(f"run directory {str(path)!r} is an existing file; choose another out= path")
+    path.mkdir(parents=True, exist_ok=True)
+
+
+def _create_spec(path: Path, spec: SweepSpec) -> None:
+    """Write ``_spec.json`` only if no writer has yet (a hard link never replaces a file)."""
+    tmp = _temporary(path / "_spec.json")
+    try:
+        tmp.write_bytes(spec.to_json().encode("utf-8"))
+        try:
+            os.link(tmp, path / "_spec.json")
+        except FileExistsError:
+            pass
+        except OSError:  # a file system without hard links
+            if not (path / "_spec.json").exists():
+                os.replace(tmp, path / "_spec.json")
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _temporary(file: Path) -> Path:
+    """A temporary name beside ``file`` that no other writer (process or thread) uses."""
+    return file.with_name(f".{file.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.tmp")
 
 
 def _atomic_write(file: Path, data: bytes) -> None:
-    tmp = file.with_name(f".{file.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, file)
+    tmp = _temporary(file)
+    try:
+        with open(tmp, "xb") as sink:
+            sink.write(data)
+        os.replace(tmp, file)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

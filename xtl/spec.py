@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from xtl.components import Component, get_component, resolve_layer
+from xtl.components import Component, as_int, get_component, resolve_layer
 
 
 @dataclass(frozen=True)
@@ -31,9 +31,7 @@ class TransplantSpec:
     def __post_init__(self) -> None:
         get_component(self.component)
         for what in ("source_layer", "target_layer"):
-            value = getattr(self, what)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(f"{what} must be an int, got {value!r}")
+            object.__setattr__(self, what, as_int(getattr(self, what), what))
 
     @property
     def info(self) -> Component:

@@ -24,18 +24,20 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
 from xtl.capture import capture
-from xtl.components import get_component, resolve_layer
+from xtl.components import get_component, positive_int, resolve_layer
 from xtl.generate import eos_ids, greedy_generate
 from xtl.model import HookedModel, n_layers, require_tokenizer, uses_kv_cache
-from xtl.pairs import Pair, Scorer, as_pairs, contains_gold, first_answer_token, scorer_name
+from xtl.fingerprint import config_digest, scorer_identity, tokenizer_digest, weights_digest
+from xtl.pairs import Pair, Scorer, as_pairs, contains_gold, first_answer_token
 from xtl.patch import RowPatches
 from xtl.prompts import PromptBatch, tokenize
-from xtl.results import SweepResult, SweepSpec, from_frame, open_run, read_parts, record, write_part
+from xtl.results import SweepResult, SweepSpec, from_frame, open_run, record, write_part
 
 
 def _layers(layers: Iterable[int] | None, total: int, what: str) -> tuple[int, ...]:
@@ -58,12 +60,15 @@ def bytes_per_row(model: HookedModel, prompt_len: int, max_new_tokens: int) -> i
 
 
 def _spec(model, pairs: list[Pair], components, sources, targets, max_new_tokens, eos, scorer,
-          revision) -> SweepSpec:
+          revision, prepend_bos) -> SweepSpec:
     import transformer_lens
 
     from xtl import __version__
 
     tasks = {getattr(p, "task", "") for p in pairs}  # task items know their task
+    scorer_label, scorer_digest = scorer_identity(scorer)
+    if prepend_bos is None:
+        prepend_bos = getattr(model.cfg, "default_prepend_bos", None)
     return SweepSpec(
         model=str(getattr(model.cfg, "model_name", type(model).__name__)),
         n_layers=n_layers(model),
@@ -72,15 +77,59 @@ def _spec(model, pairs: list[Pair], components, sources, targets, max_new_tokens
         target_layers=targets,
         max_new_tokens=max_new_tokens,
         eos_token_id=tuple(eos),
-        scorer=scorer_name(scorer),
+        scorer=scorer_label,
         prompt_hashes=tuple(p.digest() for p in pairs),
         ids=tuple(p.id if p.id is not None else str(k) for k, p in enumerate(pairs)),
         dtype=str(model.cfg.dtype).replace("torch.", ""),
         revision=revision,
         task=tasks.pop() if len(tasks) == 1 else "",
+        weights=weights_digest(model),
+        config=config_digest(model.cfg),
+        tokenizer=tokenizer_digest(require_tokenizer(model)),
+        prepend_bos=None if prepend_bos is None else bool(prepend_bos),
+        scorer_digest=scorer_digest,
         xtl_version=__version__,
         transformer_lens_version=getattr(transformer_lens, "__version__", ""),
     )
+
+
+def verdict(scorer: Scorer, text: str, pair: Pair, instance: int) -> bool:
+    """``scorer(text, pair)``, which must be a bool (a truthy string or number is refused).
+
+    Raises:
+        TypeError: naming the scorer, the value it returned and the instance.
+    """
+    value = scorer(text, pair)
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"scorer {scorer_identity(scorer)[0]!r} returned {value!r} ({type(value).__name__}) "
+                        f"for instance {instance} (text {text!r}); a scorer must return True or False")
+    return bool(value)
+
+
+def preflight(model: HookedModel, pairs: list[Pair], max_new_tokens: int,
+              prepend_bos: bool | None) -> None:
+    """Check every pair before any work: prompts tokenize within the model's vocabulary and
+    context, the target leaves room for ``max_new_tokens``, and answers have a first token.
+
+    Raises:
+        ValueError: naming the instance and what is wrong with it.
+    """
+    tokenizer = require_tokenizer(model)
+    n_ctx = getattr(model.cfg, "n_ctx", None)
+    for k, pair in enumerate(pairs):
+        try:
+            tokenize(model, pair.source, prepend_bos)
+            length = tokenize(model, pair.target, prepend_bos).tokens.shape[1]
+            for answer in (pair.gold, *pair.options):
+                first_answer_token(tokenizer, pair.target, pair.answer_template.format(answer))
+        except ValueError as err:
+            raise ValueError(f"instance {k} (id {pair.id!r}): {err}") from None
+        if n_ctx and length + max_new_tokens > n_ctx:
+            raise ValueError(
+                f"instance {k} (id {pair.id!r}): its target prompt is {length} tokens and max_new_tokens="
+                f"{max_new_tokens}, {length + max_new_tokens} positions in all; the model's context "
+                f"(cfg.n_ctx) is {n_ctx}: shorten the prompt or lower max_new_tokens"
+            )
 
 
 def sweep_instance(
@@ -124,7 +173,7 @@ def sweep_instance(
             text = texts[k]
             out.append(record(
                 instance, spec.ids[instance], cell, text, gen.tokens[k, : int(gen.lengths[k])].tolist(),
-                bool(scorer(text, pair)), float(logprobs[k, gold]),
+                verdict(scorer, text, pair, instance), float(logprobs[k, gold]),
                 float(logits[k, gold] - best_other[k]) if others else float("nan"),
                 logprobs[k, options].tolist() if options else [], getattr(pair, "language", ""),
                 pair.options.index(pair.gold) if pair.options else -1,
@@ -192,19 +241,26 @@ def sweep(
     total = n_layers(model)
     sources = _layers(source_layers, total, "source_layer")
     targets = _layers(target_layers, total, "target_layer")
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be an int >= 1, got {max_new_tokens!r}")
+    max_new_tokens = positive_int(max_new_tokens, "max_new_tokens")
     scorer = scorer or contains_gold
+    if not callable(scorer):
+        raise TypeError(f"scorer must be a function scorer(text, pair) -> bool, got {scorer!r}")
+    preflight(model, pairs, max_new_tokens, prepend_bos)
     spec = _spec(model, pairs, components, sources, targets, max_new_tokens,
-                 eos_ids(model, eos_token_id), scorer, revision)
-    done = open_run(Path(out), spec) if out is not None else set()
+                 eos_ids(model, eos_token_id), scorer, revision, prepend_bos)
+    if out is not None and not str(out).strip():
+        raise ValueError(f"out={out!r} names no directory; pass a run directory such as 'runs/demo.parquet'")
+    done = open_run(Path(out), spec) if out is not None else {}
+    if out is not None and not spec.scorer_digest:
+        warnings.warn(f"scorer {spec.scorer!r} is anonymous (a lambda, or code whose source cannot be read): "
+                      f"the run at {str(out)!r} cannot be resumed if interrupted", stacklevel=2)
     if not uses_kv_cache(model):
         warnings.warn(
             f"{type(model).__name__} has no TransformerLens KV cache: xtl.sweep re-runs each "
             f"sequence at every decoding step (exact, but slower than with a HookedTransformer)",
             stacklevel=2,
         )
-    frames = []
+    frames = dict(done)
     n_cells = len(components) * len(sources) * len(targets)
     start = time.perf_counter()
     bar = tqdm(total=len(pairs), initial=len(done), disable=not progress, unit="instance",
@@ -215,10 +271,9 @@ def sweep(
                 continue
             frame = sweep_instance(model, k, pair, spec, scorer, max_batch, memory_budget, prepend_bos)
             if out is not None:
-                write_part(Path(out), k, frame)
-            frames.append(frame)
+                write_part(Path(out), spec, k, frame)
+            frames[k] = frame
             bar.update()
-            bar.set_postfix(cells_per_s=f"{len(frames) * n_cells / (time.perf_counter() - start):.1f}")
-    if out is not None:
-        return from_frame(spec, read_parts(Path(out)))
-    return from_frame(spec, pd.concat(frames, ignore_index=True))
+            rate = (len(frames) - len(done)) * n_cells / (time.perf_counter() - start)
+            bar.set_postfix(cells_per_s=f"{rate:.1f}")
+    return from_frame(spec, pd.concat([frames[k] for k in sorted(frames)], ignore_index=True))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +75,16 @@ class RuleScorer:
     @property
     def name(self) -> str:
         return f"{self.task}/{self.rule}"
+
+    @property
+    def fingerprint(self) -> str:
+        """A hash of the scoring module's source and this rule's name (see :mod:`xtl.fingerprint`)."""
+        import inspect
+
+        from xtl.tasks import scoring
+
+        text = f"{self.family}/{self.rule}\n{inspect.getsource(scoring)}"
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 class Task:

@@ -1,0 +1,233 @@
+"""Run directories prove what they hold: another model's, tokenizer's, BOS setting's or scorer's
+numbers are never adopted, foreign or damaged parts are reported by path and recomputed,
+concurrent writers never collide, and a partial run says so."""
+
+import shutil
+import threading
+import warnings
+
+import pandas as pd
+import pytest
+import torch
+from conftest import PROMPTS_EN, PROMPTS_SW
+
+import xtl
+from xtl import fingerprint
+from xtl.results import RunError, RunWarning, SweepSpec, write_part
+from xtl.testing import save_checkpoint
+
+OPTIONS = ("1", "2", "3")
+PAIRS = [xtl.Pair(PROMPTS_EN[i], PROMPTS_SW[i], OPTIONS[i], OPTIONS, id=f"q{i}") for i in range(3)]
+FAST = dict(components=("attn",), source_layers=[0, 2], target_layers=[1], max_new_tokens=2, progress=False)
+
+
+def score_a(text, pair):
+    return pair.gold in text
+
+
+def score_b(text, pair):
+    return pair.gold.strip() in text
+
+
+def run_of(model, run, pairs=PAIRS, **kwargs):
+    return xtl.sweep(model, pairs, out=run, **{**FAST, **kwargs})
+
+
+def test_same_folder_name_other_weights_is_refused(tmp_path):
+    """exp-a/checkpoint and exp-b/checkpoint: same name and architecture, other weights."""
+    a = xtl.load_model(save_checkpoint("qwen2", tmp_path / "exp-a" / "checkpoint", seed=0))
+    b = xtl.load_model(save_checkpoint("qwen2", tmp_path / "exp-b" / "checkpoint", seed=1))
+    assert a.cfg.model_name == b.cfg.model_name == "checkpoint"
+    run = tmp_path / "run"
+    run_of(a, run)
+    with pytest.raises(RunError, match=r"fields \['weights'\] differ"):
+        run_of(b, run)
+    c = xtl.load_model(tmp_path / "exp-a" / "checkpoint")  # the same weights, loaded again
+    assert run_of(c, run).complete
+
+
+def test_weights_digest_follows_in_place_edits(hooked):
+    model = hooked("llama", torch.float64)
+    before = fingerprint.weights_digest(model)
+    assert fingerprint.weights_digest(model) == before  # cached, and stable
+    param = model.blocks[1].mlp.W_out
+    with torch.no_grad():
+        param[0, 0] += 1.0
+    try:
+        assert fingerprint.weights_digest(model) != before
+    finally:
+        with torch.no_grad():
+            param[0, 0] -= 1.0
+    assert fingerprint.weights_digest(model) == before
+
+
+def test_prepend_bos_and_tokenizer_are_part_of_the_spec(hooked, tmp_path):
+    model = hooked("qwen2")
+    run = tmp_path / "run"
+    run_of(model, run, prepend_bos=True)
+    with pytest.raises(RunError, match=r"fields \['prepend_bos'\] differ"):
+        run_of(model, run, prepend_bos=False)
+    tok = model.tokenizer
+    before = fingerprint.tokenizer_digest(tok)
+    grown = type(tok).from_pretrained(tok.name_or_path, local_files_only=True)
+    grown.add_tokens(["<extra>"])
+    assert fingerprint.tokenizer_digest(grown) != before
+    assert fingerprint.tokenizer_digest(type(tok).from_pretrained(tok.name_or_path)) == before
+
+
+def test_scorers_are_told_apart_by_their_code(hooked, tmp_path):
+    model = hooked("qwen2")
+    run = tmp_path / "named"
+    run_of(model, run, scorer=score_a)
+    impostor = lambda text, pair: True  # noqa: E731
+    impostor.__qualname__, impostor.__module__ = score_a.__qualname__, score_a.__module__
+    assert fingerprint.scorer_identity(impostor)[0] == fingerprint.scorer_identity(score_a)[0]
+    with pytest.raises(RunError, match=r"scorer_digest"):
+        run_of(model, run, scorer=_renamed(score_b, score_a))
+    assert run_of(model, run, scorer=score_a).complete  # the same function resumes
+
+    anon = tmp_path / "anonymous"
+    with pytest.warns(UserWarning, match="anonymous .* cannot be resumed"):
+        run_of(model, anon, scorer=lambda text, pair: True)
+    with pytest.raises(RunError, match=r"anonymous scorer .*cannot be\s+resumed"):
+        run_of(model, anon, scorer=lambda text, pair: True)
+
+
+def _renamed(fn, like):
+    """``fn`` under ``like``'s module and qualified name (same name, other code)."""
+    def wrapper(text, pair):
+        return fn(text, pair)
+
+    wrapper.__qualname__, wrapper.__module__ = like.__qualname__, like.__module__
+    return wrapper
+
+
+def test_task_rules_are_fingerprinted():
+    paper, lenient = xtl.tasks.get("toy-culture").scorer, xtl.tasks.get("toy-culture").scorer
+    assert fingerprint.scorer_identity(paper) == fingerprint.scorer_identity(lenient)
+    name, digest = fingerprint.scorer_identity(paper)
+    assert name == "toy-culture/" + paper.rule and len(digest) == 16
+
+
+def test_foreign_and_damaged_parts_are_reported_and_recomputed(hooked, tmp_path):
+    model = hooked("qwen2")
+    fresh = xtl.sweep(model, PAIRS, **FAST)
+    # parts of a run over six other items, left behind after its _spec.json was deleted
+    run = tmp_path / "run"
+    others = [xtl.Pair(p.source + " ?", p.target, p.gold, OPTIONS, id=f"o{k}") for k, p in enumerate(PAIRS * 2)]
+    run_of(model, run, pairs=others)
+    (run / "_spec.json").unlink()
+    with pytest.warns(RunWarning) as caught:
+        res = run_of(model, run)
+    message = str(caught[0].message)
+    assert "6 part(s)" in message and "part-000005.parquet" in message
+    assert "outside this run's 3 instances" in message and "another spec" in message
+    assert res.instances == [0, 1, 2]
+    assert (res.texts_array == fresh.texts_array).all()
+    assert sorted(p.name for p in run.glob("part-*")) == [f"part-00000{k}.parquet" for k in range(3)]
+    assert len(list((run / "_rejected").glob("part-*"))) == 6  # kept for inspection, out of the way
+    assert len(pd.read_parquet(run)) == len(res.to_pandas())  # Parquet readers skip _rejected/
+
+    # a part copied in from a run over other items
+    other_run = tmp_path / "other"
+    run_of(model, other_run, pairs=others[:3])
+    shutil.copy(other_run / "part-000001.parquet", run / "part-000001.parquet")
+    # a truncated part
+    data = (run / "part-000000.parquet").read_bytes()
+    (run / "part-000000.parquet").write_bytes(data[: len(data) // 2])
+    with pytest.warns(RunWarning) as caught:
+        partial = xtl.SweepResult.load(run)
+    text = " ".join(str(w.message) for w in caught)
+    assert "part-000000.parquet: it cannot be read" in text
+    assert "part-000001.parquet: it was computed under another spec" in text
+    assert "partial: 1 of 3 instances finished; missing [0, 1]" in text
+    assert partial.instances == [2] and partial.missing == [0, 1]
+    assert partial.texts_array[0].tolist() == fresh.texts_array[2].tolist()
+    # and an empty one
+    (run / "part-000002.parquet").write_bytes(b"")
+    with pytest.warns(RunWarning, match="3 part\\(s\\)"):
+        again = run_of(model, run)
+    assert again.complete and (again.texts_array == fresh.texts_array).all()
+    torch.testing.assert_close(again.gold_logprob, fresh.gold_logprob)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert xtl.SweepResult.load(run).complete
+
+
+def test_a_part_with_the_wrong_rows_is_set_aside(hooked, tmp_path):
+    model = hooked("qwen2")
+    run = tmp_path / "run"
+    res = run_of(model, run)
+    frame = pd.read_parquet(run / "part-000001.parquet")
+    write_part(run, res.spec, 1, frame.iloc[:2])  # stamped right, but rows missing
+    with pytest.warns(RunWarning, match=r"part-000001.parquet: it holds 2 rows, expected 3"):
+        partial = xtl.SweepResult.load(run)
+    assert partial.missing == [1]
+
+
+def test_concurrent_writers_of_one_part_never_collide(hooked, tmp_path):
+    model = hooked("qwen2")
+    run = tmp_path / "run"
+    res = run_of(model, run, pairs=PAIRS[:1])
+    frame = pd.read_parquet(run / "part-000000.parquet")
+    errors = []
+
+    def writer():
+        try:
+            for _ in range(40):
+                write_part(run, res.spec, 0, frame)
+        except Exception as err:  # noqa: BLE001 - every failure is collected and asserted on
+            errors.append(err)
+
+    threads = [threading.Thread(target=writer) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(p.name for p in run.iterdir()) == ["_spec.json", "part-000000.parquet"]
+    assert xtl.SweepResult.load(run).complete
+
+
+def test_bad_run_directories_and_specs(hooked, tmp_path):
+    model = hooked("qwen2")
+    with pytest.raises(ValueError, match="out='' names no directory"):
+        xtl.sweep(model, PAIRS, out="", **FAST)
+    afile = tmp_path / "file.txt"
+    afile.write_text("x")
+    with pytest.raises(RunError, match="is an existing file"):
+        run_of(model, afile)
+    run = tmp_path / "run"
+    run_of(model, run)
+    spec = run / "_spec.json"
+    spec.write_text(spec.read_text().replace('"dtype"', '"future_field": 1, "dtype"'))
+    with pytest.raises(RunError, match=r"_spec.json' is not a readable sweep spec: fields \['future_field'\]"):
+        xtl.SweepResult.load(run)
+    spec.write_text("{not json")
+    with pytest.raises(RunError, match="not valid JSON"):
+        run_of(model, run)
+
+
+def test_spec_digest_ignores_versions_only():
+    spec = SweepSpec(model="m", n_layers=2, components=("attn",), source_layers=(0,), target_layers=(0,),
+                     max_new_tokens=1, eos_token_id=(), scorer="s", prompt_hashes=("h",), ids=("0",),
+                     dtype="float32", weights="w")
+    from dataclasses import replace
+
+    assert replace(spec, xtl_version="9").digest() == spec.digest()
+    assert replace(spec, weights="v").digest() != spec.digest()
+    assert SweepSpec.from_json(spec.to_json()) == spec
+
+
+def test_report_of_a_partial_run_says_so(hooked, tmp_path, capsys):
+    from xtl import cli
+
+    model = hooked("qwen2")
+    run = tmp_path / "run"
+    run_of(model, run)
+    (run / "part-000001.parquet").unlink()
+    assert cli.main(["report", str(run), "--out", str(tmp_path / "rep"), "--no-png"]) == 0
+    err = capsys.readouterr().err
+    assert "xtl report: warning: run" in err and "partial: 2 of 3 instances finished; missing [1]" in err
+    report = (tmp_path / "rep" / "report.md").read_text()
+    assert "2 instances (**partial run**: 1 of 3 instances not finished, e.g. [1])" in report
