@@ -125,3 +125,40 @@ def test_distinct_names_get_distinct_files(tmp_path):
     xtl.report.write_report(results, tmp_path, png=False)
     assert {p.name for p in tmp_path.glob("*-accuracy.html")} == {
         "a-b-accuracy.html", "a-b-2-accuracy.html", "result-accuracy.html"}
+
+
+def test_user_errors_are_one_line_and_status_2_never_a_traceback(tmp_path, capsys, monkeypatch):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "config.json").write_text("{")
+    run = tmp_path / "run"
+    synthetic(GRID).save(run)
+    (run / "_spec.json").write_text((run / "_spec.json").read_text().replace('"dtype"', '"new_field": 1, "dtype"'))
+    one = ["transplant", "--source", "a", "--target", "b", "--source-layer", "0", "--target-layer", "0"]
+    cases = [
+        (["sweep", "--model", "toy", "--task", "toy-culture", "--out", str(afile)], "is an existing file"),
+        (["demo", "--out", str(afile)], "is an existing file"),
+        (["report", str(run), "--out", str(tmp_path / "r")], "fields ['new_field'] are unknown to xtl"),
+        (["demo", "--out", str(afile / "sub")], "Not a directory"),
+        (one + ["--model", str(corrupt)], f"cannot load model '{corrupt}': OSError: It looks like the config file"),
+        (one + ["--model", "gpt2"], "cannot load model 'gpt2': OSError: We couldn't connect"),  # offline
+        (one + ["--model", "toy", "--max-new-tokens", "0"], "--max-new-tokens must be an int >= 1, got 0"),
+        (["sweep", "--model", "toy", "--task", "toy-culture", "--limit", "-1", "--out", str(tmp_path / "s")],
+         "--limit must be an int >= 1, got -1"),
+    ]
+    for args, message in cases:
+        assert cli.main(args) == 2, args
+        err = capsys.readouterr().err
+        assert err.startswith(f"xtl {args[0]}: error:") and message in err, (args, err)
+        assert err.count("\n") == 1 and "Traceback" not in err
+    import pathlib
+
+    def read_only(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(pathlib.Path, "mkdir", read_only)
+    assert cli.main(["demo", "--out", str(tmp_path / "ro")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("xtl demo: error: PermissionError: [Errno 13] Permission denied") and err.count("\n") == 1

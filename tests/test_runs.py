@@ -231,3 +231,28 @@ def test_report_of_a_partial_run_says_so(hooked, tmp_path, capsys):
     assert "xtl report: warning: run" in err and "partial: 2 of 3 instances finished; missing [1]" in err
     report = (tmp_path / "rep" / "report.md").read_text()
     assert "2 instances (**partial run**: 1 of 3 instances not finished, e.g. [1])" in report
+
+
+def test_a_run_from_before_fingerprints_loads_unverified_and_is_not_resumed(hooked, tmp_path):
+    import json
+
+    import pyarrow.parquet as pq
+
+    model = hooked("qwen2")
+    run = tmp_path / "run"
+    res = run_of(model, run)
+    old = json.loads((run / "_spec.json").read_text())
+    for key in ("weights", "config", "tokenizer", "prepend_bos", "scorer_digest"):
+        old.pop(key)
+    old["xtl_version"] = "0.1.0"
+    (run / "_spec.json").write_text(json.dumps(old))
+    for part in run.glob("part-*.parquet"):  # as older xtl wrote them: no stamp
+        table = pq.read_table(part)
+        pq.write_table(table.replace_schema_metadata({k: v for k, v in table.schema.metadata.items()
+                                                      if not k.startswith(b"xtl.")}), part)
+    with pytest.warns(RunWarning, match="written by xtl 0.1.0, before runs recorded model fingerprints"):
+        legacy = xtl.SweepResult.load(run)
+    assert legacy.complete and (legacy.texts_array == res.texts_array).all()
+    with pytest.raises(RunError, match=r"different spec \(fields \['weights', 'config', 'tokenizer', "
+                                       r"'prepend_bos', 'scorer_digest'\] differ\)"):
+        run_of(model, run)

@@ -167,6 +167,57 @@ def test_bad_data_names_file_and_line(tmp_path):
         task.items("sw", direction="up")
 
 
+@pytest.mark.parametrize("task, row, message", [
+    ("xnli", {"premise": "p", "hypothesis": "h", "label": 1, "labels": ["a"]}, r"de.jsonl:2: malformed row \(IndexError"),
+    ("xquad", {"prompt": "p", "answer": {"start": 1}}, r"de.jsonl:2: malformed row \(missing field 'text'\)"),
+    ("xquad", {"prompt": "p", "answer": float("nan")}, r"de.jsonl:2: NaN is not a valid value"),
+    ("xquad", {"prompt": "p", "answer": 1e999}, r"de.jsonl:2: Infinity is not a valid value"),
+    ("xnli", {"prompt": "p", "answer": " "}, r"de.jsonl:2: missing field 'answer'"),
+])
+def test_malformed_fields_name_file_and_line(tmp_path, task, row, message):
+    good = {"prompt": "q", "answer": "1"}
+    _write_jsonl(tmp_path / "en.jsonl", [good, good])
+    (tmp_path / "de.jsonl").write_text(json.dumps(good) + "\n" + json.dumps(row) + "\n", encoding="utf-8")
+    with pytest.raises(tasks.DataError, match=message):
+        tasks.get(task, data=tmp_path, templates={"de": "{premise} {hypothesis}"}).items("de")
+
+
+def test_non_utf8_files_and_nan_shares_name_file_and_line(tmp_path):
+    _write_jsonl(tmp_path / "en.jsonl", [{"prompt": "q", "answer": "x"}] * 3)
+    (tmp_path / "de.jsonl").write_bytes(b'{"prompt": "a", "answer": "x"}\n{"prompt": "b", "answer": "x"}\n'
+                                        b'{"prompt": "caf\xe9", "answer": "x"}\n')
+    with pytest.raises(tasks.DataError, match=r"de.jsonl:3: not UTF-8 text \(byte 0xe9\)"):
+        tasks.get("xquad", data=tmp_path).items("de")
+    for shares, message in (("[0.5, NaN]", "NaN is not a valid value"), ('[0.5, "x"]', "share 'x' is not a number"),
+                            ("[0.5, 0.2], \"answer\": \"AB\"", "")):
+        (tmp_path / "sw.jsonl").write_text('{"prompt": "p", "translated": "t", "label": [0.1, 0.9]}\n'
+                                           f'{{"prompt": "p", "translated": "t", "label": {shares}}}\n', encoding="utf-8")
+        if message:
+            with pytest.raises(tasks.DataError, match=rf"sw.jsonl:2: .*{message}"):
+                tasks.get("globalopinionqa", data=tmp_path).items("sw")
+        else:
+            with pytest.raises(tasks.DataError, match=r"sw.jsonl:2: answer 'AB' is not a letter A-Z"):
+                tasks.get("globalopinionqa", data=tmp_path).items("sw")
+
+
+def test_rows_are_paired_by_id_when_both_files_have_one(tmp_path):
+    _write_jsonl(tmp_path / "en.jsonl", [{"id": k, "prompt": f"en {k} a{k}", "answer": f"a{k}"} for k in range(3)])
+    _write_jsonl(tmp_path / "de.jsonl", [{"id": k, "prompt": f"de {k} a{k}", "answer": f"a{k}"} for k in (2, 0, 1)])
+    items = tasks.get("xquad", data=tmp_path).items("de")
+    assert [(i.source, i.target, i.gold) for i in items] == [(f"en {k} a{k}", f"de {k} a{k}", f"a{k}") for k in range(3)]
+    _write_jsonl(tmp_path / "de.jsonl", [{"id": k, "prompt": f"de {k} a{k}", "answer": f"a{k}"} for k in (2, 0, 5)])
+    with pytest.raises(tasks.DataError, match=r"paired by id: .*de.jsonl has no row for ids \['1'\]"):
+        tasks.get("xquad", data=tmp_path).items("de")
+    _write_jsonl(tmp_path / "de.jsonl", [{"id": k, "prompt": f"de {k} a{k}", "answer": f"a{k}"} for k in (2, 0, 2)])
+    with pytest.raises(tasks.DataError, match=r"de.jsonl:3: id '2' already on line 1"):
+        tasks.get("xquad", data=tmp_path).items("de")
+    # a malformed row is named by its own line, not its position after pairing
+    _write_jsonl(tmp_path / "de.jsonl", [{"id": 2, "prompt": "de 2"}, {"id": 0, "prompt": "de 0 a0", "answer": "a0"},
+                                         {"id": 1, "prompt": "de 1 a1", "answer": "a1"}])
+    with pytest.raises(tasks.DataError, match=r"de.jsonl:1: missing field 'answer'"):
+        tasks.get("xquad", data=tmp_path).items("de")
+
+
 def test_unseen_split_from_tables(tmp_path):
     for lang in ("en", "de"):
         _write_jsonl(tmp_path / f"{lang}.jsonl", [{"prompt": f"{lang} sample x", "answer": "x"}])

@@ -9,7 +9,7 @@ import torch
 from jaxtyping import Float
 
 from xtl.components import get_component
-from xtl.model import HookNotFiredError, HookedModel, model_label, n_layers, require_hooks, run
+from xtl.model import HookedModel, HookNotFiredError, model_label, n_layers, require_hooks, run
 from xtl.prompts import Prompts, as_batch
 
 

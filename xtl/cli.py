@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -37,10 +38,23 @@ PLOTLYJS = {"default": "directory", "choices": ("directory", "embed", "cdn"),
                     "plotly.js inside each file (embed), or loaded from the web (cdn)"}
 
 
+class LoadError(ValueError):
+    """A model that could not be loaded, whatever the reason (missing, corrupt, offline)."""
+
+
 def _load(name: str, dtype: str):
     import xtl
 
-    return xtl.toy.load_toy_model(dtype=dtype) if name == "toy" else xtl.load_model(name, dtype=dtype)
+    try:
+        return xtl.toy.load_toy_model(dtype=dtype) if name == "toy" else xtl.load_model(name, dtype=dtype)
+    except Exception as err:  # noqa: BLE001 - every loading failure becomes one line naming the model
+        raise LoadError(f"cannot load model {name!r}: {_one_line(err)}") from err
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    name = type(err).__name__
+    return text if isinstance(err, (ValueError, FileNotFoundError)) and text else f"{name}: {text or 'no message'}"
 
 
 def _csv(text: str) -> list[str]:
@@ -49,6 +63,7 @@ def _csv(text: str) -> list[str]:
 
 def _study(args: argparse.Namespace) -> int:
     from xtl import study
+    from xtl.report import output_dir
 
     options = {}
     if args.limit is not None:
@@ -61,8 +76,12 @@ def _study(args: argparse.Namespace) -> int:
         options["map_items"] = args.map_items
     if args.map_layer_step is not None:
         options["map_step"] = args.map_layer_step
-    done = study.study(args.model, args.out, png=not args.no_png, progress=not args.quiet,
-                       plotlyjs=args.plotlyjs, **options)
+    study.check_options(**options)  # before loading a model
+    output_dir(args.out)
+    if not args.quiet:
+        print(f"loading {args.model} ...", flush=True)
+    done = study.study(_load(args.model, "float32"), args.out, png=not args.no_png, progress=not args.quiet,
+                       plotlyjs=args.plotlyjs, name=args.model, **options)
     print(f"\nxtl demo: {done['seconds']:.0f} s; report {done['report']}")
     print(study.summary(done).to_string(index=False))
     return 0
@@ -76,8 +95,9 @@ def _demo(args: argparse.Namespace) -> int:
     if given:
         raise ValueError(f"--{given[0].replace('_', '-')} applies to a real model's study (--model NAME); "
                          "the toy demo runs the toy tasks' languages and every layer")
-    from xtl.report import demo
+    from xtl.report import demo, output_dir
 
+    output_dir(args.out)
     done = demo(args.out, limit=args.limit, png=not args.no_png, progress=not args.quiet, plotlyjs=args.plotlyjs)
     print(f"\nxtl demo: {done['seconds']:.0f} s; report {done['report']}")
     from xtl.evaluate import compare_settings
@@ -94,6 +114,13 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _sweep(args: argparse.Namespace) -> int:
     import xtl
+    from xtl.components import positive_int
+
+    if args.limit is not None:
+        positive_int(args.limit, "--limit")
+    positive_int(args.max_new_tokens, "--max-new-tokens")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ValueError(f"--out {args.out!r} is an existing file; a run directory is needed")
 
     task = xtl.tasks.get(args.task, **({"data": args.data} if args.data else {}), rule=args.rule)
     languages = [task.canonical(lang) for lang in _csv(args.languages)] if args.languages else list(task.languages)
@@ -131,6 +158,9 @@ def _report(args: argparse.Namespace) -> int:
 
 def _transplant(args: argparse.Namespace) -> int:
     import xtl
+    from xtl.components import positive_int
+
+    positive_int(args.max_new_tokens, "--max-new-tokens")
 
     model = _load(args.model, args.dtype)
     res = xtl.transplant(model, args.source, args.target, args.source_layer, args.target_layer, args.component,
@@ -223,12 +253,19 @@ def _version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``xtl`` console script; errors print one line and exit with status 2."""
+    """Entry point of the ``xtl`` console script.
+
+    A user error (bad value, bad or missing file, unreadable data, a model that cannot be
+    loaded, a folder that cannot be written) prints one line and exits with status 2;
+    ``XTL_TRACEBACK=1`` shows the traceback as well.
+    """
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, NotImplementedError) as error:
-        print(f"xtl {args.command}: error: {error}", file=sys.stderr)
+    except (ValueError, TypeError, OSError, NotImplementedError, ImportError) as error:
+        print(f"xtl {args.command}: error: {_one_line(error)}", file=sys.stderr)
+        if os.environ.get("XTL_TRACEBACK"):
+            raise
         return 2
     except KeyboardInterrupt:
         print(f"xtl {args.command}: interrupted; finished items are saved and a rerun resumes", file=sys.stderr)

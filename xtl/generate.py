@@ -24,7 +24,15 @@ from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
 from xtl import decode
 from xtl.components import positive_int
-from xtl.model import STOP_IDS_ATTR, HookedModel, check_finite_logits, check_fired, require_tokenizer, run, uses_kv_cache
+from xtl.model import (
+    STOP_IDS_ATTR,
+    HookedModel,
+    check_finite_logits,
+    check_fired,
+    require_tokenizer,
+    run,
+    uses_kv_cache,
+)
 from xtl.patch import RowPatches
 from xtl.prompts import PromptBatch, left_padded
 

@@ -64,28 +64,30 @@ def model_label(model: HookedModel) -> str:
     return f"{type(model).__name__} {name!r}" if name else type(model).__name__
 
 
-def fired_hooks(model: HookedModel) -> frozenset[str]:
-    """The block hook points that a forward pass of ``model`` actually calls.
+def fired_hooks(model: HookedModel, names: Iterable[str]) -> set[str]:
+    """Those of the hook points ``names`` that a forward pass of ``model`` actually calls.
 
-    Found once per model by a two-token probe pass with counting hooks (and cached
-    on the model): a hook point can be registered and never called, e.g.
-    ``blocks.i.hook_mlp_out`` of an attention-only model.
+    Found by a two-token probe pass with counting hooks on the names not probed
+    before (results are cached on the model): a hook point can be registered and
+    never called, e.g. ``blocks.i.hook_mlp_out`` of an attention-only model.
     """
-    cached = getattr(model, FIRED_ATTR, None)
-    if cached is not None:
-        return cached
-    seen: set[str] = set()
+    known: dict[str, bool] = getattr(model, FIRED_ATTR, None) or {}
+    unknown = [name for name in dict.fromkeys(names) if name not in known]
+    if unknown:
+        seen: set[str] = set()
 
-    def count(act, hook) -> None:
-        seen.add(hook.name)
+        def counter(name: str):
+            def count(act, hook) -> None:
+                seen.add(name)
 
-    tokens = torch.zeros((1, 2), dtype=torch.long, device=device_of(model))
-    with torch.no_grad():
-        model.run_with_hooks(tokens, return_type=None,
-                             fwd_hooks=[(lambda name: name.startswith("blocks."), count)])
-    result = frozenset(seen)
-    object.__setattr__(model, FIRED_ATTR, result)
-    return result
+            return count
+
+        tokens = torch.zeros((1, 2), dtype=torch.long, device=device_of(model))
+        with torch.no_grad():
+            model.run_with_hooks(tokens, return_type=None, fwd_hooks=[(n, counter(n)) for n in unknown])
+        known = {**known, **{name: name in seen for name in unknown}}
+        object.__setattr__(model, FIRED_ATTR, known)
+    return {name for name in names if known[name]}
 
 
 def require_hooks(model: HookedModel, names: Iterable[str]) -> None:
@@ -107,7 +109,8 @@ def require_hooks(model: HookedModel, names: Iterable[str]) -> None:
             f"of block 0 it does have: [{some}]. A TransformerBridge needs "
             f"enable_compatibility_mode() first."
         )
-    silent = [name for name in names if name not in fired_hooks(model)]
+    fired = fired_hooks(model, names)
+    silent = [name for name in names if name not in fired]
     if silent:
         raise HookNotFiredError(
             f"model {model_label(model)} registers hook point(s) {_few(silent)} but its forward pass "

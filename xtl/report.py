@@ -20,6 +20,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from xtl import plot, tasks
+from xtl.components import positive_int
 from xtl.evaluate import compare_settings, evaluate, upper_bound
 from xtl.results import SweepResult
 from xtl.spec import TransplantSpec
@@ -133,6 +134,22 @@ def map_summary(result: SweepResult) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def output_dir(out: str | Path) -> Path:
+    """``out`` as a created output directory.
+
+    Raises:
+        ValueError: ``out`` is blank or names an existing file.
+        OSError: it cannot be created (e.g. a read-only parent).
+    """
+    if not str(out).strip():
+        raise ValueError(f"output directory {str(out)!r} is blank; name a directory")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"output directory {str(out)!r} is an existing file; choose another path")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def _held(result: SweepResult) -> str:
     """``"N instances"``, and how many the run is missing when it is partial."""
     held = f"{len(result.instances)} instances"
@@ -168,8 +185,7 @@ def write_report(results: dict[str, SweepResult], out: str | Path, png: bool = T
     """
     if not results:
         raise ValueError("no sweep results to report")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_dir(out)
     figs: dict[str, go.Figure] = {}
     lines: list = ["# xtl report", note, ""]  # ("figure", stem) where a figure goes
     stems = file_stems([*results, *(maps or {})])  # names come from run specs: keep files inside out
@@ -260,8 +276,10 @@ def demo(out: str | Path = "xtl-demo", limit: int | None = None, png: bool = Tru
     from xtl.sweep import sweep
     from xtl.toy import load_toy_model
 
+    if limit is not None:
+        limit = positive_int(limit, "limit")
     start = time.perf_counter()
-    out = Path(out)
+    out = output_dir(out)
     model = load_toy_model()
     results, held_out = {}, []
     for name in TOY_TASKS:

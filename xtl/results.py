@@ -249,6 +249,10 @@ class SweepResult:
         spec = read_spec(path)
         if spec is None:
             raise FileNotFoundError(f"{str(path)!r} is not a sweep run: it holds no _spec.json")
+        if not spec.weights:
+            warnings.warn(f"run {str(path)!r} was written by xtl {spec.xtl_version or '?'}, before runs recorded "
+                          f"model fingerprints: its parts are read unverified, and it cannot be resumed",
+                          RunWarning, stacklevel=2)
         frames = scan_run(path, spec)
         if not frames:
             raise FileNotFoundError(f"run {str(path)!r} holds no finished instance yet")
@@ -411,10 +415,11 @@ def read_part(file: Path, spec: SweepSpec) -> tuple[int, pd.DataFrame]:
     meta = table.schema.metadata or {}
     if instance >= len(spec.ids):
         raise RunError(f"instance {instance} is outside this run's {len(spec.ids)} instances")
-    if meta.get(PART_KEYS[0]) != spec.digest().encode():
+    legacy = not spec.weights and PART_KEYS[0] not in meta  # a run from before runs were stamped
+    if not legacy and meta.get(PART_KEYS[0]) != spec.digest().encode():
         raise RunError("it was computed under another spec" if PART_KEYS[0] in meta
                        else "it carries no xtl stamp (written by another tool or an older xtl)")
-    if meta.get(PART_KEYS[1]) != spec.prompt_hashes[instance].encode():
+    if not legacy and meta.get(PART_KEYS[1]) != spec.prompt_hashes[instance].encode():
         raise RunError(f"its prompts are not those of instance {instance}")
     frame = table.to_pandas()
     cells = len(spec.components) * len(spec.source_layers) * len(spec.target_layers)

@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -37,7 +37,7 @@ import pandas as pd
 from xtl import tasks
 from xtl.evaluate import compare_settings, evaluate, upper_bound
 from xtl.model import HookedModel, n_layers
-from xtl.report import markdown_table, write_report
+from xtl.report import markdown_table, output_dir, write_report
 from xtl.sweep import sweep
 
 TASK = "world-facts"
@@ -89,6 +89,28 @@ def _say(progress: bool, text: str) -> None:
         print(text, flush=True)
 
 
+def check_options(languages: Sequence[str] = LANGUAGES, limit: int | None = 4, layer_step: int = LAYER_STEP,
+                  map_items: int = 1, map_step: int = 2) -> list[str]:
+    """Check :func:`study`'s options before any work; returns the languages in the task's codes.
+
+    Raises:
+        ValueError: an unknown or source language, or a count out of range (named).
+    """
+    task = tasks.get(TASK)
+    languages = [task.canonical(lang) for lang in languages]
+    if "en" in languages:
+        raise ValueError(f"'en' is the source language of {TASK!r}; choose scored languages from "
+                         f"{[lang for lang in task.languages if lang != 'en']}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit must be a positive number of items per language, or None for all; got {limit}")
+    for what, step in (("layer_step", layer_step), ("map_step", map_step)):
+        if step < 1:
+            raise ValueError(f"{what} must be >= 1 (1: every layer), got {step}")
+    if map_items < 0:
+        raise ValueError(f"map_items must be >= 0 (0: no first-token map), got {map_items}")
+    return languages
+
+
 def study(
     model: str | HookedModel = "smollm2-135m",
     out: str | Path = "xtl-demo",
@@ -101,6 +123,7 @@ def study(
     png: bool = True,
     progress: bool = True,
     plotlyjs: str = "directory",
+    name: str | None = None,
 ) -> dict:
     """The world-facts study of a real model (see the module's description).
 
@@ -118,6 +141,7 @@ def study(
         png: also write PNG figures (needs Chromium).
         progress: print the stages and show progress bars.
         plotlyjs: how the HTML figures get plotly.js (see :func:`xtl.plot.save`).
+        name: how the report names the model (default: the name given, else ``cfg.model_name``).
 
     Returns:
         ``{"results", "control", "maps", "untouched", "held_out", "report", "seconds"}``; ``maps``
@@ -131,23 +155,13 @@ def study(
 
     start = time.perf_counter()
     task = tasks.get(TASK)
-    languages = [task.canonical(lang) for lang in languages]
-    if "en" in languages:
-        raise ValueError(f"'en' is the source language of {TASK!r}; choose scored languages from "
-                         f"{[lang for lang in task.languages if lang != 'en']}")
-    if limit is not None and limit < 1:
-        raise ValueError(f"limit must be a positive number of items per language, or None for all; got {limit}")
-    for what, step in (("layer_step", layer_step), ("map_step", map_step)):
-        if step < 1:
-            raise ValueError(f"{what} must be >= 1 (1: every layer), got {step}")
-    if map_items < 0:
-        raise ValueError(f"map_items must be >= 0 (0: no first-token map), got {map_items}")
+    languages = check_options(languages, limit, layer_step, map_items, map_step)
+    out = output_dir(out)
     if isinstance(model, str):
         _say(progress, f"loading {model} ...")
-        name, model = model, load_model(model)
+        name, model = name or model, load_model(model)
     else:
-        name = getattr(model.cfg, "model_name", "model")
-    out = Path(out)
+        name = name or getattr(model.cfg, "model_name", "model")
     runs = out / "runs"
     layers = layer_subset(n_layers(model), layer_step)
     items = [item for lang in languages for item in task.items(lang)[:limit]]

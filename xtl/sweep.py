@@ -31,9 +31,9 @@ from tqdm.auto import tqdm
 
 from xtl.capture import capture
 from xtl.components import get_component, positive_int, resolve_layer
+from xtl.fingerprint import config_digest, scorer_identity, tokenizer_digest, weights_digest
 from xtl.generate import eos_ids, greedy_generate
 from xtl.model import HookedModel, n_layers, require_tokenizer, uses_kv_cache
-from xtl.fingerprint import config_digest, scorer_identity, tokenizer_digest, weights_digest
 from xtl.pairs import Pair, Scorer, as_pairs, contains_gold, first_answer_token
 from xtl.patch import RowPatches
 from xtl.prompts import PromptBatch, tokenize

@@ -27,7 +27,7 @@ from typing import Any
 
 from xtl.spec import TransplantSpec
 from xtl.tasks.base import SPLITS, Record, Task, require_dir
-from xtl.tasks.files import DataError, check_aligned, field, json_lines, table
+from xtl.tasks.files import DataError, at, by_id, check_aligned, field, finite, json_lines, table
 
 SAMPLE_SIZE = 50
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -40,6 +40,13 @@ def _table_path(root: Path, language: str, split: str) -> Path:
         if (root / name).is_file():
             return root / name
     raise FileNotFoundError(f"no {split} data for {language!r} in {str(root)!r}; looked for {names}")
+
+
+def texts(values: list[Any], path: Path) -> None:
+    """Every line of a released file must be a non-blank JSON string."""
+    for number, value in enumerate(values, 1):
+        if not isinstance(value, str) or not value.strip():
+            raise DataError(f"{path}:{number}: expected a non-blank JSON string, got {value!r:.60}")
 
 
 def _hub_rows(rows: list[Any], split: str) -> list[Any]:
@@ -94,7 +101,9 @@ class _PaperTask(Task):
         if released is not None:
             return self.released_rows(released, language)
         paths = [_table_path(root, lang, split) for lang in ("en", language)]
-        english, other = (self.table_records(p, lang) for p, lang in zip(paths, ("en", language)))
+        english_rows, other_rows = table(paths[0]), table(paths[1])
+        english = self.table_records(list(enumerate(english_rows, 1)), paths[0], "en")
+        other = self.table_records(by_id(english_rows, paths[0], other_rows, paths[1]), paths[1], language)
         return self._aligned(english, paths[0], other, paths[1])
 
     def template_for(self, language: str) -> str:
@@ -108,8 +117,13 @@ class _PaperTask(Task):
             f"was given; pass templates={{{language!r}: '...'}} (the paper translates the whole prompt)"
         )
 
-    def table_records(self, path: Path, language: str) -> list[Record]:
-        return [self.record(row, language, path, k) for k, row in enumerate(table(path), 1)]
+    def table_records(self, rows: list[tuple[int, dict]], path: Path, language: str) -> list[Record]:
+        """Records of numbered table rows; any malformed row is a :class:`DataError` at its line."""
+        records = []
+        for number, row in rows:
+            with at(path, number):
+                records.append(self.record(row, language, path, number))
+        return records
 
     def released_rows(self, root: Path, language: str) -> list[tuple[Record, Record]]:
         raise NotImplementedError
@@ -167,6 +181,7 @@ class XNLI(_PaperTask):
                 raise DataError(f"{root / 'ans_lang' / f'{lang}.json'}:1: expected one object with keys 1, 2, 3")
             check_aligned(prompts, root / "split" / f"{lang}.json", golds, root / "ans" / f"{lang}.json")
             labels = tuple(str(words[0][k]) for k in self.options_keys)  # as released, unstripped
+            texts(prompts, root / "split" / f"{lang}.json")
             for number, gold in enumerate(golds, 1):
                 if str(gold) not in self.options_keys:
                     raise DataError(f"{root / 'ans' / f'{lang}.json'}:{number}: gold {gold!r} is not 1, 2 or 3")
@@ -234,6 +249,8 @@ class XQuAD(_PaperTask):
             prompts = json_lines(root / "split" / f"xquad.{lang}.json")
             golds = json_lines(root / "ans" / f"xquad.{lang}.json")
             check_aligned(prompts, root / "split" / f"xquad.{lang}.json", golds, root / "ans" / f"xquad.{lang}.json")
+            texts(prompts, root / "split" / f"xquad.{lang}.json")
+            texts(golds, root / "ans" / f"xquad.{lang}.json")
             return [Record(p, str(g)) for p, g in zip(prompts, golds)]
 
         english, other = side("en"), side(language)
@@ -342,8 +359,9 @@ class GlobalOpinionQA(_PaperTask):
         for number, (row, translated) in enumerate(zip(english, other), 1):
             if not isinstance(row, dict):
                 raise DataError(f"{english_path}:{number}: expected an object with input_text and label")
-            rows.append(self._pair(row.get("input_text"), translated, row.get("label"), None,
-                                   english_path, number))
+            with at(english_path, number):
+                rows.append(self._pair(row.get("input_text"), translated, row.get("label"), None,
+                                       english_path, number))
         return rows
 
     def _pair(self, prompt, translated, shares, answer, path, number) -> tuple[Record, Record]:
@@ -352,10 +370,15 @@ class GlobalOpinionQA(_PaperTask):
         if answer is None:
             if not isinstance(shares, list) or not shares:
                 raise DataError(f"{path}:{number}: needs 'label' (shares per option) or 'answer'")
-            answer = self.gold_letter([float(x) for x in shares])
+            answer = self.gold_letter([finite(x, path, number, "share") for x in shares])
             n = len(shares)
         else:
-            n = len(shares) if isinstance(shares, list) else LETTERS.index(str(answer)) + 1
+            answer = str(field({"answer": answer}, "answer", path, number)).strip()
+            if len(answer) != 1 or answer not in LETTERS:
+                raise DataError(f"{path}:{number}: answer {answer!r} is not a letter A-Z")
+            n = len(shares) if isinstance(shares, list) else LETTERS.index(answer) + 1
+            if LETTERS.index(answer) >= n:
+                raise DataError(f"{path}:{number}: answer {answer!r} is outside the {n} options")
         letters = tuple(LETTERS[:n])
         return Record(prompt, str(answer), letters), Record(translated, str(answer), letters)
 
@@ -370,8 +393,12 @@ class GlobalOpinionQA(_PaperTask):
         if released is not None:
             return self.released_rows(released, language)
         path = _table_path(root, language, split)
-        return [self._pair(row.get("prompt"), row.get("translated"), row.get("label"), row.get("answer"),
-                           path, k) for k, row in enumerate(table(path), 1)]
+        pairs = []
+        for number, row in enumerate(table(path), 1):
+            with at(path, number):
+                pairs.append(self._pair(row.get("prompt"), row.get("translated"), row.get("label"),
+                                        row.get("answer"), path, number))
+        return pairs
 
 
 class XCOPA(_PaperTask):
