@@ -33,8 +33,8 @@ def test_demo_end_to_end_reduced(tmp_path, capsys):
         assert int(n) == 8 and float(bound) >= max(float(base), float(default), float(first))
         result = xtl.SweepResult.load(out / "runs" / f"{name}-limit2")  # the sweep behind the numbers
         table = xtl.compare_settings(result, xtl.tasks.get(name).default).set_index(["language", "setting"])
-        assert float(bound) == pytest.approx(table.loc[("all", "upper_bound"), "accuracy"], abs=0.005)
-        assert float(base) == pytest.approx(table.loc[("all", "baseline"), "accuracy"], abs=0.005)
+        assert bound == f'{table.loc[("all", "upper_bound"), "accuracy"]:.2f}'
+        assert base == f'{table.loc[("all", "baseline"), "accuracy"]:.2f}'
     report = (out / "report.md").read_text()
     for name in ("toy-generation", "toy-understanding", "toy-culture"):
         assert f"## {name}" in report and (out / f"{name}-accuracy.html").is_file()

@@ -163,3 +163,49 @@ def test_nan_weights_and_logits_are_reported(checkpoints, tmp_path):
     with pytest.raises(xtl.model.NonFiniteError, match=r"prompt pass: .*NaN/Inf logits in row\(s\) \[0\]; "
                                                        r"parameters holding NaN/Inf: \['blocks.0.mlp.W_out'\]"):
         xtl.transplant(model, PROMPTS_EN[0], PROMPTS_SW[0], 0, 0, max_new_tokens=2)
+
+
+def test_tokenizer_is_checked_against_the_model_vocabulary(checkpoints):
+    from transformers import AutoTokenizer
+
+    model = xtl.load_model(checkpoints["llama"])
+    own = model.tokenizer
+    bigger = AutoTokenizer.from_pretrained(checkpoints["llama"])
+    bigger.add_tokens([f"<extra{k}>" for k in range(5)])
+    model.tokenizer = bigger
+    with pytest.raises(ValueError, match=r"has ids up to 404, but model HookedTransformer 'llama-tiny' has "
+                                         r"embeddings for ids 0..399 only"):
+        xtl.tokenize(model, "hello")
+    small = xtl.testing.tokenizer()
+    small_model = xtl.load_model(checkpoints["llama"])
+    small_model.cfg.d_vocab = 1000  # a model whose vocabulary is far larger than this tokenizer's
+    small_model.tokenizer = small
+    with pytest.warns(xtl.model.VocabularyWarning, match=r"has 400 tokens but model .* vocabulary of 1000"):
+        xtl.tokenize(small_model, "hello")
+    model.tokenizer = own
+    xtl.tokenize(model, "hello")
+
+
+def test_a_checkpoint_keeps_the_tokenizer_it_was_saved_with():
+    """The toy's tokenizer.json (a byte-level BPE saved as the generic class) is what the model
+    reads: transformers 5's AutoTokenizer would rebuild it as Qwen2Tokenizer, whose pre-tokenizer
+    splits " 1" into " " and "1", which the model never saw in training."""
+    from transformers import PreTrainedTokenizerFast
+
+    model = xtl.toy.load_toy_model()
+    saved = PreTrainedTokenizerFast.from_pretrained(xtl.toy.SHIPPED)
+    item = xtl.tasks.get("toy-understanding").items("sw")[0]
+    assert " ( 1 )" in item.target
+    assert model.to_tokens(item.target, prepend_bos=False)[0].tolist() == saved.encode(item.target)
+    assert len(model.tokenizer) == model.cfg.d_vocab == 2000
+
+
+def test_batch_sizes_and_stop_ids_are_checked(model):
+    pair = [(PROMPTS_EN[0], PROMPTS_SW[0], "x")]
+    for bad in ({"max_batch": 0}, {"max_batch": -1}, {"memory_budget": 0}):
+        with pytest.raises(ValueError, match=rf"{next(iter(bad))} must be an int >= 1"):
+            xtl.sweep(model, pair, progress=False, **bad)
+    with pytest.raises(ValueError, match=r"eos_token_id \[-1\] outside the model's vocabulary; valid ids are 0..399"):
+        xtl.sweep(model, pair, eos_token_id=-1, progress=False)
+    with pytest.raises(ValueError, match=r"eos_token_id must be an int, got 'x'"):
+        xtl.transplant(model, PROMPTS_EN[0], PROMPTS_SW[0], 0, 0, eos_token_id="x")

@@ -23,7 +23,7 @@ from jaxtyping import Float, Int
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
 from xtl import decode
-from xtl.components import positive_int
+from xtl.components import as_int, positive_int
 from xtl.model import (
     STOP_IDS_ATTR,
     HookedModel,
@@ -70,7 +70,13 @@ def eos_ids(model: HookedModel, eos_token_id: int | Sequence[int] | None) -> lis
         eos_token_id = list(known) if known is not None else require_tokenizer(model).eos_token_id
     if eos_token_id is None:
         return []
-    return [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id)
+    values = list(eos_token_id) if isinstance(eos_token_id, (list, tuple, set, range)) else [eos_token_id]
+    ids = [as_int(value, "eos_token_id") for value in values]
+    d_vocab = getattr(model.cfg, "d_vocab", None)
+    bad = [i for i in ids if i < 0 or (isinstance(d_vocab, int) and i >= d_vocab)]
+    if bad:
+        raise ValueError(f"eos_token_id {bad} outside the model's vocabulary; valid ids are 0..{d_vocab - 1}")
+    return ids
 
 
 def _shares_prompt(batch: PromptBatch) -> bool:

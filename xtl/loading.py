@@ -125,15 +125,33 @@ def _hooked_from_hf(hf_model: Any, tokenizer: Any, name: str, flags: dict[str, b
         if "name_or_path" not in tokenizer.init_kwargs:
             # TransformerLens re-reads the tokenizer from disk to enable BOS; one built
             # in memory has no path, so give it one for the duration of the load.
-            from transformers import AutoTokenizer
-
             tokenizer.save_pretrained(Path(tmp) / "tokenizer")
-            tokenizer = AutoTokenizer.from_pretrained(Path(tmp) / "tokenizer", local_files_only=True)
+            tokenizer = type(tokenizer).from_pretrained(Path(tmp) / "tokenizer", local_files_only=True)
         with _quiet():
             model = HookedTransformer(cfg, tokenizer, move_to_device=False, default_padding_side="left")
+            _keep_tokenizer(model, tokenizer)
     model.load_and_process_state_dict(state_dict, **flags)
     model.move_model_modules_to_device()
     return model.eval()
+
+
+def _keep_tokenizer(model: Any, tokenizer: Any) -> None:
+    """Give ``model`` the tokenizer it was built with.
+
+    TransformerLens re-reads a tokenizer with ``AutoTokenizer`` to switch BOS on, and in
+    transformers 5 that can build another class whose pre-tokenizer ignores the saved
+    ``tokenizer.json`` (a byte-level BPE trained with a Qwen2 config comes back as
+    ``Qwen2Tokenizer``, which splits digits from their space). The same class is reloaded
+    with BOS on instead.
+    """
+    if type(model.tokenizer) is type(tokenizer):
+        return
+    if tokenizer.bos_token is not None and not getattr(tokenizer, "add_bos_token", False):
+        kwargs = {k: v for k, v in tokenizer.init_kwargs.items() if k not in ("name_or_path", "add_bos_token")}
+        tokenizer = type(tokenizer).from_pretrained(tokenizer.init_kwargs["name_or_path"], add_bos_token=True,
+                                                    **kwargs)
+    tokenizer.padding_side = "left"
+    model.tokenizer = tokenizer
 
 
 def _bridge(name: str, hf_model: Any, tokenizer: Any, flags: dict[str, bool],
@@ -144,11 +162,30 @@ def _bridge(name: str, hf_model: Any, tokenizer: Any, flags: dict[str, bool],
         name, hf_model=hf_model, tokenizer=tokenizer, dtype=dtype, device=device,
         trust_remote_code=trust_remote_code,
     )
+    if tokenizer is not None:
+        _keep_tokenizer(bridge, tokenizer)
     bridge.enable_compatibility_mode(disable_warnings=True, **flags)
     # TransformerLens 3.9 creates the folded value bias in float32 whatever the dtype.
     if any(p.is_floating_point() and p.dtype != dtype for p in bridge.parameters()):
         bridge.to(dtype)
     return bridge
+
+
+GENERIC_TOKENIZERS = ("TokenizersBackend", "PreTrainedTokenizerFast")
+
+
+def _saved_class(path: Path, auto: Any) -> Any:
+    """The generic fast-tokenizer class where the checkpoint saved its tokenizer as one (its
+    ``tokenizer.json`` is then the whole definition, which ``AutoTokenizer`` may override
+    with a model-specific class in transformers 5); else ``auto``."""
+    from transformers import PreTrainedTokenizerFast
+
+    config = path / "tokenizer_config.json"
+    try:
+        saved = json.loads(config.read_text(encoding="utf-8")).get("tokenizer_class") if config.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        saved = None
+    return PreTrainedTokenizerFast if saved in GENERIC_TOKENIZERS and (path / "tokenizer.json").is_file() else auto
 
 
 def _local(path: Path, tokenizer: Any, dtype: torch.dtype, trust_remote_code: bool):
@@ -171,7 +208,7 @@ def _local(path: Path, tokenizer: Any, dtype: torch.dtype, trust_remote_code: bo
                 f"one there with tokenizer.save_pretrained or pass tokenizer="
             )
         try:
-            tokenizer = AutoTokenizer.from_pretrained(
+            tokenizer = _saved_class(path, AutoTokenizer).from_pretrained(
                 path, local_files_only=True, trust_remote_code=trust_remote_code
             )
         except (OSError, ValueError, TypeError) as err:

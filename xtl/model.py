@@ -8,6 +8,7 @@ hook points by name, carry a config with ``n_layers`` and a tokenizer.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from typing import Any, Protocol, runtime_checkable
 
@@ -167,14 +168,52 @@ def _few(names: list[str], shown: int = 4) -> str:
     return str(names[:shown])[:-1] + (f", ... ({len(names)} in all)]" if len(names) > shown else "]")
 
 
+class VocabularyWarning(UserWarning):
+    """A tokenizer much smaller than the model's vocabulary: perhaps another model's."""
+
+
+VOCAB_ATTR = "_xtl_vocab_checked"
+
+
+def check_vocabulary(model: HookedModel, tokenizer: Any) -> None:
+    """Check ``tokenizer`` against the model's vocabulary (``cfg.d_vocab``), once per tokenizer.
+
+    Raises:
+        ValueError: the tokenizer has ids the model has no embedding for.
+
+    Warns:
+        VocabularyWarning: the tokenizer covers under 90% of the model's vocabulary (models pad
+            their vocabulary by a little, not by that much): it may be another model's.
+    """
+    if getattr(model, VOCAB_ATTR, None) == id(tokenizer):
+        return
+    d_vocab = getattr(model.cfg, "d_vocab", None)
+    if isinstance(d_vocab, int) and d_vocab > 0 and hasattr(tokenizer, "get_vocab"):
+        ids = tokenizer.get_vocab().values()
+        top, size = max(ids, default=-1), len(tokenizer)
+        if top >= d_vocab:
+            raise ValueError(
+                f"tokenizer {type(tokenizer).__name__} ({size} tokens) has ids up to {top}, but model "
+                f"{model_label(model)} has embeddings for ids 0..{d_vocab - 1} only (cfg.d_vocab = {d_vocab}); "
+                f"is it this model's tokenizer?"
+            )
+        if size < 0.9 * d_vocab:
+            warnings.warn(f"tokenizer {type(tokenizer).__name__} has {size} tokens but model {model_label(model)} "
+                          f"has a vocabulary of {d_vocab}; is it this model's tokenizer?", VocabularyWarning,
+                          stacklevel=3)
+    object.__setattr__(model, VOCAB_ATTR, id(tokenizer))
+
+
 def require_tokenizer(model: HookedModel) -> Any:
-    """Return the model's tokenizer, or raise a clear error if it has none."""
+    """Return the model's tokenizer (checked against its vocabulary, see
+    :func:`check_vocabulary`), or raise a clear error if it has none."""
     tokenizer = getattr(model, "tokenizer", None)
     if tokenizer is None:
         raise ValueError(
             f"model {type(model).__name__} has no tokenizer; xtl needs one to tokenize "
             f"prompts and decode answers. Load it with xtl.load_model(..., tokenizer=tok)."
         )
+    check_vocabulary(model, tokenizer)
     return tokenizer
 
 

@@ -242,6 +242,9 @@ def sweep(
     sources = _layers(source_layers, total, "source_layer")
     targets = _layers(target_layers, total, "target_layer")
     max_new_tokens = positive_int(max_new_tokens, "max_new_tokens")
+    memory_budget = positive_int(memory_budget, "memory_budget")
+    if max_batch is not None:
+        max_batch = positive_int(max_batch, "max_batch")
     scorer = scorer or contains_gold
     if not callable(scorer):
         raise TypeError(f"scorer must be a function scorer(text, pair) -> bool, got {scorer!r}")
