@@ -127,6 +127,12 @@ def test_integers_of_any_type_are_layers(model):
                     source_layers=[np.int32(0)], target_layers=torch.tensor([1, 2]), max_new_tokens=1,
                     progress=False)
     assert res.spec.source_layers == (0,) and res.spec.target_layers == (1, 2)
+    one = xtl.sweep(model, [(PROMPTS_EN[0], PROMPTS_SW[0], "x")], components="attn", source_layers=np.int64(-1),
+                    target_layers=0, max_new_tokens=1, progress=False)
+    assert one.spec.source_layers == (2,) and one.spec.target_layers == (0,)
+    for bad in ("12", 1.5):
+        with pytest.raises(ValueError, match=r"source_layers must be layers \(ints\)"):
+            xtl.sweep(model, [(PROMPTS_EN[0], PROMPTS_SW[0], "x")], source_layers=bad, progress=False)
     for bad in (True, 1.0, torch.tensor(1.0), torch.tensor([1]), "1"):
         with pytest.raises(ValueError, match="source_layer must be an int"):
             xtl.TransplantSpec(bad, 0)

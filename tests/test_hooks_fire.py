@@ -1,6 +1,8 @@
 """No silent no-op: a hook point that is registered but never called is an error, before any work
 (capture, transplant, sweep, transplant_hooks) and again after the pass that should have called it."""
 
+import warnings
+
 import pytest
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
@@ -22,7 +24,9 @@ def attn_only(tmp_path_factory):
     cfg = HookedTransformerConfig(n_layers=2, d_model=32, n_heads=2, d_head=16, n_ctx=64, d_vocab=len(tok),
                                   attn_only=True, act_fn=None, normalization_type="LN", seed=0,
                                   model_name="attn-only-tiny")
-    model = HookedTransformer(cfg, tokenizer=tok).eval()
+    with warnings.catch_warnings():  # TransformerLens 3.9 marks HookedTransformer deprecated (4.0 removes it)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        model = HookedTransformer(cfg, tokenizer=tok).eval()
     assert "blocks.0.hook_mlp_out" in model.hook_dict
     return model
 

@@ -160,9 +160,14 @@ def test_a_part_with_the_wrong_rows_is_set_aside(hooked, tmp_path):
     res = run_of(model, run)
     frame = pd.read_parquet(run / "part-000001.parquet")
     write_part(run, res.spec, 1, frame.iloc[:2])  # stamped right, but rows missing
-    with pytest.warns(RunWarning, match=r"part-000001.parquet: it holds 2 rows, expected 3"):
+    shutil.copy(run / "part-000000.parquet", run / "part-0000000.parquet")  # 7 digits: not instance 0
+    with pytest.warns(RunWarning) as caught:
         partial = xtl.SweepResult.load(run)
     assert partial.missing == [1]
+    set_aside, partial_note = (str(w.message) for w in caught)
+    assert "part-000001.parquet: it holds 2 rows, expected 3" in set_aside
+    assert "part-0000000.parquet: its name is not that of an instance's part" in set_aside
+    assert "partial: 2 of 3 instances finished; missing [1]" in partial_note
 
 
 def test_concurrent_writers_of_one_part_never_collide(hooked, tmp_path):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import uuid
 import warnings
 from dataclasses import asdict, dataclass, field, fields
@@ -403,10 +404,10 @@ def read_part(file: Path, spec: SweepSpec) -> tuple[int, pd.DataFrame]:
         RunError: the part cannot be read, or does not belong to this run (the message
             says which check failed).
     """
-    try:
-        instance = int(file.name[5:11])
-    except ValueError:
-        raise RunError("its name is not part-NNNNNN.parquet") from None
+    match = re.fullmatch(r"part-(\d{6,})\.parquet", file.name)
+    if match is None or file.name != _part_name(int(match.group(1))):
+        raise RunError("its name is not that of an instance's part (part-NNNNNN.parquet)")
+    instance = int(match.group(1))
     try:
         table = pq.read_table(file)
     except (OSError, pa.ArrowException) as err:

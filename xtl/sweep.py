@@ -40,9 +40,13 @@ from xtl.prompts import PromptBatch, tokenize
 from xtl.results import SweepResult, SweepSpec, from_frame, open_run, record, write_part
 
 
-def _layers(layers: Iterable[int] | None, total: int, what: str) -> tuple[int, ...]:
+def _layers(layers: Iterable[int] | int | None, total: int, what: str) -> tuple[int, ...]:
     if layers is None:
         return tuple(range(total))
+    if getattr(layers, "ndim", None) == 0 or isinstance(layers, int):
+        layers = [layers]  # one layer
+    if isinstance(layers, (str, bytes)) or not isinstance(layers, Iterable):
+        raise ValueError(f"{what}s must be layers (ints), a list of them or None for all; got {layers!r}")
     resolved = tuple(dict.fromkeys(resolve_layer(layer, total, what) for layer in layers))
     if not resolved:
         raise ValueError(f"{what}s is empty; pass None for all {total} layers")
@@ -185,8 +189,8 @@ def sweep(
     model: HookedModel,
     pairs: Iterable[Any],
     components: Sequence[str] = ("attn", "mlp"),
-    source_layers: Iterable[int] | None = None,
-    target_layers: Iterable[int] | None = None,
+    source_layers: Iterable[int] | int | None = None,
+    target_layers: Iterable[int] | int | None = None,
     *,
     max_new_tokens: int = 20,
     scorer: Scorer | None = None,
@@ -205,7 +209,8 @@ def sweep(
         pairs: ``xtl.Pair`` items, ``(source, target, gold[, options])`` tuples, dicts,
             or task items with ``source``/``target``/``gold`` attributes.
         components: names from :data:`xtl.COMPONENTS`.
-        source_layers: layers read in the source run (default all; negative from the end).
+        source_layers: layers read in the source run (default all; negative from the end; one
+            integer for one layer).
         target_layers: layers written in the target run (default all).
         max_new_tokens: greedy tokens per cell; ``1`` is the fast first-token mode
             (the log-prob statistics come from the prompt pass in every mode).
