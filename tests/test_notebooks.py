@@ -76,6 +76,7 @@ def test_quickstart_shows_the_failure_and_the_fix(executed):
     assert "patched == source activation: True" in text
     hooked, direct = re.findall(r"(?:next token with the hook|same as xtl.transplant  ): '(.*?)'", text)
     assert hooked == direct
+    assert "same tokens as xtl.transplant: True" in text  # generate under the hooks
 
 
 def test_real_model_notebook_on_a_tiny_local_checkpoint(tmp_path):

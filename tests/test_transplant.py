@@ -147,3 +147,23 @@ def test_released_xnli_prompts_run_in_both_directions(model):
     batch = xtl.tokenize(model, sw[:3])
     assert len(set(batch.attention_mask.sum(-1).tolist())) > 1  # unequal lengths in one batch
     assert len(res.text) == 3 and res.logits.shape == (3, model.cfg.d_vocab)
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+@pytest.mark.parametrize("positions", ["none", "batch", "int"])
+def test_hooks_patch_only_the_prompt_pass_under_generate(model, use_cache, positions):
+    """transplant_hooks inside model.generate: the prompt pass is patched, generated tokens are
+    not (with a KV cache the cached steps are left alone; without one every re-run of the
+    sequence is patched at the prompt's last position), exactly as xtl.transplant decodes."""
+    source, target = xtl.tokenize(model, PROMPTS_EN[1]), xtl.tokenize(model, PROMPTS_SW[1])
+    spec = xtl.TransplantSpec(source_layer=2, target_layer=0, component="mlp")
+    acts = xtl.capture(model, source, components=("mlp",))
+    where = {"none": None, "batch": target, "int": target.tokens.shape[1] - 1}[positions]
+    want = xtl.transplant(model, source, target, 2, 0, "mlp", max_new_tokens=6, eos_token_id=[])
+    hooks = xtl.transplant_hooks(model, spec, acts, positions=where)
+    with model.hooks(fwd_hooks=hooks):
+        out = model.generate(target.tokens, max_new_tokens=6, do_sample=False, stop_at_eos=False,
+                             use_past_kv_cache=use_cache, verbose=False)
+    assert out[0, target.tokens.shape[1]:].tolist() == want.tokens[0].tolist()
+    assert want.text != want.baseline_text  # the patch matters for this prompt
+    assert hooks[0][1].calls == (1 if use_cache else 6)  # prompt pass, or every re-run of it

@@ -26,6 +26,12 @@ def transplant_hooks(
     is **replaced** by the source value captured at the source layer (row i of
     the target receives row i of the source). Everything else is untouched.
 
+    Only the **prompt pass** is patched, so the hooks are right under
+    ``model.generate`` too: with a KV cache the decoding steps are left alone,
+    without one each re-run of the sequence is patched at the prompt's last
+    position (see :class:`xtl.patch.Writer`). One set of hooks serves one target
+    prompt (batch); build new hooks for another.
+
     Args:
         model: the model the hooks are for (to resolve layers and check hooks).
         spec: which component, source layer and target layer.
@@ -44,6 +50,8 @@ def transplant_hooks(
         >>> acts = xtl.capture(model, source_tokens, components=("mlp",))
         >>> with model.hooks(fwd_hooks=xtl.transplant_hooks(model, spec, acts)):
         ...     logits = model(target_tokens)
+        >>> with model.hooks(fwd_hooks=xtl.transplant_hooks(model, spec, acts)):
+        ...     out = model.generate(target_tokens, max_new_tokens=8, do_sample=False)
     """
     resolved = spec.resolve(n_layers(model))
     source = acts[spec.component][resolved.source_layer]

@@ -87,12 +87,26 @@ class RowPatches:
 
 
 class Writer:
-    """The forward hook that writes one (component, layer) group's rows; ``calls`` counts
-    the passes it ran in, so a caller can verify that the patch happened."""
+    """The forward hook that writes one (component, layer) group's rows.
+
+    It patches the **prompt pass** only, so the same hooks are right under
+    ``model.generate`` with or without a KV cache. The prompt's length is the
+    sequence length of the first pass it sees (or follows from ``positions``);
+    a later pass at least that long (a re-run of the whole sequence, without a
+    cache) is patched at the same absolute positions, and a shorter one (a
+    cached decoding step) is left alone. ``calls`` counts the patched passes,
+    so a caller can verify that the patch happened.
+    """
 
     def __init__(self, name: str, rows, values, positions, batch_size) -> None:
         self.name, self.rows, self.values = name, rows, values
         self.positions, self.batch_size, self.calls = positions, batch_size, 0
+        if isinstance(positions, torch.Tensor):
+            self.prompt_len: int | None = int(positions.max()) + 1
+        elif isinstance(positions, int) and positions >= 0:
+            self.prompt_len = positions + 1
+        else:
+            self.prompt_len = None  # the first pass's length (a negative int counts from its end)
 
     def __call__(self, act: torch.Tensor, hook) -> torch.Tensor:
         if self.batch_size is not None and act.shape[0] != self.batch_size:
@@ -100,14 +114,17 @@ class Writer:
                 f"source batch has {self.batch_size} prompts but the target batch has "
                 f"{act.shape[0]}; transplant pairs source row i with target row i"
             )
+        length = act.shape[1]
+        if self.prompt_len is None:
+            self.prompt_len = length if self.positions is None else max(length + self.positions + 1, 1)
+        if length < self.prompt_len:
+            return act  # a decoding step against a cache: the prompt pass is already patched
         self.calls += 1
         r = self.rows.to(act.device)
-        if self.positions is None:
-            where = act.shape[1] - 1
-        elif isinstance(self.positions, torch.Tensor):
+        if isinstance(self.positions, torch.Tensor):
             where = self.positions.to(act.device)[r]
         else:
-            where = self.positions
+            where = self.prompt_len - 1
         out = act.clone()
         out[r, where] = self.values.to(device=act.device, dtype=act.dtype)
         return out
