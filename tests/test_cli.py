@@ -162,3 +162,29 @@ def test_user_errors_are_one_line_and_status_2_never_a_traceback(tmp_path, capsy
     assert cli.main(["demo", "--out", str(tmp_path / "ro")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("xtl demo: error: PermissionError: [Errno 13] Permission denied") and err.count("\n") == 1
+
+
+def test_help_lists_every_component_task_and_dtype(capsys):
+    import xtl
+
+    assert set(cli.COMPONENT_NAMES) == set(xtl.COMPONENTS)
+    assert set(cli.TASK_NAMES) == set(xtl.tasks.list_tasks())
+    with pytest.raises(SystemExit):
+        cli.main(["sweep", "--help"])
+    text = "".join(capsys.readouterr().out.split())  # argparse wraps lines at hyphens
+    for name in (*cli.COMPONENT_NAMES, *cli.TASK_NAMES, *cli.DTYPES):
+        assert name in text, name
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["transplant", "--model", "toy", "--source", "a", "--target", "b", "--source-layer", "0",
+                  "--target-layer", "0", "--component", "ffn"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1
+    assert "xtl transplant: error: argument --component: invalid choice: 'ffn'" in err
+
+
+def test_report_has_a_default_out_and_the_sweep_hint_works(tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    synthetic(GRID).save(run)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["report", str(run), "--no-png"]) == 0
+    assert (tmp_path / "xtl-report" / "report.md").is_file()

@@ -17,7 +17,10 @@ from xtl.results import RunError, RunWarning, SweepSpec, write_part
 from xtl.testing import save_checkpoint
 
 OPTIONS = ("1", "2", "3")
-PAIRS = [xtl.Pair(PROMPTS_EN[i], PROMPTS_SW[i], OPTIONS[i], OPTIONS, id=f"q{i}") for i in range(3)]
+# answers right after the prompt: the tiny test tokenizer has no " 1" token, so " {}" would give all
+# options the same first token (" ")
+PAIRS = [xtl.Pair(PROMPTS_EN[i], PROMPTS_SW[i], OPTIONS[i], OPTIONS, id=f"q{i}", answer_template="{}")
+         for i in range(3)]
 FAST = dict(components=("attn",), source_layers=[0, 2], target_layers=[1], max_new_tokens=2, progress=False)
 
 
@@ -114,7 +117,8 @@ def test_foreign_and_damaged_parts_are_reported_and_recomputed(hooked, tmp_path)
     fresh = xtl.sweep(model, PAIRS, **FAST)
     # parts of a run over six other items, left behind after its _spec.json was deleted
     run = tmp_path / "run"
-    others = [xtl.Pair(p.source + " ?", p.target, p.gold, OPTIONS, id=f"o{k}") for k, p in enumerate(PAIRS * 2)]
+    others = [xtl.Pair(p.source + " ?", p.target, p.gold, OPTIONS, id=f"o{k}", answer_template="{}")
+              for k, p in enumerate(PAIRS * 2)]
     run_of(model, run, pairs=others)
     (run / "_spec.json").unlink()
     with pytest.warns(RunWarning) as caught:

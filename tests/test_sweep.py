@@ -7,12 +7,15 @@ from conftest import PROMPTS_EN, PROMPTS_SW
 
 import xtl
 from xtl import decode
-from xtl.pairs import first_answer_token
+from xtl.pairs import as_pair, first_answer_token
 from xtl.results import RunWarning
 from xtl.testing import ARCHS
 
 OPTIONS = ("1", "2", "3")
-PAIRS = [xtl.Pair(PROMPTS_EN[i], PROMPTS_SW[i], OPTIONS[i], OPTIONS, id=f"q{i}") for i in range(3)]
+# answers right after the prompt: the tiny test tokenizer has no " 1" token, so " {}" would give all
+# options the same first token (" ")
+PAIRS = [xtl.Pair(PROMPTS_EN[i], PROMPTS_SW[i], OPTIONS[i], OPTIONS, id=f"q{i}", answer_template="{}")
+         for i in range(3)]
 
 
 def naive(model, pairs, spec, steps):
@@ -138,7 +141,7 @@ def test_resume_with_another_spec_is_an_error(hooked, tmp_path):
     with pytest.raises(ValueError, match=r"different spec \(fields \['components'\] differ\)"):
         xtl.sweep(model, PAIRS[:1], components="mlp", max_new_tokens=2, out=run, progress=False)
     with pytest.raises(ValueError, match=r"fields \['prompt_hashes'\] differ"):
-        changed = [xtl.Pair(PAIRS[0].source + "?", PAIRS[0].target, "1", OPTIONS, id="q0")]
+        changed = [xtl.Pair(PAIRS[0].source + "?", PAIRS[0].target, "1", OPTIONS, id="q0", answer_template="{}")]
         xtl.sweep(model, changed, components="attn", max_new_tokens=2, out=run, progress=False)
 
 
@@ -185,4 +188,36 @@ def test_sweep_input_errors(hooked):
 def test_progress_bar_shows_instances_and_cell_rate(hooked, capsys):
     xtl.sweep(hooked("qwen2"), PAIRS[:2], components="attn", max_new_tokens=1, progress=True)
     err = capsys.readouterr().err
-    assert "2/2" in err and "cells_per_s=" in err and "sweep 1x3x3" in err
+    assert "2/2" in err and "cells_per_s=" in err and "sweep qwen2-tiny attn 3x3 layers" in err
+    xtl.sweep(xtl.toy.load_toy_model(), xtl.tasks.get("toy-culture").items("sw")[:1], components=("attn", "mlp"),
+              source_layers=[0], max_new_tokens=1, progress=True)
+    assert "sweep toy-culture sw attn+mlp 1x6 layers" in capsys.readouterr().err
+
+
+def test_options_sharing_a_first_token_are_said_and_never_a_silent_answer(hooked):
+    from xtl.sweep import OptionCollisionWarning
+
+    model = hooked("qwen2")
+    options = ("xylo-1", "xylo-2")
+    pair = xtl.Pair(PROMPTS_EN[0], PROMPTS_SW[0], "xylo-1", options, id="c0")
+    firsts = {first_answer_token(model.tokenizer, pair.target, f" {o}") for o in options}
+    assert len(firsts) == 1  # both answers start with the same token after the prompt
+    with pytest.warns(OptionCollisionWarning, match=r"1 of 2 instances .* \(id 'c0'\): gold 'xylo-1' and "
+                                                    r"\['xylo-2'\] all start with token"):
+        res = xtl.sweep(model, [pair, PAIRS[0]], components="attn", source_layers=[0], target_layers=[0],
+                        max_new_tokens=1, progress=False)
+    lp = res.option_logprob[0]
+    assert torch.equal(lp[..., 0], lp[..., 1])
+    assert res.logit_diff[0].isnan().all() and not res.logit_diff[1].isnan().any()
+    assert not res.option_correct[0].any()  # a tie is not an answer
+    bound = xtl.upper_bound(res, scoring="logprob").set_index(["language", "component"])
+    assert bound["upper_bound"].notna().all()
+
+
+def test_a_pairs_answer_follows_how_its_prompt_ends():
+    assert xtl.Pair("q", "Answer:", "2").answer_template == " {}"
+    assert xtl.Pair("q", "Answer: ", "2").answer_template == "{}"
+    assert xtl.Pair("q", "Answer:", "2", answer_template="{}").answer_template == "{}"
+    assert as_pair({"source": "q", "target": "Answer:", "gold": "2"}).answer_template == " {}"
+    with pytest.raises(ValueError, match=r"answer_template must be a string holding '\{\}'"):
+        xtl.Pair("q", "a:", "2", answer_template="no slot")

@@ -33,6 +33,13 @@ examples:
 """
 
 
+# Spelled out so that `xtl --help` need not import torch; tests/test_cli.py checks them against
+# xtl.COMPONENTS and the task registry.
+COMPONENT_NAMES = ("attn", "mlp", "resid", "attn_as_released")
+TASK_NAMES = ("xnli", "xquad", "globalopinionqa", "xcopa", "mkqa", "culturalbench", "world-facts",
+              "toy-generation", "toy-understanding", "toy-culture")
+DTYPES = ("float32", "float64", "bfloat16", "float16")
+
 PLOTLYJS = {"default": "directory", "choices": ("directory", "embed", "cdn"),
             "help": "HTML figures: one offline plotly.js beside them (directory, the default), "
                     "plotly.js inside each file (embed), or loaded from the web (cdn)"}
@@ -129,7 +136,8 @@ def _sweep(args: argparse.Namespace) -> int:
     result = xtl.sweep(model, items, components=_csv(args.components), max_new_tokens=args.max_new_tokens,
                        scorer=task.scorer, out=args.out, progress=not args.quiet)
     print(xtl.upper_bound(result).round(3).to_string(index=False))
-    print(f"\nxtl sweep: {len(result.instances)} instances in {args.out}; `xtl report {args.out}` draws them")
+    print(f"\nxtl sweep: {len(result.instances)} instances in {args.out}; `xtl report {args.out} --out report` "
+          f"draws them")
     return 0
 
 
@@ -171,9 +179,16 @@ def _transplant(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line (the usage is one ``--help`` away)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser of the ``xtl`` command."""
-    p = argparse.ArgumentParser(prog="xtl", description=DESCRIPTION, epilog=EPILOG,
+    p = _Parser(prog="xtl", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -210,25 +225,27 @@ def parser() -> argparse.ArgumentParser:
                            description="Run every (component, source layer, target layer) cell on a task's items; "
                                        "each finished item is saved at once, so an interrupted sweep resumes.")
     sweep.add_argument("--model", required=True, help="'toy', a TransformerLens hub name or a local checkpoint dir")
-    sweep.add_argument("--task", required=True, help="a registered task (xnli, xquad, globalopinionqa, toy-...)")
+    sweep.add_argument("--task", required=True,
+                       help="a registered task: " + ", ".join(TASK_NAMES) + " (or one you registered)")
     sweep.add_argument("--data", help="the task's data directory (the paper's tasks), or 'hub'")
     sweep.add_argument("--languages", help="comma-separated, e.g. sw,ur (default: the languages the paper runs)")
     sweep.add_argument("--rule", choices=("paper", "lenient"),
                        help="scoring rule: the authors' released one (paper, the default for the paper's "
                             "tasks) or xtl's more forgiving one (lenient)")
     sweep.add_argument("--direction", choices=("en2x", "x2en"), help="default: the task's own")
-    sweep.add_argument("--components", default="attn,mlp", help="comma-separated (default: %(default)s)")
+    sweep.add_argument("--components", default="attn,mlp",
+                       help="comma-separated, from " + ", ".join(COMPONENT_NAMES) + " (default: %(default)s)")
     sweep.add_argument("--split", default="sample", choices=("sample", "unseen"))
     sweep.add_argument("--limit", type=int, help="only the first N items per language")
     sweep.add_argument("--max-new-tokens", type=int, default=20, help="greedy tokens per answer (default: %(default)s)")
-    sweep.add_argument("--dtype", default="float32")
+    sweep.add_argument("--dtype", default="float32", choices=DTYPES, help="model dtype (default: %(default)s)")
     sweep.add_argument("--out", required=True, help="the run directory")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
     sweep.set_defaults(func=_sweep)
 
     report = sub.add_parser("report", help="figures and report.md from sweep run directories")
     report.add_argument("runs", nargs="+", metavar="RUN", help="run directories written by `xtl sweep`")
-    report.add_argument("--out", required=True, help="output directory")
+    report.add_argument("--out", default="xtl-report", help="output directory (default: %(default)s)")
     report.add_argument("--no-png", action="store_true", help="HTML figures only (PNG needs Chromium)")
     report.add_argument("--plotlyjs", **PLOTLYJS)
     report.set_defaults(func=_report)
@@ -239,9 +256,9 @@ def parser() -> argparse.ArgumentParser:
     one.add_argument("--target", required=True, help="the target prompt (where it is written)")
     one.add_argument("--source-layer", type=int, required=True, help="may be negative (-1: last layer)")
     one.add_argument("--target-layer", type=int, required=True)
-    one.add_argument("--component", default="attn", help="attn, mlp, resid or attn_as_released")
+    one.add_argument("--component", default="attn", choices=COMPONENT_NAMES, help="default: %(default)s")
     one.add_argument("--max-new-tokens", type=int, default=8)
-    one.add_argument("--dtype", default="float32")
+    one.add_argument("--dtype", default="float32", choices=DTYPES, help="model dtype (default: %(default)s)")
     one.set_defaults(func=_transplant)
     return p
 

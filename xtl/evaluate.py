@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from xtl.model import HookedModel, n_layers
-from xtl.results import SweepResult
+from xtl.results import SweepResult, option_verdicts
 from xtl.spec import TransplantSpec
 from xtl.sweep import sweep
 from xtl.tasks.base import Item, Task
@@ -28,7 +28,8 @@ def _correct(result: SweepResult, scoring: str) -> tuple[np.ndarray, np.ndarray]
 
     ``"rule"`` is the task's string-matching rule on the generated text;
     ``"logprob"`` the option log-probability scorer (the gold option's first
-    token is the most likely of the options' after the prompt pass).
+    token is strictly the most likely of the options' after the prompt pass; a tie,
+    as when options share their first token, is not correct).
     """
     if scoring == "rule":
         return result.correct.numpy(), result.baseline["correct"].to_numpy(dtype=bool)
@@ -36,8 +37,11 @@ def _correct(result: SweepResult, scoring: str) -> tuple[np.ndarray, np.ndarray]
         gold = result.baseline["gold_option"].to_numpy()
         if (gold < 0).any():
             raise ValueError("scoring='logprob' needs multiple-choice items (with options) throughout")
-        base = np.array([int(np.nanargmax(lp)) == g for lp, g in zip(result.baseline["option_logprob"], gold)])
-        return result.option_correct.numpy(), base
+        width = max(len(lp) for lp in result.baseline["option_logprob"])
+        padded = np.full((len(gold), width), np.nan)
+        for k, lp in enumerate(result.baseline["option_logprob"]):
+            padded[k, : len(lp)] = lp
+        return result.option_correct.numpy(), option_verdicts(padded, gold).numpy()
     raise ValueError(f"unknown scoring {scoring!r}; valid: {list(SCORINGS)}")
 
 

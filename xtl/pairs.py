@@ -22,7 +22,9 @@ class Pair:
         answer_template: how an answer continues the target prompt, for
             log-probs: the first token of ``answer_template.format(gold)`` after
             the prompt is the one whose log-prob is reported (likewise for each
-            option). ``" {}"`` says the answer follows a space.
+            option). ``" {}"`` says the answer follows a space. By default it follows
+            the prompt's end: ``" {}"`` after a prompt ending in a non-space character
+            (``"... answer:"`` is answered ``" 2"``), ``"{}"`` after one ending in whitespace.
     """
 
     source: str
@@ -30,7 +32,7 @@ class Pair:
     gold: str
     options: tuple[str, ...] = ()
     id: str | None = None
-    answer_template: str = "{}"
+    answer_template: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("source", "target", "gold"):
@@ -40,6 +42,11 @@ class Pair:
             raise ValueError(f"Pair.gold is blank ({self.gold!r}): every output would contain it; give the "
                              f"answer's text")
         object.__setattr__(self, "options", tuple(self.options))
+        if self.answer_template is None:
+            spaced = self.target[-1:].isspace()
+            object.__setattr__(self, "answer_template", "{}" if spaced else " {}")
+        if not isinstance(self.answer_template, str) or "{}" not in self.answer_template:
+            raise ValueError(f"answer_template must be a string holding '{{}}', got {self.answer_template!r}")
         blank = [o for o in self.options if not isinstance(o, str) or not o.strip()]
         if blank:
             raise ValueError(f"options must be non-blank strings; got {blank} among {list(self.options)}")
@@ -66,7 +73,7 @@ def as_pair(item: Any) -> Pair:
         return Pair(**fields)
     if all(hasattr(item, k) for k in ("source", "target", "gold")):
         return Pair(item.source, item.target, item.gold, tuple(getattr(item, "options", ()) or ()),
-                    getattr(item, "id", None), getattr(item, "answer_template", "{}"))
+                    getattr(item, "id", None), getattr(item, "answer_template", None))
     raise ValueError(
         f"cannot read a (source, target, gold) item from {item!r}; pass xtl.Pair objects, "
         f"(source, target, gold[, options]) tuples or dicts with those keys"

@@ -190,13 +190,10 @@ class SweepResult:
 
     @property
     def option_correct(self) -> Bool[torch.Tensor, "instance component source_layer target_layer"]:
-        """The option log-probability scorer: the gold option's first token has the highest
-        log-prob among the options' (False for instances without options)."""
-        if not self.option_logprob.shape[-1]:
-            return torch.zeros(self.correct.shape, dtype=torch.bool)
-        gold = torch.tensor(self.baseline["gold_option"].to_numpy(dtype=np.int64, copy=True))
-        best = self.option_logprob.nan_to_num(float("-inf")).argmax(-1)
-        return (best == gold[:, None, None, None]) & (gold >= 0)[:, None, None, None]
+        """The option log-probability scorer: the gold option's first token has a strictly
+        higher log-prob than every other option's (False for instances without options, and
+        where options share their first token: a tie is not an answer)."""
+        return option_verdicts(self.option_logprob, self.baseline["gold_option"].to_numpy())
 
     @property
     def languages(self) -> list[str]:
@@ -262,6 +259,20 @@ class SweepResult:
             warnings.warn(f"run {str(path)!r} is partial: {len(result.instances)} of {len(spec.ids)} "
                           f"instances finished; missing {_short(result.missing)}", RunWarning, stacklevel=2)
         return result
+
+
+def option_verdicts(logprobs: torch.Tensor | np.ndarray, gold: np.ndarray) -> torch.Tensor:
+    """Whether the gold option (index ``gold`` per instance, -1 for none) has a strictly higher
+    log-prob than every other option, over ``logprobs [instance, ..., option]`` (NaN: no option)."""
+    lp = torch.as_tensor(logprobs, dtype=torch.float64).nan_to_num(float("-inf"))
+    gold = torch.from_numpy(np.array(gold, dtype=np.int64))
+    extra = (1,) * (lp.ndim - 2)
+    if not lp.shape[-1]:
+        return torch.zeros(lp.shape[:-1], dtype=torch.bool)
+    picked = lp.gather(-1, gold.clamp(min=0).view(-1, *extra, 1).expand(*lp.shape[:-1], 1)).squeeze(-1)
+    others = lp.clone()
+    others.scatter_(-1, gold.clamp(min=0).view(-1, *extra, 1).expand(*lp.shape[:-1], 1), float("-inf"))
+    return (picked > others.max(-1).values) & (gold >= 0).view(-1, *extra)
 
 
 def from_frame(spec: SweepSpec, frame: pd.DataFrame) -> SweepResult:

@@ -63,6 +63,24 @@ def bytes_per_row(model: HookedModel, prompt_len: int, max_new_tokens: int) -> i
     return 2 * kv + acts  # twice the cache: appending copies it
 
 
+def _version_of(distribution: str, module: Any) -> str:
+    """A package's version: its installed distribution's (TransformerLens sets no ``__version__``)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return str(getattr(module, "__version__", ""))
+
+
+def _label(spec: SweepSpec, pairs: list[Pair]) -> str:
+    """What a progress bar says it sweeps: task (or model), languages, components x layers."""
+    languages = list(dict.fromkeys(getattr(p, "language", "") for p in pairs if getattr(p, "language", "")))
+    where = f" {','.join(languages)}" if languages else ""
+    return (f"sweep {spec.task or spec.model}{where} {'+'.join(spec.components)} "
+            f"{len(spec.source_layers)}x{len(spec.target_layers)} layers")
+
+
 def _spec(model, pairs: list[Pair], components, sources, targets, max_new_tokens, eos, scorer,
           revision, prepend_bos) -> SweepSpec:
     import transformer_lens
@@ -93,8 +111,12 @@ def _spec(model, pairs: list[Pair], components, sources, targets, max_new_tokens
         prepend_bos=None if prepend_bos is None else bool(prepend_bos),
         scorer_digest=scorer_digest,
         xtl_version=__version__,
-        transformer_lens_version=getattr(transformer_lens, "__version__", ""),
+        transformer_lens_version=_version_of("transformer-lens", transformer_lens),
     )
+
+
+class OptionCollisionWarning(UserWarning):
+    """Multiple-choice options whose answers start with the same token as the gold's."""
 
 
 def verdict(scorer: Scorer, text: str, pair: Pair, instance: int) -> bool:
@@ -120,20 +142,35 @@ def preflight(model: HookedModel, pairs: list[Pair], max_new_tokens: int,
     """
     tokenizer = require_tokenizer(model)
     n_ctx = getattr(model.cfg, "n_ctx", None)
+    collisions = []
     for k, pair in enumerate(pairs):
         try:
             tokenize(model, pair.source, prepend_bos)
             length = tokenize(model, pair.target, prepend_bos).tokens.shape[1]
-            for answer in (pair.gold, *pair.options):
-                first_answer_token(tokenizer, pair.target, pair.answer_template.format(answer))
+            firsts = {answer: first_answer_token(tokenizer, pair.target, pair.answer_template.format(answer))
+                      for answer in (pair.gold, *pair.options)}
         except ValueError as err:
             raise ValueError(f"instance {k} (id {pair.id!r}): {err}") from None
+        shared = [o for o in pair.options if o != pair.gold and firsts[o] == firsts[pair.gold]]
+        if shared:
+            collisions.append((k, pair, shared, firsts[pair.gold]))
         if n_ctx and length + max_new_tokens > n_ctx:
             raise ValueError(
                 f"instance {k} (id {pair.id!r}): its target prompt is {length} tokens and max_new_tokens="
                 f"{max_new_tokens}, {length + max_new_tokens} positions in all; the model's context "
                 f"(cfg.n_ctx) is {n_ctx}: shorten the prompt or lower max_new_tokens"
             )
+    if collisions:
+        k, pair, shared, token = collisions[0]
+        warnings.warn(
+            f"{len(collisions)} of {len(pairs)} instances have options whose answers begin with the same "
+            f"token as the gold's, e.g. instance {k} (id {pair.id!r}): gold {pair.gold!r} and {shared} all start "
+            f"with token {token} ({tokenizer.decode([token])!r}) after the prompt with answer_template "
+            f"{pair.answer_template!r}. First-token statistics cannot tell them apart there: their "
+            f"option_logprob is equal, logit_diff leaves them out (NaN when no other option is left) and the "
+            f"log-prob scorer counts the tie as wrong. Score by generated text (the default), or choose an "
+            f"answer_template whose answers differ in their first token",
+            OptionCollisionWarning, stacklevel=3)
 
 
 def sweep_instance(
@@ -272,7 +309,7 @@ def sweep(
     n_cells = len(components) * len(sources) * len(targets)
     start = time.perf_counter()
     bar = tqdm(total=len(pairs), initial=len(done), disable=not progress, unit="instance",
-               desc=f"sweep {len(components)}x{len(sources)}x{len(targets)}")
+               desc=_label(spec, pairs))
     with bar:
         for k, pair in enumerate(pairs):
             if k in done:
