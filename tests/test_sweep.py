@@ -221,3 +221,15 @@ def test_a_pairs_answer_follows_how_its_prompt_ends():
     assert as_pair({"source": "q", "target": "Answer:", "gold": "2"}).answer_template == " {}"
     with pytest.raises(ValueError, match=r"answer_template must be a string holding '\{\}'"):
         xtl.Pair("q", "a:", "2", answer_template="no slot")
+
+
+def test_a_result_shows_itself_briefly_in_a_notebook():
+    from synthetic import GRID, synthetic
+
+    res = synthetic(GRID)
+    text = repr(res)
+    assert len(text) < 200 and "4 instances" in text and "arrays [4x1x2x2]" in text
+    page = res._repr_html_()
+    assert "4 instances, components attn, 2 x 2 layer pairs" in page and "<table" in page
+    table = xtl.upper_bound(res).set_index(["language", "component"])
+    assert f"{table.loc[('sw', 'any'), 'upper_bound']:.3f}".rstrip("0") in page

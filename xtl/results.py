@@ -174,6 +174,25 @@ class SweepResult:
                 f"{list(self.spec.components)}, {len(self.spec.source_layers)}x"
                 f"{len(self.spec.target_layers)} layer pairs, arrays [{shape}])")
 
+    def _repr_html_(self) -> str:
+        """Jupyter's view: what was run, and the upper bound per language and component."""
+        import html
+
+        from xtl.evaluate import upper_bound
+
+        table = upper_bound(self).pivot(index="language", columns="component", values="upper_bound")
+        table = table.reindex(columns=[*self.spec.components, "any"])
+        untouched = upper_bound(self).drop_duplicates("language").set_index("language")["baseline"]
+        table.insert(0, "untouched", untouched)
+        partial = "" if self.complete else (f" <b>Partial run</b>: {len(self.missing)} of {len(self.spec.ids)} "
+                                            f"instances not finished.")
+        head = (f"<p><b>SweepResult</b> {html.escape(self.spec.task or self.spec.model)}: "
+                f"{len(self.instances)} instances, components {', '.join(self.spec.components)}, "
+                f"{len(self.spec.source_layers)} x {len(self.spec.target_layers)} layer pairs, "
+                f"{self.spec.max_new_tokens} new tokens, scored by {html.escape(self.spec.scorer)}.{partial} "
+                f"Untouched accuracy and the instance-aware upper bound:</p>")
+        return head + table.round(3).to_html()
+
     def index(self, component: str, source_layer: int, target_layer: int) -> tuple[int, int, int]:
         """Array indices of a (component, source layer, target layer) cell; layers may be negative."""
         n = self.spec.n_layers
