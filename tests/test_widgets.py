@@ -40,3 +40,20 @@ def test_without_a_sweep_it_shows_text_only_and_needs_items(setup):
     assert explorer.figure is None and "untouched" in explorer.text.value
     with pytest.raises(ValueError, match="at least one item"):
         Explorer(model, [])
+
+
+def test_items_are_told_apart_and_the_sweep_cell_is_shown(setup):
+    model, task, items, res = setup
+    explorer = Explorer(model, items, res, scorer=task.scorer, max_new_tokens=3)
+    labels = [label for label, _ in explorer.item.options]
+    assert len(set(labels)) == len(labels)
+    assert all(f"gold {item.gold}" in label for item, label in zip(items, labels))
+    assert not explorer.source.continuous_update and not explorer.target.continuous_update
+    explorer.item.value, explorer.component.value = 1, "attn"
+    explorer.source.value, explorer.target.value = 5, 3
+    c, s, t = res.index("attn", 5, 3)
+    verdict = "right" if bool(res.correct[1, c, s, t]) else "wrong"
+    assert f"in the sweep</b>: {verdict}, gold first-token log-prob {float(res.gold_logprob[1, c, s, t]):.2f}" \
+        in explorer.text.value
+    explorer.source.value = 2  # a layer the sweep left out
+    assert "this cell is not in the sweep" in explorer.text.value

@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import html
+import os
 from collections.abc import Callable, Sequence
 
 import plotly.graph_objects as go
@@ -23,6 +24,28 @@ from xtl.model import HookedModel, n_layers
 from xtl.pairs import Pair
 from xtl.results import SweepResult
 from xtl.transplant import transplant
+
+
+def item_labels(items: Sequence[Pair]) -> list[tuple[str, int]]:
+    """Dropdown labels that tell items apart: index, language, gold, and the target's text from
+    where the items' prompts start to differ."""
+    targets = [item.target for item in items]
+    start = len(os.path.commonprefix(targets)) if len(targets) > 1 else 0
+    start = max(0, targets[0].rfind(" ", 0, start) + 1) if start else 0  # back to a word's start
+    labels = []
+    for k, item in enumerate(items):
+        language = getattr(item, "language", "") or ""
+        text = " ".join(item.target[start:].split())
+        labels.append((f"{k} · {language + ' · ' if language else ''}gold {item.gold} · "
+                       f"{text[:48]}{'...' if len(text) > 48 else ''}", k))
+    return labels
+
+
+def _instance_of(result: SweepResult, item: Pair, position: int) -> int | None:
+    """The sweep's instance for an explorer item: by id when items carry one, else by position."""
+    if item.id is not None:
+        return next((k for k in result.instances if result.spec.ids[k] == item.id), None)
+    return position if position in result.instances else None
 
 
 class Explorer:
@@ -51,12 +74,12 @@ class Explorer:
         self.metric, self.max_new_tokens = metric, max_new_tokens
         last = n_layers(model) - 1
         components = list(result.spec.components) if result is not None else ["attn", "mlp"]
-        labels = [(f"{k}: {getattr(item, 'language', '') or ''} ...{item.target[-40:]}", k)
-                  for k, item in enumerate(self.items)]
-        self.item = w.Dropdown(options=labels, value=0, description="item")
+        self.item = w.Dropdown(options=item_labels(self.items), value=0, description="item",
+                               layout=w.Layout(width="60%"))
         self.component = w.Dropdown(options=components, value=components[0], description="component")
-        self.source = w.IntSlider(value=0, min=0, max=last, description="source layer")
-        self.target = w.IntSlider(value=0, min=0, max=last, description="target layer")
+        # continuous_update=False: one transplant when a slider is released, not one per value passed
+        self.source = w.IntSlider(value=0, min=0, max=last, description="source layer", continuous_update=False)
+        self.target = w.IntSlider(value=0, min=0, max=last, description="target layer", continuous_update=False)
         self.text = w.HTML()
         self.plot = w.Output()
         self.figure: go.Figure | None = None
@@ -65,6 +88,24 @@ class Explorer:
         self.widget = w.VBox([w.HBox([self.item, self.component]), w.HBox([self.source, self.target]),
                               self.text, self.plot])
         self.update()
+
+    def _in_sweep(self, item: Pair, component: str, source: int, target: int) -> str:
+        """What the sweep holds for this item and cell: its verdict and gold log-prob."""
+        if self.result is None:
+            return ""
+        instance = _instance_of(self.result, item, self.item.value)
+        if instance is None:
+            return "<br><i>this item is not in the sweep</i>"
+        try:
+            c, s, t = self.result.index(component, source, target)
+        except ValueError:
+            return "<br><i>this cell is not in the sweep</i>"
+        row = self.result.instances.index(instance)
+        base = self.result.baseline.loc[instance]
+        verdict = "right" if bool(self.result.correct[row, c, s, t]) else "wrong"
+        return (f"<br><b>in the sweep</b>: {verdict}, gold first-token log-prob "
+                f"{float(self.result.gold_logprob[row, c, s, t]):.2f} (untouched "
+                f"{'right' if bool(base['correct']) else 'wrong'}, {float(base['gold_logprob']):.2f})")
 
     def update(self) -> None:
         """Run the chosen transplant and redraw (called whenever a control changes)."""
@@ -79,7 +120,7 @@ class Explorer:
             f"<b>target</b>: {html.escape(item.target)}<br>"
             f"<b>untouched</b>: {html.escape(res.baseline_text[0])}<br>"
             f"<b>transplanted</b> ({c}, source layer {s} &rarr; target layer {t}): "
-            f"{html.escape(res.text[0])}{verdict}"
+            f"{html.escape(res.text[0])}{verdict}{self._in_sweep(item, c, s, t)}"
         )
         if self.result is None:
             return
