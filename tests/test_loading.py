@@ -138,8 +138,12 @@ def test_hub_names_go_through_transformer_lens(monkeypatch):
         assert local_files_only and name == "Qwen/Qwen2-0.5B-Instruct"
         return GenerationConfig(eos_token_id=[151645, 151643])
 
+    from transformer_lens import loading_from_pretrained as loading
+
     monkeypatch.setattr(HookedTransformer, "from_pretrained", fake_from_pretrained)
     monkeypatch.setattr(GenerationConfig, "from_pretrained", cached_config)
+    # the remote-code check reads the converted config; here it is one that needs no remote code
+    monkeypatch.setattr(loading, "convert_hf_model_config", lambda name, **kwargs: {"trust_remote_code": False})
     model = xtl.load_model("Qwen/Qwen2-0.5B-Instruct", processing=False, center_unembed=True, n_ctx=512)
     name, kwargs = calls[0]
     assert name == "Qwen/Qwen2-0.5B-Instruct"
