@@ -176,7 +176,7 @@ def test_tokenizer_is_checked_against_the_model_vocabulary(checkpoints):
 
     model = xtl.load_model(checkpoints["llama"])
     own = model.tokenizer
-    bigger = AutoTokenizer.from_pretrained(checkpoints["llama"])
+    bigger = AutoTokenizer.from_pretrained(checkpoints["llama"], local_files_only=True)
     bigger.add_tokens([f"<extra{k}>" for k in range(5)])
     model.tokenizer = bigger
     with pytest.raises(ValueError, match=r"has ids up to 404, but model HookedTransformer 'llama-tiny' has "
@@ -199,7 +199,7 @@ def test_a_checkpoint_keeps_the_tokenizer_it_was_saved_with():
     from transformers import PreTrainedTokenizerFast
 
     model = xtl.toy.load_toy_model()
-    saved = PreTrainedTokenizerFast.from_pretrained(xtl.toy.SHIPPED)
+    saved = PreTrainedTokenizerFast.from_pretrained(xtl.toy.SHIPPED, local_files_only=True)
     item = xtl.tasks.get("toy-understanding").items("sw")[0]
     assert " ( 1 )" in item.target
     assert model.to_tokens(item.target, prepend_bos=False)[0].tolist() == saved.encode(item.target)

@@ -20,7 +20,7 @@ def attn_only(tmp_path_factory):
     """An attention-only model: blocks.i.hook_mlp_out exists but is never called."""
     folder = tmp_path_factory.mktemp("tok")
     tokenizer().save_pretrained(folder)
-    tok = AutoTokenizer.from_pretrained(folder)
+    tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     cfg = HookedTransformerConfig(n_layers=2, d_model=32, n_heads=2, d_head=16, n_ctx=64, d_vocab=len(tok),
                                   attn_only=True, act_fn=None, normalization_type="LN", seed=0,
                                   model_name="attn-only-tiny")

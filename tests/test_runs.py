@@ -75,7 +75,7 @@ def test_prepend_bos_and_tokenizer_are_part_of_the_spec(hooked, tmp_path):
     grown = type(tok).from_pretrained(tok.name_or_path, local_files_only=True)
     grown.add_tokens(["<extra>"])
     assert fingerprint.tokenizer_digest(grown) != before
-    assert fingerprint.tokenizer_digest(type(tok).from_pretrained(tok.name_or_path)) == before
+    assert fingerprint.tokenizer_digest(type(tok).from_pretrained(tok.name_or_path, local_files_only=True)) == before
 
 
 def test_scorers_are_told_apart_by_their_code(hooked, tmp_path):
@@ -106,10 +106,11 @@ def _renamed(fn, like):
 
 
 def test_task_rules_are_fingerprinted():
-    paper, lenient = xtl.tasks.get("toy-culture").scorer, xtl.tasks.get("toy-culture").scorer
-    assert fingerprint.scorer_identity(paper) == fingerprint.scorer_identity(lenient)
+    paper, lenient = (xtl.tasks.get("xnli", rule=rule).scorer for rule in ("paper", "lenient"))
     name, digest = fingerprint.scorer_identity(paper)
-    assert name == "toy-culture/" + paper.rule and len(digest) == 16
+    assert name == "xnli/paper" and len(digest) == 16
+    assert fingerprint.scorer_identity(lenient)[1] != digest  # another rule, another digest
+    assert fingerprint.scorer_identity(xtl.tasks.get("xnli", rule="paper").scorer) == (name, digest)
 
 
 def test_foreign_and_damaged_parts_are_reported_and_recomputed(hooked, tmp_path):

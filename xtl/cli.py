@@ -70,7 +70,7 @@ def _csv(text: str) -> list[str]:
 
 def _study(args: argparse.Namespace) -> int:
     from xtl import study
-    from xtl.report import output_dir
+    from xtl.results import output_dir
 
     options = {}
     if args.limit is not None:
@@ -102,7 +102,8 @@ def _demo(args: argparse.Namespace) -> int:
     if given:
         raise ValueError(f"--{given[0].replace('_', '-')} applies to a real model's study (--model NAME); "
                          "the toy demo runs the toy tasks' languages and every layer")
-    from xtl.report import demo, output_dir
+    from xtl.report import demo
+    from xtl.results import output_dir
 
     output_dir(args.out)
     done = demo(args.out, limit=args.limit, png=not args.no_png, progress=not args.quiet, plotlyjs=args.plotlyjs)
@@ -122,12 +123,12 @@ def _demo(args: argparse.Namespace) -> int:
 def _sweep(args: argparse.Namespace) -> int:
     import xtl
     from xtl.components import positive_int
+    from xtl.results import check_output_dir
 
     if args.limit is not None:
         positive_int(args.limit, "--limit")
     positive_int(args.max_new_tokens, "--max-new-tokens")
-    if Path(args.out).exists() and not Path(args.out).is_dir():
-        raise ValueError(f"--out {args.out!r} is an existing file; a run directory is needed")
+    check_output_dir(args.out)  # before the model loads
 
     task = xtl.tasks.get(args.task, **({"data": args.data} if args.data else {}), rule=args.rule)
     languages = [task.canonical(lang) for lang in _csv(args.languages)] if args.languages else list(task.languages)

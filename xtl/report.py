@@ -22,7 +22,7 @@ import plotly.graph_objects as go
 from xtl import plot, tasks
 from xtl.components import positive_int
 from xtl.evaluate import compare_settings, evaluate, upper_bound
-from xtl.results import SweepResult
+from xtl.results import SweepResult, output_dir
 from xtl.spec import TransplantSpec
 
 TOY_TASKS = ("toy-generation", "toy-understanding", "toy-culture")
@@ -132,22 +132,6 @@ def map_summary(result: SweepResult) -> pd.DataFrame:
                      "best cell": f"({result.spec.source_layers[i]}, {result.spec.target_layers[j]})",
                      "best change": float(grid[i, j])})
     return pd.DataFrame(rows)
-
-
-def output_dir(out: str | Path) -> Path:
-    """``out`` as a created output directory.
-
-    Raises:
-        ValueError: ``out`` is blank or names an existing file.
-        OSError: it cannot be created (e.g. a read-only parent).
-    """
-    if not str(out).strip():
-        raise ValueError(f"output directory {str(out)!r} is blank; name a directory")
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"output directory {str(out)!r} is an existing file; choose another path")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
 
 
 def _held(result: SweepResult) -> str:

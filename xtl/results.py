@@ -392,7 +392,7 @@ def _short(values: list[int], shown: int = 10) -> str:
 
 def write_spec(path: Path, spec: SweepSpec) -> None:
     """Create the run directory and write its spec (atomically)."""
-    _make_dir(path)
+    output_dir(path, RunError)
     _atomic_write(path / "_spec.json", spec.to_json().encode("utf-8"))
 
 
@@ -501,7 +501,7 @@ def open_run(path: Path, spec: SweepSpec) -> dict[int, pd.DataFrame]:
         RunError: ``path`` is a file, holds a run with a different spec, or a run whose
             scorer was anonymous.
     """
-    _make_dir(path)
+    output_dir(path, RunError)
     old = read_spec(path)
     if old is None:
         _create_spec(path, spec)
@@ -526,10 +526,25 @@ def open_run(path: Path, spec: SweepSpec) -> dict[int, pd.DataFrame]:
     return scan_run(path, spec, move=True)
 
 
-def _make_dir(path: Path) -> None:
+def check_output_dir(out: str | os.PathLike, error: type[Exception] = ValueError) -> Path:
+    """``out`` as a path that is, or can become, a directory (nothing is created).
+
+    Raises:
+        error: ``out`` is blank (it would mean the working directory) or names an existing file.
+    """
+    if not str(out).strip():
+        raise error(f"out={str(out)!r} names no directory; pass one, such as 'runs/demo.parquet'")
+    path = Path(out)
     if path.exists() and not path.is_dir():
-        raise RunError(f"run directory {str(path)!r} is an existing file; choose another out= path")
+        raise error(f"out={str(path)!r} is an existing file; choose another path")
+    return path
+
+
+def output_dir(out: str | os.PathLike, error: type[Exception] = ValueError) -> Path:
+    """:func:`check_output_dir`, then the directory is created (``OSError`` if it cannot be)."""
+    path = check_output_dir(out, error)
     path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def _create_spec(path: Path, spec: SweepSpec) -> None:

@@ -37,7 +37,8 @@ import pandas as pd
 from xtl import tasks
 from xtl.evaluate import compare_settings, evaluate, upper_bound
 from xtl.model import HookedModel, n_layers
-from xtl.report import markdown_table, output_dir, write_report
+from xtl.report import markdown_table, write_report
+from xtl.results import output_dir
 from xtl.sweep import sweep
 
 TASK = "world-facts"

@@ -22,7 +22,7 @@ import time
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -37,7 +37,16 @@ from xtl.model import HookedModel, n_layers, require_tokenizer, uses_kv_cache
 from xtl.pairs import Pair, Scorer, as_pairs, contains_gold, first_answer_token
 from xtl.patch import RowPatches
 from xtl.prompts import PromptBatch, tokenize
-from xtl.results import SweepResult, SweepSpec, from_frame, open_run, record, write_part
+from xtl.results import (
+    RunError,
+    SweepResult,
+    SweepSpec,
+    check_output_dir,
+    from_frame,
+    open_run,
+    record,
+    write_part,
+)
 
 
 def _layers(layers: Iterable[int] | int | None, total: int, what: str) -> tuple[int, ...]:
@@ -132,25 +141,37 @@ def verdict(scorer: Scorer, text: str, pair: Pair, instance: int) -> bool:
     return bool(value)
 
 
+class Prepared(NamedTuple):
+    """One instance, tokenized once: its source and target prompts and each answer's first token."""
+
+    source: PromptBatch
+    target: PromptBatch
+    first: dict[str, int]
+
+
 def preflight(model: HookedModel, pairs: list[Pair], max_new_tokens: int,
-              prepend_bos: bool | None) -> None:
+              prepend_bos: bool | None) -> list[Prepared]:
     """Check every pair before any work: prompts tokenize within the model's vocabulary and
     context, the target leaves room for ``max_new_tokens``, and answers have a first token.
+
+    Returns:
+        Each pair tokenized, for :func:`sweep_instance`.
 
     Raises:
         ValueError: naming the instance and what is wrong with it.
     """
     tokenizer = require_tokenizer(model)
     n_ctx = getattr(model.cfg, "n_ctx", None)
-    collisions = []
+    collisions, prepared = [], []
     for k, pair in enumerate(pairs):
         try:
-            tokenize(model, pair.source, prepend_bos)
-            length = tokenize(model, pair.target, prepend_bos).tokens.shape[1]
+            source, target = tokenize(model, pair.source, prepend_bos), tokenize(model, pair.target, prepend_bos)
             firsts = {answer: first_answer_token(tokenizer, pair.target, pair.answer_template.format(answer))
                       for answer in (pair.gold, *pair.options)}
         except ValueError as err:
             raise ValueError(f"instance {k} (id {pair.id!r}): {err}") from None
+        prepared.append(Prepared(source, target, firsts))
+        length = target.tokens.shape[1]
         shared = [o for o in pair.options if o != pair.gold and firsts[o] == firsts[pair.gold]]
         if shared:
             collisions.append((k, pair, shared, firsts[pair.gold]))
@@ -171,6 +192,7 @@ def preflight(model: HookedModel, pairs: list[Pair], max_new_tokens: int,
             f"log-prob scorer counts the tie as wrong. Score by generated text (the default), or choose an "
             f"answer_template whose answers differ in their first token",
             OptionCollisionWarning, stacklevel=3)
+    return prepared
 
 
 def sweep_instance(
@@ -179,18 +201,17 @@ def sweep_instance(
     pair: Pair,
     spec: SweepSpec,
     scorer: Scorer,
+    prepared: Prepared,
     max_batch: int | None = None,
     memory_budget: int = 2**30,
-    prepend_bos: bool | None = None,
 ) -> pd.DataFrame:
-    """All cells of one instance as long-form rows (see :func:`xtl.sweep`)."""
+    """All cells of one instance as long-form rows (see :func:`xtl.sweep`), from its
+    :func:`preflight` tokens."""
     tokenizer = require_tokenizer(model)
-    first = {answer: first_answer_token(tokenizer, pair.target, pair.answer_template.format(answer))
-             for answer in (pair.gold, *pair.options)}
+    first, target = prepared.first, prepared.target
     gold, options = first[pair.gold], [first[o] for o in pair.options]
     others = [t for o, t in zip(pair.options, options) if o != pair.gold and t != gold]
-    acts = capture(model, tokenize(model, pair.source, prepend_bos), spec.components)
-    target = tokenize(model, pair.target, prepend_bos)
+    acts = capture(model, prepared.source, spec.components)
     cells = [(c, s, t) for c in spec.components for s in spec.source_layers for t in spec.target_layers]
     rows: list[tuple[str, int, int] | None] = [None, *cells]  # row 0: the untouched target
     chunk = max_batch or max(1, memory_budget // bytes_per_row(model, target.tokens.shape[1],
@@ -290,12 +311,10 @@ def sweep(
     scorer = scorer or contains_gold
     if not callable(scorer):
         raise TypeError(f"scorer must be a function scorer(text, pair) -> bool, got {scorer!r}")
-    preflight(model, pairs, max_new_tokens, prepend_bos)
+    prepared = preflight(model, pairs, max_new_tokens, prepend_bos)
     spec = _spec(model, pairs, components, sources, targets, max_new_tokens,
                  eos_ids(model, eos_token_id), scorer, revision, prepend_bos)
-    if out is not None and not str(out).strip():
-        raise ValueError(f"out={out!r} names no directory; pass a run directory such as 'runs/demo.parquet'")
-    done = open_run(Path(out), spec) if out is not None else {}
+    done = open_run(check_output_dir(out, RunError), spec) if out is not None else {}
     if out is not None and not spec.scorer_digest:
         warnings.warn(f"scorer {spec.scorer!r} is anonymous (a lambda, or code whose source cannot be read): "
                       f"the run at {str(out)!r} cannot be resumed if interrupted", stacklevel=2)
@@ -314,7 +333,7 @@ def sweep(
         for k, pair in enumerate(pairs):
             if k in done:
                 continue
-            frame = sweep_instance(model, k, pair, spec, scorer, max_batch, memory_budget, prepend_bos)
+            frame = sweep_instance(model, k, pair, spec, scorer, prepared[k], max_batch, memory_budget)
             if out is not None:
                 write_part(Path(out), spec, k, frame)
             frames[k] = frame
