@@ -20,11 +20,11 @@ test: setup
 	$(PYTHON) -m pytest
 
 # figures/ in the repository: what `xtl demo` writes on the shipped toy model (the sweep runs
-# are not committed; the HTML figures load plotly.js from its CDN to stay small).
+# are not committed; the HTML figures share one offline plotly.min.js beside them).
 figures: setup
-	$(PYTHON) -m xtl.cli demo --out figures --quiet --plotlyjs cdn
+	$(PYTHON) -m xtl.cli demo --out figures --quiet
 
 # figures/smollm2: the world-facts study of the real SmolLM2-135M-Instruct that the README shows
 # (`xtl demo --model smollm2-135m` with more items and a larger first-token map; about 40 min on 2 cores).
 figures-smollm2: setup
-	$(PYTHON) -m xtl.cli demo --model smollm2-135m --limit 24 --map-items 4 --map-layer-step 1 --out figures/smollm2 --quiet --plotlyjs cdn
+	$(PYTHON) -m xtl.cli demo --model smollm2-135m --limit 24 --map-items 4 --map-layer-step 1 --out figures/smollm2 --quiet --plotlyjs ../plotly.min.js

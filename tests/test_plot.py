@@ -9,6 +9,13 @@ from synthetic import synthetic
 import xtl
 from xtl import plot
 
+# the control: sources from other items; only attention (0, 0) solves instance 0
+CONTROL = {
+    0: ("sw", {"attn": [[1, 0], [0, 0]], "mlp": [[0, 0], [0, 0]]}, 0),
+    1: ("sw", {"attn": [[0, 0], [0, 0]], "mlp": [[0, 0], [0, 0]]}, 1),
+    2: ("sw", {"attn": [[0, 0], [0, 0]], "mlp": [[0, 0], [0, 0]]}, 0),
+    3: ("ur", {"attn": [[0, 0], [0, 0]], "mlp": [[0, 0], [0, 0]]}, 0),
+}
 # two components over layers 0-1; baseline right on instance 1 only
 GRID = {
     0: ("sw", {"attn": [[1, 0], [0, 0]], "mlp": [[1, 1], [0, 0]]}, 0),
@@ -85,9 +92,48 @@ def test_settings_bars_marginals_and_stability(res):
     assert list(source_attn.y) == pytest.approx([1 / 3, 1 / 3])  # by hand: instance 0 via 0, 1 via 1
     assert marg.layout.shapes[0].y0 == pytest.approx(1 / 3)  # the untouched line
     stab = xtl.plot.stability(res)
-    assert list(stab.data[0].y) == ["sw", "ur", "all"] and len(stab.data[0].x) == 8
-    assert stab.data[0].x[0] == "attention 1->1"  # the pair with the highest mean solve rate
-    assert stab.data[0].customdata[:, 0].tolist() == [1, 1, 2]  # attention 1->1 solves sw 1, ur 1, all 2
+    assert list(stab.data[0].x) == ["sw", "ur", "all"] and len(stab.data[0].y) == 8
+    assert stab.data[0].y[0] == "attention 1→1"  # the pair with the highest mean solve rate
+    assert stab.data[0].customdata[0].tolist() == [1, 1, 2]  # attention 1->1 solves sw 1, ur 1, all 2
+    assert stab.layout.yaxis.dtick == 1  # every pair labelled
+    top = xtl.plot.stability(res, top=3)
+    assert len(top.data[0].y) == 3 and "the best 3 of 8 layer pairs" in top.layout.title.subtitle.text
+
+
+def test_figures_say_what_they_show(res):
+    """Title, a subtitle with task, direction, items and the untouched value; reference lines named
+    in the legend; value labels; a bar at 0 that shows; headroom above 1."""
+    x2en = synthetic(GRID, task="toy-culture")
+    object.__setattr__(x2en.spec, "direction", "x2en")
+    heat = xtl.plot.heatmap(x2en)
+    sub = heat.layout.title.subtitle.text
+    assert "toy-culture" in sub and "X → En: each language's source, the English target scored" in sub
+    assert "4 items (sw 3, ur 1)" in sub and "untouched accuracy 0.25" in sub and "model m" in sub
+    assert heat.layout.title.text == "accuracy by layer pair: attention and MLP"
+    assert "(sw 3)" in xtl.plot.heatmap(x2en, language="sw").layout.title.subtitle.text
+    by_language = xtl.plot.facets(x2en)
+    assert "source sw (3): MLP" in {a.text for a in by_language.layout.annotations}
+    assert list(xtl.plot.stability(x2en).data[0].x) == ["source sw", "source ur", "all"]
+    assert {heat.layout.template.layout.paper_bgcolor, by_language.layout.template.layout.paper_bgcolor} == {"white"}
+
+    table = xtl.compare_settings(res, xtl.TransplantSpec(source_layer=0, target_layer=0, component="mlp"))
+    table.loc[table["setting"] == "baseline", "accuracy"] = 0.0
+    control = xtl.upper_bound(synthetic(CONTROL))
+    fig = xtl.plot.bars(table, control=control[control["component"] == "any"], subtitle="s",
+                        language_title=xtl.plot.LANGUAGE_AXIS["x2en"])
+    untouched = fig.data[0]
+    assert untouched.texttemplate == "%{y:.2f}" and untouched.textposition == "outside"
+    assert list(untouched.y) == [0, 0, 0] and untouched.marker.line.width > 0  # zero bars drawn as a line
+    assert untouched.marker.line.color == untouched.marker.color
+    dash = fig.data[-1]
+    assert dash.name == "control (mismatched sources)"
+    assert list(dash.y) == pytest.approx([1 / 3, 0.0, 0.25])  # sw, ur, all
+    assert fig.layout.yaxis.range[1] > 1 and fig.layout.xaxis.title.text.startswith("language (of the source")
+    marg = xtl.plot.marginals(res, control=synthetic(CONTROL))
+    names = [t.name for t in marg.data if t.mode == "lines"]
+    assert "untouched 0.25" in names and "control: upper bound, mismatched sources 0.25" in names
+    assert not [a for a in marg.layout.annotations if "untouched" in a.text]  # in the legend, not over a line
+    assert marg.layout.yaxis.range[1] > 1
 
 
 def test_export_html_png_and_errors(res, tmp_path):

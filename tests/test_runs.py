@@ -266,3 +266,46 @@ def test_a_run_from_before_fingerprints_loads_unverified_and_is_not_resumed(hook
     with pytest.raises(RunError, match=r"different spec \(fields \['weights', 'config', 'tokenizer', "
                                        r"'prepend_bos', 'scorer_digest'\] differ\)"):
         run_of(model, run)
+
+
+@pytest.mark.filterwarnings("ignore::xtl.results.RunWarning")  # the synthetic run records no model fingerprint
+def test_baseline_rows_have_no_layers_not_minus_one(tmp_path):
+    """``-1`` means the last layer everywhere else in xtl, so the untouched rows carry missing layers."""
+    import pyarrow.parquet as pq
+    from synthetic import synthetic
+
+    result = synthetic()
+    frame = result.to_pandas()
+    base = frame[frame["baseline"]]
+    assert len(base) == len(result.instances) and base["source_layer"].isna().all()
+    assert base["target_layer"].isna().all() and str(frame["source_layer"].dtype) == "Int64"
+    cells = frame[~frame["baseline"]]
+    assert cells["source_layer"].notna().all() and set(cells["target_layer"]) == set(result.spec.target_layers)
+    run = result.save(tmp_path / "run")
+    table = pq.read_table(run / "part-000000.parquet")
+    assert table.column("source_layer").null_count == 1  # the baseline row, as null in Parquet
+    loaded = xtl.SweepResult.load(run)
+    assert loaded.to_pandas().equals(frame)
+    old = frame[frame["instance"] == 0].fillna({"source_layer": -1, "target_layer": -1})  # how xtl wrote them before
+    write_part(run, result.spec, 0, old)
+    assert torch.equal(xtl.SweepResult.load(run).correct, result.correct)
+
+
+def test_direction_is_recorded_and_runs_from_before_it_still_resume(hooked, tmp_path):
+    import dataclasses
+    import json
+
+    from xtl.tasks.base import Item
+
+    model = hooked("qwen2")
+    items = [Item(**dataclasses.asdict(p), task="t", language="sw", direction="x2en") for p in PAIRS]
+    run = tmp_path / "run"
+    first = run_of(model, run, pairs=items)
+    assert first.spec.direction == "x2en" and run_of(model, tmp_path / "plain").spec.direction == ""
+    spec = json.loads((run / "_spec.json").read_text())
+    del spec["direction"]  # as xtl wrote runs before it recorded the direction
+    (run / "_spec.json").write_text(json.dumps(spec))
+    (run / "part-000002.parquet").unlink()
+    again = run_of(model, run, pairs=items)  # resumes: the direction is descriptive, not part of the digest
+    assert again.complete and torch.equal(again.correct, first.correct)
+    assert xtl.SweepResult.load(run).spec.direction == ""  # the stored spec is left as it was written

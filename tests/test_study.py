@@ -2,6 +2,8 @@
 the report's control and first-token map sections, layer-subset axes, and the CLI's checks.
 (The study itself runs on SmolLM2 in ``test_real_model.py``.)"""
 
+import re
+
 import numpy as np
 import pytest
 from synthetic import synthetic
@@ -63,14 +65,26 @@ def test_report_tables_the_control_beside_the_bound_and_draws_first_token_maps(t
     report = write_report({"facts": res}, tmp_path, png=False, controls={"facts": control},
                           maps={"facts-first-token": first_token, "facts-control": synthetic(CONTROL)}).read_text()
     lines = report.splitlines()
-    header = lines.index("| language | attn | mlp | any | control attn | control mlp | control any |")
+    header = lines.index("| language | attention | MLP | any cell | control: attention | control: MLP | "
+                         "control: any cell |")  # named as the figures' legends name them
     # bounds by hand: sw attn 1/2 (instance 0), mlp 1/2 (instance 1), any 1; control: attn 1/2 only
     assert lines[header + 2] == "| sw | 0.50 | 0.50 | 1.00 | 0.50 | 0.00 | 0.50 |"
     assert lines[header + 3] == "| ur | 0.00 | 0.00 | 0.00 | 0.00 | 0.00 | 0.00 |"  # right untouched only
-    assert "## facts-first-token" in report and "| attn | 0.00 | 1/4 | (0, 0) | 1.00 |" in report
+    assert "## facts-first-token" in report and "| attention | 0.00 | 1/4 | (0, 0) | 1.00 |" in report
     for stem in ("facts-first-token-logprob", "facts-first-token-attn-minus-mlp", "facts-first-token-languages"):
         assert f"[{stem} (interactive)]({stem}.html)" in report and (tmp_path / f"{stem}.html").is_file()
     assert "## facts-control" in report and "## All maps" in report and (tmp_path / "maps.html").is_file()
+    # every figure has a caption, in report.md and in report.html, where the figures are interactive
+    figures = re.findall(r"\[([\w-]+) \(interactive\)\]", report)
+    for stem in figures:
+        assert re.search(rf"\*Figure {re.escape(stem)}\.\* \w", report), stem
+    page = (tmp_path / "report.html").read_text()
+    assert page.count("<figcaption>") == len(figures) and page.count('class="plotly-graph-div"') == len(figures)
+    assert '<script src="plotly.min.js"></script>' in page and (tmp_path / "plotly.min.js").is_file()
+    assert "<th>control: any cell</th>" in page and "<code>facts</code>" not in page
+    marginals = report.split("*Figure facts-marginals.*")[1].split("\n")[0]
+    assert "dotted, where computed: the same bound with mismatched sources" in marginals
+    assert "control: upper bound, mismatched sources 0.33" in (tmp_path / "facts-marginals.html").read_text()
 
 
 def test_a_layer_subset_is_drawn_on_evenly_spaced_categories():

@@ -11,6 +11,7 @@ from jaxtyping import Float
 from xtl.components import get_component
 from xtl.model import HookedModel, HookNotFiredError, model_label, n_layers, require_hooks, run
 from xtl.prompts import Prompts, as_batch
+from xtl.threads import threaded
 
 
 @dataclass
@@ -43,6 +44,7 @@ class Activations:
         return int(next(iter(self.values.values())).shape[1])
 
 
+@threaded
 def capture(
     model: HookedModel,
     tokens: Prompts,

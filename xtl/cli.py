@@ -40,9 +40,29 @@ TASK_NAMES = ("xnli", "xquad", "globalopinionqa", "xcopa", "mkqa", "culturalbenc
               "toy-generation", "toy-understanding", "toy-culture")
 DTYPES = ("float32", "float64", "bfloat16", "float16")
 
-PLOTLYJS = {"default": "directory", "choices": ("directory", "embed", "cdn"),
+def _plotlyjs(text: str) -> str:
+    if text in ("directory", "embed", "cdn") or text.endswith(".js"):
+        return text
+    raise argparse.ArgumentTypeError(f"--plotlyjs must be directory, embed, cdn or a path ending in .js, got {text!r}")
+
+
+PLOTLYJS = {"default": "directory", "type": _plotlyjs,
             "help": "HTML figures: one offline plotly.js beside them (directory, the default), "
-                    "plotly.js inside each file (embed), or loaded from the web (cdn)"}
+                    "plotly.js inside each file (embed), loaded from the web (cdn), or an offline copy at a "
+                    "relative path ending in .js (e.g. ../plotly.min.js)"}
+
+
+THREADS_HELP = ("CPU threads for the computation: 'auto' (the default, or $XTL_THREADS: 1 for small models or "
+                "when other processes keep cores busy, else torch's count), 'torch' (leave torch's count) or a number")
+
+
+def _threads(text: str):
+    from xtl.threads import parse
+
+    try:
+        return parse(text, "--threads")
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 class LoadError(ValueError):
@@ -220,6 +240,7 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-png", action="store_true", help="HTML figures only (PNG needs Chromium)")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.add_argument("--plotlyjs", **PLOTLYJS)
+    demo.add_argument("--threads", type=_threads, default=argparse.SUPPRESS, help=THREADS_HELP)
     demo.set_defaults(func=_demo)
 
     sweep = sub.add_parser("sweep", help="sweep every layer pair of a task into a resumable run directory",
@@ -242,6 +263,7 @@ def parser() -> argparse.ArgumentParser:
     sweep.add_argument("--dtype", default="float32", choices=DTYPES, help="model dtype (default: %(default)s)")
     sweep.add_argument("--out", required=True, help="the run directory")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    sweep.add_argument("--threads", type=_threads, default=argparse.SUPPRESS, help=THREADS_HELP)
     sweep.set_defaults(func=_sweep)
 
     report = sub.add_parser("report", help="figures and report.md from sweep run directories")
@@ -260,6 +282,7 @@ def parser() -> argparse.ArgumentParser:
     one.add_argument("--component", default="attn", choices=COMPONENT_NAMES, help="default: %(default)s")
     one.add_argument("--max-new-tokens", type=int, default=8)
     one.add_argument("--dtype", default="float32", choices=DTYPES, help="model dtype (default: %(default)s)")
+    one.add_argument("--threads", type=_threads, default=argparse.SUPPRESS, help=THREADS_HELP)
     one.set_defaults(func=_transplant)
     return p
 
@@ -279,6 +302,10 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = parser().parse_args(argv)
     try:
+        if hasattr(args, "threads"):
+            from xtl.threads import set_threads
+
+            set_threads(args.threads)
         return args.func(args)
     except (ValueError, TypeError, OSError, NotImplementedError, ImportError) as error:
         print(f"xtl {args.command}: error: {_one_line(error)}", file=sys.stderr)

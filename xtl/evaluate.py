@@ -18,6 +18,7 @@ from xtl.results import SweepResult, option_verdicts
 from xtl.spec import TransplantSpec
 from xtl.sweep import sweep
 from xtl.tasks.base import Item, Task
+from xtl.threads import threaded
 
 SETTINGS = ("baseline", "default", "targetfirst")
 SCORINGS = ("rule", "logprob")
@@ -302,6 +303,7 @@ def compare_rules(result: SweepResult, items: Sequence[Item], rules: Sequence[st
     return pd.DataFrame(rows)
 
 
+@threaded
 def evaluate(
     model: HookedModel,
     task: Task,

@@ -35,6 +35,7 @@ from xtl.model import (
 )
 from xtl.patch import RowPatches
 from xtl.prompts import PromptBatch, left_padded
+from xtl.threads import threaded
 
 
 @dataclass
@@ -116,6 +117,7 @@ def _prompt_pass_cached(model, batch: PromptBatch, patches: RowPatches | None, s
     return logits, kv
 
 
+@threaded
 def greedy_generate(
     model: HookedModel,
     batch: PromptBatch,

@@ -30,7 +30,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from xtl.evaluate import marginal_upper_bound, pair_stability
+from xtl.evaluate import marginal_upper_bound, pair_stability, upper_bound
 from xtl.results import SweepResult
 
 METRICS = {
@@ -43,6 +43,38 @@ CHANGES = ("gain", "logprob_change")
 COMPONENT_NAMES = {"attn": "attention", "mlp": "MLP", "resid": "residual stream",
                    "attn_as_released": "attention (as released)"}
 AXIS_TITLES = {"x": "target layer (where it is written)", "y": "source layer (where it is read)"}
+TEMPLATE = "plotly_white"
+"""The one theme of every figure."""
+DIRECTIONS = {"en2x": "En → X: English source, each language's target scored",
+              "x2en": "X → En: each language's source, the English target scored"}
+SHORT = {"en2x": "En → X", "x2en": "X → En"}
+LANGUAGE_AXIS = {"en2x": "language (of the scored target)", "x2en": "language (of the source; English is scored)"}
+
+
+def context(result: SweepResult, language: str | None = None) -> str:
+    """One line on what a figure of ``result`` covers: task, direction, items, untouched accuracy, model.
+
+    Example:
+        >>> xtl.plot.context(res)
+        "toy-culture · X → En: each language's source, the English target scored<br>38 items (fr 11, es 7,
+        sw 11, ru 9) · untouched accuracy 0.03 · model xtl-toy"
+    """
+    mask = _mask(result, language)
+    spec = result.spec
+    counts = pd.Series(np.array(result.languages)[mask]).value_counts(sort=False)
+    languages = ", ".join(f"{lang or '?'} {n}" for lang, n in counts.items())
+    base = float(result.baseline["correct"].to_numpy(dtype=bool)[mask].mean())
+    what = " · ".join(p for p in (spec.task, DIRECTIONS.get(spec.direction, "")) if p)
+    counts_line = f"{int(mask.sum())} items ({languages}) · untouched accuracy {base:.2f} · model {spec.model}"
+    return f"{what}<br>{counts_line}" if what else counts_line
+
+
+def _titled(fig: go.Figure, title: str, subtitle: str) -> go.Figure:
+    """The figure with its title, a subtitle saying what it covers, and the one theme."""
+    lines = subtitle.count("<br>") + 1 if subtitle else 0
+    fig.update_layout(template=TEMPLATE, title={"text": title, "subtitle": {"text": subtitle}},
+                      margin={"t": 100 + 30 * lines})
+    return fig
 
 
 def _mask(result: SweepResult, language: str | None) -> np.ndarray:
@@ -135,7 +167,8 @@ def _stack(hits: np.ndarray, totals: np.ndarray) -> np.ndarray:
 
 
 def heatmap(result: SweepResult, metric: str = "accuracy", language: str | None = None,
-            components: list[str] | None = None, title: str | None = None) -> go.Figure:
+            components: list[str] | None = None, title: str | None = None, subtitle: str | None = None
+            ) -> go.Figure:
     """Source layer x target layer map of a metric, one panel per component, one colour scale.
 
     Args:
@@ -143,7 +176,8 @@ def heatmap(result: SweepResult, metric: str = "accuracy", language: str | None 
         metric: ``"accuracy"``, ``"gain"``, ``"fixed"`` or ``"logprob_change"``.
         language: only this language's instances (default all).
         components: which components, in order (default all the sweep holds).
-        title: default names the metric, language and instance count.
+        title: default names the metric and the components.
+        subtitle: default :func:`context` (task, direction, items, untouched accuracy, model).
 
     Example:
         >>> xtl.plot.heatmap(res, "gain", language="sw")
@@ -151,10 +185,10 @@ def heatmap(result: SweepResult, metric: str = "accuracy", language: str | None 
     values, hits, totals = cell_values(result, metric, language)
     index = [_component_index(result, c) for c in (components or result.spec.components)]
     names = [COMPONENT_NAMES.get(result.spec.components[k], result.spec.components[k]) for k in index]
-    n = int(_mask(result, language).sum())
-    title = title or f"{METRICS[metric]} by layer pair ({language or 'all languages'}, {n} instances)"
-    return _grid(result, values[index], names, METRICS[metric], [_stack(hits[k], totals[k]) for k in index],
-                 _hover(metric), title, metric in CHANGES, len(index))
+    title = title or f"{METRICS[metric]} by layer pair{f' ({language})' if language else ''}: {' and '.join(names)}"
+    fig = _grid(result, values[index], names, METRICS[metric], [_stack(hits[k], totals[k]) for k in index],
+                _hover(metric), title, metric in CHANGES, len(index))
+    return _titled(fig, title, context(result, language) if subtitle is None else subtitle)
 
 
 def _component_index(result: SweepResult, component: str) -> int:
@@ -164,7 +198,8 @@ def _component_index(result: SweepResult, component: str) -> int:
 
 
 def difference(result: SweepResult, metric: str = "accuracy", language: str | None = None,
-               first: str = "attn", second: str = "mlp", title: str | None = None) -> go.Figure:
+               first: str = "attn", second: str = "mlp", title: str | None = None, subtitle: str | None = None
+               ) -> go.Figure:
     """``first`` minus ``second`` (attention minus MLP by default), cell by cell, centred on zero.
 
     Example:
@@ -177,12 +212,15 @@ def difference(result: SweepResult, metric: str = "accuracy", language: str | No
     counts = (f"<br>instances correct: {first} %{{customdata[0]}}, {second} %{{customdata[1]}}"
               if metric in ("accuracy", "gain") else "")
     hover = f"source layer %{{y}}, target layer %{{x}}<br>{name}: %{{z:.3f}}{counts}<extra></extra>"
-    return _grid(result, diff[None], [name], f"{METRICS[metric]}, difference", [_stack(hits[a], hits[b])], hover,
-                 title or f"{METRICS[metric]}: {name} ({language or 'all languages'})", True, 1)
+    title = title or f"{METRICS[metric]}: {name} (red: {COMPONENT_NAMES.get(first, first)} does better)"
+    fig = _grid(result, diff[None], [name], f"{METRICS[metric]}, difference", [_stack(hits[a], hits[b])], hover,
+                title, True, 1)
+    return _titled(fig, title, context(result, language) if subtitle is None else subtitle)
 
 
 def facets(results: SweepResult | dict[str, SweepResult], metric: str = "accuracy",
-           components: list[str] | None = None, title: str | None = None) -> go.Figure:
+           components: list[str] | None = None, title: str | None = None, subtitle: str | None = None
+           ) -> go.Figure:
     """One row of component panels per language of a result, or per result of a dict
     (e.g. ``{"understanding": r1, "generation": r2, "culture": r3}``); one colour scale.
 
@@ -191,9 +229,15 @@ def facets(results: SweepResult | dict[str, SweepResult], metric: str = "accurac
         >>> xtl.plot.facets({"generation": g, "culture": c})           # per task type
     """
     if isinstance(results, SweepResult):
-        rows = [(lang, results, lang) for lang in dict.fromkeys(results.languages)]
+        side = {"x2en": "source ", "en2x": "target "}.get(results.spec.direction, "")
+        rows = [(f"{side}{lang}", results, lang) for lang in dict.fromkeys(results.languages)]
+        subtitle = context(results) if subtitle is None else subtitle
     else:
         rows = [(name, res, None) for name, res in results.items()]
+        subtitle = (" · ".join(f"{name}: {len(res.instances)} items"
+                               + (f", {SHORT[res.spec.direction]}" if res.spec.direction in SHORT else "")
+                               + f", untouched {res.baseline['correct'].mean():.2f}"
+                               for name, res in results.items()) if subtitle is None else subtitle)
     if not rows:
         raise ValueError("nothing to plot: no languages or results")
     first = rows[0][1]
@@ -213,8 +257,8 @@ def facets(results: SweepResult | dict[str, SweepResult], metric: str = "accurac
     title = title or f"{METRICS[metric]} by layer pair"
     fig = _grid(first, np.stack(panels), names, METRICS[metric], data, _hover(metric), title, metric in CHANGES,
                 len(components))
-    fig.update_layout(height=260 * len(rows) + 120)
-    return fig
+    fig.update_layout(height=260 * len(rows) + 160)
+    return _titled(fig, title, subtitle)
 
 
 SETTING_ORDER = ("baseline", "default", "targetfirst", "upper_bound")
@@ -222,13 +266,22 @@ SETTING_NAMES = {"baseline": "untouched", "default": "paper default", "targetfir
                  "upper_bound": "upper bound"}
 
 
-def bars(table: pd.DataFrame, title: str = "accuracy per language") -> go.Figure:
+def bars(table: pd.DataFrame, title: str = "accuracy per language", subtitle: str = "",
+         control: pd.DataFrame | None = None, language_title: str = "language") -> go.Figure:
     """Per-language bars of the settings in ``table`` (columns ``language, setting, accuracy,
     instances``, as :func:`xtl.compare_settings` returns), in the order untouched, paper
-    default, TargetFirst, upper bound.
+    default, TargetFirst, upper bound, each labelled with its value (a bar at 0 shows as a line).
+
+    Args:
+        table: the settings' accuracies.
+        title: the figure's title; ``subtitle`` a line under it (e.g. :func:`context`).
+        control: where computed, the upper bound with mismatched sources (columns ``language,
+            upper_bound``, e.g. :func:`xtl.upper_bound` of the control sweep's ``any`` rows),
+            drawn as a black dash over each language: the bound to read the upper bound against.
+        language_title: the x axis' title (say whose language it is, see :data:`LANGUAGE_AXIS`).
 
     Example:
-        >>> xtl.plot.bars(xtl.compare_settings(res, task.default))
+        >>> xtl.plot.bars(xtl.compare_settings(res, task.default), subtitle=xtl.plot.context(res))
     """
     missing = {"language", "setting", "accuracy", "instances"} - set(table.columns)
     if missing:
@@ -242,16 +295,29 @@ def bars(table: pd.DataFrame, title: str = "accuracy per language") -> go.Figure
     hover = {"accuracy": ":.3f", "correct": True, "instances": True, "setting_name": False}
     if "cell" in table.columns:
         hover["cell"] = True
-    fig = px.bar(frame, x="language", y="accuracy", color="setting_name", barmode="group", title=title,
-                 category_orders={"setting_name": order}, hover_data=hover,
-                 labels={"language": "language", "accuracy": "accuracy", "setting_name": "setting"})
-    fig.update_yaxes(range=[0, 1])
-    return fig
+    fig = px.bar(frame, x="language", y="accuracy", color="setting_name", barmode="group",
+                 category_orders={"setting_name": order}, hover_data=hover, text_auto=".2f",
+                 labels={"language": language_title, "accuracy": "accuracy", "setting_name": "setting"})
+    fig.update_traces(textposition="outside", cliponaxis=False, textfont_size=10,
+                      marker_line_width=2, selector={"type": "bar"})
+    fig.for_each_trace(lambda t: t.update(marker_line_color=t.marker.color))  # a zero bar is a visible line
+    if control is not None:
+        languages = list(dict.fromkeys(frame["language"]))
+        ctrl = control.set_index("language")["upper_bound"].reindex(languages)
+        fig.add_trace(go.Scatter(x=languages, y=ctrl.to_numpy(), mode="markers", name="control (mismatched sources)",
+                                 marker={"symbol": "line-ew-open", "size": 44, "color": "black",
+                                         "line": {"width": 3}},
+                                 hovertemplate="%{x}: upper bound with mismatched sources %{y:.3f}<extra></extra>"))
+    fig.update_yaxes(range=[0, 1.15], tickvals=[0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    fig.update_layout(width=max(700, 330 + 32 * len(frame)), height=560)  # room for each bar's label
+    return _titled(fig, title, subtitle)
 
 
-def marginals(result: SweepResult, language: str | None = None, title: str | None = None) -> go.Figure:
+def marginals(result: SweepResult, language: str | None = None, title: str | None = None,
+              control: SweepResult | None = None) -> go.Figure:
     """Upper bound with the source layer fixed and with the target layer fixed, per component,
-    with the untouched accuracy as a dashed line.
+    with the untouched accuracy (dashed) and, given a ``control`` sweep (mismatched sources),
+    its overall upper bound (dotted) as reference lines named in the legend.
 
     Example:
         >>> xtl.plot.marginals(res, language="sw")
@@ -272,42 +338,60 @@ def marginals(result: SweepResult, language: str | None = None, title: str | Non
     frame["instances"] = n
     fig = px.line(frame, x="layer", y="upper_bound", color="component", facet_col="axis", markers=True,
                   hover_data={"upper_bound": ":.3f", "solved": True, "instances": True, "axis": False},
-                  labels={"layer": "layer", "upper_bound": "upper bound (instances solved by some cell)"},
-                  title=title or f"upper bound by layer ({language}, {n} instances)")
-    base = float(result.baseline["correct"].to_numpy()[mask].mean())
-    fig.add_hline(y=base, line_dash="dash", annotation_text=f"untouched {base:.2f}")
+                  labels={"layer": "layer", "upper_bound": "upper bound (share solved by some cell)"})
+    lines = [("untouched", float(result.baseline["correct"].to_numpy()[mask].mean()), "dash")]
+    if control is not None:
+        bound = upper_bound(control).set_index(["component", "language"])["upper_bound"]["any"]
+        key = language if language in bound.index else "all" if "all" in bound.index else bound.index[0]
+        lines.append(("control: upper bound, mismatched sources", float(bound[key]), "dot"))
+    for name, value, dash in lines:
+        fig.add_hline(y=value, line_dash=dash, line_color="grey")
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=f"{name} {value:.2f}",
+                                 line={"dash": dash, "color": "grey"}))
+    fig.update_layout(legend_title_text="")
     fig.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))
     fig.update_xaxes(dtick=_tick_step(range(result.spec.n_layers)))
-    fig.update_yaxes(range=[0, 1.02])
-    return fig
+    fig.update_yaxes(range=[0, 1.08])
+    title = title or "upper bound by layer, one layer fixed"
+    return _titled(fig, title, context(result, None if language == "all" else language))
 
 
-def stability(result: SweepResult, title: str = "how often each layer pair solves instances") -> go.Figure:
-    """How often each layer pair solves instances, per language: languages down, pairs across
-    (sorted by their solve rate over all languages), so pairs that work everywhere stand out.
+STABILITY_PAIRS = 60
+"""The stability figure labels every pair it shows; beyond this many, it shows the best ones."""
+
+
+def stability(result: SweepResult, title: str = "how often each layer pair solves instances",
+              top: int = STABILITY_PAIRS) -> go.Figure:
+    """How often each layer pair solves instances, per language: pairs down (best overall first,
+    every one labelled; the ``top`` best when there are more), languages across, so pairs that
+    work everywhere stand out.
 
     Example:
         >>> xtl.plot.stability(res)
     """
     _mask(result, None)
     table = pair_stability(result)
-    table["pair"] = [f"{COMPONENT_NAMES.get(c, c)} {s}->{t}" for c, s, t in
+    table["pair"] = [f"{COMPONENT_NAMES.get(c, c)} {s}→{t}" for c, s, t in
                      zip(table["component"], table["source_layer"], table["target_layer"])]
     languages = list(dict.fromkeys(result.languages))
     if len(languages) > 1:
         languages.append("all")
     table = table[table["language"].isin(languages)]
-    grid = table.pivot(index="language", columns="pair", values="solve_rate").reindex(languages)
-    order = grid.mean(axis=0).sort_values(ascending=False).index
-    grid = grid[order]
-    counts = table.pivot(index="language", columns="pair", values="solved").reindex(languages)[order]
-    fig = px.imshow(grid.to_numpy(), x=list(order), y=languages, aspect="auto", zmin=0, zmax=1,
-                    color_continuous_scale="Viridis",
-                    labels={"x": "layer pair (component source->target)", "y": "language", "color": "solve rate"},
-                    title=title)
-    fig.data[0].update(customdata=counts.to_numpy(), hovertemplate="%{y}, %{x}: solves %{z:.3f} "
+    grid = table.pivot(index="pair", columns="language", values="solve_rate")[languages]
+    order = grid.mean(axis=1).sort_values(ascending=False, kind="stable").index
+    shown = order[:top]
+    counts = table.pivot(index="pair", columns="language", values="solved")[languages].loc[shown]
+    grid = grid.loc[shown]
+    side = {"x2en": "source ", "en2x": "target "}.get(result.spec.direction, "")
+    fig = px.imshow(grid.to_numpy(), x=[f"{side}{lang}" if lang != "all" else lang for lang in languages],
+                    y=list(shown), aspect="auto", zmin=0, zmax=1, color_continuous_scale="Viridis",
+                    labels={"x": "language", "y": "layer pair (component source→target)", "color": "solve rate"})
+    fig.data[0].update(customdata=counts.to_numpy(), hovertemplate="%{x}, %{y}: solves %{z:.3f} "
                        "(%{customdata} instances)<extra></extra>")
-    return fig
+    fig.update_yaxes(dtick=1, autorange="reversed", tickfont_size=10)
+    fig.update_layout(height=max(420, 15 * len(shown) + 220), width=max(560, 90 * len(languages) + 330))
+    more = f"the best {len(shown)} of {len(order)} layer pairs · " if len(shown) < len(order) else ""
+    return _titled(fig, title, more + context(result))
 
 
 def save_images(figures: dict[str | Path, go.Figure]) -> list[Path]:
@@ -343,6 +427,21 @@ class ExportError(RuntimeError):
     """A figure could not be written as a static image (no browser for kaleido)."""
 
 
+PLOTLYJS = ("directory", "embed", "cdn")
+
+
+def check_plotlyjs(plotlyjs: str) -> str:
+    """``plotlyjs`` if valid: one of :data:`PLOTLYJS`, or a path or URL ending in ``.js`` used as it is
+    (``"../plotly.min.js"``: one copy shared with the folder above).
+
+    Raises:
+        ValueError: anything else, naming the valid choices.
+    """
+    if plotlyjs in PLOTLYJS or (isinstance(plotlyjs, str) and plotlyjs.endswith(".js")):
+        return plotlyjs
+    raise ValueError(f"unknown plotlyjs {plotlyjs!r}; valid: {list(PLOTLYJS)} or a path to plotly.min.js")
+
+
 def save(fig: go.Figure, path: str | Path, plotlyjs: str = "embed") -> Path:
     """Write a figure by its suffix: ``.html`` (interactive), ``.png``, ``.svg`` or ``.pdf``
     (static, through kaleido, which needs Chrome or Chromium).
@@ -352,7 +451,8 @@ def save(fig: go.Figure, path: str | Path, plotlyjs: str = "embed") -> Path:
         path: where to write it.
         plotlyjs: for HTML, ``"embed"`` (one self-contained file that opens without
             network), ``"directory"`` (a shared ``plotly.min.js`` beside the file, also
-            offline; for many figures in one folder) or ``"cdn"`` (loads it from the web).
+            offline; for many figures in one folder), ``"cdn"`` (loads it from the web),
+            or a relative path ending in ``.js`` (an offline copy elsewhere, e.g. ``"../plotly.min.js"``).
 
     Raises:
         ValueError: an unknown suffix or ``plotlyjs``.
@@ -362,19 +462,11 @@ def save(fig: go.Figure, path: str | Path, plotlyjs: str = "embed") -> Path:
     suffix = path.suffix.lower()
     if suffix not in (".html", ".png", ".svg", ".pdf"):
         raise ValueError(f"unknown figure format {path.suffix!r}; valid: .html, .png, .svg, .pdf")
-    modes = {"embed": True, "directory": "directory", "cdn": "cdn"}
-    if plotlyjs not in modes:
-        raise ValueError(f"unknown plotlyjs {plotlyjs!r}; valid: {list(modes)}")
+    check_plotlyjs(plotlyjs)
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".html":
-        fig.write_html(path, include_plotlyjs=modes[plotlyjs])
+        fig.write_html(path, include_plotlyjs=True if plotlyjs == "embed" else plotlyjs)
         return path
-    try:
+    with _export_errors(path):
         fig.write_image(path, scale=2 if suffix == ".png" else 1)
-    except Exception as error:  # kaleido's "no Chrome" errors come in several types
-        if "chrom" in str(error).lower() or "browser" in str(error).lower():
-            raise ExportError(f"static export of {path} needs Chrome or Chromium for kaleido: install "
-                               f"Debian's `chromium` (apt-get install -y chromium) or run "
-                               f"`plotly_get_chrome`; the original error: {error}") from error
-        raise
     return path

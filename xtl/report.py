@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import html
 import re
 import time
 import warnings
@@ -43,8 +44,50 @@ def task_default(result: SweepResult) -> TransplantSpec | None:
     return default
 
 
-def figures(name: str, result: SweepResult) -> dict[str, go.Figure]:
-    """The standard figures of one sweep, by file stem."""
+CAPTIONS = {
+    "accuracy": "Accuracy of each transplant: the component's output read at the source layer (rows) and "
+                "written at the target layer (columns) of the scored prompt's last token; one panel per "
+                "component, one colour scale. Compare with the untouched accuracy in the subtitle.",
+    "gain": "Accuracy minus the untouched model's, per layer pair: red cells help, blue cells hurt, "
+            "white cells change nothing.",
+    "attn-minus-mlp": "The attention transplant's accuracy minus the MLP transplant's at the same layer pair: "
+                      "red where attention carries more of what the answer needs, blue where the MLP does.",
+    "languages": "Accuracy minus untouched per layer pair, each language on its own row (its item count in "
+                 "brackets), one colour scale: layers that help in every language stand out.",
+    "marginals": "Upper bound (the share of items that at least one cell solves) with one layer fixed: left, "
+                 "the source layer; right, the target layer. Dashed: the untouched accuracy; dotted, where "
+                 "computed: the same bound with mismatched sources (the control).",
+    "stability": "How often each layer pair solves items, per language; pairs sorted by their rate over all "
+                 "languages, so pairs that work everywhere come first.",
+    "settings": "Accuracy per language: untouched, the paper's default cell, TargetFirst (target layer 0, the "
+                "best source layer chosen on these items) and the instance-aware upper bound (some cell solves "
+                "the item); black dashes, where computed: the upper bound with mismatched sources.",
+    "logprob": "Change of the gold answer's first-token log-prob against the untouched prompt, mean over items, "
+               "per layer pair and component: red raises the gold answer, blue lowers it.",
+    "tasks": "Accuracy minus untouched per layer pair for each task, one colour scale.",
+    "maps": "Change of the gold's first-token log-prob for each map (matched sources and their control), "
+            "one colour scale.",
+}
+
+
+def caption(stem: str, name: str = "") -> str:
+    """What the figure written as ``stem`` shows and how to read it (``name``: its result's stem)."""
+    kind = stem[len(name) + 1:] if name and stem.startswith(f"{name}-") else stem
+    if kind == "attn-minus-mlp" and "first-token" in name:
+        return ("The attention transplant's first-token log-prob change minus the MLP transplant's: red where "
+                "attention raises the gold answer more.")
+    if kind == "languages" and "first-token" in name:
+        return "Change of the gold's first-token log-prob per layer pair, each language on its own row."
+    return CAPTIONS.get(kind, "")
+
+
+def _axis(result: SweepResult) -> str:
+    return plot.LANGUAGE_AXIS.get(result.spec.direction, "language")
+
+
+def figures(name: str, result: SweepResult, control: SweepResult | None = None) -> dict[str, go.Figure]:
+    """The standard figures of one sweep, by file stem; ``control``: the same sweep with
+    mismatched sources, drawn as a reference where a figure has one."""
     out = {
         f"{name}-accuracy": plot.heatmap(result, "accuracy", title=f"{name}: accuracy by layer pair"),
         f"{name}-gain": plot.heatmap(result, "gain", title=f"{name}: accuracy minus untouched, by layer pair"),
@@ -54,12 +97,18 @@ def figures(name: str, result: SweepResult) -> dict[str, go.Figure]:
             result, "accuracy", title=f"{name}: accuracy, attention minus MLP (red: attention does better)")
     out |= {
         f"{name}-languages": plot.facets(result, "gain", title=f"{name}: accuracy minus untouched, per language"),
-        f"{name}-marginals": plot.marginals(result, title=f"{name}: upper bound with one layer fixed"),
-        f"{name}-stability": plot.stability(result, title=f"{name}: how often each layer pair solves instances"),
+        f"{name}-marginals": plot.marginals(result, title=f"{name}: upper bound with one layer fixed",
+                                            control=control),
+        f"{name}-stability": plot.stability(result, title=f"{name}: how often each layer pair solves items"),
     }
     default = task_default(result)
     if default is not None:
-        out[f"{name}-settings"] = plot.bars(compare_settings(result, default), title=f"{name}: accuracy per language")
+        bound = None
+        if control is not None:
+            bound = upper_bound(control)
+            bound = bound[bound["component"] == "any"]
+        out[f"{name}-settings"] = plot.bars(compare_settings(result, default), title=f"{name}: accuracy per language",
+                                            subtitle=plot.context(result), control=bound, language_title=_axis(result))
     return out
 
 
@@ -99,6 +148,14 @@ def file_stems(names) -> dict[str, str]:
 def _link(stem: str, png: bool) -> str:
     """The Markdown that shows a figure: its PNG linking to the HTML, or the HTML link alone."""
     return f"[![{stem}]({stem}.png)]({stem}.html)" if png else f"[{stem} (interactive)]({stem}.html)"
+
+
+SETTING_COLUMNS = {s: plot.SETTING_NAMES[s] for s in plot.SETTING_ORDER}
+
+
+def _bound_columns(columns, prefix: str = "") -> dict[str, str]:
+    """Upper-bound table columns named as the figures' legends name them."""
+    return {c: prefix + ("any cell" if c == "any" else plot.COMPONENT_NAMES.get(c, c)) for c in columns}
 
 
 def map_figures(name: str, result: SweepResult) -> dict[str, go.Figure]:
@@ -143,10 +200,62 @@ def _held(result: SweepResult) -> str:
             f"e.g. {result.missing[:5]})")
 
 
+def _inline(text: str) -> str:
+    """The Markdown of a report's sentences (code spans, bold) as HTML."""
+    text = html.escape(text, quote=False)
+    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
+    return re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", text)
+
+
+def _markdown_text(blocks: list[tuple], png: bool) -> str:
+    out = []
+    for kind, *rest in blocks:
+        if kind == "h1":
+            out += [f"# {rest[0]}", ""]
+        elif kind == "h2":
+            out += [f"## {rest[0]}", ""]
+        elif kind == "p":
+            out += [rest[0], ""]
+        elif kind == "table":
+            out += [_markdown(rest[0]), ""]
+        else:  # figure
+            stem, text = rest
+            out += [_link(stem, png), "", f"*Figure {stem}.* {text}" if text else "", ""]
+    return "\n".join(out)
+
+
+def _html_text(blocks: list[tuple], figs: dict[str, go.Figure], plotlyjs: str) -> str:
+    script = {"directory": '<script src="plotly.min.js"></script>', "embed": "",
+              "cdn": '<script src="https://cdn.plot.ly/plotly-latest.min.js"></script>'}.get(
+                  plotlyjs, f'<script src="{html.escape(plotlyjs)}"></script>')
+    body, first = [], True
+    for kind, *rest in blocks:
+        if kind in ("h1", "h2"):
+            body.append(f"<{kind}>{_inline(rest[0])}</{kind}>")
+        elif kind == "p" and rest[0]:
+            body.append(f"<p>{_inline(rest[0])}</p>")
+        elif kind == "table":
+            frame = rest[0].reset_index() if any(n is not None for n in rest[0].index.names) else rest[0]
+            frame = frame.rename_axis(columns=None)  # a pivot's column name is no column
+            body.append(frame.to_html(index=False, float_format=lambda v: f"{v:.2f}", na_rep="", border=0))
+        elif kind == "figure":
+            stem, text = rest
+            div = figs[stem].to_html(full_html=False, include_plotlyjs=plotlyjs == "embed" and first, div_id=stem)
+            first = False
+            body.append(f'<figure>{div}<figcaption><b>Figure {html.escape(stem)}.</b> {_inline(text)} '
+                        f'(<a href="{html.escape(stem)}.html">open alone</a>)</figcaption></figure>')
+    style = ("body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em;line-height:1.4}"
+             "table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #ccc;padding:2px 8px;"
+             "text-align:right}figure{margin:1.5em 0}figcaption{color:#333;max-width:900px}")
+    return (f'<!doctype html>\n<html><head><meta charset="utf-8"><title>xtl report</title>{script}'
+            f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+
+
 def write_report(results: dict[str, SweepResult], out: str | Path, png: bool = True,
                  held_out: pd.DataFrame | None = None, note: str = "", plotlyjs: str = "directory",
                  controls: dict[str, SweepResult] | None = None, maps: dict[str, SweepResult] | None = None) -> Path:
-    """Write every result's figures and ``report.md`` (tables + figures) to ``out``.
+    """Write every result's figures, ``report.md`` (tables, figures, captions) and ``report.html``
+    (the same, with the figures interactive) to ``out``.
 
     Args:
         results: sweep results by name (a task name, or any label).
@@ -156,7 +265,7 @@ def write_report(results: dict[str, SweepResult], out: str | Path, png: bool = T
         held_out: an evaluation table (:func:`xtl.evaluate` rows) to add, e.g. on ``unseen``.
         note: a line under the title (what was run).
         controls: by result name, the same sweep with mismatched sources; its upper bound is
-            tabled beside the result's.
+            tabled beside the result's and drawn in the figures that have a reference for it.
         maps: first-token sweeps (``max_new_tokens=1``) by name, drawn as log-prob change maps.
         plotlyjs: how the HTML figures get plotly.js (see :func:`xtl.plot.save`); by default
             one offline copy beside them.
@@ -169,63 +278,72 @@ def write_report(results: dict[str, SweepResult], out: str | Path, png: bool = T
     """
     if not results:
         raise ValueError("no sweep results to report")
+    plot.check_plotlyjs(plotlyjs)
     out = output_dir(out)
     figs: dict[str, go.Figure] = {}
-    lines: list = ["# xtl report", note, ""]  # ("figure", stem) where a figure goes
+    blocks: list[tuple] = [("h1", "xtl report"), ("p", note)]
     stems = file_stems([*results, *(maps or {})])  # names come from run specs: keep files inside out
+
+    def add(stem: str, fig: go.Figure, name: str = "") -> None:
+        figs[stem] = fig
+        blocks.append(("figure", stem, caption(stem, name)))
+
     for name, result in results.items():
         spec = result.spec
-        lines += [f"## {name}", "",
-                  f"Model `{spec.model}`, {_held(result)} "
-                  f"({', '.join(dict.fromkeys(result.languages)) or 'no language'}), components "
-                  f"{', '.join(spec.components)}, {len(spec.source_layers)} x {len(spec.target_layers)} layer pairs, "
-                  f"{spec.max_new_tokens} new tokens. Scored by `{spec.scorer}`; generation stops at "
-                  f"token ids {list(spec.eos_token_id) or 'none (always the full length)'}.", ""]
+        direction = plot.DIRECTIONS.get(spec.direction, "")
+        blocks += [("h2", name), ("p", f"Model `{spec.model}`, {_held(result)} "
+                   f"({', '.join(dict.fromkeys(result.languages)) or 'no language'})"
+                   f"{'; ' + direction if direction else ''}; components "
+                   f"{', '.join(spec.components)}, {len(spec.source_layers)} x {len(spec.target_layers)} layer pairs, "
+                   f"{spec.max_new_tokens} new tokens. Scored by `{spec.scorer}`; generation stops at "
+                   f"token ids {list(spec.eos_token_id) or 'none (always the full length)'}.")]
         languages = list(dict.fromkeys(result.languages)) + (["all"] if len(set(result.languages)) > 1 else [])
         default = task_default(result)
         if default is not None:
             table = compare_settings(result, default).pivot(index="language", columns="setting", values="accuracy")
-            table = table.reindex(index=languages, columns=list(plot.SETTING_ORDER))
-            lines += [f"Accuracy per setting (paper default: {default.component} ({default.source_layer}, "
-                      f"{default.target_layer}); TargetFirst chosen on these items):", "", _markdown(table), ""]
+            table = table.reindex(index=languages, columns=list(plot.SETTING_ORDER)).rename(columns=SETTING_COLUMNS)
+            blocks += [("p", f"Accuracy per setting (paper default: {default.component} ({default.source_layer}, "
+                             f"{default.target_layer}); TargetFirst chosen on these items):"), ("table", table)]
         bound = upper_bound(result).pivot(index="language", columns="component", values="upper_bound")
         bound = bound.reindex(index=languages, columns=[*spec.components, "any"])
-        if controls and name in controls:
-            ctrl = upper_bound(controls[name]).pivot(index="language", columns="component", values="upper_bound")
-            ctrl = ctrl.reindex(index=languages, columns=bound.columns).add_prefix("control ")
-            lines += ["Upper bound per component, and the same bound with mismatched sources (control: each "
-                      "item's source taken from another item with another answer):", "",
-                      _markdown(pd.concat([bound, ctrl], axis=1)), ""]
+        control = (controls or {}).get(name)
+        if control is not None:
+            ctrl = upper_bound(control).pivot(index="language", columns="component", values="upper_bound")
+            ctrl = ctrl.reindex(index=languages, columns=bound.columns).rename(columns=_bound_columns(ctrl.columns,
+                                                                                                    "control: "))
+            blocks += [("p", "Upper bound per component, and the same bound with mismatched sources (control: each "
+                             "item's source taken from another item with another answer):"),
+                       ("table", pd.concat([bound.rename(columns=_bound_columns(bound.columns)), ctrl], axis=1))]
         else:
-            lines += ["Upper bound per component:", "", _markdown(bound), ""]
-        for stem, fig in figures(stems[name], result).items():
-            figs[stem] = fig
-            lines += [("figure", stem), ""]
+            blocks += [("p", "Upper bound per component:"),
+                       ("table", bound.rename(columns=_bound_columns(bound.columns)))]
+        for stem, fig in figures(stems[name], result, control).items():
+            add(stem, fig, stems[name])
     if len(results) > 1:
         grids = {(r.spec.components, r.spec.source_layers, r.spec.target_layers) for r in results.values()}
         if len(grids) == 1:
-            figs["tasks"] = plot.facets(results, "gain", title="accuracy minus untouched, per task")
-            lines += ["## All tasks", "", ("figure", "tasks"), ""]
+            blocks.append(("h2", "All tasks"))
+            add("tasks", plot.facets(results, "gain", title="accuracy minus untouched, per task"))
     for name, result in (maps or {}).items():
-        lines += [f"## {name}", "", f"Model `{result.spec.model}`, {_held(result)} "
-                  f"({', '.join(dict.fromkeys(result.languages))}), {len(result.spec.source_layers)} x "
-                  f"{len(result.spec.target_layers)} layer pairs: the change of the gold answer's first-token "
-                  "log-prob against the untouched target, mean over instances.", "",
-                  _markdown(map_summary(result)), ""]
+        blocks += [("h2", name), ("p", f"Model `{result.spec.model}`, {_held(result)} "
+                   f"({', '.join(dict.fromkeys(result.languages))}), {len(result.spec.source_layers)} x "
+                   f"{len(result.spec.target_layers)} layer pairs: the change of the gold answer's first-token "
+                   "log-prob against the untouched target, mean over instances."),
+                   ("table", map_summary(result).assign(component=lambda f: f["component"].map(
+                       lambda c: plot.COMPONENT_NAMES.get(c, c))))]
         for stem, fig in map_figures(stems[name], result).items():
-            figs[stem] = fig
-            lines += [("figure", stem), ""]
+            add(stem, fig, stems[name])
     if maps and len(maps) > 1 and len({(r.spec.source_layers, r.spec.target_layers) for r in maps.values()}) == 1:
-        figs["maps"] = plot.facets(maps, "logprob_change", title="change in the gold's first-token log-prob, per map")
-        lines += ["## All maps", "", ("figure", "maps"), ""]
+        blocks.append(("h2", "All maps"))
+        add("maps", plot.facets(maps, "logprob_change", title="change in the gold's first-token log-prob, per map"))
     if held_out is not None and not held_out.empty:
         table = held_out.pivot_table(index=["task", "language"], columns="setting", values="accuracy", sort=False)
         base = held_out.groupby(["task", "language"], sort=False)["baseline"].first().rename("baseline")
         rules = (", ".join(f"`{r}`" for r in dict.fromkeys(held_out["rule"])) if "rule" in held_out
                  else "the tasks' rules")
-        lines += ["## Held-out items", "", "Accuracy on the `unseen` split: untouched, the paper's default, and "
-                  f"TargetFirst with its source layer chosen on the `sample` split; scored by {rules}.", "",
-                  _markdown(pd.concat([base, table], axis=1)), ""]
+        blocks += [("h2", "Held-out items"), ("p", "Accuracy on the `unseen` split: untouched, the paper's default, "
+                   f"and TargetFirst with its source layer chosen on the `sample` split; scored by {rules}."),
+                   ("table", pd.concat([base, table], axis=1).rename(columns=SETTING_COLUMNS))]
     for stem, fig in figs.items():
         plot.save(fig, out / f"{stem}.html", plotlyjs=plotlyjs)
     if png:
@@ -234,8 +352,9 @@ def write_report(results: dict[str, SweepResult], out: str | Path, png: bool = T
         except plot.ExportError as error:
             warnings.warn(f"{error}. The report links the HTML figures only.", stacklevel=2)
             png = False
+    (out / "report.html").write_text(_html_text(blocks, figs, plotlyjs), encoding="utf-8")
     report = out / "report.md"
-    report.write_text("\n".join(_link(line[1], png) if isinstance(line, tuple) else line for line in lines))
+    report.write_text(_markdown_text(blocks, png), encoding="utf-8")
     return report
 
 

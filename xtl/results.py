@@ -34,6 +34,9 @@ from jaxtyping import Bool, Float
 
 AXES = ("instance", "component", "source_layer", "target_layer")
 VERSION_FIELDS = ("xtl_version", "transformer_lens_version")
+# Fields that describe a run without changing its numbers (the prompts' hashes already fix which side
+# is the source): left out of the digest, so runs written before they existed still resume.
+DESCRIPTIVE_FIELDS = (*VERSION_FIELDS, "direction")
 
 
 class RunError(ValueError):
@@ -53,7 +56,8 @@ class SweepSpec:
     config fields that change what the model computes, and of the vocabulary
     (:mod:`xtl.fingerprint`); ``prepend_bos``: whether prompts started with BOS;
     ``scorer_digest``: a hash of the scorer's code, empty for an anonymous scorer
-    (then the run cannot be resumed).
+    (then the run cannot be resumed). ``direction``: ``"en2x"`` or ``"x2en"`` when every
+    item says so (task items do), else empty.
     """
 
     model: str
@@ -74,6 +78,7 @@ class SweepSpec:
     tokenizer: str = ""
     prepend_bos: bool | None = None
     scorer_digest: str = ""
+    direction: str = ""
     xtl_version: str = ""
     transformer_lens_version: str = ""
 
@@ -108,13 +113,14 @@ class SweepSpec:
             raise RunError(f"not a complete sweep spec ({err})") from None
 
     def digest(self) -> str:
-        """A hash of every field but the versions: what each part of a run records."""
-        data = {k: v for k, v in asdict(self).items() if k not in VERSION_FIELDS}
+        """A hash of every field but the descriptive ones (versions, direction): what each part
+        of a run records."""
+        data = {k: v for k, v in asdict(self).items() if k not in DESCRIPTIVE_FIELDS}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
     def differences(self, other: SweepSpec) -> list[str]:
-        """Names of the fields (versions aside) in which two specs differ."""
-        return [f.name for f in fields(self) if f.name not in VERSION_FIELDS
+        """Names of the fields (descriptive ones aside) in which two specs differ."""
+        return [f.name for f in fields(self) if f.name not in DESCRIPTIVE_FIELDS
                 and getattr(self, f.name) != getattr(other, f.name)]
 
 
@@ -237,7 +243,8 @@ class SweepResult:
         return heatmap(self, metric, **kwargs)
 
     def to_pandas(self) -> pd.DataFrame:
-        """Long-form table: one row per (instance, cell), baseline rows marked ``baseline=True``."""
+        """Long-form table: one row per (instance, cell), and per instance one untouched row
+        (``baseline=True``, layers ``<NA>``)."""
         return to_frame(self)
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -355,17 +362,24 @@ def to_frame(result: SweepResult) -> pd.DataFrame:
                         float(result.gold_logprob[i, c, s, t]), float(result.logit_diff[i, c, s, t]),
                         [float(x) for x in opts if not np.isnan(x)], b["language"], b["gold_option"],
                     ))
-    return pd.DataFrame(rows)
+    return long_frame(rows)
+
+
+def long_frame(rows: list[dict]) -> pd.DataFrame:
+    """The long-form table of :func:`record` rows. Layers are nullable integers: a baseline row has
+    none (``<NA>``, null in Parquet), since ``-1`` would read as the last layer."""
+    return pd.DataFrame(rows).astype({"source_layer": "Int64", "target_layer": "Int64"})
 
 
 def record(instance: int, id_: str, cell: tuple[str, int, int] | None, text: str, tokens: Any,
            correct: bool, gold_logprob: float, logit_diff: float, option_logprob: Any,
            language: str = "", gold_option: int = -1) -> dict:
-    """One row of the long-form table (``cell=None`` for the baseline)."""
-    component, source, target = cell if cell else ("", -1, -1)
+    """One row of the long-form table (``cell=None`` for the baseline, whose layers are missing)."""
+    component, source, target = cell if cell else ("", None, None)
     return {
         "instance": int(instance), "id": str(id_), "language": str(language), "baseline": cell is None,
-        "component": component, "source_layer": int(source), "target_layer": int(target),
+        "component": component, "source_layer": None if cell is None else int(source),
+        "target_layer": None if cell is None else int(target),
         "text": text, "tokens": [int(x) for x in tokens], "correct": bool(correct),
         "gold_logprob": float(gold_logprob), "logit_diff": float(logit_diff),
         "option_logprob": [float(x) for x in option_logprob], "gold_option": int(gold_option),

@@ -43,10 +43,12 @@ from xtl.results import (
     SweepSpec,
     check_output_dir,
     from_frame,
+    long_frame,
     open_run,
     record,
     write_part,
 )
+from xtl.threads import threaded
 
 
 def _layers(layers: Iterable[int] | int | None, total: int, what: str) -> tuple[int, ...]:
@@ -96,7 +98,8 @@ def _spec(model, pairs: list[Pair], components, sources, targets, max_new_tokens
 
     from xtl import __version__
 
-    tasks = {getattr(p, "task", "") for p in pairs}  # task items know their task
+    tasks = {getattr(p, "task", "") for p in pairs}  # task items know their task and direction
+    directions = {getattr(p, "direction", "") for p in pairs}
     scorer_label, scorer_digest = scorer_identity(scorer)
     if prepend_bos is None:
         prepend_bos = getattr(model.cfg, "default_prepend_bos", None)
@@ -119,6 +122,7 @@ def _spec(model, pairs: list[Pair], components, sources, targets, max_new_tokens
         tokenizer=tokenizer_digest(require_tokenizer(model)),
         prepend_bos=None if prepend_bos is None else bool(prepend_bos),
         scorer_digest=scorer_digest,
+        direction=directions.pop() if len(directions) == 1 else "",
         xtl_version=__version__,
         transformer_lens_version=_version_of("transformer-lens", transformer_lens),
     )
@@ -240,9 +244,10 @@ def sweep_instance(
                 logprobs[k, options].tolist() if options else [], getattr(pair, "language", ""),
                 pair.options.index(pair.gold) if pair.options else -1,
             ))
-    return pd.DataFrame(out)
+    return long_frame(out)
 
 
+@threaded
 def sweep(
     model: HookedModel,
     pairs: Iterable[Any],

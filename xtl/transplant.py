@@ -15,6 +15,7 @@ from xtl.model import HookedModel, n_layers, require_tokenizer
 from xtl.patch import RowPatches
 from xtl.prompts import Prompts, as_batch, left_padded
 from xtl.spec import TransplantSpec
+from xtl.threads import threaded
 
 Direction = Literal["en2x", "x2en"]
 DIRECTIONS: dict[str, str] = {
@@ -55,6 +56,7 @@ class TransplantResult:
         return self.logits.log_softmax(-1)
 
 
+@threaded
 def transplant(
     model: HookedModel,
     source: Prompts,
