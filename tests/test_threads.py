@@ -1,5 +1,5 @@
-"""Thread counts: xtl picks one for its own computations, keeps a user's choice, restores torch's count;
-``import xtl`` and ``xtl --help`` load no torch."""
+"""Thread counts: xtl picks one for its own computations and keeps a user's choice, made before or
+after; ``import xtl`` and ``xtl --help`` load no torch."""
 
 import subprocess
 import sys
@@ -23,6 +23,7 @@ def fresh(monkeypatch):
     before = torch.get_num_threads()
     torch.set_num_threads(threads.torch_default())
     monkeypatch.setattr(threads, "_setting", "auto")
+    monkeypatch.setattr(threads, "_applied", None)
     yield threads.torch_default()
     torch.set_num_threads(before)
 
@@ -41,10 +42,15 @@ def fake_cpu(monkeypatch, others: float, cores: int = 2):
     monkeypatch.setattr(threads.time, "sleep", lambda s: None)
 
 
-def test_auto_gives_small_models_one_thread_and_restores_torch(fresh):
+def test_auto_gives_small_models_one_thread_and_knows_it_set_it(fresh, monkeypatch):
+    monkeypatch.setattr(threads, "torch_default", lambda: 2)
+    torch.set_num_threads(2)
     with xtl.using_threads(SMALL) as n:
         assert n == 1 and torch.get_num_threads() == 1
-    assert torch.get_num_threads() == fresh
+    assert torch.get_num_threads() == 1 and not threads.user_chosen()  # left in place, known as xtl's own
+    fake_cpu(monkeypatch, others=0.0)
+    with xtl.using_threads(LARGE) as n:  # a larger model on an idle machine gets torch's count back
+        assert n == 2 and torch.get_num_threads() == 2
 
 
 @pytest.mark.parametrize("others, want", [(0.0, 2), (0.2, 2), (0.5, 1), (1.0, 1), (1.9, 1)])
@@ -71,10 +77,18 @@ def test_busy_cpus_are_measured_from_proc_stat():
 def test_a_users_own_count_is_kept(fresh, monkeypatch):
     if fresh < 2:
         pytest.skip("torch starts with one thread here: no other count to choose")
-    torch.set_num_threads(fresh - 1 if fresh > 2 else 2 + 1)  # not torch's default: the user chose it
-    chosen = torch.get_num_threads()
-    assert threads.user_chosen() and xtl.get_threads(SMALL) == chosen
+    other = fresh - 1 if fresh > 2 else 3
+    torch.set_num_threads(other)  # before xtl set any: not torch's default, so the user's
+    assert threads.user_chosen() and xtl.get_threads(SMALL) == other
     torch.set_num_threads(fresh)
+    with xtl.using_threads(SMALL):
+        pass
+    assert torch.get_num_threads() == 1
+    torch.set_num_threads(fresh)  # after xtl set 1: the user's, even though it is torch's default
+    assert threads.user_chosen() and xtl.get_threads(SMALL) == fresh
+    with xtl.using_threads(SMALL) as n:
+        assert n == fresh
+    monkeypatch.setattr(threads, "_applied", None)
     monkeypatch.setenv("OMP_NUM_THREADS", str(fresh))
     assert threads.user_chosen() and xtl.get_threads(SMALL) == fresh
 
@@ -100,12 +114,14 @@ def test_xtl_calls_run_on_the_chosen_count_and_nest(fresh):
     hook = toy_model.blocks[0].register_forward_hook(lambda *a: seen.append(torch.get_num_threads()))
     try:
         xtl.transplant(toy_model, "the capital of gezemi is", "the capital of gezemi is", 0, 0, max_new_tokens=1)
-        assert seen and set(seen) == {1} and torch.get_num_threads() == fresh
+        assert seen and set(seen) == {1}
         seen.clear()
+        torch.set_num_threads(fresh)
+        threads._applied = None  # as in a fresh process
         item = xtl.tasks.get("toy-culture").items("sw")[0]
         xtl.sweep(toy_model, [item], components="mlp", source_layers=[0], target_layers=[0], max_new_tokens=1,
                   progress=False)
-        assert seen and set(seen) == {1} and torch.get_num_threads() == fresh
+        assert seen and set(seen) == {1}
         seen.clear()
         xtl.set_threads(2)
         with xtl.using_threads(toy_model):  # the outer choice holds inside
@@ -115,7 +131,6 @@ def test_xtl_calls_run_on_the_chosen_count_and_nest(fresh):
     finally:
         hook.remove()
         xtl.set_threads("auto")
-    assert torch.get_num_threads() == fresh
 
 
 def test_cli_threads_option(capsys, fresh):
@@ -132,8 +147,7 @@ def test_cli_threads_option(capsys, fresh):
 
 def test_import_and_help_load_no_torch():
     code = ("import sys, xtl, xtl.cli\nxtl.cli.parser().format_help()\n"
-            "assert 'torch' not in sys.modules and 'transformer_lens' not in sys.modules, 'heavy import'\n"
-            "import xtl.sweep\nassert callable(xtl.sweep) and xtl.sweep.__name__ == 'sweep'")
+            "assert 'torch' not in sys.modules and 'transformer_lens' not in sys.modules, 'heavy import'")
     subprocess.run([sys.executable, "-c", code], check=True)
     bad = subprocess.run([sys.executable, "-c", "import xtl.threads"], env={"XTL_THREADS": "lots", "PATH": ""},
                          capture_output=True, text=True)

@@ -3,13 +3,14 @@
 torch starts one intra-op thread per physical core. On a shared machine (a course JupyterHub, a
 CI runner, a laptop compiling in the background) the other processes keep some cores busy, and
 torch's OpenMP threads then wait on each other at every matrix product: measured on a 2-core
-machine with one other busy process, the toy model's sweep ran 2.6-3.3x slower with 2 threads
-than with 1, SmolLM2-135M's 1.4-1.9x (``benchmarks/threads.py``); users have seen 13-35x. With the
-machine idle, 2 threads gained 10-25%.
+machine with one other busy process, the toy model's work ran 2.5x slower on 2 threads than on
+1, SmolLM2-135M's 1.7x (``benchmarks/threads.py``); users have seen 13-35x. With the machine
+idle, 2 threads gained 1% (toy) and 10% (SmolLM2).
 
-So xtl runs its own computations (:func:`xtl.sweep`, :func:`xtl.transplant`, :func:`xtl.capture`,
-:func:`xtl.greedy_generate` and what calls them) with a thread count it picks, and puts torch's
-count back when the call returns:
+So before its own computations (:func:`xtl.sweep`, :func:`xtl.transplant`, :func:`xtl.capture`,
+:func:`xtl.greedy_generate`, :func:`xtl.evaluate` and what calls them) xtl sets torch's thread count
+to one it picks, and leaves it there (switching it back after every call hung ipykernel 7 kernels
+in this project's notebook tests):
 
 - ``"auto"`` (the default): 1 thread for small models (``d_model`` under 512, where threads gain
   little), otherwise torch's count less the cores other processes are using (measured from
@@ -19,8 +20,8 @@ count back when the call returns:
 - ``None``: xtl leaves torch's thread count alone.
 
 A count you chose yourself is never overridden by ``"auto"``: ``OMP_NUM_THREADS`` or
-``MKL_NUM_THREADS`` in the environment, or ``torch.set_num_threads(n)`` with ``n`` other than
-torch's default, is kept. ``XTL_THREADS`` (``auto``, ``torch`` or a number) sets the default for
+``MKL_NUM_THREADS`` in the environment, ``torch.set_num_threads(n)`` after xtl set a count, or
+before it set any with ``n`` other than torch's default, is kept. ``XTL_THREADS`` (``auto``, ``torch`` or a number) sets the default for
 a process, as the CLI's ``--threads`` does.
 
 Example:
@@ -55,6 +56,7 @@ _setting: int | str | None = "auto"
 _depth = 0
 _sample: tuple[float, float, float] | None = None  # the last look at CPU use, see _cpu_seconds
 _others = 0.0
+_applied: int | None = None  # the count xtl set last: not a user's choice
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -116,8 +118,11 @@ def torch_default() -> int:
 
 
 def user_chosen() -> bool:
-    """Whether the thread count was chosen by the user (environment, or ``torch.set_num_threads``)."""
-    return any(os.environ.get(name, "").strip() for name in _ENV) or torch.get_num_threads() != torch_default()
+    """Whether the thread count is the user's: set in the environment, changed by
+    ``torch.set_num_threads`` since xtl last set it, or (before xtl set any) other than torch's default."""
+    if any(os.environ.get(name, "").strip() for name in _ENV):
+        return True
+    return torch.get_num_threads() != (torch_default() if _applied is None else _applied)
 
 
 def _usable() -> set[int]:
@@ -171,34 +176,29 @@ def get_threads(model: Any = None) -> int:
     if cfg is not None and getattr(cfg, "d_model", SMALL_D_MODEL) < SMALL_D_MODEL:
         return 1
     free = math.floor(len(_usable()) - others_busy() + 0.25)  # a core is free when others leave 75% of it
-    return max(1, min(current, free))
+    return max(1, min(torch_default(), free))
 
 
 @contextlib.contextmanager
 def using_threads(model: Any = None) -> Iterator[int]:
-    """Run the block with the thread count :func:`get_threads` picks; torch's count is restored after.
+    """Run the block with the thread count :func:`get_threads` picks.
 
-    Nested uses (an xtl call inside another, or inside this block) keep the outer choice.
+    The count is set when it differs and left in place afterwards: switching torch's count
+    back after every call made an ipykernel 7 kernel stop answering (a notebook test, 3 runs of 3),
+    and xtl recognises the count it set itself, so a count you set later is still yours. Nested
+    uses keep the outer choice.
     """
-    global _depth
-    if _depth:
-        _depth += 1
-        try:
-            yield torch.get_num_threads()
-        finally:
-            _depth -= 1
-        return
-    before = torch.get_num_threads()
-    chosen = get_threads(model)
+    global _depth, _applied
+    if not _depth:
+        chosen = get_threads(model)
+        if chosen != torch.get_num_threads():
+            torch.set_num_threads(chosen)
+            _applied = chosen
     _depth += 1
     try:
-        if chosen != before:
-            torch.set_num_threads(chosen)
-        yield chosen
+        yield torch.get_num_threads()
     finally:
         _depth -= 1
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
 
 
 def threaded(function: F) -> F:
