@@ -62,6 +62,7 @@ def main() -> None:
         for _ in range(2):
             for name, setting in (("1 thread", 1), (f"{default} threads (torch)", default), ("auto", "auto")):
                 torch.set_num_threads(default)
+                threads._applied = None  # as in a fresh process: torch at its default, set by no one
                 xtl.set_threads(setting)
                 if setting == "auto":
                     chosen.append(xtl.get_threads(model))
