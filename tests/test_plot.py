@@ -1,5 +1,6 @@
 """Figures: their data, axis titles, hover counts and trace counts, and export."""
 
+import dataclasses
 import shutil
 
 import numpy as np
@@ -104,7 +105,7 @@ def test_figures_say_what_they_show(res):
     """Title, a subtitle with task, direction, items and the untouched value; reference lines named
     in the legend; value labels; a bar at 0 that shows; headroom above 1."""
     x2en = synthetic(GRID, task="toy-culture")
-    object.__setattr__(x2en.spec, "direction", "x2en")
+    x2en.spec = dataclasses.replace(x2en.spec, direction="x2en")
     heat = xtl.plot.heatmap(x2en)
     sub = heat.layout.title.subtitle.text
     assert "toy-culture" in sub and "X → En: each language's source, the English target scored" in sub
@@ -149,3 +150,16 @@ def test_export_html_png_and_errors(res, tmp_path):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     paths = plot.save_images({tmp_path / "a.png": fig, tmp_path / "b.svg": xtl.plot.difference(res)})
     assert paths[1].read_text().startswith("<svg")
+
+
+def test_report_html_loads_the_plotly_js_its_figures_use(res, tmp_path):
+    from plotly.offline import get_plotlyjs_version
+
+    xtl.report.write_report({"r": res}, tmp_path / "cdn", png=False, plotlyjs="cdn")
+    page = (tmp_path / "cdn" / "report.html").read_text()
+    assert f'src="https://cdn.plot.ly/plotly-{get_plotlyjs_version()}.min.js"' in page and "latest" not in page
+    xtl.report.write_report({"r": res}, tmp_path / "up", png=False, plotlyjs="../plotly.min.js")
+    assert '<script src="../plotly.min.js"></script>' in (tmp_path / "up" / "report.html").read_text()
+    assert 'src="../plotly.min.js"' in (tmp_path / "up" / "r-gain.html").read_text()
+    with pytest.raises(ValueError, match=r"unknown plotlyjs 'web'; valid: \['directory', 'embed', 'cdn'\]"):
+        xtl.report.write_report({"r": res}, tmp_path / "bad", png=False, plotlyjs="web")

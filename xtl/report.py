@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs_version
 
 from xtl import plot, tasks
 from xtl.components import positive_int
@@ -226,7 +227,7 @@ def _markdown_text(blocks: list[tuple], png: bool) -> str:
 
 def _html_text(blocks: list[tuple], figs: dict[str, go.Figure], plotlyjs: str) -> str:
     script = {"directory": '<script src="plotly.min.js"></script>', "embed": "",
-              "cdn": '<script src="https://cdn.plot.ly/plotly-latest.min.js"></script>'}.get(
+              "cdn": f'<script src="https://cdn.plot.ly/plotly-{get_plotlyjs_version()}.min.js"></script>'}.get(
                   plotlyjs, f'<script src="{html.escape(plotlyjs)}"></script>')
     body, first = [], True
     for kind, *rest in blocks:
