@@ -188,3 +188,15 @@ def test_report_has_a_default_out_and_the_sweep_hint_works(tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     assert cli.main(["report", str(run), "--no-png"]) == 0
     assert (tmp_path / "xtl-report" / "report.md").is_file()
+
+
+def test_plotlyjs_option_takes_a_mode_or_a_relative_js_path(tmp_path, capsys):
+    run = tmp_path / "run"
+    synthetic(GRID).save(run)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["report", str(run), "--out", str(tmp_path / "r"), "--plotlyjs", "web"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1
+    assert "--plotlyjs must be directory, embed, cdn or a path ending in .js, got 'web'" in err
+    assert cli.main(["report", str(run), "--out", str(tmp_path / "r"), "--no-png", "--plotlyjs", "../plotly.min.js"]) == 0
+    assert '<script src="../plotly.min.js"></script>' in (tmp_path / "r" / "report.html").read_text()
