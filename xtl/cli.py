@@ -41,6 +41,7 @@ TASK_NAMES = ("xnli", "xquad", "globalopinionqa", "xcopa", "mkqa", "culturalbenc
 DTYPES = ("float32", "float64", "bfloat16", "float16")
 
 def _plotlyjs(text: str) -> str:
+    # the rule of xtl.plot.check_plotlyjs, spelled out so that parsing imports neither plotly nor torch
     if text in ("directory", "embed", "cdn") or text.endswith(".js"):
         return text
     raise argparse.ArgumentTypeError(f"--plotlyjs must be directory, embed, cdn or a path ending in .js, got {text!r}")
