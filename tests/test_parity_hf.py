@@ -138,3 +138,31 @@ def test_early_stopping_rows_leave_the_batch_exactly(checkpoints, hooked):
             hits = (free.tokens[row] == stop).nonzero().flatten()
             assert n == (int(hits[0]) + 1 if len(hits) else 8)
         assert res.lengths[1] <= 3
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_packed_rows_of_several_prompts_match_reference(arch, hooked, hf):
+    """``generate_packed``: rows of three target prompts of unequal length in one batch, each row
+    with its own patch at its own target layer (so rows start at different blocks) or none, against
+    the HF reference run one row at a time."""
+    from xtl.generate import generate_packed
+    from xtl.patch import RowPatches
+
+    model, reference = hooked(arch, torch.float64), hf(arch, torch.float64)
+    targets = [xtl.PromptBatch(*ref.left_pad([TOK.encode(p)], PAD)) for p in PROMPTS_SW]
+    assert len({t.tokens.shape[1] for t in targets}) == 3
+    one_src = ref.left_pad([TOK.encode(PROMPTS_EN[0])], PAD)
+    acts = xtl.capture(model, xtl.PromptBatch(*one_src), components=("attn", "mlp"))
+    # rows per prompt: 3, 2, 2; (row, component, source layer, target layer); rows 2 and 6 untouched
+    plan = [(0, "attn", 2, 0), (1, "mlp", 0, 2), (3, "attn", 1, 1), (4, "mlp", 2, 0), (5, "attn", 0, 2)]
+    patches = RowPatches.build([c for _, c, _, _ in plan], [t for *_, t in plan],
+                               torch.stack([acts[c][s, 0] for _, c, s, _ in plan]), rows=[r for r, *_ in plan])
+    gen = generate_packed(model, targets, [3, 2, 2], 5, patches, eos_token_id=[])
+    prompt_of_row = [0, 0, 0, 1, 1, 2, 2]
+    by_row = {r: (c, s, t) for r, c, s, t in plan}
+    for row, p in enumerate(prompt_of_row):
+        ids = targets[p].tokens.cpu()
+        patch = (by_row[row][0], by_row[row][1], by_row[row][2], *one_src) if row in by_row else None
+        want_lp, want_tokens = ref.generate(reference, ids, torch.ones_like(ids), 5, patch=patch)
+        torch.testing.assert_close(gen.logits[row : row + 1].log_softmax(-1), want_lp, atol=1e-6, rtol=0)
+        assert torch.equal(gen.tokens[row : row + 1].cpu(), want_tokens), row

@@ -1,11 +1,13 @@
-"""Greedy decoding of many rows that share a prompt prefix, without copying the prefix.
+"""Greedy decoding of many rows that share a few prompts, without copying the prefixes.
 
 TransformerLens' KV cache holds keys and values per row, so when hundreds of
 sweep cells share one target prompt, every decoding step copies (and re-rotates)
-the same prefix once per row, in every layer. Here the prefix's keys and
+the same prefix once per row, in every layer. Here each prompt's prefix keys and
 values are kept once, and each step attends to them with one batched product
-plus a small per-row part (the patched last prompt token and the tokens
-generated since). Everything else reuses the model's own modules (norms, MLPs,
+per prompt plus a small per-row part (the patched last prompt token and the
+tokens generated since). Rows of several prompts (a packed batch of small
+instances) are grouped by prompt, each group attending to its own prefix at its
+own positions. Everything else reuses the model's own modules (norms, MLPs,
 embeddings, unembedding) and parameters, so processed and unprocessed weights
 behave as in TransformerLens.
 
@@ -15,6 +17,8 @@ covers; anything else decodes through TransformerLens' cache as before.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from jaxtyping import Float, Int
@@ -62,10 +66,10 @@ def supports(model: HookedModel, total_len: int) -> bool:
 
 
 def _rotate(attn, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    """Rotary embedding of ``x [..., pos, heads, d_head]`` at ``positions [pos]``, as TransformerLens does."""
+    """Rotary embedding of ``x [..., pos, heads, d_head]`` at ``positions [..., pos]``, as TransformerLens does."""
     dim = attn.cfg.rotary_dim
-    cos = attn.rotary_cos[positions][:, None, :]
-    sin = attn.rotary_sin[positions][:, None, :]
+    cos = attn.rotary_cos[positions][..., None, :]
+    sin = attn.rotary_sin[positions][..., None, :]
     rot = x[..., :dim]
     return torch.cat([rot * cos + attn.rotate_every_two(rot) * sin, x[..., dim:]], dim=-1)
 
@@ -78,10 +82,61 @@ def _kv_weights(attn):
     return w_k, b_k, w_v, b_v
 
 
+@dataclass
+class SharedPrompts:
+    """Keys and values after the prompt pass of rows that share a few prompts.
+
+    Each prompt's prefix (all its tokens but the last) is kept once, and each row
+    only its own last prompt token, where its patch acted. Keys are unrotated, as
+    TransformerLens caches them.
+
+    Attributes:
+        prefix_keys: ``[prompt][layer] -> [prefix_pos, kv_head, d_head]``.
+        prefix_values: the same for values.
+        own_keys: ``[layer] -> [row, kv_head, d_head]``, each row's last prompt token.
+        own_values: the same for values.
+        prompt: ``[row]`` the prompt of each row, non-decreasing.
+    """
+
+    prefix_keys: list[list[torch.Tensor]]
+    prefix_values: list[list[torch.Tensor]]
+    own_keys: list[torch.Tensor]
+    own_values: list[torch.Tensor]
+    prompt: Int[torch.Tensor, " row"]
+
+    def lengths(self) -> Int[torch.Tensor, " prompt"]:
+        """Tokens in each prompt."""
+        return torch.tensor([keys[0].shape[0] + 1 for keys in self.prefix_keys], device=self.prompt.device)
+
+    def kv_cache(self, model: HookedModel) -> TransformerLensKeyValueCache:
+        """TransformerLens' cache of the whole prompt for every row (one prompt only)."""
+        if len(self.prefix_keys) != 1:
+            raise ValueError("a TransformerLens cache holds rows of one prompt length; this holds "
+                             f"{len(self.prefix_keys)} prompts")
+        size, cfg = len(self.prompt), model.cfg
+        kv = TransformerLensKeyValueCache.init_cache(cfg, cfg.device, size)
+        for entry, pk, pv, ok, ov in zip(kv.entries, self.prefix_keys[0], self.prefix_values[0],
+                                         self.own_keys, self.own_values):
+            entry.past_keys = torch.cat([pk.expand(size, -1, -1, -1), ok[:, None]], 1)
+            entry.past_values = torch.cat([pv.expand(size, -1, -1, -1), ov[:, None]], 1)
+        kv.previous_attention_mask = torch.ones((size, pk.shape[0] + 1), dtype=torch.long, device=pk.device)
+        return kv
+
+
+def _segments(prompt: Int[torch.Tensor, " row"], n_prompts: int) -> list[tuple[int, int, int]]:
+    """``(prompt, first row, end row)`` of each run of rows sharing a prompt."""
+    out, at = [], 0
+    for p, n in enumerate(torch.bincount(prompt, minlength=n_prompts).tolist()):
+        if n:
+            out.append((p, at, at + n))
+            at += n
+    return out
+
+
 @torch.no_grad()
 def decode_shared(
     model: HookedModel,
-    kv: TransformerLensKeyValueCache,
+    shared: SharedPrompts,
     active: Int[torch.Tensor, " row"],
     token: Int[torch.Tensor, " row"],
     steps: int,
@@ -89,42 +144,43 @@ def decode_shared(
     out: Int[torch.Tensor, "batch n_new"],
     lengths: Int[torch.Tensor, " batch"],
 ) -> None:
-    """Continue greedy decoding after a shared-prefix prompt pass.
+    """Continue greedy decoding after the prompt pass of rows sharing a few prompts.
 
-    ``kv`` is TransformerLens' cache right after the prompt pass, holding the
-    rows ``active`` of the batch: each the same prefix plus its own last prompt
-    token. ``token`` is their first new token (already written to ``out[:, 0]``
-    and counted in ``lengths``); steps ``1..steps-1`` are generated into
-    ``out`` and ``lengths`` in place, and rows stop at ``stops``.
+    ``shared`` holds the prompt pass of all rows; ``active`` are the rows still
+    going, ``token`` their first new token (already written to ``out[:, 0]`` and
+    counted in ``lengths``). Steps ``1..steps-1`` are generated into ``out`` and
+    ``lengths`` in place; rows stop at ``stops``.
     """
     cfg, rotary = model.cfg, model.cfg.positional_embedding_type == "rotary"
-    size, prompt_len = kv.entries[0].past_keys.shape[:2]
-    device = token.device
-    prefix = torch.arange(prompt_len - 1, device=device)
+    size, n_prompts = len(active), len(shared.prefix_keys)
+    prompt = shared.prompt[active]
+    last = (shared.lengths() - 1)[prompt]  # [row] position of each row's last prompt token
     layers = []
-    for block, entry in zip(model.blocks, kv.entries):
-        k_prefix, k_own = entry.past_keys[0, :-1], entry.past_keys[:, -1:]
+    for index, block in enumerate(model.blocks):
+        prefixes = []
+        for keys, values in zip(shared.prefix_keys, shared.prefix_values):
+            k = keys[index]
+            if rotary:
+                k = _rotate(block.attn, k, torch.arange(k.shape[0], device=k.device))
+            prefixes.append((k.permute(1, 2, 0), values[index].permute(1, 0, 2)))  # [kv, d, pos], [kv, pos, d]
+        k_own = shared.own_keys[index][active]
         if rotary:
-            k_prefix = _rotate(block.attn, k_prefix, prefix)
-            k_own = _rotate(block.attn, k_own, prefix.new_tensor([prompt_len - 1]))
-        heads = k_own.shape[2]
+            k_own = _rotate(block.attn, k_own[:, None], last[:, None])[:, 0]
+        heads = k_own.shape[1]
         own_k = k_own.new_empty((size, heads, steps, cfg.d_head))
         own_v = own_k.new_empty((size, heads, steps, cfg.d_head))
-        own_k[:, :, 0] = k_own[:, 0]
-        own_v[:, :, 0] = entry.past_values[:, -1]
-        layers.append({
-            "k_prefix": k_prefix.permute(1, 2, 0),  # [kv_head, d_head, prefix]
-            "v_prefix": entry.past_values[0, :-1].permute(1, 0, 2),  # [kv_head, prefix, d_head]
-            "own_k": own_k, "own_v": own_v, "weights": _kv_weights(block.attn),
-        })
+        own_k[:, :, 0] = k_own
+        own_v[:, :, 0] = shared.own_values[index][active]
+        layers.append({"prefixes": prefixes, "own_k": own_k, "own_v": own_v, "weights": _kv_weights(block.attn)})
     unembed = model.unembed.W_U.T.contiguous()
+    segments = _segments(prompt, n_prompts)
     for step in range(1, steps):
-        n_own, pos = step + 1, prompt_len - 1 + step
+        n_own, pos = step + 1, last + step  # [row] positions of the new tokens
         resid = model.embed(token[:, None])
         if cfg.positional_embedding_type == "standard":
-            resid = resid + model.pos_embed.W_pos[pos]
+            resid = resid + model.pos_embed.W_pos[pos][:, None]
         for block, layer in zip(model.blocks, layers):
-            resid = resid + _attend(block, layer, block.ln1(resid), n_own, pos, rotary)
+            resid = resid + _attend(block, layer, block.ln1(resid), n_own, pos, rotary, segments)
             resid = resid + block.apply_mlp(block.ln2(resid))
         logits = torch.nn.functional.linear(model.ln_final(resid), unembed, model.unembed.b_U)[:, 0]
         token = logits.argmax(-1)
@@ -135,37 +191,41 @@ def decode_shared(
             break
         if not going.all():
             keep = going.nonzero().flatten()
-            active, token = active[keep], token[keep]
+            active, token, prompt, last = active[keep], token[keep], prompt[keep], last[keep]
+            segments = _segments(prompt, n_prompts)
             for layer in layers:
                 layer["own_k"], layer["own_v"] = layer["own_k"][keep], layer["own_v"][keep]
 
 
-def _attend(block, layer, x: Float[torch.Tensor, "batch 1 d_model"], n_own: int, pos: int,
-            rotary: bool) -> Float[torch.Tensor, "batch 1 d_model"]:
-    """One new token's attention output: shared prefix part plus per-row part."""
+def _attend(block, layer, x: Float[torch.Tensor, "batch 1 d_model"], n_own: int,
+            pos: Int[torch.Tensor, " batch"], rotary: bool,
+            segments: list[tuple[int, int, int]]) -> Float[torch.Tensor, "batch 1 d_model"]:
+    """One new token's attention output per row: its prompt's prefix part plus its own part."""
     attn = block.attn
     w_k, b_k, w_v, b_v = layer["weights"]
     q = simple_attn_linear(x, attn.W_Q, attn.b_Q)  # [batch, 1, head, d_head]
     k = simple_attn_linear(x, w_k, b_k)
     v = simple_attn_linear(x, w_v, b_v)
     if rotary:
-        where = torch.tensor([pos], device=x.device)
-        q, k = _rotate(attn, q, where), _rotate(attn, k, where)
+        q, k = _rotate(attn, q, pos[:, None]), _rotate(attn, k, pos[:, None])
     own_k, own_v = layer["own_k"], layer["own_v"]
     own_k[:, :, n_own - 1] = k[:, 0]
     own_v[:, :, n_own - 1] = v[:, 0]
     size, kv_heads = q.shape[0], own_k.shape[1]
     group = attn.cfg.n_heads // kv_heads
     q = q[:, 0].reshape(size, kv_heads, group, -1)  # query head h reads kv head h // group
-    shared = torch.matmul(q.permute(1, 0, 2, 3).reshape(kv_heads, size * group, -1), layer["k_prefix"])
-    shared = shared.reshape(kv_heads, size, group, -1).permute(1, 0, 2, 3)
-    own = torch.matmul(q, own_k[:, :, :n_own].transpose(-1, -2))
-    scores = torch.cat([shared, own], dim=-1) / attn.attn_scale
-    pattern = torch.softmax(scores, dim=-1)
-    n_prefix = shared.shape[-1]
-    p_shared = pattern[..., :n_prefix].permute(1, 0, 2, 3).reshape(kv_heads, size * group, n_prefix)
-    z = torch.matmul(p_shared, layer["v_prefix"]).reshape(kv_heads, size, group, -1).permute(1, 0, 2, 3)
-    z = z + torch.matmul(pattern[..., n_prefix:], own_v[:, :, :n_own])
-    z = z.reshape(size, 1, attn.cfg.n_heads, -1)  # [batch, 1, head, d_head]
+    parts = []
+    for p, begin, end in segments:
+        k_prefix, v_prefix = layer["prefixes"][p]
+        qs, n = q[begin:end], end - begin
+        shared = torch.matmul(qs.permute(1, 0, 2, 3).reshape(kv_heads, n * group, -1), k_prefix)
+        shared = shared.reshape(kv_heads, n, group, -1).permute(1, 0, 2, 3)
+        own = torch.matmul(qs, own_k[begin:end, :, :n_own].transpose(-1, -2))
+        pattern = torch.softmax(torch.cat([shared, own], dim=-1) / attn.attn_scale, dim=-1)
+        n_prefix = shared.shape[-1]
+        p_shared = pattern[..., :n_prefix].permute(1, 0, 2, 3).reshape(kv_heads, n * group, n_prefix)
+        z = torch.matmul(p_shared, v_prefix).reshape(kv_heads, n, group, -1).permute(1, 0, 2, 3)
+        parts.append(z + torch.matmul(pattern[..., n_prefix:], own_v[begin:end, :, :n_own]))
+    z = (parts[0] if len(parts) == 1 else torch.cat(parts)).reshape(size, 1, attn.cfg.n_heads, -1)
     w_o = attn.W_O.reshape(-1, attn.W_O.shape[-1])  # [(head d_head), d_model]
     return torch.nn.functional.linear(z.flatten(-2), w_o.T, attn.b_O)

@@ -1,11 +1,16 @@
 """Greedy decoding in which row-wise patches act on the prompt pass only.
 
 With a ``HookedTransformer`` the prompt is run once with the patches, and
-every later step runs one new token per row against TransformerLens' KV cache,
-so it sees the patched position only through its cached keys and values. When
-all rows share one prompt (a layer-pair sweep), the prompt's prefix runs once
-for all of them: the patch only touches the last prompt token, so positions
-before it are the same in every row. Rows that reach EOS leave the batch.
+every later step runs one new token per row against a KV cache, so it sees the
+patched position only through its cached keys and values. When rows share a
+prompt (a layer-pair sweep, or a transplant and its untouched baseline), the
+prompt's prefix runs once for all of them: the patch only touches the last
+prompt token, so positions before it are the same in every row. The last token
+runs once untouched, and a row whose patch first acts at block ``j`` starts
+there (:func:`shared_prompt_pass`); then xtl's own decoder
+(:func:`xtl.decode.decode_shared`) continues all rows against the shared
+prefixes. :func:`generate_packed` puts rows of several prompts in one batch.
+Rows that reach EOS leave the batch.
 
 Models without that cache (a ``TransformerBridge``) re-run the whole sequence
 each step with the same patches at the same absolute position; since a
@@ -82,7 +87,7 @@ def eos_ids(model: HookedModel, eos_token_id: int | Sequence[int] | None) -> lis
 
 def _shares_prompt(batch: PromptBatch) -> bool:
     return (
-        batch.batch_size > 1
+        batch.batch_size >= 1
         and batch.tokens.shape[1] > 1
         and bool(batch.attention_mask.bool().all())
         and bool((batch.tokens == batch.tokens[:1]).all())
@@ -117,6 +122,169 @@ def _prompt_pass_cached(model, batch: PromptBatch, patches: RowPatches | None, s
     return logits, kv
 
 
+def can_skip(model: HookedModel) -> bool:
+    """Whether a pass may start at a later block from a given residual stream (a
+    ``HookedTransformer`` whose blocks see nothing but the residual stream and the cache)."""
+    from transformer_lens import HookedTransformer
+
+    return isinstance(model, HookedTransformer) and model.cfg.positional_embedding_type != "shortformer"
+
+
+def start_layers(patches: RowPatches | None, size: int, total: int) -> Int[torch.Tensor, " batch"]:
+    """The first block whose output each row's patches can change (``total`` for an untouched row)."""
+    start = torch.full((size,), total, dtype=torch.long)
+    for (_, layer), (rows, _) in (patches.groups.items() if patches else ()):
+        start[rows.cpu()] = torch.clamp(start[rows.cpu()], max=layer)
+    return start
+
+
+def shared_prompt_pass(
+    model: HookedModel,
+    prompts: Sequence[PromptBatch],
+    prompt: Int[torch.Tensor, " batch"],
+    patches: RowPatches | None,
+) -> tuple[Float[torch.Tensor, "batch d_vocab"], decode.SharedPrompts]:
+    """The patched prompt pass of rows that share a few prompts, each block run only where it can differ.
+
+    Each prompt (one row, unpadded, at least 2 tokens) runs once untouched, keeping its
+    prefix's keys and values, its last token's, and the residual stream entering every
+    block at its last token. A row whose patches first touch block ``j`` is that
+    untouched prompt below ``j``, so rows are grouped by ``j`` and each group's last
+    prompt token runs from block ``j`` on (prefixes of unequal length left-padded and
+    masked), with the patches as TransformerLens hooks.
+
+    Args:
+        model: a ``HookedTransformer`` (see :func:`can_skip`).
+        prompts: the distinct prompts.
+        prompt: ``[batch]`` which prompt each row continues, non-decreasing.
+        patches: per-row replacements.
+
+    Returns:
+        The last prompt token's logits of every row and the keys and values for decoding.
+    """
+    cfg, total, device = model.cfg, model.cfg.n_layers, prompt.device
+    size = len(prompt)
+    start = start_layers(patches, size, total)
+    firsts = sorted(set(start.tolist()) - {total})
+    resid: dict[int, list[torch.Tensor]] = {j: [] for j in firsts}
+
+    def keep(layer: int):
+        def hook(act, hook) -> None:
+            resid[layer].append(act[0, -1])
+
+        return hook
+
+    base, prefix_keys, prefix_values, last_keys, last_values = [], [], [], [], []
+    for one in prompts:
+        kv = TransformerLensKeyValueCache.init_cache(cfg, cfg.device, 1)
+        run(model, PromptBatch(one.tokens[:, :-1], one.attention_mask[:, :-1]), (), past_kv_cache=kv)
+        hooks = [(f"blocks.{j}.hook_resid_pre", keep(j)) for j in firsts]
+        base.append(run(model, PromptBatch(one.tokens[:, -1:], one.attention_mask[:, -1:]), hooks,
+                        past_kv_cache=kv)[0, -1])
+        prefix_keys.append([e.past_keys[0, :-1] for e in kv.entries])
+        prefix_values.append([e.past_values[0, :-1] for e in kv.entries])
+        last_keys.append(torch.stack([e.past_keys[0, -1] for e in kv.entries]))
+        last_values.append(torch.stack([e.past_values[0, -1] for e in kv.entries]))
+    logits = torch.stack(base)[prompt]
+    own_keys = list(torch.stack(last_keys)[prompt].unbind(1))  # [layer] -> [batch, kv_head, d_head]
+    own_values = list(torch.stack(last_values)[prompt].unbind(1))
+    lengths = [len(keys[0]) + 1 for keys in prefix_keys]
+    writers = []
+    for j in firsts:
+        rows = (start == j).nonzero().flatten().to(device)
+        involved = sorted(set(prompt[rows].tolist()))  # the prompts of this group's rows, renumbered
+        which = torch.searchsorted(torch.tensor(involved, device=device), prompt[rows])
+        width = max(lengths[p] for p in involved)
+        group = TransformerLensKeyValueCache.init_cache(cfg, cfg.device, len(rows))
+        for layer in range(j, total):
+            group.entries[layer].past_keys = _padded([prefix_keys[p][layer] for p in involved], width - 1)[which]
+            group.entries[layer].past_values = _padded([prefix_values[p][layer] for p in involved], width - 1)[which]
+        own_length = torch.tensor([lengths[p] for p in involved], device=device)[which]
+        mask = torch.arange(width, device=device) >= width - own_length[:, None]
+        hooks = patches.select(rows).hooks(model, None)
+        writers += [h for _, h in hooks]
+        with torch.no_grad():
+            out = model.run_with_hooks(torch.stack(resid[j])[prompt[rows], None], start_at_layer=j, past_kv_cache=group,
+                                       attention_mask=mask.long(), fwd_hooks=hooks)
+        logits[rows] = out[:, -1]
+        for layer in range(j, total):
+            own_keys[layer][rows] = group.entries[layer].past_keys[:, -1]
+            own_values[layer][rows] = group.entries[layer].past_values[:, -1]
+    check_fired(model, writers, "transplant")
+    return logits, decode.SharedPrompts(prefix_keys, prefix_values, own_keys, own_values, prompt)
+
+
+def _padded(tensors: list[torch.Tensor], width: int) -> torch.Tensor:
+    """``[n, width, ...]``: each ``[pos, ...]`` tensor left-padded with zeros to ``width``."""
+    if len(tensors) == 1 and len(tensors[0]) == width:
+        return tensors[0][None]
+    out = tensors[0].new_zeros((len(tensors), width, *tensors[0].shape[1:]))
+    for k, t in enumerate(tensors):
+        out[k, width - len(t):] = t
+    return out
+
+
+def packable(model: HookedModel, total_len: int) -> bool:
+    """Whether rows continuing *different* prompts can share one batch (:func:`generate_packed`)."""
+    return uses_kv_cache(model) and can_skip(model) and decode.supports(model, total_len)
+
+
+@threaded
+def generate_packed(
+    model: HookedModel,
+    prompts: Sequence[PromptBatch],
+    counts: Sequence[int],
+    max_new_tokens: int = 20,
+    patches: RowPatches | None = None,
+    eos_token_id: int | Sequence[int] | None = None,
+    row_names: Sequence[int] | None = None,
+) -> Generation:
+    """Greedy continuations of ``counts[p]`` rows of each prompt ``p``, in one batch.
+
+    Rows are numbered prompt by prompt (the first ``counts[0]`` rows continue
+    ``prompts[0]``, ...); ``patches`` act on each row's last prompt token. Every
+    prompt's prefix is computed once (see :func:`shared_prompt_pass`), so many small
+    instances of a sweep fill one batch. The model must be :func:`packable`.
+    ``row_names`` numbers the rows in error messages as the caller's batch does.
+
+    Example:
+        >>> gen = generate_packed(model, [tokenize(model, a), tokenize(model, b)], [3, 2], 5)
+        >>> gen.tokens.shape  # [5, <= 5]
+    """
+    max_new_tokens = positive_int(max_new_tokens, "max_new_tokens")
+    tokenizer = require_tokenizer(model)
+    longest = max(p.tokens.shape[1] for p in prompts)
+    if not packable(model, longest + max_new_tokens) or any(
+            p.batch_size != 1 or p.tokens.shape[1] < 2 or not p.attention_mask.bool().all() for p in prompts):
+        raise ValueError("generate_packed needs a HookedTransformer that xtl.decode.supports and unpadded "
+                         "prompts of one row and at least 2 tokens each")
+    device = prompts[0].tokens.device
+    prompt = torch.repeat_interleave(torch.arange(len(prompts), device=device),
+                                     torch.tensor(list(counts), device=device))
+    logits, shared = shared_prompt_pass(model, prompts, prompt, patches)
+    check_finite_logits(model, logits, "prompt pass", row_names)
+    stops = torch.tensor(eos_ids(model, eos_token_id), dtype=torch.long, device=device)
+    return _decode(model, logits, shared, max_new_tokens, stops, _fill(tokenizer, stops))
+
+
+def _fill(tokenizer, stops: torch.Tensor) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (stops[:1].tolist() or [0])[0]
+
+
+def _decode(model, logits, shared: decode.SharedPrompts, max_new_tokens: int, stops, fill: int) -> Generation:
+    """The first new token from the prompt pass's ``logits``, the rest by :func:`decode.decode_shared`."""
+    size, device = len(logits), logits.device
+    out = torch.full((size, max_new_tokens), fill, dtype=torch.long, device=device)
+    lengths = torch.ones(size, dtype=torch.long, device=device)
+    token = logits.argmax(-1)
+    out[:, 0] = token
+    going = ~torch.isin(token, stops)
+    if max_new_tokens > 1 and going.any():
+        active = going.nonzero().flatten()
+        decode.decode_shared(model, shared, active, token[active], max_new_tokens, stops, out, lengths)
+    return Generation(out[:, : int(lengths.max())], lengths, logits.clone())
+
+
 @threaded
 def greedy_generate(
     model: HookedModel,
@@ -149,12 +317,20 @@ def greedy_generate(
         )
     device = batch.tokens.device
     stops = torch.tensor(eos_ids(model, eos_token_id), dtype=torch.long, device=device)
-    fill = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (stops[:1].tolist() or [0])[0]
+    fill = _fill(tokenizer, stops)
     size, prompt_len = batch.batch_size, batch.tokens.shape[1]
     out = torch.full((size, max_new_tokens), fill, dtype=torch.long, device=device)
     lengths = torch.zeros(size, dtype=torch.long, device=device)
     cached, shared = uses_kv_cache(model), _shares_prompt(batch)
-    if cached:
+    if cached and shared and can_skip(model):
+        prompt = torch.zeros(size, dtype=torch.long, device=device)
+        logits, skipped = shared_prompt_pass(model, [PromptBatch(batch.tokens[:1], batch.attention_mask[:1])],
+                                             prompt, patches)
+        if decode.supports(model, prompt_len + max_new_tokens):
+            check_finite_logits(model, logits, "prompt pass")
+            return _decode(model, logits, skipped, max_new_tokens, stops, fill)
+        kv = skipped.kv_cache(model)
+    elif cached:
         logits, kv = _prompt_pass_cached(model, batch, patches, shared)
     else:
         hooks = patches.hooks(model, prompt_len - 1) if patches else ()
@@ -164,7 +340,6 @@ def greedy_generate(
     first = logits.clone()
     active = torch.arange(size, device=device)
     tokens, mask = batch.tokens, batch.attention_mask
-    fast = cached and shared and decode.supports(model, prompt_len + max_new_tokens)
     for step in range(max_new_tokens):
         token = logits.argmax(-1)
         out[active, step] = token
@@ -180,9 +355,6 @@ def greedy_generate(
             else:
                 tokens, mask = tokens[keep], mask[keep]
                 patches = patches.select(keep) if patches else None
-        if fast:
-            decode.decode_shared(model, kv, active, token, max_new_tokens, stops, out, lengths)
-            break
         ones = torch.ones((len(active), 1), dtype=mask.dtype, device=device)
         if cached:
             logits = run(model, PromptBatch(token[:, None], ones), (), past_kv_cache=kv)[:, -1]

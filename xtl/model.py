@@ -9,7 +9,7 @@ hook points by name, carry a config with ``n_layers`` and a tokenizer.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import torch
@@ -150,10 +150,14 @@ def check_finite_weights(model: HookedModel) -> None:
                              f"its outputs would be meaningless (a corrupt or wrongly converted checkpoint?)")
 
 
-def check_finite_logits(model: HookedModel, logits: torch.Tensor, what: str) -> None:
+def check_finite_logits(model: HookedModel, logits: torch.Tensor, what: str,
+                        rows: Sequence[int] | None = None) -> None:
     """Raise :class:`NonFiniteError` if any row of ``logits`` holds NaN or Inf, saying where
-    they come from (weights, or overflow in the model's dtype)."""
+    they come from (weights, or overflow in the model's dtype). ``rows`` numbers the rows
+    as the caller's batch does (default ``0..n-1``)."""
     bad_rows = (~torch.isfinite(logits)).flatten(1).any(-1).nonzero().flatten().tolist()
+    if rows is not None:
+        bad_rows = list(dict.fromkeys(rows[r] for r in bad_rows))
     if not bad_rows:
         return
     params = nonfinite_parameters(model)

@@ -8,32 +8,37 @@ The generic engine behind every heatmap. Per instance:
    untouched baseline row); the target's prefix (all but its last token) runs
    once and its keys and values are shared by all rows, since the patch never
    changes positions before the last prompt token;
-3. the last prompt token runs for all rows at once, each row with its own
-   replacement, then all rows decode together against the KV cache, and rows
-   leave the batch when they reach EOS.
+3. the last prompt token runs once untouched; a row patching target layer ``j``
+   is that untouched run below block ``j``, so rows are grouped by ``j`` and each
+   group runs only blocks ``j`` and above, each row with its own replacement;
+4. all rows decode together against the shared prefix, and rows leave the
+   batch when they reach EOS.
 
-Rows are split into chunks that fit ``memory_budget``. The answers are those
-of one :func:`xtl.transplant` call per cell (tested in float64).
+Small instances (fewer rows than a batch holds: the toy model's 72 cells, or the
+few cells of an evaluation) are packed several to a batch, each with its own
+prefix. Rows are split into chunks that fit ``memory_budget``. The answers are
+those of one :func:`xtl.transplant` call per cell (tested in float64).
 """
 
 from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 import torch
+from jaxtyping import Float
 from tqdm.auto import tqdm
 
 from xtl.capture import capture
 from xtl.components import get_component, positive_int, resolve_layer
 from xtl.fingerprint import config_digest, scorer_identity, tokenizer_digest, weights_digest
-from xtl.generate import eos_ids, greedy_generate
-from xtl.model import HookedModel, n_layers, require_tokenizer, uses_kv_cache
+from xtl.generate import eos_ids, generate_packed, greedy_generate, packable
+from xtl.model import HookedModel, device_of, n_layers, require_tokenizer, uses_kv_cache
 from xtl.pairs import Pair, Scorer, as_pairs, contains_gold, first_answer_token
 from xtl.patch import RowPatches
 from xtl.prompts import PromptBatch, tokenize
@@ -72,6 +77,25 @@ def bytes_per_row(model: HookedModel, prompt_len: int, max_new_tokens: int) -> i
     kv = 2 * cfg.n_layers * (prompt_len + max_new_tokens) * heads * cfg.d_head * item
     acts = (3 * cfg.d_vocab + 4 * (cfg.d_mlp or 4 * cfg.d_model) + 8 * cfg.d_model) * item
     return 2 * kv + acts  # twice the cache: appending copies it
+
+
+def default_memory_budget(model: HookedModel) -> int:
+    """Bytes a sweep's decoding batch may take when the caller gives no ``memory_budget``.
+
+    On a CUDA device: half of its free memory now (after the weights are loaded). On the
+    CPU: a quarter of the memory the system reports available (``MemAvailable``), between
+    256 MiB and 4 GiB (larger batches gain little on a CPU); 1 GiB where that cannot be read.
+    """
+    device = device_of(model)
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return max(free // 2, 2**20)
+    try:
+        with open("/proc/meminfo") as f:
+            available = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        return 2**30
+    return int(min(max(available // 4, 2**28), 2**32))
 
 
 def _version_of(distribution: str, module: Any) -> str:
@@ -159,7 +183,7 @@ def preflight(model: HookedModel, pairs: list[Pair], max_new_tokens: int,
     context, the target leaves room for ``max_new_tokens``, and answers have a first token.
 
     Returns:
-        Each pair tokenized, for :func:`sweep_instance`.
+        Each pair tokenized, for :func:`sweep_instances`.
 
     Raises:
         ValueError: naming the instance and what is wrong with it.
@@ -199,52 +223,91 @@ def preflight(model: HookedModel, pairs: list[Pair], max_new_tokens: int,
     return prepared
 
 
-def sweep_instance(
+def log_normalizer(logits: Float[torch.Tensor, "row d_vocab"], rows: int = 64) -> Float[torch.Tensor, " row"]:
+    """``logsumexp`` of each row in float64, a few rows at a time: a log-prob is
+    ``logit - log_normalizer``, without a float64 copy of all ``[row, d_vocab]`` logits."""
+    return torch.cat([chunk.double().logsumexp(-1) for chunk in logits.split(rows)])
+
+
+def sweep_instances(
     model: HookedModel,
-    instance: int,
-    pair: Pair,
+    instances: Sequence[int],
+    pairs: Sequence[Pair],
     spec: SweepSpec,
     scorer: Scorer,
-    prepared: Prepared,
-    max_batch: int | None = None,
-    memory_budget: int = 2**30,
-) -> pd.DataFrame:
-    """All cells of one instance as long-form rows (see :func:`xtl.sweep`), from its
-    :func:`preflight` tokens."""
+    prepared: Sequence[Prepared],
+    chunk: int,
+) -> Iterator[tuple[int, pd.DataFrame]]:
+    """All cells of some instances as long-form rows (see :func:`xtl.sweep`), from their
+    :func:`preflight` tokens, in batches of at most ``chunk`` rows.
+
+    Each instance is one untouched row plus one row per cell; several instances share a batch
+    when the model is :func:`~xtl.generate.packable` (see :func:`packs`). Yields
+    ``(instance, frame)`` as soon as an instance is scored, so an interruption while scoring a
+    later one keeps it.
+    """
     tokenizer = require_tokenizer(model)
-    first, target = prepared.first, prepared.target
-    gold, options = first[pair.gold], [first[o] for o in pair.options]
-    others = [t for o, t in zip(pair.options, options) if o != pair.gold and t != gold]
-    acts = capture(model, prepared.source, spec.components)
     cells = [(c, s, t) for c in spec.components for s in spec.source_layers for t in spec.target_layers]
-    rows: list[tuple[str, int, int] | None] = [None, *cells]  # row 0: the untouched target
-    chunk = max_batch or max(1, memory_budget // bytes_per_row(model, target.tokens.shape[1],
-                                                              spec.max_new_tokens))
-    out = []
+    acts = {k: capture(model, prepared[k].source, spec.components) for k in instances}
+    rows = [(k, cell) for k in instances for cell in (None, *cells)]  # each instance's row 0: untouched
+    out: dict[int, list] = {k: [] for k in instances}
     for start in range(0, len(rows), chunk):
         part = rows[start : start + chunk]
-        patched = [(k, cell) for k, cell in enumerate(part) if cell is not None]
+        patched = [(r, k, cell) for r, (k, cell) in enumerate(part) if cell is not None]
         patches = RowPatches.build(
-            [cell[0] for _, cell in patched], [cell[2] for _, cell in patched],
-            torch.stack([acts[c][s, 0] for _, (c, s, _) in patched]), rows=[k for k, _ in patched],
+            [cell[0] for _, _, cell in patched], [cell[2] for _, _, cell in patched],
+            torch.stack([acts[k][c][s, 0] for _, k, (c, s, _) in patched]), rows=[r for r, _, _ in patched],
         ) if patched else None
-        size = len(part)
-        batch = PromptBatch(target.tokens.expand(size, -1), target.attention_mask.expand(size, -1))
-        gen = greedy_generate(model, batch, spec.max_new_tokens, patches, list(spec.eos_token_id))
-        logits = gen.logits.double()
-        logprobs = logits.log_softmax(-1)
+        order = list(dict.fromkeys(k for k, _ in part))
+        if len(order) == 1:
+            target = prepared[order[0]].target
+            batch = PromptBatch(target.tokens.expand(len(part), -1), target.attention_mask.expand(len(part), -1))
+            gen = greedy_generate(model, batch, spec.max_new_tokens, patches, list(spec.eos_token_id))
+        else:
+            counts = [sum(1 for k, _ in part if k == one) for one in order]
+            gen = generate_packed(model, [prepared[k].target for k in order], counts, spec.max_new_tokens,
+                                  patches, list(spec.eos_token_id))
         texts = gen.texts(tokenizer)
-        best_other = logits[:, others].max(-1).values if others else None
-        for k, cell in enumerate(part):
-            text = texts[k]
-            out.append(record(
-                instance, spec.ids[instance], cell, text, gen.tokens[k, : int(gen.lengths[k])].tolist(),
-                verdict(scorer, text, pair, instance), float(logprobs[k, gold]),
-                float(logits[k, gold] - best_other[k]) if others else float("nan"),
-                logprobs[k, options].tolist() if options else [], getattr(pair, "language", ""),
-                pair.options.index(pair.gold) if pair.options else -1,
-            ))
-    return long_frame(out)
+        at = 0
+        for k in order:
+            n = sum(1 for one, _ in part if one == k)
+            pair, first, logits = pairs[k], prepared[k].first, gen.logits[at : at + n]
+            gold, options = first[pair.gold], [first[o] for o in pair.options]
+            others = [t for o, t in zip(pair.options, options) if o != pair.gold and t != gold]
+            lse = log_normalizer(logits)
+            gold_lp = (logits[:, gold].double() - lse).tolist()
+            diff = ((logits[:, gold].double() - logits[:, others].double().max(-1).values).tolist() if others
+                    else [float("nan")] * n)
+            option_lp = (logits[:, options].double() - lse[:, None]).tolist()
+            for r in range(at, at + n):
+                cell, text = part[r][1], texts[r]
+                out[k].append(record(
+                    k, spec.ids[k], cell, text, gen.tokens[r, : int(gen.lengths[r])].tolist(),
+                    verdict(scorer, text, pair, k), gold_lp[r - at], diff[r - at], option_lp[r - at],
+                    getattr(pair, "language", ""), pair.options.index(pair.gold) if pair.options else -1,
+                ))
+            at += n
+            if len(out[k]) == len(cells) + 1:
+                yield k, long_frame(out.pop(k))
+
+
+def packs(model: HookedModel, pending: Sequence[int], prepared: Sequence[Prepared], rows: int,
+          max_new_tokens: int, max_batch: int | None, memory_budget: int) -> list[tuple[list[int], int]]:
+    """The pending instances in order, as ``(instances, chunk)`` batches: consecutive instances
+    whose ``rows`` each fit together in ``chunk`` rows (the memory budget's, or ``max_batch``)
+    share one batch when the model is :func:`~xtl.generate.packable`; an instance with more
+    rows than a chunk runs alone, in chunks."""
+    out: list[tuple[list[int], int]] = []
+    for k in pending:
+        length = prepared[k].target.tokens.shape[1]
+        chunk = max_batch or max(1, memory_budget // bytes_per_row(model, length, max_new_tokens))
+        if out and len(out[-1][0]) * rows + rows <= min(chunk, out[-1][1]) and length > 1:
+            longest = max(length, *(prepared[j].target.tokens.shape[1] for j in out[-1][0]))
+            if packable(model, longest + max_new_tokens):
+                out[-1][0].append(k)
+                continue
+        out.append(([k], chunk))
+    return out
 
 
 @threaded
@@ -259,7 +322,7 @@ def sweep(
     scorer: Scorer | None = None,
     out: str | Path | None = None,
     max_batch: int | None = None,
-    memory_budget: int = 2**30,
+    memory_budget: int | None = None,
     eos_token_id: int | Sequence[int] | None = None,
     prepend_bos: bool | None = None,
     revision: str | None = None,
@@ -281,7 +344,9 @@ def sweep(
         out: a run directory (e.g. ``"runs/xnli-sw.parquet"``); each finished instance
             is written atomically, and calling again with the same arguments resumes.
         max_batch: rows (cells) per forward pass; default from ``memory_budget``.
-        memory_budget: bytes the decoding batch may take (default 1 GiB).
+        memory_budget: bytes the decoding batch may take; default
+            :func:`default_memory_budget` (half the free GPU memory; on the CPU a quarter of
+            the available memory, 256 MiB to 4 GiB).
         eos_token_id: stop id(s); default the generation config's EOS ids, as HF ``generate``
             (see :func:`xtl.generate.eos_ids`).
         prepend_bos: override the model's BOS default when tokenising.
@@ -310,7 +375,8 @@ def sweep(
     sources = _layers(source_layers, total, "source_layer")
     targets = _layers(target_layers, total, "target_layer")
     max_new_tokens = positive_int(max_new_tokens, "max_new_tokens")
-    memory_budget = positive_int(memory_budget, "memory_budget")
+    memory_budget = (default_memory_budget(model) if memory_budget is None
+                     else positive_int(memory_budget, "memory_budget"))
     if max_batch is not None:
         max_batch = positive_int(max_batch, "max_batch")
     scorer = scorer or contains_gold
@@ -334,15 +400,15 @@ def sweep(
     start = time.perf_counter()
     bar = tqdm(total=len(pairs), initial=len(done), disable=not progress, unit="instance",
                desc=_label(spec, pairs))
+    pending = [k for k in range(len(pairs)) if k not in done]
     with bar:
-        for k, pair in enumerate(pairs):
-            if k in done:
-                continue
-            frame = sweep_instance(model, k, pair, spec, scorer, prepared[k], max_batch, memory_budget)
-            if out is not None:
-                write_part(Path(out), spec, k, frame)
-            frames[k] = frame
-            bar.update()
+        for instances, chunk in packs(model, pending, prepared, n_cells + 1, max_new_tokens, max_batch,
+                                      memory_budget):
+            for k, frame in sweep_instances(model, instances, pairs, spec, scorer, prepared, chunk):
+                if out is not None:
+                    write_part(Path(out), spec, k, frame)
+                frames[k] = frame
+            bar.update(len(instances))
             rate = (len(frames) - len(done)) * n_cells / (time.perf_counter() - start)
             bar.set_postfix(cells_per_s=f"{rate:.1f}")
     return from_frame(spec, pd.concat([frames[k] for k in sorted(frames)], ignore_index=True))

@@ -10,10 +10,10 @@ import torch
 from jaxtyping import Float, Int
 
 from xtl.capture import capture
-from xtl.generate import Generation, greedy_generate
+from xtl.generate import Generation, generate_packed, greedy_generate, packable
 from xtl.model import HookedModel, n_layers, require_tokenizer
 from xtl.patch import RowPatches
-from xtl.prompts import Prompts, as_batch, left_padded
+from xtl.prompts import PromptBatch, Prompts, as_batch, left_padded
 from xtl.spec import TransplantSpec
 from xtl.threads import threaded
 
@@ -109,11 +109,14 @@ def transplant(
         )
     source = capture(model, src, components=(component,))[component][resolved.source_layer]
     size = tgt.batch_size
-    patches = RowPatches.build([component] * size, [resolved.target_layer] * size, source)
-    patched = greedy_generate(model, tgt, max_new_tokens, patches, eos_token_id)
-    base: Generation | None = (
-        greedy_generate(model, tgt, max_new_tokens, None, eos_token_id) if baseline else None
-    )
+    longest = tgt.tokens.shape[1]
+    if packable(model, longest + max_new_tokens) and longest > 1 and bool(tgt.attention_mask[:, -2].all()):
+        patched, base = _packed(model, tgt, source, component, resolved.target_layer, max_new_tokens,
+                                baseline, eos_token_id)
+    else:
+        patches = RowPatches.build([component] * size, [resolved.target_layer] * size, source)
+        patched = greedy_generate(model, tgt, max_new_tokens, patches, eos_token_id)
+        base = greedy_generate(model, tgt, max_new_tokens, None, eos_token_id) if baseline else None
     return TransplantResult(
         spec=spec,
         text=patched.texts(tokenizer),
@@ -125,6 +128,25 @@ def transplant(
         baseline_lengths=base.lengths if base else None,
         baseline_logits=base.logits if base else None,
     )
+
+
+def _packed(model, tgt: PromptBatch, source, component: str, layer: int, max_new_tokens: int,
+            baseline: bool, eos_token_id) -> tuple[Generation, Generation | None]:
+    """Patched and untouched rows of every target in one batch (:func:`~xtl.generate.generate_packed`):
+    each target's prompt pass below ``layer`` and its prefix run once for both."""
+    per = 2 if baseline else 1
+    prompts = [PromptBatch(tgt.tokens[r, mask][None], tgt.attention_mask[r, mask][None])
+               for r, mask in enumerate(tgt.attention_mask.bool())]
+    rows = list(range(0, per * len(prompts), per))  # the patched row of each target; the next is untouched
+    patches = RowPatches.build([component] * len(rows), [layer] * len(rows), source, rows=rows)
+    gen = generate_packed(model, prompts, [per] * len(prompts), max_new_tokens, patches, eos_token_id,
+                          row_names=[r // per for r in range(per * len(prompts))])
+    return _rows(gen, slice(0, None, per)), (_rows(gen, slice(1, None, per)) if baseline else None)
+
+
+def _rows(gen: Generation, rows: slice) -> Generation:
+    lengths = gen.lengths[rows]
+    return Generation(gen.tokens[rows, : int(lengths.max())], lengths, gen.logits[rows])
 
 
 def orient(direction: str, english: Prompts, other: Prompts) -> tuple[Prompts, Prompts]:
