@@ -13,8 +13,9 @@ reads it through TransformerLens, the peers run the Hugging Face model itself.
 * **pyvene, batched**: per instance and (component, target layer) one
   ``IntervenableModel.generate`` whose batch holds every source layer, with the
   source activations passed as ``source_representations``.
-* **per cell**: one call per cell: nnsight ``generate``, pyvene ``generate``, and
-  TransformerLens ``model.generate`` under a hook that patches the prompt pass.
+* **per cell**: one call per cell: ``xtl.transplant`` (without and with its untouched
+  baseline), nnsight ``generate``, pyvene ``generate``, and TransformerLens
+  ``model.generate`` under a hook that patches the prompt pass.
   These run on the first ``--cells`` cells only, and their time is scaled to all
   cells (said in the output).
 
@@ -127,16 +128,19 @@ def run_pyvene_batched(hf, tok, pairs, new):
 
 
 def per_cell(tool: str, model, hf, tok, pairs, new, limit: int):
-    """The first ``limit`` cells of the first instance, one call each."""
+    """``limit`` cells of the first instance spread over the map, one transplant each (its
+    source pass included, as one ``xtl.transplant`` call does)."""
     pair, out = pairs[0], {}
-    acts = source_acts(hf, tok, pair.source)
     target = tok(pair.target, return_tensors="pt")
     n_prompt = target["input_ids"].shape[1]
     if tool == "nnsight":
         from nnsight import TransformersModel
 
         lm = TransformersModel(hf, tokenizer=tok)
-    for c, s, t in cells(hf.config.num_hidden_layers)[:limit]:
+    every = cells(hf.config.num_hidden_layers)
+    for c, s, t in every[:: max(1, len(every) // limit)][:limit]:
+        if tool in ("nnsight", "pyvene"):
+            acts = source_acts(hf, tok, pair.source)
         if tool == "nnsight":
             with lm.generate(pair.target, **hf_kwargs(tok, new)) as tracer:
                 out_ = getattr(lm.model.layers[t], MODULES[c]).output
@@ -152,6 +156,10 @@ def per_cell(tool: str, model, hf, tok, pairs, new, limit: int):
                                       source_representations=acts[c, s][None, None], intervene_on_prompt=True,
                                       **hf_kwargs(tok, new))
             tokens = gen[0, n_prompt:].tolist()
+        elif tool.startswith("xtl"):
+            r = xtl.transplant(model, pair.source, pair.target, s, t, c, max_new_tokens=new, eos_token_id=[],
+                               baseline=tool == "xtl+baseline")
+            tokens = r.tokens[0].tolist()
         else:  # TransformerLens: generate under a hook on the prompt pass
             value = xtl.capture(model, pair.source, components=(c,))[c][s, 0]
             tl_tokens = model.to_tokens(pair.target)
@@ -199,13 +207,14 @@ def bench(name, model, hf, tok, pairs, new, limit):
             times[label] = time.perf_counter() - t0
         print(f"{label:28s}: {times[label]:8.2f} s  ({times[label] / times['xtl.sweep']:.1f}x xtl)  {mem}; "
               f"{agree(got, want)}")
-    for tool in ("nnsight", "pyvene", "transformer_lens"):
-        if importlib.util.find_spec(tool) is None:
+    labels = {"xtl": "xtl.transplant per cell", "xtl+baseline": "  the same, baseline=True"}
+    for tool in ("xtl", "xtl+baseline", "nnsight", "pyvene", "transformer_lens"):
+        if importlib.util.find_spec(tool.split("+")[0]) is None:
             continue
         t0 = time.perf_counter()
         got = per_cell(tool, model, hf, tok, pairs, new, limit)
         scaled = (time.perf_counter() - t0) / len(got) * n_cells
-        label = f"{tool} per cell"
+        label = labels.get(tool, f"{tool} per cell")
         print(f"{label:28s}: {scaled:8.2f} s  ({scaled / times['xtl.sweep']:.1f}x xtl; measured on {len(got)} "
               f"cells, scaled to {n_cells}); {agree(got, want)}")
 

@@ -4,6 +4,8 @@ Nothing here imports xtl or TransformerLens. The operation is written from the
 method doc: capture the component output at each source row's last prompt
 token; in the target's prompt pass replace that component's output at the
 target's last prompt token; decode greedily with the HF KV cache, unpatched.
+A single head's output is its slice of the attention output projection's input
+times the matching rows of the projection's weight.
 """
 
 from __future__ import annotations
@@ -82,6 +84,66 @@ def patch_handle(model, where: str, layer: int, value: torch.Tensor):
     return module.register_forward_hook(hook)
 
 
+def _o_proj(model, block):
+    """The attention's output projection and its weight as ``[in = head * d_head, out = d_model]``."""
+    if hasattr(model, "model"):
+        proj = block.self_attn.o_proj  # nn.Linear: weight [out, in]
+        return proj, proj.weight.T
+    return block.attn.c_proj, block.attn.c_proj.weight  # GPT-2's Conv1D: weight [in, out]
+
+
+def _head_part(model, block, x: torch.Tensor, head: int) -> torch.Tensor:
+    """Head ``head``'s part of the attention output (bias excluded) from the projection's input ``x``."""
+    _, weight = _o_proj(model, block)
+    d_head = weight.shape[0] // model.config.num_attention_heads
+    part = slice(head * d_head, (head + 1) * d_head)
+    return x[..., part] @ weight[part]
+
+
+def capture_head(model, ids, mask, layer: int, head: int) -> torch.Tensor:
+    """[batch, d_model]: head ``head``'s part of the attention output at ``layer``, last token: its
+    slice of the output projection's input times the matching rows of the projection."""
+    block = blocks(model)[0][layer]
+    got = {}
+    handle = _o_proj(model, block)[0].register_forward_pre_hook(
+        lambda m, args: got.__setitem__("v", _head_part(model, block, args[0][:, -1], head)))
+    try:
+        with torch.no_grad():
+            model(input_ids=ids, attention_mask=mask, position_ids=_positions(mask))
+    finally:
+        handle.remove()
+    return got["v"]
+
+
+def patch_head(model, layer: int, head: int, value: torch.Tensor):
+    """Hooks replacing head ``head``'s part of the attention output at ``layer`` (last position of the
+    prompt pass) by ``value``: the target's own part, read at the projection's input, is taken out."""
+    layers, attn, _, _ = blocks(model)
+    block = layers[layer]
+    own = {}
+
+    def read(m, args):
+        if "prompt" not in own:
+            own["prompt"] = _head_part(model, block, args[0][:, -1], head)
+
+    def write(m, args, output):
+        if own.get("done"):
+            return output  # decoding steps run unpatched
+        own["done"] = True
+        hidden = _first(output).clone()
+        hidden[:, -1] = hidden[:, -1] - own["prompt"] + value.to(hidden.dtype)
+        return _replace(output, hidden)
+
+    handles = [_o_proj(model, block)[0].register_forward_pre_hook(read), attn(block).register_forward_hook(write)]
+
+    class Handles:
+        def remove(self):
+            for h in handles:
+                h.remove()
+
+    return Handles()
+
+
 def generate(model, ids, mask, steps: int, patch=None):
     """Greedy decoding (no early stop). ``patch`` = (component, src_layer, tgt_layer, source_ids, source_mask).
 
@@ -90,9 +152,13 @@ def generate(model, ids, mask, steps: int, patch=None):
     handle = None
     if patch is not None:
         component, src_layer, tgt_layer, s_ids, s_mask = patch
-        read, write = READ_WRITE[component]
-        value = capture(model, s_ids, s_mask, read, src_layer)
-        handle = patch_handle(model, write, tgt_layer, value)
+        if component.startswith("head."):
+            head = int(component.split(".")[1])
+            handle = patch_head(model, tgt_layer, head, capture_head(model, s_ids, s_mask, src_layer, head))
+        else:
+            read, write = READ_WRITE[component]
+            value = capture(model, s_ids, s_mask, read, src_layer)
+            handle = patch_handle(model, write, tgt_layer, value)
     cache = DynamicCache()
     with torch.no_grad():
         try:

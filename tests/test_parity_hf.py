@@ -166,3 +166,24 @@ def test_packed_rows_of_several_prompts_match_reference(arch, hooked, hf):
         want_lp, want_tokens = ref.generate(reference, ids, torch.ones_like(ids), 5, patch=patch)
         torch.testing.assert_close(gen.logits[row : row + 1].log_softmax(-1), want_lp, atol=1e-6, rtol=0)
         assert torch.equal(gen.tokens[row : row + 1].cpu(), want_tokens), row
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_head_transplant_matches_reference(arch, checkpoints, hooked, hf):
+    """One attention head's transplant against the HF reference, which splits the output
+    projection's input by head. TransformerLens' weight processing moves value biases into the
+    output bias, so a head's part differs from the HF model's by that constant wherever the model
+    has value biases (GPT-2, Qwen2): those compare unprocessed, and processed only where the
+    constant cancels (the same layer on both sides)."""
+    reference = hf(arch, torch.float64)
+    src, tgt = batches(PROMPTS_EN, PROMPTS_SW)
+    raw = xtl.load_model(checkpoints[arch], dtype="float64", processing=False)
+    cases = [(raw, "head.0", 2, 0), (raw, "head.3", 1, 1), (raw, "head.1", 0, 2),
+             (hooked(arch, torch.float64), "head.2", 1, 1)]
+    base, _ = ref.generate(reference, *tgt, 1)
+    for model, component, s, t in cases:
+        res = xtl_run(model, src, tgt, s, t, component, 4)
+        want_lp, want_tokens = ref.generate(reference, *tgt, 4, patch=(component, s, t, *src))
+        torch.testing.assert_close(res.logprobs, want_lp, atol=1e-6, rtol=0)
+        assert torch.equal(res.tokens.cpu(), want_tokens), (component, s, t)
+        assert (res.logprobs - base).abs().max() > 1e-3, (arch, component, s, t)

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import torch
 from jaxtyping import Float
 
-from xtl.components import get_component
-from xtl.model import HookedModel, HookNotFiredError, model_label, n_layers, require_hooks, run
+from xtl.components import Component, get_component, model_components
+from xtl.model import HookedModel, HookNotFiredError, head_weight, model_label, n_layers, require_hooks, run
 from xtl.prompts import Prompts, as_batch
 from xtl.threads import threaded
 
@@ -60,7 +60,7 @@ def capture(
         model: a TransformerLens model (see :class:`xtl.HookedModel`).
         tokens: source prompts: text, a list of texts, a token tensor without
             padding, or a :class:`~xtl.PromptBatch`.
-        components: names from :data:`xtl.COMPONENTS`.
+        components: names from :data:`xtl.COMPONENTS`, ``"head.<h>"``, or ``"head"`` (every head).
         prepend_bos: override the model's BOS default when tokenising text.
 
     Returns:
@@ -71,11 +71,7 @@ def capture(
         >>> acts["attn"].shape
         torch.Size([24, 1, 896])
     """
-    if isinstance(components, str):
-        components = (components,)
-    infos = [get_component(c) for c in dict.fromkeys(components)]
-    if not infos:
-        raise ValueError("no components given; choose from xtl.COMPONENTS")
+    infos = [get_component(c) for c in model_components(model, components)]
     batch = as_batch(model, tokens, prepend_bos=prepend_bos)
     layers = range(n_layers(model))
     require_hooks(model, [c.source_name(i) for c in infos for i in layers])
@@ -83,13 +79,16 @@ def capture(
     last = batch.last_index
     store: dict[str, list[torch.Tensor | None]] = {c.name: [None] * len(layers) for c in infos}
 
-    def keeper(name: str, layer: int):
+    def keeper(component: Component, layer: int):
         def hook(act: torch.Tensor, hook) -> None:
-            store[name][layer] = act[rows, last].detach().clone()
+            value = act[rows, last]
+            if component.head is not None:  # [batch, head, d_head] -> this head's output [batch, d_model]
+                value = value[:, component.head] @ head_weight(model, layer, component.head)
+            store[component.name][layer] = value.detach().clone()
 
         return hook
 
-    fwd_hooks = [(c.source_name(i), keeper(c.name, i)) for c in infos for i in layers]
+    fwd_hooks = [(c.source_name(i), keeper(c, i)) for c in infos for i in layers]
     run(model, batch, fwd_hooks, return_type=None)
     silent = [c.source_name(i) for c in infos for i in layers if store[c.name][i] is None]
     if silent:

@@ -8,7 +8,16 @@ run and the hook overwritten in the target run.
 | ``resid``          | ``blocks.i.hook_resid_post`` | ``blocks.j.hook_resid_post``|
 | ``attn_as_released`` | ``blocks.i.hook_resid_mid`` | ``blocks.j.hook_attn_out``  |
 
+| ``head.h``         | ``blocks.i.attn.hook_z``, head ``h``, times ``W_O[h]`` of layer i | ``blocks.j.hook_attn_out``, less head ``h``'s own part |
+
 ``attn`` and ``mlp`` are the paper's Attn-level and FFN-level transplants.
+``head.h`` carries one attention head: its contribution to the attention output
+at layer ``i`` of the source (``z_h @ W_O[h]``, from ``hook_z``: TransformerLens'
+``hook_result`` holds the same per head but only with ``cfg.use_attn_result``,
+which keeps a ``[batch, pos, head, d_model]`` tensor in every layer) replaces
+head ``h``'s contribution at layer ``j`` of the target, whose own ``z_h`` is read
+at ``blocks.j.attn.hook_z`` in the same pass; the other heads and the output
+bias stay. ``"head"`` in a list of components means every head of the model.
 ``resid`` replaces the whole residual stream after block ``j`` with the one
 after block ``i`` (a coarser variant: everything the source computed up to
 layer ``i``). ``attn_as_released`` reproduces the authors' released code, in
@@ -33,6 +42,7 @@ class Component:
     source_hook: str
     target_hook: str
     description: str
+    head: int | None = None
 
     def source_name(self, layer: int) -> str:
         """Hook point read in the source run at ``layer``."""
@@ -59,18 +69,59 @@ COMPONENTS: dict[str, Component] = {
 }
 
 
+HEAD = "head"
+
+
+def head(index: int) -> Component:
+    """The component carrying attention head ``index`` (``"head.<index>"``)."""
+    return Component(f"{HEAD}.{index}", "attn.hook_z", "hook_attn_out",
+                     f"attention head {index}'s output (z_h @ W_O[h])", head=index)
+
+
 def get_component(name: str) -> Component:
-    """Look up a component by name.
+    """Look up a component by name: one of :data:`COMPONENTS`, or ``"head.<h>"``.
 
     Raises:
-        ValueError: if ``name`` is not one of :data:`COMPONENTS`.
+        ValueError: if ``name`` is neither.
     """
     try:
         return COMPONENTS[name]
     except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown component {name!r}; valid components: {sorted(COMPONENTS)}"
-        ) from None
+        pass
+    if isinstance(name, str) and name.startswith(f"{HEAD}.") and name[len(HEAD) + 1 :].isdigit():
+        return head(int(name[len(HEAD) + 1 :]))
+    raise ValueError(
+        f"unknown component {name!r}; valid components: {sorted(COMPONENTS)}, or 'head.<h>' for one attention "
+        f"head ('head' for all of them)"
+    ) from None
+
+
+def model_components(model: Any, names: Any) -> tuple[str, ...]:
+    """Component names for ``model``, checked: ``"head"`` becomes every head (``head.0`` ...),
+    and a head index must be one the model has. Order kept, duplicates dropped.
+
+    Raises:
+        ValueError: an unknown component, a head the model lacks, or no components.
+    """
+    if isinstance(names, str):
+        names = (names,)
+    n_heads = getattr(getattr(model, "cfg", None), "n_heads", None)
+    out = []
+    for name in names:
+        if name == HEAD:
+            if not isinstance(n_heads, int):
+                raise ValueError(f"component {HEAD!r} needs cfg.n_heads; this model has none")
+            out += [head(h).name for h in range(n_heads)]
+            continue
+        component = get_component(name)
+        if component.head is not None and isinstance(n_heads, int) and component.head >= n_heads:
+            raise ValueError(f"component {name!r}: head {component.head} is out of range for a model with "
+                             f"{n_heads} heads per layer; valid: head.0..head.{n_heads - 1}")
+        out.append(component.name)
+    out = list(dict.fromkeys(out))
+    if not out:
+        raise ValueError("no components given; choose from xtl.COMPONENTS or 'head'")
+    return tuple(out)
 
 
 def as_int(value: Any, what: str) -> int:

@@ -197,8 +197,10 @@ def shared_prompt_pass(
         width = max(lengths[p] for p in involved)
         group = TransformerLensKeyValueCache.init_cache(cfg, cfg.device, len(rows))
         for layer in range(j, total):
-            group.entries[layer].past_keys = _padded([prefix_keys[p][layer] for p in involved], width - 1)[which]
-            group.entries[layer].past_values = _padded([prefix_values[p][layer] for p in involved], width - 1)[which]
+            group.entries[layer].past_keys = _rows_of(_padded([prefix_keys[p][layer] for p in involved], width - 1),
+                                                      which)
+            group.entries[layer].past_values = _rows_of(
+                _padded([prefix_values[p][layer] for p in involved], width - 1), which)
         own_length = torch.tensor([lengths[p] for p in involved], device=device)[which]
         mask = torch.arange(width, device=device) >= width - own_length[:, None]
         hooks = patches.select(rows).hooks(model, None)
@@ -222,6 +224,11 @@ def _padded(tensors: list[torch.Tensor], width: int) -> torch.Tensor:
     for k, t in enumerate(tensors):
         out[k, width - len(t):] = t
     return out
+
+
+def _rows_of(prefixes: torch.Tensor, which: torch.Tensor) -> torch.Tensor:
+    """``prefixes[which]``, without a copy when every row has the same prompt."""
+    return prefixes.expand(len(which), *prefixes.shape[1:]) if len(prefixes) == 1 else prefixes[which]
 
 
 def packable(model: HookedModel, total_len: int) -> bool:

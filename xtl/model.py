@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import torch
+from jaxtyping import Float
 
 
 @runtime_checkable
@@ -219,6 +220,11 @@ def require_tokenizer(model: HookedModel) -> Any:
         )
     check_vocabulary(model, tokenizer)
     return tokenizer
+
+
+def head_weight(model: HookedModel, layer: int, head: int) -> Float[torch.Tensor, "d_head d_model"]:
+    """``W_O[head]`` of ``layer``: what maps the head's ``z`` to its part of the attention output."""
+    return model.blocks[layer].attn.W_O[head]  # type: ignore[attr-defined]
 
 
 def device_of(model: HookedModel) -> torch.device:

@@ -16,7 +16,7 @@ import torch
 from jaxtyping import Float, Int
 
 from xtl.components import get_component
-from xtl.model import HookedModel, require_hooks
+from xtl.model import HookedModel, head_weight, require_hooks
 
 
 @dataclass
@@ -68,10 +68,20 @@ class RowPatches:
                 the pass, an int for all rows, or one index per batch row.
             batch_size: if given, a pass with another batch size is an error.
         """
-        names = {key: get_component(key[0]).target_name(key[1]) for key in self.groups}
-        require_hooks(model, names.values())
-        return [(names[key], Writer(names[key], rows, values, positions, batch_size))
-                for key, (rows, values) in self.groups.items()]
+        components = {key: get_component(key[0]) for key in self.groups}
+        names = {key: components[key].target_name(key[1]) for key in self.groups}
+        heads = {key: f"blocks.{key[1]}.attn.hook_z" for key, c in components.items() if c.head is not None}
+        require_hooks(model, [*names.values(), *heads.values()])
+        hooks: list[tuple[str, Callable]] = []
+        for key, (rows, values) in self.groups.items():
+            if key in heads:
+                own = HeadReader(heads[key], components[key].head, positions)
+                weight = head_weight(model, key[1], components[key].head)
+                hooks += [(heads[key], own),
+                          (names[key], HeadWriter(names[key], rows, values, positions, batch_size, own, weight))]
+            else:
+                hooks.append((names[key], Writer(names[key], rows, values, positions, batch_size)))
+        return hooks
 
     def select(self, keep: Int[torch.Tensor, " n"]) -> RowPatches:
         """The patches of batch rows ``keep`` only, renumbered ``0..len(keep)-1``."""
@@ -127,4 +137,49 @@ class Writer:
             where = self.prompt_len - 1
         out = act.clone()
         out[r, where] = self.values.to(device=act.device, dtype=act.dtype)
+        return out
+
+
+class HeadReader(Writer):
+    """Keeps one head's ``z`` ``[batch, d_head]`` at the patched position of the target's pass
+    (its ``hook_z``), for the :class:`HeadWriter` of the same block, which runs later in the pass."""
+
+    def __init__(self, name: str, head: int, positions) -> None:
+        super().__init__(name, None, None, positions, None)
+        self.head, self.z = head, None
+
+    def __call__(self, act: torch.Tensor, hook) -> torch.Tensor:
+        length = act.shape[1]
+        if self.prompt_len is None:
+            self.prompt_len = length if self.positions is None else max(length + self.positions + 1, 1)
+        if length < self.prompt_len:
+            return act
+        self.calls += 1
+        if isinstance(self.positions, torch.Tensor):
+            where = self.positions.to(act.device)
+            self.z = act[torch.arange(act.shape[0], device=act.device), where, self.head]
+        else:
+            self.z = act[:, self.prompt_len - 1, self.head]
+        return act
+
+
+class HeadWriter(Writer):
+    """Replaces one head's part of the attention output: ``attn_out - z_h @ W_O[h] + value``,
+    with the target's own ``z_h`` from the :class:`HeadReader` of this pass."""
+
+    def __init__(self, name: str, rows, values, positions, batch_size, reader: HeadReader,
+                 weight: Float[torch.Tensor, "d_head d_model"]) -> None:
+        super().__init__(name, rows, values, positions, batch_size)
+        self.reader, self.weight = reader, weight
+
+    def __call__(self, act: torch.Tensor, hook) -> torch.Tensor:
+        if self.reader.z is None or act.shape[1] < (self.reader.prompt_len or 0):
+            return act  # a decoding step: the prompt pass is already patched
+        r = self.rows.to(act.device)
+        own = self.reader.z[r].to(act.dtype) @ self.weight.to(device=act.device, dtype=act.dtype)
+        values = self.values.to(device=act.device, dtype=act.dtype)
+        out = super().__call__(act, hook)  # writes ``values`` at the patched positions
+        where = self.positions.to(act.device)[r] if isinstance(self.positions, torch.Tensor) else self.prompt_len - 1
+        out[r, where] = act[r, where] - own + values
+        self.reader.z = None
         return out

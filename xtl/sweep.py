@@ -35,7 +35,7 @@ from jaxtyping import Float
 from tqdm.auto import tqdm
 
 from xtl.capture import capture
-from xtl.components import get_component, positive_int, resolve_layer
+from xtl.components import model_components, positive_int, resolve_layer
 from xtl.fingerprint import config_digest, scorer_identity, tokenizer_digest, weights_digest
 from xtl.generate import eos_ids, generate_packed, greedy_generate, packable
 from xtl.model import HookedModel, device_of, n_layers, require_tokenizer, uses_kv_cache
@@ -334,7 +334,8 @@ def sweep(
         model: a TransformerLens model (a ``TransformerBridge`` works, more slowly).
         pairs: ``xtl.Pair`` items, ``(source, target, gold[, options])`` tuples, dicts,
             or task items with ``source``/``target``/``gold`` attributes.
-        components: names from :data:`xtl.COMPONENTS`.
+        components: names from :data:`xtl.COMPONENTS`, ``"head.<h>"`` for one attention head, or
+            ``"head"`` for every head (one component per head on the result's component axis).
         source_layers: layers read in the source run (default all; negative from the end; one
             integer for one layer).
         target_layers: layers written in the target run (default all).
@@ -366,11 +367,7 @@ def sweep(
         >>> res.gold_logprob.shape  # [instance, component, source_layer, target_layer]
     """
     pairs = as_pairs(pairs)
-    if isinstance(components, str):
-        components = (components,)
-    components = tuple(dict.fromkeys(get_component(c).name for c in components))
-    if not components:
-        raise ValueError("no components given; choose from xtl.COMPONENTS")
+    components = model_components(model, components)
     total = n_layers(model)
     sources = _layers(source_layers, total, "source_layer")
     targets = _layers(target_layers, total, "target_layer")

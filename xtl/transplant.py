@@ -10,6 +10,7 @@ import torch
 from jaxtyping import Float, Int
 
 from xtl.capture import capture
+from xtl.components import HEAD, model_components
 from xtl.generate import Generation, generate_packed, greedy_generate, packable
 from xtl.model import HookedModel, n_layers, require_tokenizer
 from xtl.patch import RowPatches
@@ -84,7 +85,7 @@ def transplant(
         target: target prompt(s), as many as sources.
         source_layer: layer read in the source run (negative counts from the end).
         target_layer: layer written in the target run (negative counts from the end).
-        component: one of :data:`xtl.COMPONENTS`.
+        component: one of :data:`xtl.COMPONENTS`, or ``"head.<h>"`` for attention head ``h``.
         max_new_tokens: greedy tokens to generate per row.
         baseline: also decode the untouched targets.
         eos_token_id: stop id(s); default the generation config's EOS ids, as HF ``generate``
@@ -97,6 +98,10 @@ def transplant(
         ...                      source_layer=-1, target_layer=0, component="attn")
         >>> res.text, res.baseline_text
     """
+    if component == HEAD:
+        raise ValueError(f"component {HEAD!r} means every attention head; a transplant carries one: "
+                         f"'head.<h>', h in 0..{model.cfg.n_heads - 1} (xtl.sweep takes 'head')")
+    component = model_components(model, [component])[0]
     spec = TransplantSpec(source_layer, target_layer, component)
     resolved = spec.resolve(n_layers(model))  # fails on bad layers before any work
     tokenizer = require_tokenizer(model)
