@@ -33,6 +33,7 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig  # noqa:
 from transformers import AutoTokenizer  # noqa: E402
 
 import xtl  # noqa: E402
+from xtl.loading import forward_layout  # noqa: E402
 from xtl.model import VocabularyWarning  # noqa: E402
 from xtl.testing import CORPUS, tokenizer  # noqa: E402
 
@@ -52,7 +53,7 @@ def build(shape: str, device: str, dtype: torch.dtype) -> HookedTransformer:
     with tempfile.TemporaryDirectory() as tmp, torch.device(device):
         tokenizer().save_pretrained(tmp)  # TransformerLens reloads the tokenizer from its path
         model = HookedTransformer(cfg, tokenizer=AutoTokenizer.from_pretrained(tmp), move_to_device=False)
-    return model.eval()
+    return forward_layout(model).eval()  # what xtl.load_model does to a loaded model
 
 
 def text(model, length: int, offset: int) -> str:

@@ -79,3 +79,33 @@ def test_head_components_in_a_sweep_and_their_errors(hooked):
         xtl.transplant(model, PROMPTS_EN[0], PROMPTS_SW[0], 0, 0, "head")
     with pytest.raises(ValueError, match=r"unknown component 'heads'; .*'head.<h>' for one attention head"):
         xtl.capture(model, PROMPTS_EN[0], components=("heads",))
+
+
+def test_head_sweep_is_the_same_layer_cells_of_the_full_sweep(hooked, tmp_path):
+    """The same-layer specialisation equals the diagonal (i == j) of the full head sweep, cell by cell;
+    its runs resume from ``out``; the [layer, head] figure has a head map and an MLP column."""
+    model = hooked("qwen2", torch.float64)
+    pairs = [xtl.Pair(PROMPTS_EN[k], PROMPTS_SW[k], "1", id=f"q{k}", answer_template="{}") for k in range(2)]
+    hs = xtl.head_sweep(model, pairs, max_new_tokens=2, out=tmp_path / "heads", progress=False)
+    n, h = model.cfg.n_layers, model.cfg.n_heads
+    assert hs.components == (*(f"head.{k}" for k in range(h)), "mlp") and hs.layers == tuple(range(n))
+    assert hs.gold_logprob.shape == hs.correct.shape == (2, h + 1, n)
+    full = xtl.sweep(model, pairs, components=("head", "mlp"), max_new_tokens=2, progress=False)
+    for c, component in enumerate(hs.components):
+        for layer in range(n):
+            at = full.index(component, layer, layer)
+            torch.testing.assert_close(hs.gold_logprob[:, c, layer], full.gold_logprob[(slice(None), *at)],
+                                       atol=1e-9, rtol=0)
+            assert hs.results[layer].texts(component, layer, layer) == full.texts(component, layer, layer)
+    assert sorted(p.name for p in (tmp_path / "heads").iterdir()) == [f"layer-{k}" for k in range(n)]
+    again = xtl.head_sweep(model, pairs, max_new_tokens=2, out=tmp_path / "heads", progress=False)
+    assert torch.equal(again.gold_logprob, hs.gold_logprob)
+    frame = hs.to_pandas()
+    assert len(frame) == 2 * (h + 1) * n and (frame["layer"] == frame["target_layer"]).all()
+    fig = xtl.plot.heads(hs)
+    assert [t.type for t in fig.data] == ["heatmap", "heatmap"]
+    assert fig.data[0].z.shape == (n, h) and fig.data[1].z.shape == (n, 1)
+    assert fig.layout.coloraxis.cmin == -fig.layout.coloraxis.cmax  # one diverging scale for both
+    assert "per attention head" in fig.layout.title.text and "MLP" in [a.text for a in fig.layout.annotations]
+    with pytest.raises(ValueError, match=r"unknown metric 'speed'; valid: \['logprob_change', 'accuracy', 'gain'\]"):
+        xtl.plot.heads(hs, "speed")

@@ -1,5 +1,6 @@
 """Loading from local checkpoints, in-memory HF models and (offline) hub names."""
 
+import copy
 import shutil
 import subprocess
 import sys
@@ -181,3 +182,32 @@ def test_hub_models_that_would_run_their_own_code_are_refused(monkeypatch):
                         lambda name, **kw: {"trust_remote_code": True, "original_architecture": "QWenLMHeadModel"})
     with pytest.raises(xtl.loading.RemoteCodeError, match="enables trust_remote_code for its QWenLMHeadModel"):
         xtl.load_model("gpt2")
+
+
+def test_weights_are_stored_in_the_layout_the_forward_pass_reads(checkpoints):
+    """TransformerLens copies W_U.T, the gated MLP's W.T and the rearranged attention weights on
+    every forward; load_model stores them so those are views. Values, shapes, outputs and the
+    weights fingerprint are unchanged."""
+    import einops
+    from transformer_lens import HookedTransformer
+
+    from xtl.fingerprint import weights_digest
+    from xtl.loading import forward_layout
+
+    model = xtl.load_model(checkpoints["llama"])
+    block = model.blocks[0]
+    assert model.unembed.W_U.T.is_contiguous() and block.mlp.W_gate.T.is_contiguous()
+    assert block.mlp.W_in.T.is_contiguous() and block.mlp.W_out.T.is_contiguous()
+    assert einops.rearrange(block.attn.W_O, "h d m -> m (h d)").is_contiguous()
+    assert einops.rearrange(block.attn.W_Q, "h m d -> (h d) m").is_contiguous()
+    cfg = copy.copy(model.cfg)
+    cfg.tokenizer_name = None
+    plain = HookedTransformer(cfg, move_to_device=False)  # the same weights in TransformerLens' own layout
+    plain.load_state_dict({k: v.contiguous() for k, v in model.state_dict().items()})
+    assert not plain.unembed.W_U.T.is_contiguous()
+    digest, tokens = weights_digest(plain), xtl.tokenize(model, "Binadamu: habari").tokens
+    want = plain(tokens)
+    forward_layout(plain)
+    assert weights_digest(plain) == digest
+    torch.testing.assert_close(plain(tokens), want, atol=1e-5, rtol=0)
+    assert forward_layout(xtl.load_model(checkpoints["llama"], bridge=True)) is not None  # a bridge: untouched

@@ -30,6 +30,7 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(("best_source_layer", "compare_rules", "compare_settings", "evaluate", "marginal_upper_bound",
                      "pair_stability", "rank_agreement", "rescore", "upper_bound"), "xtl.evaluate"),
     **dict.fromkeys(("Generation", "greedy_generate"), "xtl.generate"),
+    **dict.fromkeys(("HeadSweep", "head_sweep"), "xtl.heads"),
     "transplant_hooks": "xtl.hooks",
     **dict.fromkeys(("UnsupportedModelError", "load_model"), "xtl.loading"),
     "HookedModel": "xtl.model",
@@ -54,6 +55,7 @@ __all__ = [
     "Activations",
     "Component",
     "Generation",
+    "HeadSweep",
     "HookedModel",
     "Pair",
     "PromptBatch",
@@ -72,6 +74,7 @@ __all__ = [
     "get_component",
     "get_threads",
     "greedy_generate",
+    "head_sweep",
     "load_model",
     "marginal_upper_bound",
     "orient",
@@ -142,6 +145,7 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs
         upper_bound,
     )
     from xtl.generate import Generation, greedy_generate
+    from xtl.heads import HeadSweep, head_sweep
     from xtl.hooks import transplant_hooks
     from xtl.loading import UnsupportedModelError, load_model
     from xtl.model import HookedModel

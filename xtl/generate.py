@@ -111,7 +111,7 @@ def _prompt_pass_cached(model, batch: PromptBatch, patches: RowPatches | None, s
         check_fired(model, [h for _, h in hooks], "transplant")
         return logits, kv
     kv = TransformerLensKeyValueCache.init_cache(cfg, cfg.device, 1)
-    run(model, PromptBatch(batch.tokens[:1, :-1], batch.attention_mask[:1, :-1]), (), past_kv_cache=kv)
+    run(model, PromptBatch(batch.tokens[:1, :-1], batch.attention_mask[:1, :-1]), (), past_kv_cache=kv, return_type=None)
     for entry in kv.entries:
         entry.past_keys = entry.past_keys.expand(size, -1, -1, -1)
         entry.past_values = entry.past_values.expand(size, -1, -1, -1)
@@ -177,7 +177,7 @@ def shared_prompt_pass(
     base, prefix_keys, prefix_values, last_keys, last_values = [], [], [], [], []
     for one in prompts:
         kv = TransformerLensKeyValueCache.init_cache(cfg, cfg.device, 1)
-        run(model, PromptBatch(one.tokens[:, :-1], one.attention_mask[:, :-1]), (), past_kv_cache=kv)
+        run(model, PromptBatch(one.tokens[:, :-1], one.attention_mask[:, :-1]), (), past_kv_cache=kv, return_type=None)  # keys and values only
         hooks = [(f"blocks.{j}.hook_resid_pre", keep(j)) for j in firsts]
         base.append(run(model, PromptBatch(one.tokens[:, -1:], one.attention_mask[:, -1:]), hooks,
                         past_kv_cache=kv)[0, -1])

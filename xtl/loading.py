@@ -280,6 +280,42 @@ def _hub(name: str, tokenizer: Any, flags: dict[str, bool], dtype: torch.dtype,
         return model  # none cached: the tokenizer's EOS
 
 
+# parameter name -> the permutation of its dims that TransformerLens' forward makes contiguous
+# (TransformerLens 3.9 copies W_U.T, the gated MLP's W.T, W_O as "d_model (head d_head)" and W_Q/K/V as
+# "(head d_head) d_model" on every forward; stored in those layouts, the copies are free views)
+LAYOUTS = {"W_U": (1, 0), "W_in": (1, 0), "W_gate": (1, 0), "W_out": (1, 0),
+           "W_O": (2, 0, 1), "W_Q": (0, 2, 1), "W_K": (0, 2, 1), "W_V": (0, 2, 1),
+           "_W_K": (0, 2, 1), "_W_V": (0, 2, 1)}
+
+
+def forward_layout(model: HookedModel) -> HookedModel:
+    """Store a ``HookedTransformer``'s weight matrices in the memory layout its forward pass uses.
+
+    TransformerLens 3.9 transposes or rearranges several weights into a fresh contiguous
+    copy on *every* forward (the unembedding, the gated MLP, the attention projections): for
+    SmolLM2-135M that is ~0.2 GB copied per forward, which dominated single transplants and
+    small batches. Each such parameter keeps its shape and values and becomes a strided view
+    of a buffer laid out as the forward wants, so those copies become views. Nothing else
+    changes: values, shapes, names and :func:`xtl.fingerprint.weights_digest` stay the same.
+    A model that is not a ``HookedTransformer`` is returned untouched.
+
+    Example:
+        >>> model = xtl.loading.forward_layout(my_hooked_transformer)  # load_model does this
+    """
+    from transformer_lens import HookedTransformer
+
+    if not isinstance(model, HookedTransformer):
+        return model
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            order = LAYOUTS.get(name.rsplit(".", 1)[-1])
+            if order is None or param.dim() != len(order):
+                continue
+            inverse = [order.index(k) for k in range(len(order))]
+            param.data = param.data.permute(*order).contiguous().permute(*inverse)
+    return model
+
+
 def load_model(
     model: str | Path | Any,
     *,
@@ -345,6 +381,7 @@ def load_model(
     loaded = _load(model, tokenizer, processing, bridge, _dtype(dtype), device, trust_remote_code, gguf_file,
                    kwargs)
     check_finite_weights(loaded)
+    forward_layout(loaded)
     if prepend_bos is None and packaged is not None:
         prepend_bos = packaged.prepend_bos
     if prepend_bos is not None:

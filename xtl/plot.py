@@ -29,6 +29,7 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 import plotly.io as pio
+from plotly.subplots import make_subplots
 
 from xtl.evaluate import marginal_upper_bound, pair_stability, upper_bound
 from xtl.results import SweepResult
@@ -392,6 +393,57 @@ def stability(result: SweepResult, title: str = "how often each layer pair solve
     fig.update_layout(height=max(420, 15 * len(shown) + 220), width=max(560, 90 * len(languages) + 330))
     more = f"the best {len(shown)} of {len(order)} layer pairs · " if len(shown) < len(order) else ""
     return _titled(fig, title, more + context(result))
+
+
+def heads(hs, metric: str = "logprob_change", title: str | None = None, subtitle: str | None = None
+          ) -> go.Figure:
+    """Layer x head map of same-layer head transplants (:func:`xtl.head_sweep`), with each other
+    component (the MLP) as a column beside it, on one colour scale.
+
+    Args:
+        hs: a :class:`~xtl.heads.HeadSweep`.
+        metric: ``"logprob_change"`` (mean change of the gold's first-token log-prob) or
+            ``"accuracy"`` (share of instances answered correctly) or ``"gain"`` (accuracy minus untouched).
+        title: default names the metric.
+        subtitle: default :func:`context` of the first layer's sweep, which says task, items and model.
+
+    Example:
+        >>> xtl.plot.heads(xtl.head_sweep(model, items, max_new_tokens=1))
+    """
+    if metric == "logprob_change":
+        values = np.nanmean(hs.logprob_change().numpy(), axis=0)  # [component, layer]
+    elif metric in ("accuracy", "gain"):
+        values = hs.correct.double().mean(0).numpy()
+        if metric == "gain":
+            values = values - float(hs.baseline["correct"].mean())
+    else:
+        raise ValueError(f"unknown metric {metric!r}; valid: ['logprob_change', 'accuracy', 'gain']")
+    heads_at = [k for k, c in enumerate(hs.components) if c.startswith("head.")]
+    others = [k for k, c in enumerate(hs.components) if not c.startswith("head.")]
+    names = ["attention heads", *(COMPONENT_NAMES.get(hs.components[k], hs.components[k]) for k in others)]
+    fig = make_subplots(rows=1, cols=1 + len(others), shared_yaxes=True, horizontal_spacing=0.03,
+                        column_widths=[max(len(heads_at), 1), *[1] * len(others)], subplot_titles=names)
+    layers = [str(layer) for layer in hs.layers]
+    hover = f"layer %{{y}} · %{{x}}<br>{METRICS[metric]} %{{z:.3f}}<extra></extra>"
+    fig.add_trace(go.Heatmap(z=values[heads_at].T, x=[c.split(".")[1] for c in np.array(hs.components)[heads_at]],
+                             y=layers, coloraxis="coloraxis", hovertemplate=hover.replace("%{x}", "head %{x}")), 1, 1)
+    for col, k in enumerate(others, start=2):
+        fig.add_trace(go.Heatmap(z=values[k][:, None], x=[names[col - 1]], y=layers, coloraxis="coloraxis",
+                                 hovertemplate=hover), 1, col)
+    if metric in CHANGES:
+        bound = float(np.nanmax(np.abs(values))) or 1.0
+        fig.update_layout(coloraxis={"colorscale": "RdBu_r", "cmin": -bound, "cmax": bound,
+                                     "colorbar": {"title": METRICS[metric]}})
+    else:
+        fig.update_layout(coloraxis={"colorscale": "Viridis", "cmin": 0.0, "cmax": 1.0,
+                                     "colorbar": {"title": METRICS[metric]}})
+    fig.update_xaxes(title_text="head", type="category", row=1, col=1)
+    fig.update_yaxes(title_text="layer (read in the source, written in the target)", type="category", row=1, col=1)
+    first = hs.results[0]
+    title = title or f"{METRICS[metric]} per attention head, same-layer transplants"
+    subtitle = context(first) if subtitle is None else subtitle
+    fig.update_layout(width=260 + 34 * len(heads_at) + 90 * len(others), height=220 + 18 * len(layers))
+    return _titled(fig, title, subtitle)
 
 
 def save_images(figures: dict[str | Path, go.Figure]) -> list[Path]:
