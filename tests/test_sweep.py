@@ -85,21 +85,27 @@ def test_chunking_and_first_token_mode(hooked):
 
 @pytest.mark.parametrize("arch", ["gpt2", "llama"])
 def test_rows_skip_the_blocks_below_their_target_layer(arch, hooked):
-    """A row patching target layer j is the untouched prompt below j: the last prompt token runs
-    once untouched, and each cell's row enters the model at block j (counted in rows per block)."""
+    """A row patching target layer j is the untouched prompt below j: the prompt runs once
+    untouched, and each cell's row enters the model at block j with its last prompt token
+    (counted in rows per block)."""
     model = hooked(arch, torch.float64)
     seen = {layer: 0 for layer in range(3)}
+    whole = {layer: 0 for layer in range(3)}
+    length = xtl.tokenize(model, PAIRS[0].target).tokens.shape[1]
 
     def count(act, hook):
         if act.shape[1] == 1:  # the last prompt token (max_new_tokens=1: no decoding steps)
             seen[hook.layer()] += act.shape[0]
+        elif act.shape[1] == length:  # the whole target prompt
+            whole[hook.layer()] += act.shape[0]
 
     components, sources, targets = ("attn", "mlp"), [0, 2], [1, 2]
     with model.hooks([(f"blocks.{j}.hook_resid_pre", count) for j in range(3)]):
         res = xtl.sweep(model, PAIRS[:1], components=components, source_layers=sources,
                         target_layers=targets, max_new_tokens=1, progress=False)
     per_target = len(components) * len(sources)  # rows of one target layer
-    assert seen == {0: 1, 1: 1 + per_target, 2: 1 + 2 * per_target}
+    assert seen == {0: 0, 1: per_target, 2: 2 * per_target}
+    assert whole == {0: 1, 1: 1, 2: 1}  # the untouched prompt, once
     want = naive(model, PAIRS[:1], res.spec, 1)
     for (k, c, s, t), (tokens, _, gold_lp) in want.items():
         ci, si, ti = res.index(c, s, t)

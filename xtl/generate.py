@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 from jaxtyping import Float, Int
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
+from transformer_lens.utilities.activation_functions import apply_softcap
 
 from xtl import decode
 from xtl.components import as_int, positive_int
@@ -146,9 +147,9 @@ def shared_prompt_pass(
 ) -> tuple[Float[torch.Tensor, "batch d_vocab"], decode.SharedPrompts]:
     """The patched prompt pass of rows that share a few prompts, each block run only where it can differ.
 
-    Each prompt (one row, unpadded, at least 2 tokens) runs once untouched, keeping its
-    prefix's keys and values, its last token's, and the residual stream entering every
-    block at its last token. A row whose patches first touch block ``j`` is that
+    Each prompt (one row, unpadded, at least 2 tokens) runs once untouched, in one pass,
+    keeping its prefix's keys and values, its last token's, and the residual stream entering
+    every block at its last token. A row whose patches first touch block ``j`` is that
     untouched prompt below ``j``, so rows are grouped by ``j`` and each group's last
     prompt token runs from block ``j`` on (prefixes of unequal length left-padded and
     masked), with the patches as TransformerLens hooks.
@@ -177,10 +178,8 @@ def shared_prompt_pass(
     base, prefix_keys, prefix_values, last_keys, last_values = [], [], [], [], []
     for one in prompts:
         kv = TransformerLensKeyValueCache.init_cache(cfg, cfg.device, 1)
-        run(model, PromptBatch(one.tokens[:, :-1], one.attention_mask[:, :-1]), (), past_kv_cache=kv, return_type=None)  # keys and values only
         hooks = [(f"blocks.{j}.hook_resid_pre", keep(j)) for j in firsts]
-        base.append(run(model, PromptBatch(one.tokens[:, -1:], one.attention_mask[:, -1:]), hooks,
-                        past_kv_cache=kv)[0, -1])
+        base.append(_last_logits(model, one, hooks, kv))
         prefix_keys.append([e.past_keys[0, :-1] for e in kv.entries])
         prefix_values.append([e.past_values[0, :-1] for e in kv.entries])
         last_keys.append(torch.stack([e.past_keys[0, -1] for e in kv.entries]))
@@ -214,6 +213,20 @@ def shared_prompt_pass(
             own_values[layer][rows] = group.entries[layer].past_values[:, -1]
     check_fired(model, writers, "transplant")
     return logits, decode.SharedPrompts(prefix_keys, prefix_values, own_keys, own_values, prompt)
+
+
+def _last_logits(model, prompt: PromptBatch, hooks, kv: TransformerLensKeyValueCache) -> torch.Tensor:
+    """One untouched pass of a one-row prompt into ``kv``, unembedding its last position only
+    (the unembedding of every position would cost more than the blocks for a large vocabulary)."""
+    final = model.ln_final if model.cfg.normalization_type is not None else model.blocks[-1]
+    seen = {}
+    handle = final.register_forward_hook(lambda module, args, out: seen.__setitem__("x", out[:, -1:]))
+    try:
+        run(model, prompt, hooks, past_kv_cache=kv, return_type=None)
+    finally:
+        handle.remove()
+    with torch.no_grad():
+        return apply_softcap(model.unembed(seen["x"]), model.cfg.output_logits_soft_cap)[0, -1]
 
 
 def _padded(tensors: list[torch.Tensor], width: int) -> torch.Tensor:
