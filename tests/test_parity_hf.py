@@ -187,3 +187,18 @@ def test_head_transplant_matches_reference(arch, checkpoints, hooked, hf):
         torch.testing.assert_close(res.logprobs, want_lp, atol=1e-6, rtol=0)
         assert torch.equal(res.tokens.cpu(), want_tokens), (component, s, t)
         assert (res.logprobs - base).abs().max() > 1e-3, (arch, component, s, t)
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "qwen2"])
+def test_one_row_transplant_matches_reference(arch, hooked, hf):
+    """One target, no baseline: one patched pass, then xtl's decoder from its cache."""
+    model, reference = hooked(arch, torch.float64), hf(arch, torch.float64)
+    for row in range(3):
+        src = ref.left_pad([TOK.encode(PROMPTS_EN[row])], PAD)
+        tgt = ref.left_pad([TOK.encode(PROMPTS_SW[row])], PAD)
+        for component, s, t in [("attn", -1, 0), ("mlp", 1, 2), ("head.1", 2, 1)]:
+            res = xtl_run(model, src, tgt, s, t, component, 5)
+            n = model.cfg.n_layers
+            want_lp, want_tokens = ref.generate(reference, *tgt, 5, patch=(component, s % n, t % n, *src))
+            torch.testing.assert_close(res.logprobs, want_lp, atol=1e-6, rtol=0)
+            assert torch.equal(res.tokens.cpu(), want_tokens), (row, component)

@@ -104,6 +104,14 @@ class SharedPrompts:
     own_values: list[torch.Tensor]
     prompt: Int[torch.Tensor, " row"]
 
+    @classmethod
+    def from_cache(cls, kv: TransformerLensKeyValueCache) -> SharedPrompts:
+        """The same, from TransformerLens' cache of a one-row prompt pass."""
+        entries = kv.entries
+        return cls([[e.past_keys[0, :-1] for e in entries]], [[e.past_values[0, :-1] for e in entries]],
+                   [e.past_keys[:, -1] for e in entries], [e.past_values[:, -1] for e in entries],
+                   torch.zeros(1, dtype=torch.long, device=entries[0].past_keys.device))
+
     def lengths(self) -> Int[torch.Tensor, " prompt"]:
         """Tokens in each prompt."""
         return torch.tensor([keys[0].shape[0] + 1 for keys in self.prefix_keys], device=self.prompt.device)

@@ -342,6 +342,11 @@ def greedy_generate(
     out = torch.full((size, max_new_tokens), fill, dtype=torch.long, device=device)
     lengths = torch.zeros(size, dtype=torch.long, device=device)
     cached, shared = uses_kv_cache(model), _shares_prompt(batch)
+    if cached and size == 1 and shared and decode.supports(model, prompt_len + max_new_tokens):
+        # one row: its patched prompt pass is one pass; xtl's decoder continues from its cache
+        logits, kv = _prompt_pass_cached(model, batch, patches, False)
+        check_finite_logits(model, logits, "prompt pass")
+        return _decode(model, logits, decode.SharedPrompts.from_cache(kv), max_new_tokens, stops, fill)
     if cached and shared and can_skip(model):
         prompt = torch.zeros(size, dtype=torch.long, device=device)
         logits, skipped = shared_prompt_pass(model, [PromptBatch(batch.tokens[:1], batch.attention_mask[:1])],

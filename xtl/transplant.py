@@ -115,7 +115,8 @@ def transplant(
     source = capture(model, src, components=(component,))[component][resolved.source_layer]
     size = tgt.batch_size
     longest = tgt.tokens.shape[1]
-    if packable(model, longest + max_new_tokens) and longest > 1 and bool(tgt.attention_mask[:, -2].all()):
+    if (baseline or size > 1) and packable(model, longest + max_new_tokens) and longest > 1 \
+            and bool(tgt.attention_mask[:, -2].all()):
         patched, base = _packed(model, tgt, source, component, resolved.target_layer, max_new_tokens,
                                 baseline, eos_token_id)
     else:
