@@ -48,6 +48,15 @@ def _positions(mask):
     return (mask.cumsum(-1) - 1).clamp(min=0)
 
 
+def _forward(model, ids, mask, handle) -> None:
+    """One no-grad pass of the (left-padded) batch, then remove ``handle``'s hook."""
+    try:
+        with torch.no_grad():
+            model(input_ids=ids, attention_mask=mask, position_ids=_positions(mask))
+    finally:
+        handle.remove()
+
+
 def capture(model, ids, mask, where: str, layer: int) -> torch.Tensor:
     """[batch, d_model] value of ``where`` at ``layer`` at each row's last token (left padded)."""
     layers, attn, mlp, ln2 = blocks(model)
@@ -62,11 +71,7 @@ def capture(model, ids, mask, where: str, layer: int) -> torch.Tensor:
     else:
         module = {"attn_out": attn(block), "mlp_out": mlp(block), "block_out": block}[where]
         handle = module.register_forward_hook(lambda m, a, out: keep(_first(out)))
-    try:
-        with torch.no_grad():
-            model(input_ids=ids, attention_mask=mask, position_ids=_positions(mask))
-    finally:
-        handle.remove()
+    _forward(model, ids, mask, handle)
     return got["v"]
 
 
@@ -107,11 +112,7 @@ def capture_head(model, ids, mask, layer: int, head: int) -> torch.Tensor:
     got = {}
     handle = _o_proj(model, block)[0].register_forward_pre_hook(
         lambda m, args: got.__setitem__("v", _head_part(model, block, args[0][:, -1], head)))
-    try:
-        with torch.no_grad():
-            model(input_ids=ids, attention_mask=mask, position_ids=_positions(mask))
-    finally:
-        handle.remove()
+    _forward(model, ids, mask, handle)
     return got["v"]
 
 
