@@ -179,7 +179,20 @@ def test_help_lists_every_component_task_and_dtype(capsys):
                   "--target-layer", "0", "--component", "ffn"])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1
-    assert "xtl transplant: error: argument --component: invalid choice: 'ffn'" in err
+    assert ("xtl transplant: error: argument --component: unknown component 'ffn'; valid: attn, mlp, resid, "
+            "attn_as_released or head.N") in err
+    assert "head.N(oneattentionhead)orhead(everyhead)" in text
+
+
+def test_transplant_takes_one_attention_head(capsys):
+    item = xtl.tasks.get("toy-generation").items("ru")[0]
+    assert cli.main(["transplant", "--model", "toy", "--source", item.source, "--target", item.target,
+                     "--source-layer", "1", "--target-layer", "1", "--component", "head.2",
+                     "--max-new-tokens", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    direct = xtl.transplant(xtl.toy.load_toy_model(), item.source, item.target, 1, 1, "head.2", max_new_tokens=3)
+    assert lines[1].split("   (")[0] == f"transplanted : {item.target}{direct.text[0]}"
+    assert "(head.2, source layer 1 -> target layer 1)" in lines[1]
 
 
 def test_report_has_a_default_out_and_the_sweep_hint_works(tmp_path, monkeypatch, capsys):

@@ -40,6 +40,14 @@ TASK_NAMES = ("xnli", "xquad", "globalopinionqa", "xcopa", "mkqa", "culturalbenc
               "toy-generation", "toy-understanding", "toy-culture")
 DTYPES = ("float32", "float64", "bfloat16", "float16")
 
+def _component(text: str) -> str:
+    # xtl.components.get_component's names, spelled out so that parsing imports no torch
+    head = text.startswith("head.") and text[len("head."):].isdigit()
+    if text in COMPONENT_NAMES or head:
+        return text
+    raise argparse.ArgumentTypeError(f"unknown component {text!r}; valid: {', '.join(COMPONENT_NAMES)} or head.N")
+
+
 def _plotlyjs(text: str) -> str:
     # the rule of xtl.plot.check_plotlyjs, spelled out so that parsing imports neither plotly nor torch
     if text in ("directory", "embed", "cdn") or text.endswith(".js"):
@@ -257,7 +265,8 @@ def parser() -> argparse.ArgumentParser:
                             "tasks) or xtl's more forgiving one (lenient)")
     sweep.add_argument("--direction", choices=("en2x", "x2en"), help="default: the task's own")
     sweep.add_argument("--components", default="attn,mlp",
-                       help="comma-separated, from " + ", ".join(COMPONENT_NAMES) + " (default: %(default)s)")
+                       help="comma-separated, from " + ", ".join(COMPONENT_NAMES) + ", head.N (one attention "
+                            "head) or head (every head) (default: %(default)s)")
     sweep.add_argument("--split", default="sample", choices=("sample", "unseen"))
     sweep.add_argument("--limit", type=int, help="only the first N items per language")
     sweep.add_argument("--max-new-tokens", type=int, default=20, help="greedy tokens per answer (default: %(default)s)")
@@ -280,7 +289,8 @@ def parser() -> argparse.ArgumentParser:
     one.add_argument("--target", required=True, help="the target prompt (where it is written)")
     one.add_argument("--source-layer", type=int, required=True, help="may be negative (-1: last layer)")
     one.add_argument("--target-layer", type=int, required=True)
-    one.add_argument("--component", default="attn", choices=COMPONENT_NAMES, help="default: %(default)s")
+    one.add_argument("--component", default="attn", type=_component,
+                     help=f"{', '.join(COMPONENT_NAMES)} or head.N, attention head N (default: %(default)s)")
     one.add_argument("--max-new-tokens", type=int, default=8)
     one.add_argument("--dtype", default="float32", choices=DTYPES, help="model dtype (default: %(default)s)")
     one.add_argument("--threads", type=_threads, default=argparse.SUPPRESS, help=THREADS_HELP)
