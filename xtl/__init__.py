@@ -32,6 +32,7 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(("Generation", "greedy_generate"), "xtl.generate"),
     **dict.fromkeys(("HeadSweep", "head_sweep"), "xtl.heads"),
     "transplant_hooks": "xtl.hooks",
+    "lens": "xtl.lens",
     **dict.fromkeys(("UnsupportedModelError", "load_model"), "xtl.loading"),
     "HookedModel": "xtl.model",
     **dict.fromkeys(("Pair", "contains_gold"), "xtl.pairs"),
@@ -75,6 +76,7 @@ __all__ = [
     "get_threads",
     "greedy_generate",
     "head_sweep",
+    "lens",
     "load_model",
     "marginal_upper_bound",
     "orient",
@@ -147,6 +149,7 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs
     from xtl.generate import Generation, greedy_generate
     from xtl.heads import HeadSweep, head_sweep
     from xtl.hooks import transplant_hooks
+    from xtl.lens import lens
     from xtl.loading import UnsupportedModelError, load_model
     from xtl.model import HookedModel
     from xtl.pairs import Pair, contains_gold

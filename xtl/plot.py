@@ -446,6 +446,29 @@ def heads(hs, metric: str = "logprob_change", title: str | None = None, subtitle
     return _titled(fig, title, subtitle)
 
 
+def lens(frame: pd.DataFrame, value: str = "prob", title: str | None = None, subtitle: str = "") -> go.Figure:
+    """Layer x probability lines from :func:`xtl.lens`: one panel per prompt language, one colour
+    per answer language, dashed after the transplant (where the frame has one).
+
+    Example:
+        >>> xtl.plot.lens(xtl.lens(model, prompts, answers, spec=spec, sources=sources))
+    """
+    if value not in ("prob", "logprob"):
+        raise ValueError(f"unknown value {value!r}; valid: ['prob', 'logprob']")
+    data = frame.assign(panel="prompt in " + frame["prompt_language"].astype(str))
+    fig = px.line(data, x="layer", y=value, color="answer_language", line_dash="condition", facet_col="panel",
+                  markers=True, labels={"layer": "layer (residual stream entering it; last: the output)",
+                                        value: "probability of the answer's first token" if value == "prob"
+                                        else "log-prob of the answer's first token",
+                                        "answer_language": "answer in", "condition": "", "panel": ""},
+                  hover_data=["answer", "token_text"])
+    fig.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))
+    title = title or "logit lens: which language's answer each layer favours"
+    if value == "prob":
+        fig.update_yaxes(range=[0, 1.02])
+    return _titled(fig, title, subtitle)
+
+
 def save_images(figures: dict[str | Path, go.Figure]) -> list[Path]:
     """Write several static images (``{path: figure}``) in one kaleido browser session,
     much faster than one :func:`save` each.
