@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP = $(PYTHON) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: setup demo test figures figures-smollm2
+.PHONY: setup demo test figures figures-smollm2 figures-heads
 
 # torch first, pinned to the CPU wheel: a bare `torch` requirement with no torch
 # installed would pull a multi-GB CUDA build.
@@ -28,3 +28,7 @@ figures: setup
 # (`xtl demo --model smollm2-135m` with more items and a larger first-token map; about 40 min on 2 cores).
 figures-smollm2: setup
 	$(PYTHON) -m xtl.cli demo --model smollm2-135m --limit 24 --map-items 4 --map-layer-step 1 --out figures/smollm2 --quiet --plotlyjs ../plotly.min.js
+
+# figures/toy-heads and figures/toy-lens: the attention-head map and the logit lens on the toy model.
+figures-heads: setup
+	$(PYTHON) figures/heads_lens.py

@@ -4,6 +4,8 @@ notebooks carry no outputs."""
 
 import re
 from pathlib import Path
+from queue import Empty
+from time import monotonic
 
 import nbformat
 import pytest
@@ -16,8 +18,34 @@ TEACHING = ["01_quickstart", "02_layer_effect_heatmaps", "03_attention_vs_mlp", 
 SOLUTION = re.compile(r"<details><summary>[^<]*</summary>\s*```python\n(.*?)```", re.DOTALL)
 
 
+class Client(NotebookClient):
+    """nbclient waits for a cell's execute reply with one ``get_msg(timeout=<the cell's 600 s>)``;
+    after a cell that displays ipywidgets that wait sometimes never wakes although the kernel has
+    replied and is idle (jupyter/nbclient#312; seen here with notebook 02's explorer, the kernel
+    answering new requests while nbclient waited). Waiting in 1-second slices, as the fix proposed
+    there does, picks the reply up; the cell's own timeout still holds."""
+
+    async def async_start_new_kernel_client(self):
+        kc = await super().async_start_new_kernel_client()
+        channel = kc.shell_channel
+        whole = channel.get_msg
+
+        async def get_msg(timeout=None):
+            deadline = None if timeout is None else monotonic() + timeout
+            while True:
+                step = 1.0 if deadline is None else min(1.0, max(0.0, deadline - monotonic()))
+                try:
+                    return await whole(timeout=step)
+                except Empty:
+                    if deadline is not None and monotonic() >= deadline:
+                        raise
+
+        channel.get_msg = get_msg
+        return kc
+
+
 def run(nb, cwd: Path) -> nbformat.NotebookNode:
-    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}).execute()
+    Client(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}).execute()
     return nb
 
 

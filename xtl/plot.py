@@ -438,11 +438,12 @@ def heads(hs, metric: str = "logprob_change", title: str | None = None, subtitle
         fig.update_layout(coloraxis={"colorscale": "Viridis", "cmin": 0.0, "cmax": 1.0,
                                      "colorbar": {"title": METRICS[metric]}})
     fig.update_xaxes(title_text="head", type="category", row=1, col=1)
-    fig.update_yaxes(title_text="layer (read in the source, written in the target)", type="category", row=1, col=1)
+    fig.update_yaxes(title_text="layer (source = target)", type="category", row=1, col=1)
     first = hs.results[0]
-    title = title or f"{METRICS[metric]} per attention head, same-layer transplants"
+    title = title or f"{METRICS[metric]}, per head: same-layer transplants"
     subtitle = context(first) if subtitle is None else subtitle
-    fig.update_layout(width=260 + 34 * len(heads_at) + 90 * len(others), height=220 + 18 * len(layers))
+    fig.update_layout(width=max(820, 330 + 34 * len(heads_at) + 90 * len(others)),
+                      height=max(480, 260 + 18 * len(layers)))
     return _titled(fig, title, subtitle)
 
 
@@ -457,13 +458,15 @@ def lens(frame: pd.DataFrame, value: str = "prob", title: str | None = None, sub
         raise ValueError(f"unknown value {value!r}; valid: ['prob', 'logprob']")
     data = frame.assign(panel="prompt in " + frame["prompt_language"].astype(str))
     fig = px.line(data, x="layer", y=value, color="answer_language", line_dash="condition", facet_col="panel",
-                  markers=True, labels={"layer": "layer (residual stream entering it; last: the output)",
-                                        value: "probability of the answer's first token" if value == "prob"
-                                        else "log-prob of the answer's first token",
-                                        "answer_language": "answer in", "condition": "", "panel": ""},
+                  markers=True, labels={"layer": "layer", value: "probability of the answer's first token"
+                                        if value == "prob" else "log-prob of the answer's first token",
+                                        "answer_language": "answer", "condition": "", "panel": ""},
                   hover_data=["answer", "token_text"])
     fig.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))
+    fig.update_layout(legend_title_text="answer, condition")
     title = title or "logit lens: which language's answer each layer favours"
+    note = "layer l: the residual stream entering block l; the last: the model's output"
+    subtitle = f"{subtitle}<br>{note}" if subtitle else note
     if value == "prob":
         fig.update_yaxes(range=[0, 1.02])
     return _titled(fig, title, subtitle)
