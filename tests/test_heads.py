@@ -106,6 +106,6 @@ def test_head_sweep_is_the_same_layer_cells_of_the_full_sweep(hooked, tmp_path):
     assert [t.type for t in fig.data] == ["heatmap", "heatmap"]
     assert fig.data[0].z.shape == (n, h) and fig.data[1].z.shape == (n, 1)
     assert fig.layout.coloraxis.cmin == -fig.layout.coloraxis.cmax  # one diverging scale for both
-    assert "per attention head" in fig.layout.title.text and "MLP" in [a.text for a in fig.layout.annotations]
+    assert "per head: same-layer" in fig.layout.title.text and "MLP" in [a.text for a in fig.layout.annotations]
     with pytest.raises(ValueError, match=r"unknown metric 'speed'; valid: \['logprob_change', 'accuracy', 'gain'\]"):
         xtl.plot.heads(hs, "speed")
