@@ -87,9 +87,9 @@ def eos_ids(model: HookedModel, eos_token_id: int | Sequence[int] | None) -> lis
 
 
 def _shares_prompt(batch: PromptBatch) -> bool:
+    """Every row is the same unpadded prompt of at least 2 tokens (a prefix and a last token)."""
     return (
-        batch.batch_size >= 1
-        and batch.tokens.shape[1] > 1
+        batch.tokens.shape[1] > 1
         and bool(batch.attention_mask.bool().all())
         and bool((batch.tokens == batch.tokens[:1]).all())
     )
