@@ -210,4 +210,7 @@ def test_weights_are_stored_in_the_layout_the_forward_pass_reads(checkpoints):
     forward_layout(plain)
     assert weights_digest(plain) == digest
     torch.testing.assert_close(plain(tokens), want, atol=1e-5, rtol=0)
-    assert forward_layout(xtl.load_model(checkpoints["llama"], bridge=True)) is not None  # a bridge: untouched
+    bridge = xtl.load_model(checkpoints["llama"], bridge=True)
+    before = {name: (p.data_ptr(), p.stride()) for name, p in bridge.named_parameters()}
+    assert forward_layout(bridge) is bridge  # not a HookedTransformer: left as it is
+    assert {name: (p.data_ptr(), p.stride()) for name, p in bridge.named_parameters()} == before

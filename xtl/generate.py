@@ -339,8 +339,6 @@ def greedy_generate(
     stops = torch.tensor(eos_ids(model, eos_token_id), dtype=torch.long, device=device)
     fill = _fill(tokenizer, stops)
     size, prompt_len = batch.batch_size, batch.tokens.shape[1]
-    out = torch.full((size, max_new_tokens), fill, dtype=torch.long, device=device)
-    lengths = torch.zeros(size, dtype=torch.long, device=device)
     cached, shared = uses_kv_cache(model), _shares_prompt(batch)
     if cached and size == 1 and shared and decode.supports(model, prompt_len + max_new_tokens):
         # one row: its patched prompt pass is one pass; xtl's decoder continues from its cache
@@ -363,6 +361,8 @@ def greedy_generate(
         check_fired(model, [h for _, h in hooks], "transplant")
     check_finite_logits(model, logits, "prompt pass")
     first = logits.clone()
+    out = torch.full((size, max_new_tokens), fill, dtype=torch.long, device=device)
+    lengths = torch.zeros(size, dtype=torch.long, device=device)
     active = torch.arange(size, device=device)
     tokens, mask = batch.tokens, batch.attention_mask
     for step in range(max_new_tokens):

@@ -118,25 +118,37 @@ class Writer:
         else:
             self.prompt_len = None  # the first pass's length (a negative int counts from its end)
 
+    def prompt_pass(self, act: torch.Tensor) -> bool:
+        """Whether this pass is the prompt's (or a re-run of it); learns the prompt's length from
+        the first pass it sees."""
+        length = act.shape[1]
+        if self.prompt_len is None:
+            self.prompt_len = length if self.positions is None else max(length + self.positions + 1, 1)
+        return length >= self.prompt_len  # shorter: a decoding step against a cache
+
+    def where(self, act: torch.Tensor, rows: torch.Tensor) -> torch.Tensor | int:
+        """The patched position of each of ``rows``."""
+        if isinstance(self.positions, torch.Tensor):
+            return self.positions.to(act.device)[rows]
+        return self.prompt_len - 1
+
+    def replacement(self, act: torch.Tensor, rows: torch.Tensor, where) -> torch.Tensor:
+        """What the rows get at their patched positions: the source values."""
+        return self.values.to(device=act.device, dtype=act.dtype)
+
     def __call__(self, act: torch.Tensor, hook) -> torch.Tensor:
         if self.batch_size is not None and act.shape[0] != self.batch_size:
             raise ValueError(
                 f"source batch has {self.batch_size} prompts but the target batch has "
                 f"{act.shape[0]}; transplant pairs source row i with target row i"
             )
-        length = act.shape[1]
-        if self.prompt_len is None:
-            self.prompt_len = length if self.positions is None else max(length + self.positions + 1, 1)
-        if length < self.prompt_len:
-            return act  # a decoding step against a cache: the prompt pass is already patched
+        if not self.prompt_pass(act):
+            return act  # the prompt pass is already patched
         self.calls += 1
         r = self.rows.to(act.device)
-        if isinstance(self.positions, torch.Tensor):
-            where = self.positions.to(act.device)[r]
-        else:
-            where = self.prompt_len - 1
+        where = self.where(act, r)
         out = act.clone()
-        out[r, where] = self.values.to(device=act.device, dtype=act.dtype)
+        out[r, where] = self.replacement(act, r, where)
         return out
 
 
@@ -149,17 +161,10 @@ class HeadReader(Writer):
         self.head, self.z = head, None
 
     def __call__(self, act: torch.Tensor, hook) -> torch.Tensor:
-        length = act.shape[1]
-        if self.prompt_len is None:
-            self.prompt_len = length if self.positions is None else max(length + self.positions + 1, 1)
-        if length < self.prompt_len:
-            return act
-        self.calls += 1
-        if isinstance(self.positions, torch.Tensor):
-            where = self.positions.to(act.device)
-            self.z = act[torch.arange(act.shape[0], device=act.device), where, self.head]
-        else:
-            self.z = act[:, self.prompt_len - 1, self.head]
+        if self.prompt_pass(act):
+            self.calls += 1
+            every = torch.arange(act.shape[0], device=act.device)
+            self.z = act[every, self.where(act, every), self.head]
         return act
 
 
@@ -172,14 +177,6 @@ class HeadWriter(Writer):
         super().__init__(name, rows, values, positions, batch_size)
         self.reader, self.weight = reader, weight
 
-    def __call__(self, act: torch.Tensor, hook) -> torch.Tensor:
-        if self.reader.z is None or act.shape[1] < (self.reader.prompt_len or 0):
-            return act  # a decoding step: the prompt pass is already patched
-        r = self.rows.to(act.device)
-        own = self.reader.z[r].to(act.dtype) @ self.weight.to(device=act.device, dtype=act.dtype)
-        values = self.values.to(device=act.device, dtype=act.dtype)
-        out = super().__call__(act, hook)  # writes ``values`` at the patched positions
-        where = self.positions.to(act.device)[r] if isinstance(self.positions, torch.Tensor) else self.prompt_len - 1
-        out[r, where] = act[r, where] - own + values
-        self.reader.z = None
-        return out
+    def replacement(self, act: torch.Tensor, rows: torch.Tensor, where) -> torch.Tensor:
+        own = self.reader.z[rows].to(act.dtype) @ self.weight.to(device=act.device, dtype=act.dtype)
+        return act[rows, where] - own + super().replacement(act, rows, where)

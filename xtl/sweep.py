@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -258,19 +259,20 @@ def sweep_instances(
             [cell[0] for _, _, cell in patched], [cell[2] for _, _, cell in patched],
             torch.stack([acts[k][c][s, 0] for _, k, (c, s, _) in patched]), rows=[r for r, _, _ in patched],
         ) if patched else None
-        order = list(dict.fromkeys(k for k, _ in part))
+        counts = Counter(k for k, _ in part)  # rows of each instance in this part, in order
+        order = list(counts)
         if len(order) == 1:
             target = prepared[order[0]].target
             batch = PromptBatch(target.tokens.expand(len(part), -1), target.attention_mask.expand(len(part), -1))
             gen = greedy_generate(model, batch, spec.max_new_tokens, patches, list(spec.eos_token_id))
         else:
-            counts = [sum(1 for k, _ in part if k == one) for one in order]
-            gen = generate_packed(model, [prepared[k].target for k in order], counts, spec.max_new_tokens,
+            gen = generate_packed(model, [prepared[k].target for k in order], list(counts.values()),
+                                  spec.max_new_tokens,
                                   patches, list(spec.eos_token_id))
         texts = gen.texts(tokenizer)
         at = 0
         for k in order:
-            n = sum(1 for one, _ in part if one == k)
+            n = counts[k]
             pair, first, logits = pairs[k], prepared[k].first, gen.logits[at : at + n]
             gold, options = first[pair.gold], [first[o] for o in pair.options]
             others = [t for o, t in zip(pair.options, options) if o != pair.gold and t != gold]
