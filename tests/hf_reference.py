@@ -181,3 +181,41 @@ def generate(model, ids, mask, steps: int, patch=None):
                         cache=cache, use_cache=True)
             logits = out.logits[:, -1]
     return first, torch.cat(new, 1)
+
+
+def attribution(model, ids, mask, component: str, tgt_layer: int, source_value: torch.Tensor,
+                tokens: list[int]) -> torch.Tensor:
+    """First-order change of each of ``tokens``' next-token log-probs at the target's last
+    position when ``component`` at ``tgt_layer`` is replaced by ``source_value``: the gradient of
+    the log-prob with respect to the written vector, dotted with (source value - own value).
+
+    One unpadded target row. Returns ``[len(tokens)]``.
+    """
+    layers, attn, mlp, _ = blocks(model)
+    block = layers[tgt_layer]
+    where = "attn_out" if component.startswith("head.") else READ_WRITE[component][1]
+    module = {"attn_out": attn(block), "mlp_out": mlp(block), "block_out": block}[where]
+    leaf = torch.zeros(model.config.hidden_size, dtype=model.dtype, requires_grad=True)
+    own = {}
+
+    def add(m, args, output):
+        hidden = _first(output)
+        own.setdefault("out", hidden[0, -1].detach().clone())
+        hidden = torch.cat([hidden[:, :-1], hidden[:, -1:] + leaf], 1)
+        return _replace(output, hidden)
+
+    handles = [module.register_forward_hook(add)]
+    if component.startswith("head."):
+        head = int(component.split(".")[1])
+
+        def read(m, args) -> None:  # a pre-hook returning a value would replace the projection's input
+            own["head"] = _head_part(model, block, args[0][0, -1], head).detach()
+
+        handles.append(_o_proj(model, block)[0].register_forward_pre_hook(read))
+    try:
+        logprobs = model(input_ids=ids, attention_mask=mask).logits[0, -1].log_softmax(-1)
+    finally:
+        for h in handles:
+            h.remove()
+    delta = source_value - own["head" if component.startswith("head.") else "out"]
+    return torch.stack([torch.autograd.grad(logprobs[t], leaf, retain_graph=True)[0] @ delta for t in tokens])

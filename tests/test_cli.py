@@ -3,7 +3,10 @@
 import re
 import shutil
 
+import numpy as np
+import pandas as pd
 import pytest
+import torch
 from synthetic import GRID, synthetic
 
 import xtl
@@ -69,7 +72,45 @@ def test_sweep_report_and_transplant_commands(tmp_path, capsys):
     assert lines[1].split("   (")[0] == f"transplanted : {item.target}{direct.text[0]}"
 
 
+def test_approximate_sweep_and_lens_commands(tmp_path, capsys):
+    run = tmp_path / "approx"
+    args = ["sweep", "--model", "toy", "--task", "toy-culture", "--languages", "sw", "--limit", "2", "--approx",
+            "--out", str(run), "--quiet"]
+    assert cli.main(args) == 0
+    result = xtl.SweepResult.load(run)
+    assert result.approximate and len(result.instances) == 2
+    direct = xtl.attribution_sweep(xtl.toy.load_toy_model(), xtl.tasks.get("toy-culture").items("sw")[:2],
+                                   progress=False)
+    torch.testing.assert_close(result.gold_logprob, direct.gold_logprob)
+    out = capsys.readouterr().out
+    assert "approximate (attribution patching): the 10 cells with the largest" in out
+    assert cli.main(["report", str(run), "--out", str(tmp_path / "rep"), "--no-png"]) == 0
+    # the lens of one task item, untouched and after the task's default transplant
+    lens = tmp_path / "lens"
+    assert cli.main(["lens", "--model", "toy", "--task", "toy-generation", "--language", "sw", "--index", "1",
+                     "--transplant", "default", "--out", str(lens), "--no-png"]) == 0
+    frame = pd.read_csv(lens / "lens.csv")
+    task, item = xtl.tasks.get("toy-generation"), xtl.tasks.get("toy-generation").items("sw")[1]
+    want = xtl.lens(xtl.toy.load_toy_model(), {"target": item.target}, {"gold": f" {item.gold}"}, spec=task.default,
+                    sources={"target": item.source})
+    got = frame[frame.prompt_language == "target"].reset_index(drop=True)
+    np.testing.assert_allclose(got["prob"], want["prob"], atol=1e-6)
+    assert set(frame.condition[frame.prompt_language == "source"]) == {"untouched"}
+    assert (lens / "lens.html").is_file() and "xtl lens:" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("args, message", [
+    (["sweep", "--model", "toy", "--task", "toy-culture", "--approx", "--max-new-tokens", "2", "--out", "x"],
+     "--max-new-tokens does not apply to --approx"),
+    (["lens", "--model", "toy", "--prompt", "en", "--answer", "x=1"], "--prompt 'en' is not LANGUAGE=TEXT"),
+    (["lens", "--model", "toy", "--prompt", "en=a", "--answer", "x=1", "--transplant", "mlp:0"],
+     "is not COMPONENT:SOURCE_LAYER:TARGET_LAYER"),
+    (["lens", "--model", "toy", "--prompt", "en=a", "--answer", "x=1", "--transplant", "ffn:0:0"],
+     "unknown component 'ffn'"),
+    (["lens", "--model", "toy", "--prompt", "fr=a", "--answer", "x=1", "--transplant", "mlp:0:0"],
+     "--source 'en' names no prompt; the prompts are ['fr']"),
+    (["lens", "--model", "toy", "--task", "toy-culture", "--index", "999"], "--index 999 is out of range"),
+    (["lens", "--model", "toy"], "give --prompt LANG=TEXT"),
     (["sweep", "--model", "toy", "--task", "nope", "--out", "x"], "unknown task 'nope'; registered tasks"),
     (["sweep", "--model", "toy", "--task", "toy-culture", "--languages", "de", "--out", "x"],
      "task 'toy-culture' has no language 'de'"),

@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("plot", "report", "study", "tasks", "toy")
+_SUBMODULES = ("attribution", "plot", "report", "study", "tasks", "toy")
 
 # Public name -> the module that defines it.
 _EXPORTS: dict[str, str] = {
     **{name: f"xtl.{name}" for name in _SUBMODULES},
     **dict.fromkeys(("Activations", "capture"), "xtl.capture"),
+    "attribution_sweep": "xtl.attribution",
     **dict.fromkeys(("COMPONENTS", "Component", "get_component"), "xtl.components"),
     **dict.fromkeys(("best_source_layer", "compare_rules", "compare_settings", "evaluate", "marginal_upper_bound",
                      "pair_stability", "rank_agreement", "rescore", "upper_bound"), "xtl.evaluate"),
@@ -66,6 +67,8 @@ __all__ = [
     "TransplantSpec",
     "UnsupportedModelError",
     "__version__",
+    "attribution",
+    "attribution_sweep",
     "best_source_layer",
     "capture",
     "compare_rules",
@@ -132,7 +135,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs
-    from xtl import plot, report, study, tasks, toy
+    from xtl import attribution, plot, report, study, tasks, toy
+    from xtl.attribution import attribution_sweep
     from xtl.capture import Activations, capture
     from xtl.components import COMPONENTS, Component, get_component
     from xtl.evaluate import (

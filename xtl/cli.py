@@ -1,4 +1,4 @@
-"""The ``xtl`` command line: ``xtl demo``, ``xtl sweep``, ``xtl report``, ``xtl transplant``."""
+"""The ``xtl`` command line: ``xtl demo``, ``xtl sweep``, ``xtl report``, ``xtl lens``, ``xtl transplant``."""
 
 from __future__ import annotations
 
@@ -27,7 +27,9 @@ examples:
   xtl sweep --model toy --task toy-culture --languages sw,fr --out runs/culture
   xtl sweep --model Qwen/Qwen2-0.5B-Instruct --task xnli --data path/to/XNLI_sample \\
             --languages sw --direction en2x --out runs/xnli-sw
+  xtl sweep --model toy --task toy-culture --approx --out runs/culture-approx
   xtl report runs/culture runs/xnli-sw --out report
+  xtl lens --model toy --task toy-generation --language sw --transplant default --out lens
   xtl transplant --model toy --source "the capital of gezemi is" \\
                  --target "столица геземи это" --source-layer 0 --target-layer 0 --component mlp
 """
@@ -156,19 +158,118 @@ def _sweep(args: argparse.Namespace) -> int:
 
     if args.limit is not None:
         positive_int(args.limit, "--limit")
-    positive_int(args.max_new_tokens, "--max-new-tokens")
+    if args.approx and args.max_new_tokens is not None:
+        raise ValueError("--max-new-tokens does not apply to --approx: attribution patching estimates first-token "
+                         "statistics only, no text is generated")
+    max_new_tokens = positive_int(20 if args.max_new_tokens is None else args.max_new_tokens, "--max-new-tokens")
     check_output_dir(args.out)  # before the model loads
 
     task = xtl.tasks.get(args.task, **({"data": args.data} if args.data else {}), rule=args.rule)
     languages = [task.canonical(lang) for lang in _csv(args.languages)] if args.languages else list(task.languages)
     items = [item for lang in languages for item in task.items(lang, args.direction, args.split)[:args.limit]]
     model = _load(args.model, args.dtype)
-    result = xtl.sweep(model, items, components=_csv(args.components), max_new_tokens=args.max_new_tokens,
-                       scorer=task.scorer, out=args.out, progress=not args.quiet)
-    print(xtl.upper_bound(result).round(3).to_string(index=False))
+    if args.approx:
+        result = xtl.attribution_sweep(model, items, components=_csv(args.components), out=args.out,
+                                       progress=not args.quiet)
+        print(_top_cells(result).to_string(index=False))
+    else:
+        result = xtl.sweep(model, items, components=_csv(args.components), max_new_tokens=max_new_tokens,
+                           scorer=task.scorer, out=args.out, progress=not args.quiet)
+        print(xtl.upper_bound(result).round(3).to_string(index=False))
     print(f"\nxtl sweep: {len(result.instances)} instances in {args.out}; `xtl report {args.out} --out report` "
           f"draws them")
     return 0
+
+
+def _top_cells(result, shown: int = 10):
+    """The cells with the largest mean gold log-prob change (what an approximate sweep is read for)."""
+    import pandas as pd
+
+    from xtl.plot import cell_values
+
+    change, spec = cell_values(result, "logprob_change")[0], result.spec
+    print(f"approximate (attribution patching): the {shown} cells with the largest mean estimated change of the gold "
+          f"answer's first-token log-prob over {len(result.instances)} items")
+    frame = pd.DataFrame([(c, s, t, float(change[ci, si, ti])) for ci, c in enumerate(spec.components)
+                          for si, s in enumerate(spec.source_layers) for ti, t in enumerate(spec.target_layers)],
+                         columns=["component", "source_layer", "target_layer", "logprob_change"])
+    return frame.nlargest(shown, "logprob_change").round(3)
+
+
+def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
+    out = {}
+    for value in values or ():
+        language, sep, text = value.partition("=")
+        if not sep or not language.strip():
+            raise ValueError(f"{what} {value!r} is not LANGUAGE=TEXT (e.g. {what} 'en=The capital of France is')")
+        out[language.strip()] = text
+    return out
+
+
+def _lens(args: argparse.Namespace) -> int:
+    import xtl
+    from xtl.results import output_dir
+
+    prompts, answers = _pairs(args.prompt, "--prompt"), _pairs(args.answer, "--answer")
+    sources, spec = None, None
+    if args.task:
+        if prompts:
+            raise ValueError("give --task (an item's prompts) or --prompt, not both")
+        task = xtl.tasks.get(args.task, **({"data": args.data} if args.data else {}))
+        items = task.items(task.canonical(args.language or task.languages[0]), args.direction, args.split)
+        if not 0 <= args.index < len(items):
+            raise ValueError(f"--index {args.index} is out of range: the task has {len(items)} items in this language")
+        item = items[args.index]
+        prompts = {"source": item.source, "target": item.target}
+        answers = answers or {"gold": item.answer_template.format(item.gold) if item.answer_template
+                              else f" {item.gold}"}
+        if args.transplant == "default":
+            spec = task.default
+        sources = {"target": item.source, "source": item.source}
+    if not prompts or not answers:
+        raise ValueError("give --prompt LANG=TEXT (two or more) and --answer LANG=TEXT, or --task NAME")
+    if args.transplant and spec is None:
+        spec = _transplant_spec(args.transplant)
+    if spec is not None and sources is None:
+        if args.source not in prompts:
+            raise ValueError(f"--source {args.source!r} names no prompt; the prompts are {sorted(prompts)}")
+        sources = dict.fromkeys(prompts, prompts[args.source])
+    output_dir(args.out)
+    model = _load(args.model, args.dtype)
+    frame = xtl.lens(model, prompts, answers, spec=spec, sources=sources)
+    if spec is not None:  # the source read through its own transplant is itself: keep its untouched lines
+        source = "source" if args.task else args.source
+        frame = frame[(frame.prompt_language != source) | (frame.condition == "untouched")]
+    out = Path(args.out)
+    frame.to_csv(out / "lens.csv", index=False)
+    what = f" · transplanted: {spec.component} {spec.source_layer} -> {spec.target_layer}" if spec else ""
+    figure = xtl.plot.lens(frame, subtitle=f"model {args.model}{what}")
+    xtl.plot.save(figure, out / "lens.html", plotlyjs=args.plotlyjs)
+    if not args.no_png:
+        xtl.plot.save(figure, out / "lens.png")
+    table = frame.pivot_table(index="layer", columns=["prompt_language", "condition", "answer_language"],
+                              values="prob")
+    print(table.round(3).to_string())
+    print(f"\nxtl lens: {out / 'lens.csv'}, {out / 'lens.html'}" + ("" if args.no_png else f", {out / 'lens.png'}"))
+    return 0
+
+
+def _transplant_spec(text: str):
+    from xtl.spec import TransplantSpec
+
+    parts = text.split(":")
+    try:
+        component, source_layer, target_layer = parts[0], int(parts[1]), int(parts[2])
+    except (IndexError, ValueError):
+        raise ValueError(f"--transplant {text!r} is not COMPONENT:SOURCE_LAYER:TARGET_LAYER (e.g. mlp:0:0), "
+                         f"or 'default' with --task") from None
+    if len(parts) != 3:
+        raise ValueError(f"--transplant {text!r} is not COMPONENT:SOURCE_LAYER:TARGET_LAYER (e.g. mlp:0:0)")
+    try:
+        component = _component(component)
+    except argparse.ArgumentTypeError as err:
+        raise ValueError(str(err)) from None
+    return TransplantSpec(source_layer, target_layer, component)
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -269,7 +370,10 @@ def parser() -> argparse.ArgumentParser:
                             "head) or head (every head) (default: %(default)s)")
     sweep.add_argument("--split", default="sample", choices=("sample", "unseen"))
     sweep.add_argument("--limit", type=int, help="only the first N items per language")
-    sweep.add_argument("--max-new-tokens", type=int, default=20, help="greedy tokens per answer (default: %(default)s)")
+    sweep.add_argument("--max-new-tokens", type=int, help="greedy tokens per answer (default: 20)")
+    sweep.add_argument("--approx", action="store_true",
+                       help="estimate every cell's first-token statistics by attribution patching (one backward "
+                            "pass per item instead of one run per cell; approximate, no text; the run says so)")
     sweep.add_argument("--dtype", default="float32", choices=DTYPES, help="model dtype (default: %(default)s)")
     sweep.add_argument("--out", required=True, help="the run directory")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -282,6 +386,33 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("--no-png", action="store_true", help="HTML figures only (PNG needs Chromium)")
     report.add_argument("--plotlyjs", **PLOTLYJS)
     report.set_defaults(func=_report)
+
+    lens = sub.add_parser("lens", help="cross-lingual logit lens: each layer's probability of each answer",
+                          description="Read the residual stream at the last prompt token of each layer through the "
+                                      "final norm and unembedding: the probability of each answer's first token, "
+                                      "per prompt, untouched and (with --transplant) after a transplant. Writes "
+                                      "lens.csv and the figure lens.html/png.")
+    lens.add_argument("--model", required=True, help="'toy', a hub name or a local checkpoint dir")
+    lens.add_argument("--prompt", action="append", metavar="LANG=TEXT", help="a prompt and its language (repeat)")
+    lens.add_argument("--answer", action="append", metavar="LANG=TEXT",
+                      help="an answer as it follows the prompts, e.g. 'fr= Paris' (repeat)")
+    lens.add_argument("--task", help="read one item of a registered task instead: its source and target prompts "
+                                     "and its gold answer")
+    lens.add_argument("--data", help="the task's data directory (the paper's tasks)")
+    lens.add_argument("--language", help="with --task: the item's language (default: the task's first)")
+    lens.add_argument("--direction", choices=("en2x", "x2en"), help="with --task: default the task's own")
+    lens.add_argument("--split", default="sample", choices=("sample", "unseen"))
+    lens.add_argument("--index", type=int, default=0, help="with --task: which item (default: %(default)s)")
+    lens.add_argument("--transplant", metavar="COMPONENT:SOURCE:TARGET",
+                      help="also read the prompts after this transplant (e.g. mlp:0:0; 'default' with --task: "
+                           "the task's default)")
+    lens.add_argument("--source", default="en", help="the prompt transplanted into the others (default: %(default)s)")
+    lens.add_argument("--dtype", default="float32", choices=DTYPES, help="model dtype (default: %(default)s)")
+    lens.add_argument("--out", default="xtl-lens", help="output directory (default: %(default)s)")
+    lens.add_argument("--no-png", action="store_true", help="HTML figure only (PNG needs Chromium)")
+    lens.add_argument("--plotlyjs", **PLOTLYJS)
+    lens.add_argument("--threads", type=_threads, default=argparse.SUPPRESS, help=THREADS_HELP)
+    lens.set_defaults(func=_lens)
 
     one = sub.add_parser("transplant", help="one transplant, printed next to the untouched continuation")
     one.add_argument("--model", required=True, help="'toy', a hub name or a local checkpoint dir")

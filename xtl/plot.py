@@ -67,6 +67,8 @@ def context(result: SweepResult, language: str | None = None) -> str:
     base = float(result.baseline["correct"].to_numpy(dtype=bool)[mask].mean())
     what = " · ".join(p for p in (spec.task, DIRECTIONS.get(spec.direction, "")) if p)
     counts_line = f"{int(mask.sum())} items ({languages}) · untouched accuracy {base:.2f} · model {spec.model}"
+    if result.approximate:
+        counts_line += " · approximate: attribution patching"
     return f"{what}<br>{counts_line}" if what else counts_line
 
 

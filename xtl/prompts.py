@@ -166,3 +166,15 @@ def left_padded(batch: PromptBatch) -> PromptBatch:
     keep = batch.attention_mask.bool()
     order = torch.sort(keep.long(), dim=-1, stable=True).indices  # pads first, tokens in order
     return PromptBatch(batch.tokens.gather(-1, order), batch.attention_mask.gather(-1, order))
+
+
+def stacked(batches: Sequence[PromptBatch], pad: int = 0) -> PromptBatch:
+    """Several batches as one, left-padded with ``pad``: each row keeps its own tokens."""
+    rows = [tokens[mask.bool()] for b in batches for tokens, mask in zip(b.tokens, b.attention_mask)]
+    width = max(len(row) for row in rows)
+    tokens = rows[0].new_full((len(rows), width), pad)
+    mask = torch.zeros_like(tokens)
+    for k, row in enumerate(rows):
+        tokens[k, width - len(row):] = row
+        mask[k, width - len(row):] = 1
+    return PromptBatch(tokens, mask)

@@ -57,7 +57,9 @@ class SweepSpec:
     (:mod:`xtl.fingerprint`); ``prepend_bos``: whether prompts started with BOS;
     ``scorer_digest``: a hash of the scorer's code, empty for an anonymous scorer
     (then the run cannot be resumed). ``direction``: ``"en2x"`` or ``"x2en"`` when every
-    item says so (task items do), else empty.
+    item says so (task items do), else empty. ``method``: ``"exact"`` (each cell run,
+    :func:`xtl.sweep`) or ``"attribution"`` (each cell estimated to first order,
+    :func:`xtl.attribution_sweep`; ``"attribution:<metrics>"`` when only some statistics were).
     """
 
     model: str
@@ -81,6 +83,7 @@ class SweepSpec:
     direction: str = ""
     xtl_version: str = ""
     transformer_lens_version: str = ""
+    method: str = "exact"
 
     def to_json(self) -> str:
         """JSON text of the spec."""
@@ -116,6 +119,8 @@ class SweepSpec:
         """A hash of every field but the descriptive ones (versions, direction): what each part
         of a run records."""
         data = {k: v for k, v in asdict(self).items() if k not in DESCRIPTIVE_FIELDS}
+        if data["method"] == "exact":  # as runs written before the field existed hashed it
+            del data["method"]
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
     def differences(self, other: SweepSpec) -> list[str]:
@@ -168,6 +173,11 @@ class SweepResult:
     axes = AXES
 
     @property
+    def approximate(self) -> bool:
+        """Whether the cells are estimates (an attribution sweep, ``spec.method``), not transplants run."""
+        return self.spec.method != "exact"
+
+    @property
     def complete(self) -> bool:
         """Whether every instance of the spec is held (see :attr:`missing`)."""
         return not self.missing
@@ -176,7 +186,8 @@ class SweepResult:
         shape = "x".join(map(str, self.correct.shape))
         held = f"{len(self.instances)} instances" + (
             "" if self.complete else f", {len(self.missing)} missing (partial run)")
-        return (f"SweepResult({self.spec.task or self.spec.model!r}, {held}, components "
+        how = "" if not self.approximate else f"{self.spec.method} estimate (approximate), "
+        return (f"SweepResult({self.spec.task or self.spec.model!r}, {how}{held}, components "
                 f"{list(self.spec.components)}, {len(self.spec.source_layers)}x"
                 f"{len(self.spec.target_layers)} layer pairs, arrays [{shape}])")
 
@@ -195,7 +206,8 @@ class SweepResult:
         head = (f"<p><b>SweepResult</b> {html.escape(self.spec.task or self.spec.model)}: "
                 f"{len(self.instances)} instances, components {', '.join(self.spec.components)}, "
                 f"{len(self.spec.source_layers)} x {len(self.spec.target_layers)} layer pairs, "
-                f"{self.spec.max_new_tokens} new tokens, scored by {html.escape(self.spec.scorer)}.{partial} "
+                f"{self.spec.max_new_tokens} new tokens, scored by {html.escape(self.spec.scorer)}.{partial}"
+                f"{' <b>Approximate</b>: every cell estimated by attribution patching.' if self.approximate else ''} "
                 f"Untouched accuracy and the instance-aware upper bound:</p>")
         return head + table.round(3).to_html()
 
