@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP = $(PYTHON) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: setup demo test figures figures-smollm2 figures-heads
+.PHONY: setup demo test figures figures-smollm2 figures-heads figures-lens-smollm2
 
 # torch first, pinned to the CPU wheel: a bare `torch` requirement with no torch
 # installed would pull a multi-GB CUDA build.
@@ -29,6 +29,11 @@ figures: setup
 figures-smollm2: setup
 	$(PYTHON) -m xtl.cli demo --model smollm2-135m --limit 24 --map-items 4 --map-layer-step 1 --out figures/smollm2 --quiet --plotlyjs ../plotly.min.js
 
-# figures/toy-heads and figures/toy-lens: the attention-head map and the logit lens on the toy model.
+# figures/toy-heads, toy-lens and toy-attribution: the attention-head map, the logit lens and
+# attribution patching against the exact sweep, on the toy model.
 figures-heads: setup
 	$(PYTHON) figures/heads_lens.py
+
+# figures/smollm2/lens: the logit lens on SmolLM2-135M-Instruct (one world-facts item, three languages).
+figures-lens-smollm2: setup
+	$(PYTHON) figures/heads_lens.py --smollm2

@@ -309,7 +309,7 @@ def attribution_sweep(
             bar.set_postfix(cells_per_s=f"{(len(frames) - len(done)) * n_cells / (time.perf_counter() - start):.0f}")
     if not any(p.options for p in pairs):
         warnings.warn("no item has options: an attribution sweep's 'correct' (estimated option verdict) is False "
-                      "everywhere; read gold_logprob or logit_diff (metric 'logprob_change' in plots)", stacklevel=2)
+                      "everywhere; read gold_logprob or logit_diff (metric 'logprob_change' in plots)", stacklevel=3)
     return from_frame(spec, pd.concat([frames[k] for k in sorted(frames)], ignore_index=True))
 
 

@@ -239,7 +239,8 @@ def facets(results: SweepResult | dict[str, SweepResult], metric: str = "accurac
         rows = [(name, res, None) for name, res in results.items()]
         subtitle = (" · ".join(f"{name}: {len(res.instances)} items"
                                + (f", {SHORT[res.spec.direction]}" if res.spec.direction in SHORT else "")
-                               + f", untouched {res.baseline['correct'].mean():.2f}"
+                               + (", approximate: attribution patching" if res.approximate
+                                  else f", untouched {res.baseline['correct'].mean():.2f}")
                                for name, res in results.items()) if subtitle is None else subtitle)
     if not rows:
         raise ValueError("nothing to plot: no languages or results")
