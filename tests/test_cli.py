@@ -72,6 +72,16 @@ def test_sweep_report_and_transplant_commands(tmp_path, capsys):
     assert lines[1].split("   (")[0] == f"transplanted : {item.target}{direct.text[0]}"
 
 
+def test_sweep_command_takes_every_head(tmp_path):
+    run = tmp_path / "heads"
+    assert cli.main(["sweep", "--model", "toy", "--task", "toy-culture", "--languages", "sw", "--limit", "1",
+                     "--components", "head,mlp", "--max-new-tokens", "1", "--out", str(run), "--quiet"]) == 0
+    result = xtl.SweepResult.load(run)
+    n_heads = xtl.toy.load_toy_model().cfg.n_heads
+    assert result.spec.components == (*(f"head.{h}" for h in range(n_heads)), "mlp")
+    assert result.gold_logprob.shape == (1, n_heads + 1, 6, 6)
+
+
 def test_approximate_sweep_and_lens_commands(tmp_path, capsys):
     run = tmp_path / "approx"
     args = ["sweep", "--model", "toy", "--task", "toy-culture", "--languages", "sw", "--limit", "2", "--approx",
