@@ -29,10 +29,12 @@ options). How well it ranks the exact cells is measured by :func:`agreement`.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import time
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -68,8 +70,14 @@ MAX_BATCH = 32  # instances per pass: larger batches gain little and make progre
 
 
 # The scorer an attribution run records: no text is generated, a cell is correct when the gold option's
-# estimated first-token log-prob beats every other option's. Its digest is that of the estimator's code.
+# estimated first-token log-prob beats every other option's. Its digest is that of this module's code, so
+# a run resumes only under the same estimator.
 SCORER = "estimated option log-prob (attribution patching)"
+
+
+def _scorer() -> SimpleNamespace:
+    """The scorer's identity as :func:`xtl.fingerprint.scorer_identity` reads it: a name and a digest."""
+    return SimpleNamespace(name=SCORER, fingerprint=hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16])
 
 
 def _metrics(metric: str | Sequence[str]) -> tuple[str, ...]:
@@ -157,7 +165,7 @@ def _estimates(model, sources: PromptBatch, targets: PromptBatch, spec, needed: 
     names = list(leaves)
     grads = torch.autograd.grad(scalars, [leaves[n] for n in names], torch.eye(len(scalars), dtype=scalars.dtype),
                                 is_grads_batched=True, allow_unused=True)
-    grads = {n: (g if g is not None else torch.zeros(len(scalars), *leaves[n].shape)).double()
+    grads = {n: (g if g is not None else leaves[n].new_zeros((len(scalars), *leaves[n].shape))).double()
              for n, g in zip(names, grads)}  # [slot, batch, d_model]
     base = logits.detach().double()
     at = torch.cat([base.gather(1, slots), base.logsumexp(-1, keepdim=True)], 1)  # [batch, slot]
@@ -283,8 +291,8 @@ def attribution_sweep(
     metrics = _metrics(metric)
     prepared = preflight(model, pairs, 1, prepend_bos)
     spec = dataclasses.replace(
-        _spec(model, pairs, components, sources, targets, 1, [], estimate_instances, revision, prepend_bos),
-        scorer=SCORER, method=METHOD if metrics == METRICS else f"{METHOD}:{','.join(metrics)}")
+        _spec(model, pairs, components, sources, targets, 1, [], _scorer(), revision, prepend_bos),
+        method=METHOD if metrics == METRICS else f"{METHOD}:{','.join(metrics)}")
     done = open_run(check_output_dir(out, RunError), spec) if out is not None else {}
     pending = [k for k in range(len(pairs)) if k not in done]
     if max_batch is None:
