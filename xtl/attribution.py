@@ -46,6 +46,7 @@ from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
 from xtl.capture import capture
 from xtl.components import get_component, model_components, positive_int
+from xtl.distributed import in_shard, parse_shard
 from xtl.evaluate import _spearman
 from xtl.model import HookedModel, head_weight, n_layers, require_hooks, run, uses_kv_cache
 from xtl.pairs import Pair, as_pairs
@@ -244,6 +245,7 @@ def attribution_sweep(
     prepend_bos: bool | None = None,
     revision: str | None = None,
     progress: bool = True,
+    shard: tuple[int, int] | str | None = None,
 ) -> SweepResult:
     """Estimate every cell's first-token statistics by attribution patching (linear, approximate).
 
@@ -268,6 +270,8 @@ def attribution_sweep(
         prepend_bos: override the model's BOS default when tokenising.
         revision: the model revision, recorded in the spec.
         progress: show a progress bar.
+        shard: ``(k, n)`` or ``"k/n"``: only the instances whose index ``i`` has ``i % n == k``
+            (see :func:`xtl.sweep`).
 
     Returns:
         :class:`~xtl.SweepResult` with ``spec.method == "attribution"`` (``result.approximate``):
@@ -284,6 +288,7 @@ def attribution_sweep(
         >>> xtl.attribution.agreement(approx, xtl.sweep(model, task.items("sw"), max_new_tokens=1))
     """
     pairs = as_pairs(pairs)
+    shard = parse_shard(shard)
     components = model_components(model, components)
     total = n_layers(model)
     sources = _layers(source_layers, total, "source_layer")
@@ -294,7 +299,7 @@ def attribution_sweep(
         _spec(model, pairs, components, sources, targets, 1, [], _scorer(), revision, prepend_bos),
         method=METHOD if metrics == METRICS else f"{METHOD}:{','.join(metrics)}")
     done = open_run(check_output_dir(out, RunError), spec) if out is not None else {}
-    pending = [k for k in range(len(pairs)) if k not in done]
+    pending = [k for k in in_shard(range(len(pairs)), shard) if k not in done]
     if max_batch is None:
         budget = default_memory_budget(model) if memory_budget is None else positive_int(memory_budget,
                                                                                           "memory_budget")
@@ -304,7 +309,7 @@ def attribution_sweep(
     frames = dict(done)
     n_cells = len(components) * len(sources) * len(targets)
     start = time.perf_counter()
-    bar = tqdm(total=len(pairs), initial=len(done), disable=not progress, unit="instance",
+    bar = tqdm(total=len(pending), disable=not progress, unit="instance",
                desc=f"attribution {_label(spec, pairs).removeprefix('sweep ')}")
     with bar:
         for at in range(0, len(pending), max_batch):
@@ -318,6 +323,8 @@ def attribution_sweep(
     if not any(p.options for p in pairs):
         warnings.warn("no item has options: an attribution sweep's 'correct' (estimated option verdict) is False "
                       "everywhere; read gold_logprob or logit_diff (metric 'logprob_change' in plots)", stacklevel=3)
+    if not frames:
+        raise ValueError(f"shard {shard[0]}/{shard[1]} of {len(pairs)} instances holds none; use fewer shards")
     return from_frame(spec, pd.concat([frames[k] for k in sorted(frames)], ignore_index=True))
 
 

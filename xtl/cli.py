@@ -28,6 +28,8 @@ examples:
   xtl sweep --model Qwen/Qwen2-0.5B-Instruct --task xnli --data path/to/XNLI_sample \\
             --languages sw --direction en2x --out runs/xnli-sw
   xtl sweep --model toy --task toy-culture --approx --out runs/culture-approx
+  xtl sweep --model toy --task toy-culture --shard 0/4 --out runs/culture   # one job of four
+  xtl sweep --model toy --task toy-culture --ray --workers 2 --out runs/culture
   xtl report runs/culture runs/xnli-sw --out report
   xtl lens --model toy --task toy-generation --language sw --transplant default --out lens
   xtl transplant --model toy --source "the capital of gezemi is" \\
@@ -161,6 +163,16 @@ def _sweep(args: argparse.Namespace) -> int:
     if args.approx and args.max_new_tokens is not None:
         raise ValueError("--max-new-tokens does not apply to --approx: attribution patching estimates first-token "
                          "statistics only, no text is generated")
+    if args.approx and args.ray is not None:
+        raise ValueError("--ray runs exact sweeps; an --approx sweep takes one backward pass per item (use --shard "
+                         "to split it)")
+    if (args.workers is not None or args.gpus_per_worker) and args.ray is None:
+        raise ValueError("--workers and --gpus-per-worker apply to --ray")
+    if args.gpus_per_worker < 0:
+        raise ValueError(f"--gpus-per-worker must be >= 0, got {args.gpus_per_worker}")
+    from xtl.distributed import parse_shard
+
+    shard = parse_shard(args.shard)
     max_new_tokens = positive_int(20 if args.max_new_tokens is None else args.max_new_tokens, "--max-new-tokens")
     check_output_dir(args.out)  # before the model loads
 
@@ -170,13 +182,16 @@ def _sweep(args: argparse.Namespace) -> int:
     model = _load(args.model, args.dtype)
     if args.approx:
         result = xtl.attribution_sweep(model, items, components=_csv(args.components), out=args.out,
-                                       progress=not args.quiet)
+                                       progress=not args.quiet, shard=shard)
         print(_top_cells(result).to_string(index=False))
     else:
+        ray = {} if args.ray is None else {"executor": "ray", "workers": args.workers, "gpus_per_worker":
+                                             args.gpus_per_worker, "address": None if args.ray == "local" else args.ray}
         result = xtl.sweep(model, items, components=_csv(args.components), max_new_tokens=max_new_tokens,
-                           scorer=task.scorer, out=args.out, progress=not args.quiet)
+                           scorer=task.scorer, out=args.out, progress=not args.quiet, shard=shard, **ray)
         print(xtl.upper_bound(result).round(3).to_string(index=False))
-    print(f"\nxtl sweep: {len(result.instances)} instances in {args.out}; `xtl report {args.out} --out report` "
+    left = f" ({len(result.missing)} of {len(result.spec.ids)} not yet: other shards)" if result.missing else ""
+    print(f"\nxtl sweep: {len(result.instances)} instances in {args.out}{left}; `xtl report {args.out} --out report` "
           f"draws them")
     return 0
 
@@ -376,6 +391,16 @@ def parser() -> argparse.ArgumentParser:
                             "pass per item instead of one run per cell; approximate, no text; the run says so)")
     sweep.add_argument("--dtype", default="float32", choices=DTYPES, help="model dtype (default: %(default)s)")
     sweep.add_argument("--out", required=True, help="the run directory")
+    sweep.add_argument("--shard", metavar="K/N",
+                       help="only the items whose index i has i %% N == K (one job of N, e.g. a job array's, all "
+                            "writing to the same --out; `xtl report` reads the run whole or says what is missing)")
+    sweep.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                       help="run the items on Ray workers (pip install 'xtl[distributed]'): a new local Ray, or "
+                            "the cluster at ADDRESS ('auto': the one this machine belongs to)")
+    sweep.add_argument("--workers", type=int, help="with --ray: how many workers (default: one per CPU, or per "
+                                                   "--gpus-per-worker GPUs)")
+    sweep.add_argument("--gpus-per-worker", type=float, default=0,
+                       help="with --ray: GPUs each worker reserves (Ray's num_gpus; default: %(default)s)")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
     sweep.add_argument("--threads", type=_threads, default=argparse.SUPPRESS, help=THREADS_HELP)
     sweep.set_defaults(func=_sweep)

@@ -14,13 +14,14 @@ import difflib
 import json
 import tempfile
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from xtl.checkpoints import PACKAGED, resolve
-from xtl.model import STOP_IDS_ATTR, HookedModel, check_finite_weights
+from xtl.model import RECIPE_ATTR, STOP_IDS_ATTR, HookedModel, check_finite_weights
 from xtl.prompts import check_prepend_bos
 
 PROCESSING_FLAGS = (
@@ -46,6 +47,44 @@ def _stop_ids(generation_config: Any) -> tuple[int, ...]:
     if eos is None:
         return ()
     return (int(eos),) if isinstance(eos, int) else tuple(int(x) for x in eos)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a model was loaded: an xtl loader's name and its arguments, so that another process
+    (a Ray worker) can load the same model instead of receiving a pickled copy.
+
+    Attributes:
+        loader: ``"xtl.load_model"`` or ``"xtl.toy.load_toy_model"``.
+        args: its positional arguments (the path or hub name).
+        kwargs: its keyword arguments (dtype, processing flags ...).
+    """
+
+    loader: str
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def load(self) -> HookedModel:
+        """Load the model again (offline for local paths, as the first time)."""
+        import importlib
+
+        module, name = self.loader.rsplit(".", 1)
+        return getattr(importlib.import_module(module), name)(*self.args, **self.kwargs)
+
+
+def recipe_of(model: HookedModel) -> Recipe:
+    """How ``model`` was loaded (:class:`Recipe`).
+
+    Raises:
+        ValueError: a model not loaded by :func:`load_model` from a path or name, or by
+            :func:`xtl.toy.load_toy_model` (e.g. built from a loaded ``transformers`` model).
+    """
+    recipe = getattr(model, RECIPE_ATTR, None)
+    if recipe is None:
+        raise ValueError(f"{type(model).__name__} {getattr(model.cfg, 'model_name', '')!r} was not loaded by "
+                         f"xtl.load_model from a path or hub name (nor xtl.toy.load_toy_model), so another process "
+                         f"cannot load it again; load it with xtl.load_model(path_or_name, ...)")
+    return recipe
 
 
 def remember_stop_ids(model: HookedModel, generation_config: Any) -> HookedModel:
@@ -386,6 +425,11 @@ def load_model(
         prepend_bos = packaged.prepend_bos
     if prepend_bos is not None:
         loaded.cfg.default_prepend_bos = bool(prepend_bos)
+    if isinstance(model, (str, Path)) and tokenizer is None:
+        setattr(loaded, RECIPE_ATTR, Recipe("xtl.load_model", (str(model),), {
+            "processing": processing, "bridge": bridge, "dtype": str(_dtype(dtype)).replace("torch.", ""),
+            "device": device, "trust_remote_code": trust_remote_code, "gguf_file": gguf_file,
+            "prepend_bos": prepend_bos, **kwargs}))
     return loaded
 
 

@@ -46,6 +46,7 @@ class HookedModel(Protocol):
 
 # Where xtl.load_model keeps the checkpoint's generation-config EOS ids on a model.
 STOP_IDS_ATTR = "xtl_eos_token_ids"
+RECIPE_ATTR = "xtl_recipe"  # how the model was loaded (xtl.loading.Recipe), for workers that load it again
 
 
 def n_layers(model: HookedModel) -> int:

@@ -37,6 +37,8 @@ from tqdm.auto import tqdm
 
 from xtl.capture import capture
 from xtl.components import model_components, positive_int, resolve_layer
+from xtl.distributed import EXECUTORS, in_shard, parse_shard, ray_sweep, require_ray
+from xtl.loading import recipe_of
 from xtl.fingerprint import config_digest, scorer_identity, tokenizer_digest, weights_digest
 from xtl.generate import eos_ids, generate_packed, greedy_generate, packable
 from xtl.model import HookedModel, device_of, n_layers, require_tokenizer, uses_kv_cache
@@ -248,6 +250,7 @@ def sweep_instances(
     later one keeps it.
     """
     tokenizer = require_tokenizer(model)
+    width = run_width(prepared)
     cells = [(c, s, t) for c in spec.components for s in spec.source_layers for t in spec.target_layers]
     acts = {k: capture(model, prepared[k].source, spec.components) for k in instances}
     rows = [(k, cell) for k in instances for cell in (None, *cells)]  # each instance's row 0: untouched
@@ -261,14 +264,14 @@ def sweep_instances(
         ) if patched else None
         counts = Counter(k for k, _ in part)  # rows of each instance in this part, in order
         order = list(counts)
-        if len(order) == 1:
+        if all(prepared[k].target.tokens.shape[1] > 1 for k in order) and packable(model,
+                                                                                  width + spec.max_new_tokens):
+            gen = generate_packed(model, [prepared[k].target for k in order], list(counts.values()),
+                                  spec.max_new_tokens, patches, list(spec.eos_token_id), width=width)
+        else:  # one instance (packs() packs none here)
             target = prepared[order[0]].target
             batch = PromptBatch(target.tokens.expand(len(part), -1), target.attention_mask.expand(len(part), -1))
             gen = greedy_generate(model, batch, spec.max_new_tokens, patches, list(spec.eos_token_id))
-        else:
-            gen = generate_packed(model, [prepared[k].target for k in order], list(counts.values()),
-                                  spec.max_new_tokens,
-                                  patches, list(spec.eos_token_id))
         texts = gen.texts(tokenizer)
         at = 0
         for k in order:
@@ -293,6 +296,14 @@ def sweep_instances(
                 yield k, long_frame(out.pop(k))
 
 
+def run_width(prepared: Sequence[Prepared] | dict[int, Prepared]) -> int:
+    """The longest target prompt of a run: every packed prompt pass pads to it (see
+    :func:`~xtl.generate.shared_prompt_pass`), so an instance's numbers do not depend on
+    which instances share its batch (a sharded, resumed or Ray run gives the same bits)."""
+    values = prepared.values() if isinstance(prepared, dict) else prepared
+    return max(p.target.tokens.shape[1] for p in values)
+
+
 def packs(model: HookedModel, pending: Sequence[int], prepared: Sequence[Prepared], rows: int,
           max_new_tokens: int, max_batch: int | None, memory_budget: int) -> list[tuple[list[int], int]]:
     """The pending instances in order, as ``(instances, chunk)`` batches: consecutive instances
@@ -300,14 +311,14 @@ def packs(model: HookedModel, pending: Sequence[int], prepared: Sequence[Prepare
     share one batch when the model is :func:`~xtl.generate.packable`; an instance with more
     rows than a chunk runs alone, in chunks."""
     out: list[tuple[list[int], int]] = []
+    can_pack = packable(model, run_width(prepared) + max_new_tokens)
     for k in pending:
         length = prepared[k].target.tokens.shape[1]
         chunk = max_batch or max(1, memory_budget // bytes_per_row(model, length, max_new_tokens))
-        if out and len(out[-1][0]) * rows + rows <= min(chunk, out[-1][1]) and length > 1:
-            longest = max(length, *(prepared[j].target.tokens.shape[1] for j in out[-1][0]))
-            if packable(model, longest + max_new_tokens):
-                out[-1][0].append(k)
-                continue
+        fits = out and len(out[-1][0]) * rows + rows <= min(chunk, out[-1][1])
+        if fits and can_pack and all(prepared[j].target.tokens.shape[1] > 1 for j in (*out[-1][0], k)):
+            out[-1][0].append(k)
+            continue
         out.append(([k], chunk))
     return out
 
@@ -329,6 +340,11 @@ def sweep(
     prepend_bos: bool | None = None,
     revision: str | None = None,
     progress: bool = True,
+    shard: tuple[int, int] | str | None = None,
+    executor: str = "local",
+    workers: int | None = None,
+    address: str | None = None,
+    gpus_per_worker: float = 0,
 ) -> SweepResult:
     """Transplant every (component, source layer, target layer) cell on every instance.
 
@@ -355,9 +371,19 @@ def sweep(
         prepend_bos: override the model's BOS default when tokenising.
         revision: the model revision, recorded in the spec.
         progress: show a progress bar (instances, and cells per second).
+        shard: ``(k, n)`` or ``"k/n"``: only the instances whose index ``i`` has ``i % n == k``
+            (one job of ``n`` filling the same ``out``; see :mod:`xtl.distributed`).
+        executor: ``"local"`` (this process) or ``"ray"``: Ray workers, each loading the model
+            the way it was loaded here (``pip install 'xtl[distributed]'``).
+        workers: Ray workers to start (default: one per CPU of the cluster, or per
+            ``gpus_per_worker`` GPUs).
+        address: the Ray cluster to join (default: the running one, else a new local one).
+        gpus_per_worker: GPUs each Ray worker reserves (Ray's ``num_gpus``).
 
     Returns:
-        :class:`~xtl.SweepResult` with ``[instance, component, source_layer, target_layer]`` arrays.
+        :class:`~xtl.SweepResult` with ``[instance, component, source_layer, target_layer]`` arrays;
+        with ``shard``, the shard's instances (and any found finished in ``out``), the others
+        listed as :attr:`~xtl.SweepResult.missing`.
 
     Raises:
         ValueError: unknown component, layer out of range, bad pairs, or ``out`` holding a
@@ -369,6 +395,16 @@ def sweep(
         >>> res.gold_logprob.shape  # [instance, component, source_layer, target_layer]
     """
     pairs = as_pairs(pairs)
+    shard = parse_shard(shard)
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}; valid: {list(EXECUTORS)}")
+    if workers is not None:
+        workers = positive_int(workers, "workers")
+    if executor == "ray":
+        require_ray()
+        recipe_of(model)
+    if not isinstance(gpus_per_worker, (int, float)) or isinstance(gpus_per_worker, bool) or gpus_per_worker < 0:
+        raise ValueError(f"gpus_per_worker must be a number >= 0, got {gpus_per_worker!r}")
     components = model_components(model, components)
     total = n_layers(model)
     sources = _layers(source_layers, total, "source_layer")
@@ -397,17 +433,25 @@ def sweep(
     frames = dict(done)
     n_cells = len(components) * len(sources) * len(targets)
     start = time.perf_counter()
-    bar = tqdm(total=len(pairs), initial=len(done), disable=not progress, unit="instance",
-               desc=_label(spec, pairs))
-    pending = [k for k in range(len(pairs)) if k not in done]
-    with bar:
-        for instances, chunk in packs(model, pending, prepared, n_cells + 1, max_new_tokens, max_batch,
-                                      memory_budget):
-            for k, frame in sweep_instances(model, instances, pairs, spec, scorer, prepared, chunk):
-                if out is not None:
-                    write_part(Path(out), spec, k, frame)
-                frames[k] = frame
-            bar.update(len(instances))
+    mine = in_shard(range(len(pairs)), shard)
+    pending = [k for k in mine if k not in done]
+    batches = packs(model, pending, prepared, n_cells + 1, max_new_tokens, max_batch, memory_budget)
+    if executor == "ray":
+        finished = ray_sweep(model, batches, pairs, spec, scorer, None if out is None else Path(out), workers,
+                             address, gpus_per_worker)
+    else:
+        finished = (kf for instances, chunk in batches
+                    for kf in sweep_instances(model, instances, pairs, spec, scorer, prepared, chunk))
+    shard_label = "" if shard is None else f" shard {shard[0]}/{shard[1]}"
+    with tqdm(total=len(mine), initial=len(mine) - len(pending), disable=not progress, unit="instance",
+              desc=_label(spec, pairs) + shard_label) as bar:
+        for k, frame in finished:
+            if out is not None and executor == "local":  # Ray workers write their own parts
+                write_part(Path(out), spec, k, frame)
+            frames[k] = frame
+            bar.update(1)
             rate = (len(frames) - len(done)) * n_cells / (time.perf_counter() - start)
             bar.set_postfix(cells_per_s=f"{rate:.1f}")
+    if not frames:
+        raise ValueError(f"shard {shard[0]}/{shard[1]} of {len(pairs)} instances holds none; use fewer shards")
     return from_frame(spec, pd.concat([frames[k] for k in sorted(frames)], ignore_index=True))

@@ -33,6 +33,10 @@ def load_toy_model(**kwargs):
             f"the toy model is missing: {SHIPPED} holds no checkpoint (reinstall xtl), or train one with "
             f"`python -m xtl.toy.train --out DIR` and load it with xtl.load_model(DIR)."
         )
+    from xtl.loading import Recipe
+    from xtl.model import RECIPE_ATTR
+
     model = load_model(SHIPPED, **kwargs)
     model.cfg.model_name = "xtl-toy"  # rather than the folder's name, in sweep specs and reports
+    setattr(model, RECIPE_ATTR, Recipe("xtl.toy.load_toy_model", (), dict(kwargs)))
     return model

@@ -1,0 +1,182 @@
+"""Sweeps split over shards and Ray workers give one process's result, bit for bit; dead workers
+and an interrupted driver lose only unfinished instances."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import xtl
+from xtl import cli
+from xtl.distributed import parse_shard
+from xtl.results import RunWarning
+
+TASK = xtl.tasks.get("toy-culture")
+ITEMS = [item for lang in TASK.languages for item in TASK.items(lang)[:2]]  # 8 items, 4 languages
+STEPS = 3
+
+
+@pytest.fixture(scope="module")
+def model():
+    return xtl.toy.load_toy_model()
+
+
+@pytest.fixture(scope="module")
+def reference(model):
+    return xtl.sweep(model, ITEMS, max_new_tokens=STEPS, scorer=TASK.scorer, progress=False)
+
+
+def assert_same(got: xtl.SweepResult, want: xtl.SweepResult) -> None:
+    """Equal arrays (NaN where NaN), texts, tokens and untouched rows: not close, the same."""
+    assert got.instances == want.instances and got.spec.digest() == want.spec.digest()
+    for name in ("correct", "gold_logprob", "logit_diff", "option_logprob"):
+        torch.testing.assert_close(getattr(got, name), getattr(want, name), atol=0, rtol=0, equal_nan=True)
+    assert (got.texts_array == want.texts_array).all()
+    assert all(a == b for a, b in zip(got.tokens_array.flat, want.tokens_array.flat))
+    assert got.baseline[["text", "correct", "gold_logprob"]].equals(want.baseline[["text", "correct", "gold_logprob"]])
+
+
+def test_shards_fill_one_run_that_equals_one_process(model, reference, tmp_path):
+    out = tmp_path / "run"
+    first = xtl.sweep(model, ITEMS, max_new_tokens=STEPS, scorer=TASK.scorer, out=out, shard=(0, 3), progress=False)
+    assert first.instances == [0, 3, 6] and first.missing == [1, 2, 4, 5, 7]
+    with pytest.warns(RunWarning, match=r"partial: 3 of 8 instances finished; missing \[1, 2, 4, 5, 7\]"):
+        assert xtl.SweepResult.load(out).missing == [1, 2, 4, 5, 7]
+    for k in (1, 2):
+        xtl.sweep(model, ITEMS, max_new_tokens=STEPS, scorer=TASK.scorer, out=out, shard=f"{k}/3", progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RunWarning)
+        whole = xtl.SweepResult.load(out)
+    assert whole.complete
+    assert_same(whole, reference)
+
+
+def test_concurrent_shard_jobs_write_one_run(model, reference, tmp_path):
+    """Two `xtl sweep --shard` processes at once, as a job array would start them, into one fresh
+    directory (both create its spec)."""
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "xtl.cli", "sweep", "--model", "toy", "--task", "toy-culture", "--limit", "2",
+            "--max-new-tokens", str(STEPS), "--out", str(out), "--quiet"]
+    jobs = [subprocess.Popen([*args, "--shard", f"{k}/2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for k in range(2)]
+    for job in jobs:
+        _, err = job.communicate(timeout=300)
+        assert job.returncode == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["_spec.json", *(f"part-{k:06d}.parquet" for k in range(8))]
+    assert_same(xtl.SweepResult.load(out), reference)
+
+
+@pytest.mark.parametrize("shard, message", [
+    ((2, 2), "shard 2/2 is out of range"), ("1", r"shard must be \(k, n\) or 'k/n'"), ((0, 0), "out of range"),
+    ("a/b", "shard must be"), ((1.0, 2), "shard must be"), ((-1, 2), "out of range"),
+])
+def test_bad_shards_are_refused(shard, message):
+    with pytest.raises(ValueError, match=message):
+        parse_shard(shard)
+
+
+def test_an_empty_shard_says_so(model):
+    with pytest.raises(ValueError, match="shard 3/4 of 3 instances holds none"):
+        xtl.sweep(model, ITEMS[:3], max_new_tokens=1, shard=(3, 4), progress=False)
+
+
+def test_sweep_refuses_unknown_executor_and_bad_workers(model):
+    with pytest.raises(ValueError, match=r"unknown executor 'dask'; valid: \['local', 'ray'\]"):
+        xtl.sweep(model, ITEMS[:1], executor="dask", progress=False)
+    with pytest.raises(ValueError, match="workers must be an int >= 1, got 0"):
+        xtl.sweep(model, ITEMS[:1], executor="ray", workers=0, progress=False)
+
+
+def test_ray_missing_names_the_extra(model, monkeypatch, capsys, tmp_path):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(ImportError, match=r"pip install 'xtl\[distributed\]'"):
+        xtl.sweep(model, ITEMS[:1], max_new_tokens=1, executor="ray", progress=False)
+    assert cli.main(["sweep", "--model", "toy", "--task", "toy-culture", "--limit", "1", "--ray",
+                     "--out", str(tmp_path / "run")]) == 2
+    assert "xtl[distributed]" in capsys.readouterr().err
+
+
+def test_a_model_ray_cannot_load_again_is_refused(checkpoints):
+    from transformers import AutoModelForCausalLM
+
+    from xtl.loading import recipe_of
+    from xtl.testing import tokenizer
+
+    hf_model = AutoModelForCausalLM.from_pretrained(checkpoints["gpt2"], local_files_only=True)
+    built = xtl.load_model(hf_model, tokenizer=tokenizer())
+    with pytest.raises(ValueError, match="was not loaded by xtl.load_model from a path or hub name"):
+        recipe_of(built)
+    assert recipe_of(xtl.load_model(checkpoints["gpt2"], dtype="float64")).load().cfg.dtype == torch.float64
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """One local Ray for the tests below (2 CPUs, as this machine has); xtl uses a running Ray."""
+    ray = pytest.importorskip("ray", reason="Ray is in the test extra; install it with pip install -e '.[test]'")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_workers_give_the_one_process_result(ray_cluster, model, reference, tmp_path):
+    out = tmp_path / "run"
+    res = xtl.sweep(model, ITEMS, max_new_tokens=STEPS, scorer=TASK.scorer, out=out, executor="ray", workers=2,
+                    progress=False)
+    assert_same(res, reference)
+    assert_same(xtl.SweepResult.load(out), reference)  # the workers wrote the parts
+    assert ray_cluster.is_initialized()  # a Ray that xtl did not start is left running
+
+
+def test_a_killed_worker_loses_only_its_unfinished_instance(ray_cluster, model, reference, tmp_path):
+    """The scorer kills its worker's process once, while scoring instance 3 (the second of the
+    batch [2, 3]); instance 2, already written, is not computed again, and 3 is, on a new worker."""
+    marker, log = tmp_path / "killed", tmp_path / "calls.log"
+    victim, rule = ITEMS[3].id, TASK.scorer
+
+    def score_and_die_once(text, pair):
+        with open(log, "a") as f:
+            f.write(f"{pair.id} {os.getpid()}\n")
+        if pair.id == victim and not marker.exists():
+            marker.touch()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return rule(text, pair)
+
+    with pytest.warns(RuntimeWarning, match=r"a Ray worker died while sweeping instances \[2, 3\].*\[3\] go to a new"):
+        res = xtl.sweep(model, ITEMS, max_new_tokens=STEPS, scorer=score_and_die_once, out=tmp_path / "run",
+                        executor="ray", workers=2, max_batch=2 * 73, progress=False)
+    torch.testing.assert_close(res.gold_logprob, reference.gold_logprob, atol=0, rtol=0)
+    assert torch.equal(res.correct, reference.correct) and (res.texts_array == reference.texts_array).all()
+    pids: dict[str, set] = {}
+    for line in log.read_text().split("\n")[:-1]:
+        name, pid = line.split()
+        pids.setdefault(name, set()).add(pid)
+    assert len(pids[victim]) == 2 and all(len(pids[item.id]) == 1 for item in ITEMS if item.id != victim)
+
+
+def test_an_interrupted_ray_driver_resumes(ray_cluster, model, reference, tmp_path):
+    """A driver interrupted (Ctrl-C) after its first finished item, one item per batch on one worker;
+    the next run keeps what was written and finishes the rest."""
+    out = tmp_path / "run"
+    script = (f"import xtl; task = xtl.tasks.get('toy-culture'); "
+              f"items = [i for lang in task.languages for i in task.items(lang)[:2]]; "
+              f"xtl.sweep(xtl.toy.load_toy_model(), items, max_new_tokens={STEPS}, scorer=task.scorer, "
+              f"out={str(out)!r}, executor='ray', workers=1, max_batch=73, progress=False)")
+    job = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not list(out.glob("part-*.parquet")) and time.monotonic() < deadline and job.poll() is None:
+        time.sleep(0.05)
+    job.send_signal(signal.SIGINT)
+    _, err = job.communicate(timeout=120)
+    assert job.returncode != 0 and "KeyboardInterrupt" in err, err
+    kept = {p.name: p.stat().st_mtime_ns for p in out.glob("part-*.parquet")}
+    assert 0 < len(kept) < 8
+    res = xtl.sweep(model, ITEMS, max_new_tokens=STEPS, scorer=TASK.scorer, out=out, executor="ray", progress=False)
+    assert_same(res, reference)
+    assert all((out / name).stat().st_mtime_ns == stamp for name, stamp in kept.items())
+    assert np.array_equal(sorted(int(p.stem[5:]) for p in out.glob("part-*.parquet")), range(8))
