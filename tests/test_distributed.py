@@ -180,3 +180,11 @@ def test_an_interrupted_ray_driver_resumes(ray_cluster, model, reference, tmp_pa
     assert_same(res, reference)
     assert all((out / name).stat().st_mtime_ns == stamp for name, stamp in kept.items())
     assert np.array_equal(sorted(int(p.stem[5:]) for p in out.glob("part-*.parquet")), range(8))
+
+
+def test_ray_from_the_command_line(ray_cluster, reference, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(["sweep", "--model", "toy", "--task", "toy-culture", "--limit", "2", "--max-new-tokens",
+                     str(STEPS), "--out", str(out), "--quiet", "--ray", "--workers", "2"]) == 0
+    assert_same(xtl.SweepResult.load(out), reference)
+    assert "xtl sweep: 8 instances in" in capsys.readouterr().out
