@@ -38,9 +38,9 @@ from tqdm.auto import tqdm
 from xtl.capture import capture
 from xtl.components import model_components, positive_int, resolve_layer
 from xtl.distributed import EXECUTORS, in_shard, parse_shard, ray_sweep, require_ray
-from xtl.loading import recipe_of
 from xtl.fingerprint import config_digest, scorer_identity, tokenizer_digest, weights_digest
 from xtl.generate import eos_ids, generate_packed, greedy_generate, packable
+from xtl.loading import recipe_of
 from xtl.model import HookedModel, device_of, n_layers, require_tokenizer, uses_kv_cache
 from xtl.pairs import Pair, Scorer, as_pairs, contains_gold, first_answer_token
 from xtl.patch import RowPatches
@@ -296,12 +296,11 @@ def sweep_instances(
                 yield k, long_frame(out.pop(k))
 
 
-def run_width(prepared: Sequence[Prepared] | dict[int, Prepared]) -> int:
+def run_width(prepared: Sequence[Prepared]) -> int:
     """The longest target prompt of a run: every packed prompt pass pads to it (see
     :func:`~xtl.generate.shared_prompt_pass`), so an instance's numbers do not depend on
     which instances share its batch (a sharded, resumed or Ray run gives the same bits)."""
-    values = prepared.values() if isinstance(prepared, dict) else prepared
-    return max(p.target.tokens.shape[1] for p in values)
+    return max(p.target.tokens.shape[1] for p in prepared)
 
 
 def packs(model: HookedModel, pending: Sequence[int], prepared: Sequence[Prepared], rows: int,
