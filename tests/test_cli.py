@@ -115,6 +115,8 @@ def test_approximate_sweep_and_lens_commands(tmp_path, capsys):
     (["lens", "--model", "toy", "--prompt", "en", "--answer", "x=1"], "--prompt 'en' is not LANGUAGE=TEXT"),
     (["lens", "--model", "toy", "--prompt", "en=a", "--answer", "x=1", "--transplant", "mlp:0"],
      "is not COMPONENT:SOURCE_LAYER:TARGET_LAYER"),
+    (["lens", "--model", "toy", "--prompt", "en=a", "--answer", "x=1", "--transplant", "mlp:0:0:1"],
+     "is not COMPONENT:SOURCE_LAYER:TARGET_LAYER"),
     (["lens", "--model", "toy", "--prompt", "en=a", "--answer", "x=1", "--transplant", "ffn:0:0"],
      "unknown component 'ffn'"),
     (["lens", "--model", "toy", "--prompt", "fr=a", "--answer", "x=1", "--transplant", "mlp:0:0"],

@@ -223,6 +223,7 @@ def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
 
 def _lens(args: argparse.Namespace) -> int:
     import xtl
+    from xtl.pairs import as_pair
     from xtl.results import output_dir
 
     prompts, answers = _pairs(args.prompt, "--prompt"), _pairs(args.answer, "--answer")
@@ -234,10 +235,9 @@ def _lens(args: argparse.Namespace) -> int:
         items = task.items(task.canonical(args.language or task.languages[0]), args.direction, args.split)
         if not 0 <= args.index < len(items):
             raise ValueError(f"--index {args.index} is out of range: the task has {len(items)} items in this language")
-        item = items[args.index]
+        item = as_pair(items[args.index])  # its answer template resolved against the target prompt
         prompts = {"source": item.source, "target": item.target}
-        answers = answers or {"gold": item.answer_template.format(item.gold) if item.answer_template
-                              else f" {item.gold}"}
+        answers = answers or {"gold": item.answer_template.format(item.gold)}
         if args.transplant == "default":
             spec = task.default
         sources = {"target": item.source, "source": item.source}
@@ -275,16 +275,15 @@ def _transplant_spec(text: str):
     parts = text.split(":")
     try:
         component, source_layer, target_layer = parts[0], int(parts[1]), int(parts[2])
+        if len(parts) != 3:
+            raise ValueError
     except (IndexError, ValueError):
         raise ValueError(f"--transplant {text!r} is not COMPONENT:SOURCE_LAYER:TARGET_LAYER (e.g. mlp:0:0), "
                          f"or 'default' with --task") from None
-    if len(parts) != 3:
-        raise ValueError(f"--transplant {text!r} is not COMPONENT:SOURCE_LAYER:TARGET_LAYER (e.g. mlp:0:0)")
     try:
-        component = _component(component)
+        return TransplantSpec(source_layer, target_layer, _component(component))
     except argparse.ArgumentTypeError as err:
         raise ValueError(str(err)) from None
-    return TransplantSpec(source_layer, target_layer, component)
 
 
 def _report(args: argparse.Namespace) -> int:
