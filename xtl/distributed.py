@@ -112,13 +112,11 @@ class Worker:
 def _written(out: Path | None, spec: SweepSpec, instances: list[int]) -> dict[int, pd.DataFrame]:
     """The parts of ``instances`` already in ``out`` (a dead worker's finished instances)."""
     found = {}
-    for k in instances:
-        file = out / f"part-{k:06d}.parquet" if out is not None else None
-        if file is not None and file.is_file():
-            try:
-                found[k] = read_part(file, spec)[1]
-            except RunError:
-                pass
+    for k in instances if out is not None else ():
+        try:
+            found[k] = read_part(out / f"part-{k:06d}.parquet", spec)[1]
+        except RunError:  # not written, or not whole
+            pass
     return found
 
 
@@ -136,6 +134,8 @@ def ray_sweep(model: HookedModel, batches: list[tuple[list[int], int]], pairs: l
     """
     ray = require_ray()
     recipe = recipe_of(model)
+    if not batches:  # nothing left to do: no Ray to start
+        return
     started = not ray.is_initialized()
     if started:
         local = {} if address else {"num_cpus": max(os.cpu_count() or 1, workers or 1)}
