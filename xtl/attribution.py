@@ -48,7 +48,7 @@ from xtl.capture import capture
 from xtl.components import get_component, model_components, positive_int
 from xtl.distributed import in_shard, parse_shard
 from xtl.evaluate import _spearman
-from xtl.model import HookedModel, head_weight, n_layers, require_hooks, run, uses_kv_cache
+from xtl.model import HookedModel, head_weight, n_layers, require_hooks, run, run_with_hooks, uses_kv_cache
 from xtl.pairs import Pair, as_pairs
 from xtl.prompts import PromptBatch, stacked
 from xtl.results import (
@@ -125,7 +125,7 @@ def _target_pass(model: HookedModel, target: PromptBatch, components: Sequence[s
             kv = TransformerLensKeyValueCache.init_cache(model.cfg, model.cfg.device, size)
             run(model, PromptBatch(tokens[:, :-1], mask[:, :-1]), (), past_kv_cache=kv, return_type=None)
             tokens, mask, kwargs = tokens[:, -1:], mask[:, -1:], {"past_kv_cache": kv}
-        logits = model.run_with_hooks(tokens, attention_mask=mask, fwd_hooks=hooks, **kwargs)[:, -1]
+        logits = run_with_hooks(model, tokens, attention_mask=mask, fwd_hooks=hooks, **kwargs)[:, -1]
     own = {}
     for c in infos:
         if c.head is None:

@@ -131,7 +131,7 @@ class SharedPrompts:
         return kv
 
 
-def _segments(prompt: Int[torch.Tensor, " row"], n_prompts: int) -> list[tuple[int, int, int]]:
+def prompt_segments(prompt: Int[torch.Tensor, " row"], n_prompts: int) -> list[tuple[int, int, int]]:
     """``(prompt, first row, end row)`` of each run of rows sharing a prompt."""
     out, at = [], 0
     for p, n in enumerate(torch.bincount(prompt, minlength=n_prompts).tolist()):
@@ -165,12 +165,7 @@ def decode_shared(
     last = (shared.lengths() - 1)[prompt]  # [row] position of each row's last prompt token
     layers = []
     for index, block in enumerate(model.blocks):
-        prefixes = []
-        for keys, values in zip(shared.prefix_keys, shared.prefix_values):
-            k = keys[index]
-            if rotary:
-                k = _rotate(block.attn, k, torch.arange(k.shape[0], device=k.device))
-            prefixes.append((k.permute(1, 2, 0), values[index].permute(1, 0, 2)))  # [kv, d, pos], [kv, pos, d]
+        prefixes = prefixes_of(block, index, shared.prefix_keys, shared.prefix_values)
         k_own = shared.own_keys[index][active]
         if rotary:
             k_own = _rotate(block.attn, k_own[:, None], last[:, None])[:, 0]
@@ -181,7 +176,7 @@ def decode_shared(
         own_v[:, :, 0] = shared.own_values[index][active]
         layers.append({"prefixes": prefixes, "own_k": own_k, "own_v": own_v, "weights": _kv_weights(block.attn)})
     unembed = model.unembed.W_U.T.contiguous()
-    segments = _segments(prompt, n_prompts)
+    segments = prompt_segments(prompt, n_prompts)
     for step in range(1, steps):
         n_own, pos = step + 1, last + step  # [row] positions of the new tokens
         resid = model.embed(token[:, None])
@@ -200,20 +195,85 @@ def decode_shared(
         if not going.all():
             keep = going.nonzero().flatten()
             active, token, prompt, last = active[keep], token[keep], prompt[keep], last[keep]
-            segments = _segments(prompt, n_prompts)
+            segments = prompt_segments(prompt, n_prompts)
             for layer in layers:
                 layer["own_k"], layer["own_v"] = layer["own_k"][keep], layer["own_v"][keep]
+
+
+def prefixes_of(block, index: int, prefix_keys: list[list[torch.Tensor]], prefix_values: list[list[torch.Tensor]]
+                ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Each prompt's prefix keys (rotated at their positions) and values at block ``index``, laid out
+    for :func:`_attend`: ``[kv_head, d_head, pos]`` and ``[kv_head, pos, d_head]``."""
+    out = []
+    for keys, values in zip(prefix_keys, prefix_values):
+        k = keys[index]
+        if block.cfg.positional_embedding_type == "rotary":
+            k = _rotate(block.attn, k, torch.arange(k.shape[0], device=k.device))
+        out.append((k.permute(1, 2, 0), values[index].permute(1, 0, 2)))
+    return out
+
+
+@torch.no_grad()
+def last_token_pass(
+    model: HookedModel,
+    start: int,
+    resid: Float[torch.Tensor, "row d_model"],
+    prefixes: dict[int, list[tuple[torch.Tensor, torch.Tensor]]],
+    last: Int[torch.Tensor, " row"],
+    segments: list[tuple[int, int, int]],
+) -> tuple[Float[torch.Tensor, "row d_vocab"], dict[int, torch.Tensor], dict[int, torch.Tensor]]:
+    """Blocks ``start`` and above for each row's last prompt token, from the residual stream entering
+    block ``start``: each row attends to its prompt's prefix (``prefixes[block]``, see
+    :func:`prefixes_of`) at its own positions and to itself at ``last``. The blocks' hook points on
+    the residual stream (``hook_resid_pre``, ``_mid``, ``_post``), the norms, the attention's ``z``
+    and the attention and MLP outputs are called as TransformerLens calls them, so hooks there (a
+    sweep's patches) act; those inside the attention before ``z`` (``hook_q``, ``hook_pattern`` ...)
+    are not.
+
+    Returns:
+        The last token's logits, and its (unrotated) keys and values at each block from ``start``.
+    """
+    cfg, rotary = model.cfg, model.cfg.positional_embedding_type == "rotary"
+    x = resid[:, None]
+    own_keys, own_values = {}, {}
+    for index in range(start, cfg.n_layers):
+        block = model.blocks[index]
+        heads = cfg.n_key_value_heads or cfg.n_heads
+        layer = {"prefixes": prefixes[index], "weights": _kv_weights(block.attn),
+                 "own_k": x.new_empty((len(x), heads, 1, cfg.d_head)),
+                 "own_v": x.new_empty((len(x), heads, 1, cfg.d_head))}
+        x = block.hook_resid_pre(x)
+        z, k, v = _attend_z(block, layer, block.ln1(x), 1, last, rotary, segments)
+        attn_out = block.hook_attn_out(_project(block.attn, block.attn.hook_z(z)))
+        mid = block.hook_resid_mid(x + attn_out)
+        mlp_in = block.hook_mlp_in(mid.clone()) if cfg.use_hook_mlp_in else mid
+        x = block.hook_resid_post(mid + block.apply_mlp(block.ln2(mlp_in)))
+        own_keys[index], own_values[index] = k[:, 0], v[:, 0]
+    return model.unembed(model.ln_final(x))[:, 0], own_keys, own_values
 
 
 def _attend(block, layer, x: Float[torch.Tensor, "batch 1 d_model"], n_own: int,
             pos: Int[torch.Tensor, " batch"], rotary: bool,
             segments: list[tuple[int, int, int]]) -> Float[torch.Tensor, "batch 1 d_model"]:
     """One new token's attention output per row: its prompt's prefix part plus its own part."""
+    return _project(block.attn, _attend_z(block, layer, x, n_own, pos, rotary, segments)[0])
+
+
+def _project(attn, z: Float[torch.Tensor, "batch 1 head d_head"]) -> Float[torch.Tensor, "batch 1 d_model"]:
+    w_o = attn.W_O.reshape(-1, attn.W_O.shape[-1])  # [(head d_head), d_model]
+    return torch.nn.functional.linear(z.flatten(-2), w_o.T, attn.b_O)
+
+
+def _attend_z(block, layer, x: Float[torch.Tensor, "batch 1 d_model"], n_own: int,
+              pos: Int[torch.Tensor, " batch"], rotary: bool, segments: list[tuple[int, int, int]]):
+    """``(z [batch, 1, head, d_head], key [batch, 1, kv_head, d_head] unrotated, value)`` of one new
+    token per row; its rotated key and value go into ``layer``'s own keys and values at ``n_own - 1``."""
     attn = block.attn
     w_k, b_k, w_v, b_v = layer["weights"]
     q = simple_attn_linear(x, attn.W_Q, attn.b_Q)  # [batch, 1, head, d_head]
     k = simple_attn_linear(x, w_k, b_k)
     v = simple_attn_linear(x, w_v, b_v)
+    raw = k
     if rotary:
         q, k = _rotate(attn, q, pos[:, None]), _rotate(attn, k, pos[:, None])
     own_k, own_v = layer["own_k"], layer["own_v"]
@@ -235,5 +295,4 @@ def _attend(block, layer, x: Float[torch.Tensor, "batch 1 d_model"], n_own: int,
         z = torch.matmul(p_shared, v_prefix).reshape(kv_heads, n, group, -1).permute(1, 0, 2, 3)
         parts.append(z + torch.matmul(pattern[..., n_prefix:], own_v[begin:end, :, :n_own]))
     z = (parts[0] if len(parts) == 1 else torch.cat(parts)).reshape(size, 1, attn.cfg.n_heads, -1)
-    w_o = attn.W_O.reshape(-1, attn.W_O.shape[-1])  # [(head d_head), d_model]
-    return torch.nn.functional.linear(z.flatten(-2), w_o.T, attn.b_O)
+    return z, raw, v

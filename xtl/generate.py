@@ -35,8 +35,10 @@ from xtl.model import (
     HookedModel,
     check_finite_logits,
     check_fired,
+    hooked,
     require_tokenizer,
     run,
+    run_with_hooks,
     uses_kv_cache,
 )
 from xtl.patch import RowPatches
@@ -194,8 +196,23 @@ def shared_prompt_pass(
     own_values = list(torch.stack(last_values)[prompt].unbind(1))
     lengths = [len(keys[0]) + 1 for keys in prefix_keys]
     writers = []
+    native = bool(firsts) and decode.supports(model, max(lengths))  # xtl's last-token pass: no padding or copies
+    if native:
+        prefixes = {i: decode.prefixes_of(model.blocks[i], i, prefix_keys, prefix_values)
+                    for i in range(firsts[0], total)}
+        last = torch.tensor(lengths, device=device)[prompt] - 1
     for j in firsts:
         rows = (start == j).nonzero().flatten().to(device)
+        hooks = patches.select(rows).hooks(model, None)
+        writers += [h for _, h in hooks]
+        if native:
+            with hooked(model, hooks):
+                logits[rows], keys, values = decode.last_token_pass(
+                    model, j, torch.stack(resid[j])[prompt[rows]], prefixes, last[rows],
+                    decode.prompt_segments(prompt[rows], len(prompts)))
+            for layer in range(j, total):
+                own_keys[layer][rows], own_values[layer][rows] = keys[layer], values[layer]
+            continue
         involved = sorted(set(prompt[rows].tolist()))  # the prompts of this group's rows, renumbered
         which = torch.searchsorted(torch.tensor(involved, device=device), prompt[rows])
         span = max(width or 0, *(lengths[p] for p in involved))
@@ -207,11 +224,9 @@ def shared_prompt_pass(
                 _padded([prefix_values[p][layer] for p in involved], span - 1), which)
         own_length = torch.tensor([lengths[p] for p in involved], device=device)[which]
         mask = torch.arange(span, device=device) >= span - own_length[:, None]
-        hooks = patches.select(rows).hooks(model, None)
-        writers += [h for _, h in hooks]
         with torch.no_grad():
-            out = model.run_with_hooks(torch.stack(resid[j])[prompt[rows], None], start_at_layer=j, past_kv_cache=group,
-                                       attention_mask=mask.long(), fwd_hooks=hooks)
+            out = run_with_hooks(model, torch.stack(resid[j])[prompt[rows], None], start_at_layer=j,
+                                 past_kv_cache=group, attention_mask=mask.long(), fwd_hooks=hooks)
         logits[rows] = out[:, -1]
         for layer in range(j, total):
             own_keys[layer][rows] = group.entries[layer].past_keys[:, -1]
