@@ -279,3 +279,23 @@ def test_half_precision_sweeps_agree_with_float32(dtype, tolerance, checkpoints,
     assert float((res.gold_logprob - reference.gold_logprob).abs().max()) < tolerance
     firsts = [a[:1] == b[:1] for a, b in zip(res.tokens_array.flat, reference.tokens_array.flat)]
     assert sum(firsts) >= 0.9 * len(firsts)
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_models_the_decoder_does_not_cover_run_through_transformer_lens(arch, hooked, monkeypatch):
+    """Where ``xtl.decode.supports`` says no (attention softcaps, QK norms, parallel blocks ...),
+    rows run their last prompt token through TransformerLens' attention and decode with its cache,
+    unpacked: the same results as xtl's own passes (float64)."""
+    import xtl.decode
+
+    model = hooked(arch, torch.float64)
+    calls, own = [], xtl.decode.last_token_pass
+    monkeypatch.setattr(xtl.decode, "last_token_pass", lambda *args: calls.append(1) or own(*args))
+    want = xtl.sweep(model, PAIRS, max_new_tokens=4, progress=False)
+    assert calls  # xtl's own pass ran the rows
+    monkeypatch.setattr(xtl.decode, "supports", lambda model, total_len: False)
+    calls.clear()
+    got = xtl.sweep(model, PAIRS, max_new_tokens=4, progress=False)
+    assert not calls  # TransformerLens' did
+    torch.testing.assert_close(got.gold_logprob, want.gold_logprob, atol=1e-9, rtol=0)
+    assert (got.texts_array == want.texts_array).all()

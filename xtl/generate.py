@@ -146,7 +146,6 @@ def shared_prompt_pass(
     prompts: Sequence[PromptBatch],
     prompt: Int[torch.Tensor, " batch"],
     patches: RowPatches | None,
-    width: int | None = None,
 ) -> tuple[Float[torch.Tensor, "batch d_vocab"], decode.SharedPrompts]:
     """The patched prompt pass of rows that share a few prompts, each block run only where it can differ.
 
@@ -162,10 +161,6 @@ def shared_prompt_pass(
         prompts: the distinct prompts.
         prompt: ``[batch]`` which prompt each row continues, non-decreasing.
         patches: per-row replacements.
-        width: pad every prompt to at least this many positions in the group passes (default: the
-            longest of a group's prompts). A fixed width makes each row's numbers independent of
-            which other prompts share its batch (the padded sums then run over the same length),
-            so a sweep gives the same bits however its instances are packed, sharded or resumed.
 
     Returns:
         The last prompt token's logits of every row and the keys and values for decoding.
@@ -215,7 +210,7 @@ def shared_prompt_pass(
             continue
         involved = sorted(set(prompt[rows].tolist()))  # the prompts of this group's rows, renumbered
         which = torch.searchsorted(torch.tensor(involved, device=device), prompt[rows])
-        span = max(width or 0, *(lengths[p] for p in involved))
+        span = max(lengths[p] for p in involved)
         group = TransformerLensKeyValueCache.init_cache(cfg, cfg.device, len(rows))
         for layer in range(j, total):
             group.entries[layer].past_keys = _rows_of(_padded([prefix_keys[p][layer] for p in involved], span - 1),
@@ -278,7 +273,6 @@ def generate_packed(
     patches: RowPatches | None = None,
     eos_token_id: int | Sequence[int] | None = None,
     row_names: Sequence[int] | None = None,
-    width: int | None = None,
 ) -> Generation:
     """Greedy continuations of ``counts[p]`` rows of each prompt ``p``, in one batch.
 
@@ -286,8 +280,7 @@ def generate_packed(
     ``prompts[0]``, ...); ``patches`` act on each row's last prompt token. Every
     prompt's prefix is computed once (see :func:`shared_prompt_pass`), so many small
     instances of a sweep fill one batch. The model must be :func:`packable`.
-    ``row_names`` numbers the rows in error messages as the caller's batch does; ``width``: see
-    :func:`shared_prompt_pass`.
+    ``row_names`` numbers the rows in error messages as the caller's batch does.
 
     Example:
         >>> gen = generate_packed(model, [tokenize(model, a), tokenize(model, b)], [3, 2], 5)
@@ -303,7 +296,7 @@ def generate_packed(
     device = prompts[0].tokens.device
     prompt = torch.repeat_interleave(torch.arange(len(prompts), device=device),
                                      torch.tensor(list(counts), device=device))
-    logits, shared = shared_prompt_pass(model, prompts, prompt, patches, width)
+    logits, shared = shared_prompt_pass(model, prompts, prompt, patches)
     check_finite_logits(model, logits, "prompt pass", row_names)
     stops = torch.tensor(eos_ids(model, eos_token_id), dtype=torch.long, device=device)
     return _decode(model, logits, shared, max_new_tokens, stops, _fill(tokenizer, stops))

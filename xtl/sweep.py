@@ -250,7 +250,7 @@ def sweep_instances(
     later one keeps it.
     """
     tokenizer = require_tokenizer(model)
-    width = run_width(prepared)
+    can_pack = packable(model, longest_target(prepared) + spec.max_new_tokens)
     cells = [(c, s, t) for c in spec.components for s in spec.source_layers for t in spec.target_layers]
     acts = {k: capture(model, prepared[k].source, spec.components) for k in instances}
     rows = [(k, cell) for k in instances for cell in (None, *cells)]  # each instance's row 0: untouched
@@ -264,10 +264,9 @@ def sweep_instances(
         ) if patched else None
         counts = Counter(k for k, _ in part)  # rows of each instance in this part, in order
         order = list(counts)
-        if all(prepared[k].target.tokens.shape[1] > 1 for k in order) and packable(model,
-                                                                                  width + spec.max_new_tokens):
+        if can_pack and all(prepared[k].target.tokens.shape[1] > 1 for k in order):
             gen = generate_packed(model, [prepared[k].target for k in order], list(counts.values()),
-                                  spec.max_new_tokens, patches, list(spec.eos_token_id), width=width)
+                                  spec.max_new_tokens, patches, list(spec.eos_token_id))
         else:  # one instance (packs() packs none here)
             target = prepared[order[0]].target
             batch = PromptBatch(target.tokens.expand(len(part), -1), target.attention_mask.expand(len(part), -1))
@@ -296,10 +295,11 @@ def sweep_instances(
                 yield k, long_frame(out.pop(k))
 
 
-def run_width(prepared: Sequence[Prepared]) -> int:
-    """The longest target prompt of a run: every packed prompt pass pads to it (see
-    :func:`~xtl.generate.shared_prompt_pass`), so an instance's numbers do not depend on
-    which instances share its batch (a sharded, resumed or Ray run gives the same bits)."""
+def longest_target(prepared: Sequence[Prepared]) -> int:
+    """The longest target prompt of a run. Whether its instances are packed is decided for it once,
+    so every instance takes the same path whichever instances share its batch: packed rows attend
+    to their own prompt at its own length (:func:`~xtl.decode.last_token_pass`), and an instance's
+    numbers are the same bits in one process, in shards, resumed or on Ray workers."""
     return max(p.target.tokens.shape[1] for p in prepared)
 
 
@@ -310,7 +310,7 @@ def packs(model: HookedModel, pending: Sequence[int], prepared: Sequence[Prepare
     share one batch when the model is :func:`~xtl.generate.packable`; an instance with more
     rows than a chunk runs alone, in chunks."""
     out: list[tuple[list[int], int]] = []
-    can_pack = packable(model, run_width(prepared) + max_new_tokens)
+    can_pack = packable(model, longest_target(prepared) + max_new_tokens)
     for k in pending:
         length = prepared[k].target.tokens.shape[1]
         chunk = max_batch or max(1, memory_budget // bytes_per_row(model, length, max_new_tokens))
