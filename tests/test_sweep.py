@@ -113,6 +113,61 @@ def test_rows_skip_the_blocks_below_their_target_layer(arch, hooked):
         assert abs(float(res.gold_logprob[k, ci, si, ti]) - gold_lp) < 1e-9
 
 
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_decoding_runs_untouched_blocks_once_per_history(arch, hooked, monkeypatch):
+    """A new token's blocks 0..j see a row patched at block j as untouched, so rows of one prompt
+    with equal histories run them once: count the rows each block's MLP runs per decoding step
+    and check it against the histories in the result, and the tokens against decoding every row."""
+    model = hooked(arch, torch.float64)
+    steps, n_layers = 6, model.cfg.n_layers
+    seen: list[int] = []  # rows through each block's MLP while decoding, in call order
+    decoding = []
+    real_decode = decode.decode_shared
+
+    def tracing(*args, **kwargs):
+        decoding.append(True)
+        try:
+            return real_decode(*args, **kwargs)
+        finally:
+            decoding.pop()
+
+    def count(act, hook):
+        if decoding:
+            seen.append(act.shape[0])
+
+    monkeypatch.setattr(decode, "decode_shared", tracing)
+    with model.hooks([(f"blocks.{i}.hook_mlp_out", count) for i in range(n_layers)]):
+        res = xtl.sweep(model, PAIRS, components=("attn", "mlp", "resid"), max_new_tokens=steps,
+                        eos_token_id=[], progress=False)
+
+    def unshared(model, shared, *args):
+        shared.untouched = None
+        return real_decode(model, shared, *args)
+
+    monkeypatch.setattr(decode, "decode_shared", unshared)
+    every_row = xtl.sweep(model, PAIRS, components=("attn", "mlp", "resid"), max_new_tokens=steps,
+                          eos_token_id=[], progress=False)
+    monkeypatch.undo()
+    assert (res.tokens_array == every_row.tokens_array).all()
+    torch.testing.assert_close(res.gold_logprob, every_row.gold_logprob, atol=1e-12, rtol=0)
+
+    want = 0  # rows patched below a block, plus one per history among the rest
+    rows_of = []
+    for k in range(len(PAIRS)):
+        rows = [(tuple(res.tokens_array[(k, *res.index(c, i, j))]), j)
+                for c in res.spec.components for i in res.spec.source_layers for j in res.spec.target_layers]
+        rows.append((tuple(res.baseline.loc[k, "tokens"]), n_layers))
+        rows_of.append(len(rows))
+        for step in range(1, steps):
+            top = {}
+            for tokens, j in rows:
+                top[tokens[:step]] = max(top.get(tokens[:step], -1), j)
+            for layer in range(n_layers):
+                want += sum(j < layer for _, j in rows) + sum(m >= layer for m in top.values())
+    assert len(seen) == (steps - 1) * n_layers  # the three instances decode in one batch
+    assert sum(seen) == want < (steps - 1) * n_layers * sum(rows_of)
+
+
 def test_layer_subsets_and_negative_layers(hooked):
     model = hooked("qwen2")
     res = xtl.sweep(model, PAIRS[:2], components="mlp", source_layers=[-1, 0], target_layers=[1],

@@ -7,9 +7,20 @@ from dataclasses import dataclass
 
 import torch
 from jaxtyping import Float
+from transformer_lens import HookedTransformer
 
+from xtl import decode
 from xtl.components import Component, get_component, model_components
-from xtl.model import HookedModel, HookNotFiredError, head_weight, model_label, n_layers, require_hooks, run
+from xtl.model import (
+    HookedModel,
+    HookNotFiredError,
+    head_weight,
+    hooked,
+    model_label,
+    n_layers,
+    require_hooks,
+    run,
+)
 from xtl.prompts import Prompts, as_batch
 from xtl.threads import threaded
 
@@ -50,11 +61,14 @@ def capture(
     tokens: Prompts,
     components: Sequence[str] = ("attn", "mlp"),
     prepend_bos: bool | None = None,
+    stop_at_layer: int | None = None,
 ) -> Activations:
     """Run the source prompts once and keep each component at every layer.
 
     Only the vector at each row's last prompt token is kept, which is all a
-    transplant reads.
+    transplant reads. Unpadded prompts of a model :func:`xtl.decode.supports` run
+    through :func:`xtl.decode.prompt_pass` (the same computation with less overhead),
+    others through TransformerLens' forward.
 
     Args:
         model: a TransformerLens model (see :class:`xtl.HookedModel`).
@@ -62,6 +76,8 @@ def capture(
             padding, or a :class:`~xtl.PromptBatch`.
         components: names from :data:`xtl.COMPONENTS`, ``"head.<h>"``, or ``"head"`` (every head).
         prepend_bos: override the model's BOS default when tokenising text.
+        stop_at_layer: as in TransformerLens, run blocks ``0..stop_at_layer-1`` only and keep
+            those layers (default: every block).
 
     Returns:
         :class:`Activations` with one ``[layer, batch, d_model]`` tensor per component.
@@ -73,7 +89,10 @@ def capture(
     """
     infos = [get_component(c) for c in model_components(model, components)]
     batch = as_batch(model, tokens, prepend_bos=prepend_bos)
-    layers = range(n_layers(model))
+    total = n_layers(model)
+    if stop_at_layer is not None and not (isinstance(stop_at_layer, int) and 1 <= stop_at_layer <= total):
+        raise ValueError(f"stop_at_layer={stop_at_layer!r}: give a number of blocks to run, 1..{total}")
+    layers = range(stop_at_layer or total)
     require_hooks(model, [c.source_name(i) for c in infos for i in layers])
     rows = torch.arange(batch.batch_size, device=batch.tokens.device)
     last = batch.last_index
@@ -89,7 +108,13 @@ def capture(
         return hook
 
     fwd_hooks = [(c.source_name(i), keeper(c, i)) for c in infos for i in layers]
-    run(model, batch, fwd_hooks, return_type=None)
+    if decode.supports(model, batch.tokens.shape[1]) and bool(batch.attention_mask.bool().all()):
+        with hooked(model, fwd_hooks):
+            decode.prompt_pass(model, batch.tokens, stop=len(layers))
+    elif isinstance(model, HookedTransformer):
+        run(model, batch, fwd_hooks, return_type=None, stop_at_layer=len(layers))
+    else:
+        run(model, batch, fwd_hooks, return_type=None)
     silent = [c.source_name(i) for c in infos for i in layers if store[c.name][i] is None]
     if silent:
         raise HookNotFiredError(f"capture: hook point(s) {silent[:4]} of model {model_label(model)} were "

@@ -1,4 +1,4 @@
-"""Greedy decoding of many rows that share a few prompts, without copying the prefixes.
+"""xtl's own forward passes for the patched runs: prompts, patched last tokens, and decoding.
 
 TransformerLens' KV cache holds keys and values per row, so when hundreds of
 sweep cells share one target prompt, every decoding step copies (and re-rotates)
@@ -7,33 +7,48 @@ values are kept once, and each step attends to them with one batched product
 per prompt plus a small per-row part (the patched last prompt token and the
 tokens generated since). Rows of several prompts (a packed batch of small
 instances) are grouped by prompt, each group attending to its own prefix at its
-own positions. Everything else reuses the model's own modules (norms, MLPs,
-embeddings, unembedding) and parameters, so processed and unprocessed weights
-behave as in TransformerLens.
+own positions. Everything else uses the model's own modules (norms, embeddings,
+unembedding) and parameters, so processed and unprocessed weights behave as in
+TransformerLens, and each block's hook points on the residual stream, norms,
+attention ``z``, attention and MLP outputs are called as TransformerLens calls
+them, so xtl's patches (and a user's hooks there) act unchanged.
 
-Only the decoding steps run here; the patched prompt pass stays in
-TransformerLens with its hooks. :func:`supports` lists the configurations this
-covers; anything else decodes through TransformerLens' cache as before.
+* :func:`prompt_pass`: whole unpadded prompts (a source capture, a target's
+  untouched pass), with one fused causal attention per block.
+* :func:`last_token_pass`: each row's patched last prompt token from its first
+  patched block up, rows joining at their block, so the blocks of a whole
+  layer-pair map run as one batch.
+* :func:`decode_shared`: the new tokens. A patch at block ``j`` of the last
+  prompt token leaves that token's keys and values at blocks ``0..j`` as they
+  were, so a new token sees exactly the untouched prompt there: rows of one
+  prompt that have generated the same tokens so far compute blocks ``0..j``
+  identically, and run them once per group of equal histories (for the row
+  whose patch starts highest), the others taking a copy; most cells of a sweep
+  generate what a few others do.
+
+:func:`supports` lists the configurations this covers; anything else runs
+through TransformerLens' forward and cache.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Bool, Float, Int
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
+from transformer_lens.components.mlps.gated_mlp import GatedMLP
 from transformer_lens.utilities.activation_functions import softcap_enabled
-from transformer_lens.utilities.attention import simple_attn_linear
 
 from xtl.model import HookedModel
 
 
 def supports(model: HookedModel, total_len: int) -> bool:
-    """Whether :func:`decode_shared` computes exactly what TransformerLens would for ``model``.
+    """Whether this module's passes compute what TransformerLens would for ``model``.
 
-    Standard pre-norm decoder blocks with rotary or learned absolute positions
-    (GPT-2, Llama, Mistral, Qwen2 and kin); no attention softcap, QK-norm,
+    Standard pre-norm decoder blocks with rotary or learned absolute positions and a final
+    norm (GPT-2, Llama, Mistral, Qwen2 and kin); no attention softcap, QK-norm,
     attention sinks, local windows shorter than the sequence, parallel blocks,
     or multi-device models.
     """
@@ -49,6 +64,7 @@ def supports(model: HookedModel, total_len: int) -> bool:
     )
     return (
         cfg.positional_embedding_type in ("rotary", "standard")
+        and cfg.normalization_type is not None  # a final norm (``model.ln_final``)
         and cfg.original_architecture not in POST_NORM_ARCHITECTURES
         and cfg.attention_dir == "causal"
         and window_ok
@@ -82,6 +98,49 @@ def _kv_weights(attn):
     return w_k, b_k, w_v, b_v
 
 
+class BlockWeights(NamedTuple):
+    """One block's projections laid out for one matrix product each, built once per pass (every
+    TransformerLens attention call flattens its per-head weights again, and a gated MLP transposes
+    its matrices again, which costs as much as the product for a few rows)."""
+
+    qkv: torch.Tensor  # [(head + 2 kv_head) d_head, d_model], as TransformerLens flattens W_Q, W_K, W_V
+    qkv_bias: torch.Tensor
+    sizes: tuple[int, int, int]
+    gated: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None  # W_gate, W_in, W_out as [out, in]
+
+    @classmethod
+    def of(cls, block) -> BlockWeights:
+        attn, mlp = block.attn, block.mlp
+        w_k, b_k, w_v, b_v = _kv_weights(attn)
+        flat = [w.permute(0, 2, 1).reshape(-1, w.shape[1]) for w in (attn.W_Q, w_k, w_v)]
+        gated = None
+        if isinstance(mlp, GatedMLP) and not mlp.cfg.is_layer_norm_activation():
+            gated = (mlp.W_gate.T.contiguous(), mlp.W_in.T.contiguous(), mlp.W_out.T.contiguous())
+        return cls(torch.cat(flat), torch.cat([b.reshape(-1) for b in (attn.b_Q, b_k, b_v)]),
+                   tuple(len(w) for w in flat), gated)
+
+    def qkv_of(self, x: Float[torch.Tensor, "... d_model"], d_head: int):
+        """Queries, keys and values ``[..., head, d_head]`` of ``x``."""
+        q, k, v = torch.nn.functional.linear(x, self.qkv, self.qkv_bias).split(self.sizes, dim=-1)
+        return q.unflatten(-1, (-1, d_head)), k.unflatten(-1, (-1, d_head)), v.unflatten(-1, (-1, d_head))
+
+    def mlp(self, block, x: Float[torch.Tensor, "... d_model"]) -> Float[torch.Tensor, "... d_model"]:
+        """``block.apply_mlp(x)``, its hook points called as there."""
+        if self.gated is None:
+            return block.apply_mlp(x)
+        mlp, (w_gate, w_in, w_out) = block.mlp, self.gated
+        pre = mlp.hook_pre(torch.nn.functional.linear(x, w_gate))
+        pre_linear = mlp.hook_pre_linear(torch.nn.functional.linear(x, w_in))
+        post = mlp.hook_post(mlp.act_fn(pre) * pre_linear + mlp.b_in)
+        return block.hook_mlp_out(torch.nn.functional.linear(post, w_out, mlp.b_out))
+
+
+def _rotate_qk(attn, q: torch.Tensor, k: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_rotate` of queries and keys together (``[..., pos, heads, d_head]``)."""
+    both = _rotate(attn, torch.cat([q, k], dim=-2), positions)
+    return both[..., : q.shape[-2], :], both[..., q.shape[-2]:, :]
+
+
 @dataclass
 class SharedPrompts:
     """Keys and values after the prompt pass of rows that share a few prompts.
@@ -96,6 +155,9 @@ class SharedPrompts:
         own_keys: ``[layer] -> [row, kv_head, d_head]``, each row's last prompt token.
         own_values: the same for values.
         prompt: ``[row]`` the prompt of each row, non-decreasing.
+        untouched: ``[row]`` blocks ``0..untouched`` hold each row's last prompt token's keys
+            and values as its unpatched prompt has them (``n_layers`` for an untouched row);
+            ``None``: every row may differ from every other at every block.
     """
 
     prefix_keys: list[list[torch.Tensor]]
@@ -103,14 +165,14 @@ class SharedPrompts:
     own_keys: list[torch.Tensor]
     own_values: list[torch.Tensor]
     prompt: Int[torch.Tensor, " row"]
+    untouched: Int[torch.Tensor, " row"] | None = None
 
     @classmethod
-    def from_cache(cls, kv: TransformerLensKeyValueCache) -> SharedPrompts:
-        """The same, from TransformerLens' cache of a one-row prompt pass."""
-        entries = kv.entries
-        return cls([[e.past_keys[0, :-1] for e in entries]], [[e.past_values[0, :-1] for e in entries]],
-                   [e.past_keys[:, -1] for e in entries], [e.past_values[:, -1] for e in entries],
-                   torch.zeros(1, dtype=torch.long, device=entries[0].past_keys.device))
+    def one(cls, keys: list[torch.Tensor], values: list[torch.Tensor]) -> SharedPrompts:
+        """The same for one row, from its prompt pass's ``[1, pos, kv_head, d_head]`` keys and values
+        per block (:func:`prompt_pass`)."""
+        return cls([[k[0, :-1] for k in keys]], [[v[0, :-1] for v in values]], [k[:, -1] for k in keys],
+                   [v[:, -1] for v in values], torch.zeros(1, dtype=torch.long, device=keys[0].device))
 
     def lengths(self) -> Int[torch.Tensor, " prompt"]:
         """Tokens in each prompt."""
@@ -157,12 +219,16 @@ def decode_shared(
     ``shared`` holds the prompt pass of all rows; ``active`` are the rows still
     going, ``token`` their first new token (already written to ``out[:, 0]`` and
     counted in ``lengths``). Steps ``1..steps-1`` are generated into ``out`` and
-    ``lengths`` in place; rows stop at ``stops``.
+    ``lengths`` in place; rows stop at ``stops``. Where ``shared.untouched`` says which
+    blocks a row's patches leave untouched, rows with equal histories run those
+    blocks once (see the module's docstring).
     """
     cfg, rotary = model.cfg, model.cfg.positional_embedding_type == "rotary"
     size, n_prompts = len(active), len(shared.prefix_keys)
     prompt = shared.prompt[active]
     last = (shared.lengths() - 1)[prompt]  # [row] position of each row's last prompt token
+    start = shared.untouched[active] if shared.untouched is not None else torch.full_like(prompt, -1)
+    history = prompt  # [row] class of equal (prompt, tokens so far)
     layers = []
     for index, block in enumerate(model.blocks):
         prefixes = prefixes_of(block, index, shared.prefix_keys, shared.prefix_values)
@@ -174,19 +240,27 @@ def decode_shared(
         own_v = own_k.new_empty((size, heads, steps, cfg.d_head))
         own_k[:, :, 0] = k_own
         own_v[:, :, 0] = shared.own_values[index][active]
-        layers.append({"prefixes": prefixes, "own_k": own_k, "own_v": own_v, "weights": _kv_weights(block.attn)})
+        layers.append({"prefixes": prefixes, "own_k": own_k, "own_v": own_v, "weights": BlockWeights.of(block)})
     unembed = model.unembed.W_U.T.contiguous()
-    segments = prompt_segments(prompt, n_prompts)
     for step in range(1, steps):
         n_own, pos = step + 1, last + step  # [row] positions of the new tokens
+        history = torch.unique(history * cfg.d_vocab + token, return_inverse=True)[1]
+        rep = _representatives(history, start)
         resid = model.embed(token[:, None])
         if cfg.positional_embedding_type == "standard":
             resid = resid + model.pos_embed.W_pos[pos][:, None]
-        for block, layer in zip(model.blocks, layers):
-            resid = resid + _attend(block, layer, block.ln1(resid), n_own, pos, rotary, segments)
-            resid = resid + block.apply_mlp(block.ln2(resid))
-        logits = torch.nn.functional.linear(model.ln_final(resid), unembed, model.unembed.b_U)[:, 0]
-        token = logits.argmax(-1)
+        for index, (block, layer) in enumerate(zip(model.blocks, layers)):
+            resid = _block_step(block, layer, resid, n_own, pos, rotary, prompt, n_prompts,
+                                _computed(rep, start, index), rep)
+        needed = _computed(rep, start, cfg.n_layers - 1)
+        x = resid if needed is None else resid[needed]
+        logits = torch.nn.functional.linear(model.ln_final(x), unembed, model.unembed.b_U)[:, 0]
+        if needed is None:
+            token = logits.argmax(-1)
+        else:
+            token = torch.empty_like(prompt)
+            token[needed] = logits.argmax(-1)
+            token[~needed] = token[rep[~needed]]  # a row that skipped the last block: its representative's
         out[active, step] = token
         lengths[active] += 1
         going = ~torch.isin(token, stops)
@@ -195,9 +269,53 @@ def decode_shared(
         if not going.all():
             keep = going.nonzero().flatten()
             active, token, prompt, last = active[keep], token[keep], prompt[keep], last[keep]
-            segments = prompt_segments(prompt, n_prompts)
+            start, history = start[keep], history[keep]
             for layer in layers:
                 layer["own_k"], layer["own_v"] = layer["own_k"][keep], layer["own_v"][keep]
+
+
+def _representatives(history: Int[torch.Tensor, " row"], start: Int[torch.Tensor, " row"]) -> Int[torch.Tensor, " row"]:
+    """For each row, the row of its history class untouched up to the highest block (the first
+    such): its untouched blocks include every other member's."""
+    n = len(history)
+    classes = int(history.max()) + 1
+    best = torch.full((classes,), -2, dtype=start.dtype, device=start.device).scatter_reduce(
+        0, history, start, "amax")
+    chosen = start == best[history]
+    index = torch.arange(n, device=history.device)
+    first = torch.full((classes,), n, dtype=index.dtype, device=index.device).scatter_reduce(
+        0, history[chosen], index[chosen], "amin")
+    return first[history]
+
+
+def _computed(rep: Int[torch.Tensor, " row"], start: Int[torch.Tensor, " row"], index: int
+              ) -> Bool[torch.Tensor, " row"] | None:
+    """Which rows run block ``index``: those whose new token it differs for (``start``: the last
+    untouched block) and every representative; ``None`` if every row does."""
+    needed = (rep == torch.arange(len(rep), device=rep.device)) | (start < index)
+    return None if bool(needed.all()) else needed
+
+
+def _block_step(block, layer, resid, n_own: int, pos, rotary: bool, prompt, n_prompts: int, needed, rep):
+    """One block of one decoding step, run for the ``needed`` rows (all if ``None``); the others
+    take their representative's output and new key and value."""
+    if needed is None:
+        resid = resid + _attend(block, layer, block.ln1(resid), n_own, pos, rotary, prompt_segments(prompt, n_prompts))
+        return resid + layer["weights"].mlp(block, block.ln2(resid))
+    rows, skipped = needed.nonzero().flatten(), (~needed).nonzero().flatten()
+    sub = dict(layer, own_k=layer["own_k"][rows, :, :n_own], own_v=layer["own_v"][rows, :, :n_own])
+    x = resid[rows]
+    x = x + _attend(block, sub, block.ln1(x), n_own, pos[rows], rotary, prompt_segments(prompt[rows], n_prompts))
+    x = x + layer["weights"].mlp(block, block.ln2(x))
+    new = n_own - 1
+    layer["own_k"][rows, :, new] = sub["own_k"][:, :, new]
+    layer["own_v"][rows, :, new] = sub["own_v"][:, :, new]
+    resid = resid.clone()
+    resid[rows] = x
+    resid[skipped] = resid[rep[skipped]]
+    layer["own_k"][skipped, :, new] = layer["own_k"][rep[skipped], :, new]
+    layer["own_v"][skipped, :, new] = layer["own_v"][rep[skipped], :, new]
+    return resid
 
 
 def prefixes_of(block, index: int, prefix_keys: list[list[torch.Tensor]], prefix_values: list[list[torch.Tensor]]
@@ -214,42 +332,130 @@ def prefixes_of(block, index: int, prefix_keys: list[list[torch.Tensor]], prefix
 
 
 @torch.no_grad()
-def last_token_pass(
-    model: HookedModel,
-    start: int,
-    resid: Float[torch.Tensor, "row d_model"],
-    prefixes: dict[int, list[tuple[torch.Tensor, torch.Tensor]]],
-    last: Int[torch.Tensor, " row"],
-    segments: list[tuple[int, int, int]],
-) -> tuple[Float[torch.Tensor, "row d_vocab"], dict[int, torch.Tensor], dict[int, torch.Tensor]]:
-    """Blocks ``start`` and above for each row's last prompt token, from the residual stream entering
-    block ``start``: each row attends to its prompt's prefix (``prefixes[block]``, see
-    :func:`prefixes_of`) at its own positions and to itself at ``last``. The blocks' hook points on
-    the residual stream (``hook_resid_pre``, ``_mid``, ``_post``), the norms, the attention's ``z``
-    and the attention and MLP outputs are called as TransformerLens calls them, so hooks there (a
-    sweep's patches) act; those inside the attention before ``z`` (``hook_q``, ``hook_pattern`` ...)
-    are not.
+def prompt_pass(
+    model: HookedModel, tokens: Int[torch.Tensor, "batch pos"], stop: int | None = None
+) -> tuple[Float[torch.Tensor, "batch d_vocab"] | None, list[torch.Tensor], list[torch.Tensor]]:
+    """Unpadded prompts through the model, as TransformerLens' forward computes them, with less
+    overhead: its modules for norms, MLPs, embeddings and unembedding, and one fused causal
+    attention per block. The hook points of the embedding, the residual stream, the norms, the
+    attention's ``z`` and the attention and MLP outputs are called as TransformerLens calls them,
+    so hooks there act; those inside the attention before ``z`` are not.
+
+    Args:
+        model: a model :func:`supports` for this length.
+        tokens: ``[batch, pos]`` prompts of equal length, without padding.
+        stop: run blocks ``0..stop-1`` only, and return no logits.
 
     Returns:
-        The last token's logits, and its (unrotated) keys and values at each block from ``start``.
+        The last position's logits (``None`` with ``stop``), and each block's keys (unrotated)
+        and values, ``[batch, pos, kv_head, d_head]``.
     """
-    cfg, rotary = model.cfg, model.cfg.positional_embedding_type == "rotary"
-    x = resid[:, None]
-    own_keys, own_values = {}, {}
-    for index in range(start, cfg.n_layers):
-        block = model.blocks[index]
-        heads = cfg.n_key_value_heads or cfg.n_heads
-        layer = {"prefixes": prefixes[index], "weights": _kv_weights(block.attn),
-                 "own_k": x.new_empty((len(x), heads, 1, cfg.d_head)),
-                 "own_v": x.new_empty((len(x), heads, 1, cfg.d_head))}
+    cfg, model_blocks = model.cfg, model.blocks
+    if cfg.use_hook_tokens:
+        tokens = model.hook_tokens(tokens)
+    x = model.hook_embed(model.embed(tokens))
+    positions = torch.arange(tokens.shape[1], device=tokens.device)
+    if cfg.positional_embedding_type == "standard":
+        x = x + model.hook_pos_embed(model.pos_embed.W_pos[positions][None].expand(len(x), -1, -1))
+    keys, values = [], []
+    for block in model_blocks[:stop]:
+        weights = BlockWeights.of(block)
         x = block.hook_resid_pre(x)
-        z, k, v = _attend_z(block, layer, block.ln1(x), 1, last, rotary, segments)
+        z, k, v = _attend_prompt(block, weights, block.ln1(x), positions)
         attn_out = block.hook_attn_out(_project(block.attn, block.attn.hook_z(z)))
         mid = block.hook_resid_mid(x + attn_out)
         mlp_in = block.hook_mlp_in(mid.clone()) if cfg.use_hook_mlp_in else mid
-        x = block.hook_resid_post(mid + block.apply_mlp(block.ln2(mlp_in)))
+        x = block.hook_resid_post(mid + weights.mlp(block, block.ln2(mlp_in)))
+        keys.append(k)
+        values.append(v)
+    if stop is not None:
+        return None, keys, values
+    return model.unembed(model.ln_final(x[:, -1:]))[:, 0], keys, values
+
+
+def _attend_prompt(block, weights: BlockWeights, x: Float[torch.Tensor, "batch pos d_model"],
+                   positions: Int[torch.Tensor, " pos"]):
+    """``(z [batch, pos, head, d_head], keys [batch, pos, kv_head, d_head] unrotated, values)``
+    of causal self-attention over whole prompts."""
+    attn = block.attn
+    q, k, v = weights.qkv_of(x, block.cfg.d_head)
+    raw = k
+    if block.cfg.positional_embedding_type == "rotary":
+        q, k = _rotate_qk(attn, q, k, positions)
+    z = torch.nn.functional.scaled_dot_product_attention(
+        q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True, scale=1 / attn.attn_scale,
+        enable_gqa=k.shape[2] != q.shape[2])
+    return z.transpose(1, 2), raw, v
+
+
+@torch.no_grad()
+def last_token_pass(
+    model: HookedModel,
+    entering: dict[int, Float[torch.Tensor, "group d_model"]],
+    prefixes: dict[int, list[tuple[torch.Tensor, torch.Tensor]]],
+    last: Int[torch.Tensor, " row"],
+    prompt: Int[torch.Tensor, " row"],
+    n_prompts: int,
+) -> tuple[Float[torch.Tensor, "row d_vocab"], dict[int, torch.Tensor], dict[int, torch.Tensor]]:
+    """Each row's last prompt token, from the block its patches first touch up, in one pass.
+
+    ``entering[j]`` is the residual stream entering block ``j`` of the rows that start there; the
+    rows of the result are those groups in increasing ``j``, and block ``l`` runs the rows of every
+    group with ``j <= l`` (the first rows: a hook at block ``l`` sees that many). Each row attends to
+    its prompt's prefix (``prefixes[block]``, see :func:`prefixes_of`) at its own positions and to
+    itself at ``last``. The blocks' hook points on the residual stream (``hook_resid_pre``,
+    ``_mid``, ``_post``), the norms, the attention's ``z`` and the attention and MLP outputs are
+    called as TransformerLens calls them, so hooks there (a sweep's patches) act; those inside the
+    attention before ``z`` (``hook_q``, ``hook_pattern`` ...) are not.
+
+    Args:
+        model: a model :func:`supports`.
+        entering: ``first block -> [rows starting there, d_model]``.
+        prefixes: ``block -> `` each prompt's prefix keys and values.
+        last: ``[row]`` the position of each row's last prompt token.
+        prompt: ``[row]`` the prompt each row continues.
+        n_prompts: how many prompts ``prefixes`` holds.
+
+    Returns:
+        The last token's logits, and its (unrotated) keys and values at each block from the first
+        (``[rows run at that block, kv_head, d_head]``).
+    """
+    cfg, rotary = model.cfg, model.cfg.positional_embedding_type == "rotary"
+    heads = cfg.n_key_value_heads or cfg.n_heads
+    x, order = None, None
+    own_keys, own_values = {}, {}
+    for index in range(min(entering), cfg.n_layers):
+        if index in entering:
+            x = entering[index][:, None] if x is None else torch.cat([x, entering[index][:, None]])
+            order = _by_prompt(prompt[: len(x)])
+        n, block = len(x), model.blocks[index]
+        layer = {"prefixes": prefixes[index], "weights": BlockWeights.of(block),
+                 "own_k": x.new_empty((n, heads, 1, cfg.d_head)), "own_v": x.new_empty((n, heads, 1, cfg.d_head))}
+        x = block.hook_resid_pre(x)
+        normed = block.ln1(x)
+        if order is None:
+            z, k, v = _attend_z(block, layer, normed, 1, last[:n], rotary, prompt_segments(prompt[:n], n_prompts))
+        else:  # rows grouped by prompt for the attention, then put back
+            sort, back = order
+            z, k, v = _attend_z(block, layer, normed[sort], 1, last[sort], rotary,
+                                prompt_segments(prompt[sort], n_prompts))
+            z, k, v = z[back], k[back], v[back]
+        attn_out = block.hook_attn_out(_project(block.attn, block.attn.hook_z(z)))
+        mid = block.hook_resid_mid(x + attn_out)
+        mlp_in = block.hook_mlp_in(mid.clone()) if cfg.use_hook_mlp_in else mid
+        x = block.hook_resid_post(mid + layer["weights"].mlp(block, block.ln2(mlp_in)))
         own_keys[index], own_values[index] = k[:, 0], v[:, 0]
     return model.unembed(model.ln_final(x))[:, 0], own_keys, own_values
+
+
+def _by_prompt(prompt: Int[torch.Tensor, " row"]) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``(sort, back)``: the rows in prompt order and the inverse; ``None`` if already in order."""
+    if len(prompt) < 2 or bool((prompt[1:] >= prompt[:-1]).all()):
+        return None
+    sort = torch.argsort(prompt, stable=True)
+    back = torch.empty_like(sort)
+    back[sort] = torch.arange(len(sort), device=sort.device)
+    return sort, back
 
 
 def _attend(block, layer, x: Float[torch.Tensor, "batch 1 d_model"], n_own: int,
@@ -269,13 +475,10 @@ def _attend_z(block, layer, x: Float[torch.Tensor, "batch 1 d_model"], n_own: in
     """``(z [batch, 1, head, d_head], key [batch, 1, kv_head, d_head] unrotated, value)`` of one new
     token per row; its rotated key and value go into ``layer``'s own keys and values at ``n_own - 1``."""
     attn = block.attn
-    w_k, b_k, w_v, b_v = layer["weights"]
-    q = simple_attn_linear(x, attn.W_Q, attn.b_Q)  # [batch, 1, head, d_head]
-    k = simple_attn_linear(x, w_k, b_k)
-    v = simple_attn_linear(x, w_v, b_v)
+    q, k, v = layer["weights"].qkv_of(x, attn.cfg.d_head)  # [batch, 1, head, d_head]
     raw = k
     if rotary:
-        q, k = _rotate(attn, q, pos[:, None]), _rotate(attn, k, pos[:, None])
+        q, k = _rotate_qk(attn, q, k, pos[:, None])
     own_k, own_v = layer["own_k"], layer["own_v"]
     own_k[:, :, n_own - 1] = k[:, 0]
     own_v[:, :, n_own - 1] = v[:, 0]

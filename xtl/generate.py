@@ -29,7 +29,7 @@ from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 from transformer_lens.utilities.activation_functions import apply_softcap
 
 from xtl import decode
-from xtl.components import as_int, positive_int
+from xtl.components import as_int, get_component, positive_int
 from xtl.model import (
     STOP_IDS_ATTR,
     HookedModel,
@@ -133,6 +133,21 @@ def can_skip(model: HookedModel) -> bool:
     return isinstance(model, HookedTransformer) and model.cfg.positional_embedding_type != "shortformer"
 
 
+# hook points a block calls after computing its keys and values: a patch there leaves them as they were
+AFTER_KEYS = frozenset({"hook_attn_out", "hook_mlp_out", "hook_resid_mid", "hook_resid_post"})
+
+
+def untouched_keys(patches: RowPatches | None, size: int, total: int) -> Int[torch.Tensor, " batch"]:
+    """The last block at which each row's patches leave the last prompt token's keys and values
+    as they were (``total`` for an untouched row): a patch at block ``j`` after the keys
+    (:data:`AFTER_KEYS`) leaves blocks ``0..j``, any other blocks ``0..j-1``."""
+    last = torch.full((size,), total, dtype=torch.long)
+    for (name, layer), (rows, _) in (patches.groups.items() if patches else ()):
+        keep = layer if get_component(name).target_hook in AFTER_KEYS else layer - 1
+        last[rows.cpu()] = torch.clamp(last[rows.cpu()], max=keep)
+    return last
+
+
 def start_layers(patches: RowPatches | None, size: int, total: int) -> Int[torch.Tensor, " batch"]:
     """The first block whose output each row's patches can change (``total`` for an untouched row)."""
     start = torch.full((size,), total, dtype=torch.long)
@@ -149,12 +164,14 @@ def shared_prompt_pass(
 ) -> tuple[Float[torch.Tensor, "batch d_vocab"], decode.SharedPrompts]:
     """The patched prompt pass of rows that share a few prompts, each block run only where it can differ.
 
-    Each prompt (one row, unpadded, at least 2 tokens) runs once untouched, in one pass,
-    keeping its prefix's keys and values, its last token's, and the residual stream entering
-    every block at its last token. A row whose patches first touch block ``j`` is that
-    untouched prompt below ``j``, so rows are grouped by ``j`` and each group's last
-    prompt token runs from block ``j`` on (prefixes of unequal length left-padded and
-    masked), with the patches as TransformerLens hooks.
+    Each prompt (one row, unpadded, at least 2 tokens) runs once untouched, in one pass
+    (:func:`xtl.decode.prompt_pass` where :func:`xtl.decode.supports` the model, else
+    TransformerLens'), keeping its prefix's keys and values, its last token's, and the
+    residual stream entering every block at its last token. A row whose patches first touch block ``j`` is that
+    untouched prompt below ``j``, so its last prompt token runs from block ``j`` on, with the
+    patches as TransformerLens hooks: in one pass where rows join at their block
+    (:func:`xtl.decode.last_token_pass`, for every model :func:`xtl.decode.supports`), else one
+    TransformerLens pass per block ``j`` (prefixes of unequal length left-padded and masked).
 
     Args:
         model: a ``HookedTransformer`` (see :func:`can_skip`).
@@ -177,57 +194,68 @@ def shared_prompt_pass(
 
         return hook
 
+    native = decode.supports(model, max(one.tokens.shape[1] for one in prompts))
     base, prefix_keys, prefix_values, last_keys, last_values = [], [], [], [], []
     for one in prompts:
-        kv = TransformerLensKeyValueCache.init_cache(cfg, cfg.device, 1)
         hooks = [(f"blocks.{j}.hook_resid_pre", keep(j)) for j in firsts]
-        base.append(_last_logits(model, one, hooks, kv))
-        prefix_keys.append([e.past_keys[0, :-1] for e in kv.entries])
-        prefix_values.append([e.past_values[0, :-1] for e in kv.entries])
-        last_keys.append(torch.stack([e.past_keys[0, -1] for e in kv.entries]))
-        last_values.append(torch.stack([e.past_values[0, -1] for e in kv.entries]))
+        if native:
+            with hooked(model, hooks):
+                logits, keys, values = decode.prompt_pass(model, one.tokens)
+            keys, values = [k[0] for k in keys], [v[0] for v in values]
+        else:
+            kv = TransformerLensKeyValueCache.init_cache(cfg, cfg.device, 1)
+            logits = _last_logits(model, one, hooks, kv)[None]
+            keys, values = [e.past_keys[0] for e in kv.entries], [e.past_values[0] for e in kv.entries]
+        base.append(logits[0])
+        prefix_keys.append([k[:-1] for k in keys])
+        prefix_values.append([v[:-1] for v in values])
+        last_keys.append(torch.stack([k[-1] for k in keys]))
+        last_values.append(torch.stack([v[-1] for v in values]))
     logits = torch.stack(base)[prompt]
     own_keys = list(torch.stack(last_keys)[prompt].unbind(1))  # [layer] -> [batch, kv_head, d_head]
     own_values = list(torch.stack(last_values)[prompt].unbind(1))
     lengths = [len(keys[0]) + 1 for keys in prefix_keys]
     writers = []
-    native = bool(firsts) and decode.supports(model, max(lengths))  # xtl's last-token pass: no padding or copies
-    if native:
+    if firsts and native:  # xtl's last-token pass: no padding or copies
         prefixes = {i: decode.prefixes_of(model.blocks[i], i, prefix_keys, prefix_values)
                     for i in range(firsts[0], total)}
-        last = torch.tensor(lengths, device=device)[prompt] - 1
-    for j in firsts:
-        rows = (start == j).nonzero().flatten().to(device)
+        groups = {j: (start == j).nonzero().flatten().to(device) for j in firsts}
+        rows = torch.cat(list(groups.values()))  # by first patched block: block l runs a prefix of them
         hooks = patches.select(rows).hooks(model, None)
-        writers += [h for _, h in hooks]
-        if native:
-            with hooked(model, hooks):
-                logits[rows], keys, values = decode.last_token_pass(
-                    model, j, torch.stack(resid[j])[prompt[rows]], prefixes, last[rows],
-                    decode.prompt_segments(prompt[rows], len(prompts)))
+        with hooked(model, hooks):
+            logits[rows], keys, values = decode.last_token_pass(
+                model, {j: torch.stack(resid[j])[prompt[g]] for j, g in groups.items()}, prefixes,
+                torch.tensor(lengths, device=device)[prompt[rows]] - 1, prompt[rows], len(prompts))
+        for layer in range(firsts[0], total):
+            ran = rows[: len(keys[layer])]
+            own_keys[layer][ran], own_values[layer][ran] = keys[layer], values[layer]
+        writers = [h for _, h in hooks]
+    else:  # TransformerLens' attention over padded per-row caches, one group per first block
+        for j in firsts:
+            rows = (start == j).nonzero().flatten().to(device)
+            hooks = patches.select(rows).hooks(model, None)
+            writers += [h for _, h in hooks]
+            involved = sorted(set(prompt[rows].tolist()))  # the prompts of this group's rows, renumbered
+            which = torch.searchsorted(torch.tensor(involved, device=device), prompt[rows])
+            span = max(lengths[p] for p in involved)
+            group = TransformerLensKeyValueCache.init_cache(cfg, cfg.device, len(rows))
             for layer in range(j, total):
-                own_keys[layer][rows], own_values[layer][rows] = keys[layer], values[layer]
-            continue
-        involved = sorted(set(prompt[rows].tolist()))  # the prompts of this group's rows, renumbered
-        which = torch.searchsorted(torch.tensor(involved, device=device), prompt[rows])
-        span = max(lengths[p] for p in involved)
-        group = TransformerLensKeyValueCache.init_cache(cfg, cfg.device, len(rows))
-        for layer in range(j, total):
-            group.entries[layer].past_keys = _rows_of(_padded([prefix_keys[p][layer] for p in involved], span - 1),
-                                                      which)
-            group.entries[layer].past_values = _rows_of(
-                _padded([prefix_values[p][layer] for p in involved], span - 1), which)
-        own_length = torch.tensor([lengths[p] for p in involved], device=device)[which]
-        mask = torch.arange(span, device=device) >= span - own_length[:, None]
-        with torch.no_grad():
-            out = run_with_hooks(model, torch.stack(resid[j])[prompt[rows], None], start_at_layer=j,
-                                 past_kv_cache=group, attention_mask=mask.long(), fwd_hooks=hooks)
-        logits[rows] = out[:, -1]
-        for layer in range(j, total):
-            own_keys[layer][rows] = group.entries[layer].past_keys[:, -1]
-            own_values[layer][rows] = group.entries[layer].past_values[:, -1]
+                group.entries[layer].past_keys = _rows_of(
+                    _padded([prefix_keys[p][layer] for p in involved], span - 1), which)
+                group.entries[layer].past_values = _rows_of(
+                    _padded([prefix_values[p][layer] for p in involved], span - 1), which)
+            own_length = torch.tensor([lengths[p] for p in involved], device=device)[which]
+            mask = torch.arange(span, device=device) >= span - own_length[:, None]
+            with torch.no_grad():
+                out = run_with_hooks(model, torch.stack(resid[j])[prompt[rows], None], start_at_layer=j,
+                                     past_kv_cache=group, attention_mask=mask.long(), fwd_hooks=hooks)
+            logits[rows] = out[:, -1]
+            for layer in range(j, total):
+                own_keys[layer][rows] = group.entries[layer].past_keys[:, -1]
+                own_values[layer][rows] = group.entries[layer].past_values[:, -1]
     check_fired(model, writers, "transplant")
-    return logits, decode.SharedPrompts(prefix_keys, prefix_values, own_keys, own_values, prompt)
+    untouched = untouched_keys(patches, size, total).to(device)
+    return logits, decode.SharedPrompts(prefix_keys, prefix_values, own_keys, own_values, prompt, untouched)
 
 
 def _last_logits(model, prompt: PromptBatch, hooks, kv: TransformerLensKeyValueCache) -> torch.Tensor:
@@ -356,10 +384,13 @@ def greedy_generate(
     size, prompt_len = batch.batch_size, batch.tokens.shape[1]
     cached, shared = uses_kv_cache(model), _shares_prompt(batch)
     if cached and size == 1 and shared and decode.supports(model, prompt_len + max_new_tokens):
-        # one row: its patched prompt pass is one pass; xtl's decoder continues from its cache
-        logits, kv = _prompt_pass_cached(model, batch, patches, False)
+        # one row: its patched prompt pass is one pass; xtl's decoder continues from its keys and values
+        hooks = patches.hooks(model, None) if patches else ()
+        with hooked(model, hooks):
+            logits, keys, values = decode.prompt_pass(model, batch.tokens)
+        check_fired(model, [h for _, h in hooks], "transplant")
         check_finite_logits(model, logits, "prompt pass")
-        return _decode(model, logits, decode.SharedPrompts.from_cache(kv), max_new_tokens, stops, fill)
+        return _decode(model, logits, decode.SharedPrompts.one(keys, values), max_new_tokens, stops, fill)
     if cached and shared and can_skip(model):
         prompt = torch.zeros(size, dtype=torch.long, device=device)
         logits, skipped = shared_prompt_pass(model, [PromptBatch(batch.tokens[:1], batch.attention_mask[:1])],

@@ -252,7 +252,8 @@ def sweep_instances(
     tokenizer = require_tokenizer(model)
     can_pack = packable(model, longest_target(prepared) + spec.max_new_tokens)
     cells = [(c, s, t) for c in spec.components for s in spec.source_layers for t in spec.target_layers]
-    acts = {k: capture(model, prepared[k].source, spec.components) for k in instances}
+    stop = max(spec.source_layers) + 1  # the source pass runs no block above the highest read
+    acts = {k: capture(model, prepared[k].source, spec.components, stop_at_layer=stop) for k in instances}
     rows = [(k, cell) for k in instances for cell in (None, *cells)]  # each instance's row 0: untouched
     out: dict[int, list] = {k: [] for k in instances}
     for start in range(0, len(rows), chunk):

@@ -112,7 +112,8 @@ def transplant(
             f"source has {src.batch_size} prompts but target has {tgt.batch_size}; "
             f"pass one source per target"
         )
-    source = capture(model, src, components=(component,))[component][resolved.source_layer]
+    layer = resolved.source_layer
+    source = capture(model, src, components=(component,), stop_at_layer=layer + 1)[component][layer]
     size = tgt.batch_size
     longest = tgt.tokens.shape[1]
     if (baseline or size > 1) and packable(model, longest + max_new_tokens) and longest > 1 \

@@ -1,0 +1,70 @@
+"""xtl's own prompt pass (xtl.decode.prompt_pass) against the Hugging Face model and TransformerLens,
+and captures that stop early."""
+
+import hf_reference as ref
+import pytest
+import torch
+from conftest import PROMPTS_EN
+
+import xtl
+from xtl import decode
+from xtl.testing import ARCHS
+
+WHERE = {"attn": "attn_out", "mlp": "mlp_out", "resid": "block_out", "attn_as_released": "resid_mid"}
+
+
+def ids_of(model, text: str) -> torch.Tensor:
+    return torch.tensor([model.tokenizer.encode(text)])
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_prompt_pass_matches_hf_and_transformer_lens(arch, hooked, hf):
+    model = hooked(arch, torch.float64)
+    ids = ids_of(model, PROMPTS_EN[0])
+    assert decode.supports(model, ids.shape[1])
+    logits, keys, values = decode.prompt_pass(model, ids)
+    want = hf(arch, torch.float64)(ids).logits[:, -1]  # up to a constant: TransformerLens centres the unembedding
+    torch.testing.assert_close(logits.log_softmax(-1), want.log_softmax(-1), atol=1e-6, rtol=0)
+    _, cache = model.run_with_cache(ids)
+    torch.testing.assert_close(logits, cache["ln_final.hook_normalized"][:, -1] @ model.W_U + model.b_U,
+                               atol=1e-10, rtol=0)
+    for i in range(model.cfg.n_layers):  # unrotated keys, as TransformerLens caches them
+        torch.testing.assert_close(keys[i], cache[f"blocks.{i}.attn.hook_k"], atol=1e-10, rtol=0)
+        torch.testing.assert_close(values[i], cache[f"blocks.{i}.attn.hook_v"], atol=1e-10, rtol=0)
+    none, early_keys, _ = decode.prompt_pass(model, ids, stop=1)
+    assert none is None and len(early_keys) == 1
+    torch.testing.assert_close(early_keys[0], keys[0], atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_capture_of_one_prompt_matches_hf(arch, hooked, hf):
+    """An unpadded source runs through xtl's prompt pass; every component at every layer is the
+    Hugging Face model's own module output (plain forward hooks). Unprocessed weights: processing
+    centres what each block writes (GPT-2), so the residual stream differs from the model's."""
+    model = hooked(arch, torch.float64, processing=False)
+    ids = ids_of(model, PROMPTS_EN[2])
+    acts = xtl.capture(model, ids, components=tuple(WHERE))
+    reference = hf(arch, torch.float64)
+    for component, where in WHERE.items():
+        for layer in range(model.cfg.n_layers):
+            want = ref.capture(reference, ids, torch.ones_like(ids), where, layer)
+            torch.testing.assert_close(acts[component][layer], want, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("own_pass", [True, False])
+def test_capture_stops_at_layer(own_pass, hooked, monkeypatch):
+    model = hooked("llama", torch.float64)
+    if not own_pass:  # TransformerLens' forward, told where to stop
+        monkeypatch.setattr(decode, "supports", lambda *args: False)
+    full = xtl.capture(model, PROMPTS_EN[0], components=("attn", "mlp"))  # (and xtl's one-off hook check)
+    ran = []
+    with model.hooks([(f"blocks.{i}.hook_resid_pre", lambda act, hook: ran.append(hook.layer()))
+                      for i in range(model.cfg.n_layers)]):
+        early = xtl.capture(model, PROMPTS_EN[0], components=("attn", "mlp"), stop_at_layer=2)
+    assert ran == [0, 1]  # blocks 2.. never ran
+    for c in ("attn", "mlp"):
+        assert early[c].shape[0] == 2 and full[c].shape[0] == model.cfg.n_layers
+        torch.testing.assert_close(early[c], full[c][:2], atol=0, rtol=0)
+    for bad in (0, model.cfg.n_layers + 1, "2"):
+        with pytest.raises(ValueError, match=rf"stop_at_layer={bad!r}.*1\.\.{model.cfg.n_layers}"):
+            xtl.capture(model, PROMPTS_EN[0], stop_at_layer=bad)
