@@ -68,3 +68,30 @@ def test_capture_stops_at_layer(own_pass, hooked, monkeypatch):
     for bad in (0, model.cfg.n_layers + 1, "2"):
         with pytest.raises(ValueError, match=rf"stop_at_layer={bad!r}.*1\.\.{model.cfg.n_layers}"):
             xtl.capture(model, PROMPTS_EN[0], stop_at_layer=bad)
+
+
+def test_hooks_inside_attention_run_through_transformer_lens(hooked):
+    """xtl's passes call no hook point inside the attention before z, nor a whole block's module
+    hooks; where a user hook waits there, TransformerLens' forward runs, so it acts."""
+    model = hooked("llama", torch.float64)
+    target = PROMPTS_EN[1]
+    plain = xtl.transplant(model, PROMPTS_EN[0], target, 1, 0, "mlp", max_new_tokens=3, eos_token_id=[])
+
+    def halve(pattern, hook):
+        return pattern / 2
+
+    with model.hooks([("blocks.0.attn.hook_pattern", halve)]):
+        assert not decode.supports(model, 8)
+        res = xtl.transplant(model, PROMPTS_EN[0], target, 1, 0, "mlp", max_new_tokens=3, eos_token_id=[])
+        want = model(target)[:, -1]
+    assert decode.supports(model, 8)
+    torch.testing.assert_close(res.baseline_logits, want, atol=1e-10, rtol=0)
+    assert (res.baseline_logits - plain.baseline_logits).abs().max() > 1e-3
+    calls = []
+    handle = model.blocks[1].register_forward_hook(lambda *args: calls.append(1))
+    try:
+        assert not decode.supports(model, 8)
+        xtl.capture(model, PROMPTS_EN[0])
+    finally:
+        handle.remove()
+    assert calls == [1]

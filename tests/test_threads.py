@@ -111,7 +111,7 @@ def test_xtl_calls_run_on_the_chosen_count_and_nest(fresh):
     if fresh < 2:
         pytest.skip("torch starts with one thread here: auto cannot differ from it")
     seen = []
-    hook = toy_model.blocks[0].register_forward_hook(lambda *a: seen.append(torch.get_num_threads()))
+    hook = toy_model.blocks[0].hook_resid_pre.register_forward_hook(lambda *a: seen.append(torch.get_num_threads()))
     try:
         xtl.transplant(toy_model, "the capital of gezemi is", "the capital of gezemi is", 0, 0, max_new_tokens=1)
         assert seen and set(seen) == {1}

@@ -39,6 +39,7 @@ import torch
 from jaxtyping import Bool, Float, Int
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 from transformer_lens.components.mlps.gated_mlp import GatedMLP
+from transformer_lens.hook_points import HookPoint
 from transformer_lens.utilities.activation_functions import softcap_enabled
 
 from xtl.model import HookedModel
@@ -48,7 +49,8 @@ def supports(model: HookedModel, total_len: int) -> bool:
     """Whether this module's passes compute what TransformerLens would for ``model``.
 
     Standard pre-norm decoder blocks with rotary or learned absolute positions and a final
-    norm (GPT-2, Llama, Mistral, Qwen2 and kin); no attention softcap, QK-norm,
+    norm (GPT-2, Llama, Mistral, Qwen2 and kin), and no hook waiting inside an attention block
+    (see :func:`_hooked_out_of_reach`); no attention softcap, QK-norm,
     attention sinks, local windows shorter than the sequence, parallel blocks,
     or multi-device models.
     """
@@ -78,7 +80,21 @@ def supports(model: HookedModel, total_len: int) -> bool:
         and not softcap_enabled(cfg.attn_scores_soft_cap)
         and not softcap_enabled(cfg.output_logits_soft_cap)
         and not getattr(cfg, "load_in_4bit", False)
+        and not _hooked_out_of_reach(model)
     )
+
+
+def _hooked_out_of_reach(model: HookedModel) -> bool:
+    """Whether a hook waits where these passes do not call: a hook point inside an attention block
+    before ``z`` (``hook_q``, ``hook_pattern`` ...), or a PyTorch hook on a whole block or its
+    attention module. TransformerLens' forward then runs instead, so the hook acts."""
+    for block in model.blocks:
+        if any(m._forward_hooks or m._forward_pre_hooks for m in (block, block.attn)):
+            return True
+        if any(isinstance(point, HookPoint) and point is not block.attn.hook_z and point._forward_hooks
+               for point in block.attn.modules()):
+            return True
+    return False
 
 
 def _rotate(attn, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
