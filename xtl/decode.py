@@ -38,7 +38,6 @@ from typing import NamedTuple
 import torch
 from jaxtyping import Bool, Float, Int
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
-from transformer_lens.components.mlps.gated_mlp import GatedMLP
 from transformer_lens.hook_points import HookPoint
 from transformer_lens.utilities.activation_functions import softcap_enabled
 
@@ -115,40 +114,24 @@ def _kv_weights(attn):
 
 
 class BlockWeights(NamedTuple):
-    """One block's projections laid out for one matrix product each, built once per pass (every
-    TransformerLens attention call flattens its per-head weights again, and a gated MLP transposes
-    its matrices again, which costs as much as the product for a few rows)."""
+    """One block's query, key and value weights flattened as TransformerLens' attention flattens
+    them on every call, once per pass: views of the weights :func:`xtl.load_model` lays out
+    that way (one copy per pass of a model laid out otherwise)."""
 
-    qkv: torch.Tensor  # [(head + 2 kv_head) d_head, d_model], as TransformerLens flattens W_Q, W_K, W_V
-    qkv_bias: torch.Tensor
-    sizes: tuple[int, int, int]
-    gated: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None  # W_gate, W_in, W_out as [out, in]
+    weights: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # [(head d_head), d_model] each
+    biases: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
     @classmethod
     def of(cls, block) -> BlockWeights:
-        attn, mlp = block.attn, block.mlp
+        attn = block.attn
         w_k, b_k, w_v, b_v = _kv_weights(attn)
-        flat = [w.permute(0, 2, 1).reshape(-1, w.shape[1]) for w in (attn.W_Q, w_k, w_v)]
-        gated = None
-        if isinstance(mlp, GatedMLP) and not mlp.cfg.is_layer_norm_activation():
-            gated = (mlp.W_gate.T.contiguous(), mlp.W_in.T.contiguous(), mlp.W_out.T.contiguous())
-        return cls(torch.cat(flat), torch.cat([b.reshape(-1) for b in (attn.b_Q, b_k, b_v)]),
-                   tuple(len(w) for w in flat), gated)
+        return cls(tuple(w.permute(0, 2, 1).reshape(-1, w.shape[1]) for w in (attn.W_Q, w_k, w_v)),
+                   tuple(b.reshape(-1) for b in (attn.b_Q, b_k, b_v)))
 
     def qkv_of(self, x: Float[torch.Tensor, "... d_model"], d_head: int):
         """Queries, keys and values ``[..., head, d_head]`` of ``x``."""
-        q, k, v = torch.nn.functional.linear(x, self.qkv, self.qkv_bias).split(self.sizes, dim=-1)
-        return q.unflatten(-1, (-1, d_head)), k.unflatten(-1, (-1, d_head)), v.unflatten(-1, (-1, d_head))
-
-    def mlp(self, block, x: Float[torch.Tensor, "... d_model"]) -> Float[torch.Tensor, "... d_model"]:
-        """``block.apply_mlp(x)``, its hook points called as there."""
-        if self.gated is None:
-            return block.apply_mlp(x)
-        mlp, (w_gate, w_in, w_out) = block.mlp, self.gated
-        pre = mlp.hook_pre(torch.nn.functional.linear(x, w_gate))
-        pre_linear = mlp.hook_pre_linear(torch.nn.functional.linear(x, w_in))
-        post = mlp.hook_post(mlp.act_fn(pre) * pre_linear + mlp.b_in)
-        return block.hook_mlp_out(torch.nn.functional.linear(post, w_out, mlp.b_out))
+        return tuple(torch.nn.functional.linear(x, w, b).unflatten(-1, (-1, d_head))
+                     for w, b in zip(self.weights, self.biases))
 
 
 def _rotate_qk(attn, q: torch.Tensor, k: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -317,12 +300,12 @@ def _block_step(block, layer, resid, n_own: int, pos, rotary: bool, prompt, n_pr
     take their representative's output and new key and value."""
     if needed is None:
         resid = resid + _attend(block, layer, block.ln1(resid), n_own, pos, rotary, prompt_segments(prompt, n_prompts))
-        return resid + layer["weights"].mlp(block, block.ln2(resid))
+        return resid + block.apply_mlp(block.ln2(resid))
     rows, skipped = needed.nonzero().flatten(), (~needed).nonzero().flatten()
     sub = dict(layer, own_k=layer["own_k"][rows, :, :n_own], own_v=layer["own_v"][rows, :, :n_own])
     x = resid[rows]
     x = x + _attend(block, sub, block.ln1(x), n_own, pos[rows], rotary, prompt_segments(prompt[rows], n_prompts))
-    x = x + layer["weights"].mlp(block, block.ln2(x))
+    x = x + block.apply_mlp(block.ln2(x))
     new = n_own - 1
     layer["own_k"][rows, :, new] = sub["own_k"][:, :, new]
     layer["own_v"][rows, :, new] = sub["own_v"][:, :, new]
@@ -381,7 +364,7 @@ def prompt_pass(
         attn_out = block.hook_attn_out(_project(block.attn, block.attn.hook_z(z)))
         mid = block.hook_resid_mid(x + attn_out)
         mlp_in = block.hook_mlp_in(mid.clone()) if cfg.use_hook_mlp_in else mid
-        x = block.hook_resid_post(mid + weights.mlp(block, block.ln2(mlp_in)))
+        x = block.hook_resid_post(mid + block.apply_mlp(block.ln2(mlp_in)))
         keys.append(k)
         values.append(v)
     if stop is not None:
@@ -459,7 +442,7 @@ def last_token_pass(
         attn_out = block.hook_attn_out(_project(block.attn, block.attn.hook_z(z)))
         mid = block.hook_resid_mid(x + attn_out)
         mlp_in = block.hook_mlp_in(mid.clone()) if cfg.use_hook_mlp_in else mid
-        x = block.hook_resid_post(mid + layer["weights"].mlp(block, block.ln2(mlp_in)))
+        x = block.hook_resid_post(mid + block.apply_mlp(block.ln2(mlp_in)))
         own_keys[index], own_values[index] = k[:, 0], v[:, 0]
     return model.unembed(model.ln_final(x))[:, 0], own_keys, own_values
 

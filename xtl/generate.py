@@ -167,10 +167,10 @@ def shared_prompt_pass(
     Each prompt (one row, unpadded, at least 2 tokens) runs once untouched, in one pass
     (:func:`xtl.decode.prompt_pass` where :func:`xtl.decode.supports` the model, else
     TransformerLens'), keeping its prefix's keys and values, its last token's, and the
-    residual stream entering every block at its last token. A row whose patches first touch block ``j`` is that
-    untouched prompt below ``j``, so its last prompt token runs from block ``j`` on, with the
-    patches as TransformerLens hooks: in one pass where rows join at their block
-    (:func:`xtl.decode.last_token_pass`, for every model :func:`xtl.decode.supports`), else one
+    residual stream entering every block at its last token. A row whose patches first touch
+    block ``j`` is that untouched prompt below ``j``, so its last prompt token runs from block
+    ``j`` on, with the patches as TransformerLens hooks: in one pass where rows join at their
+    block (:func:`xtl.decode.last_token_pass`) where the model is supported, else one
     TransformerLens pass per block ``j`` (prefixes of unequal length left-padded and masked).
 
     Args:
