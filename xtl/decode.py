@@ -226,7 +226,7 @@ def decode_shared(
     size, n_prompts = len(active), len(shared.prefix_keys)
     prompt = shared.prompt[active]
     last = (shared.lengths() - 1)[prompt]  # [row] position of each row's last prompt token
-    start = shared.untouched[active] if shared.untouched is not None else torch.full_like(prompt, -1)
+    untouched = shared.untouched[active] if shared.untouched is not None else torch.full_like(prompt, -1)
     history = prompt  # [row] class of equal (prompt, tokens so far)
     layers = []
     for index, block in enumerate(model.blocks):
@@ -244,14 +244,14 @@ def decode_shared(
     for step in range(1, steps):
         n_own, pos = step + 1, last + step  # [row] positions of the new tokens
         history = torch.unique(history * cfg.d_vocab + token, return_inverse=True)[1]
-        rep = _representatives(history, start)
+        rep = _representatives(history, untouched)
         resid = model.embed(token[:, None])
         if cfg.positional_embedding_type == "standard":
             resid = resid + model.pos_embed.W_pos[pos][:, None]
         for index, (block, layer) in enumerate(zip(model.blocks, layers)):
             resid = _block_step(block, layer, resid, n_own, pos, rotary, prompt, n_prompts,
-                                _computed(rep, start, index), rep)
-        needed = _computed(rep, start, cfg.n_layers - 1)
+                                _computed(rep, untouched, index), rep)
+        needed = _computed(rep, untouched, cfg.n_layers - 1)
         x = resid if needed is None else resid[needed]
         logits = torch.nn.functional.linear(model.ln_final(x), unembed, model.unembed.b_U)[:, 0]
         if needed is None:
@@ -268,30 +268,31 @@ def decode_shared(
         if not going.all():
             keep = going.nonzero().flatten()
             active, token, prompt, last = active[keep], token[keep], prompt[keep], last[keep]
-            start, history = start[keep], history[keep]
+            untouched, history = untouched[keep], history[keep]
             for layer in layers:
                 layer["own_k"], layer["own_v"] = layer["own_k"][keep], layer["own_v"][keep]
 
 
-def _representatives(history: Int[torch.Tensor, " row"], start: Int[torch.Tensor, " row"]) -> Int[torch.Tensor, " row"]:
+def _representatives(history: Int[torch.Tensor, " row"], untouched: Int[torch.Tensor, " row"]
+                     ) -> Int[torch.Tensor, " row"]:
     """For each row, the row of its history class untouched up to the highest block (the first
     such): its untouched blocks include every other member's."""
     n = len(history)
     classes = int(history.max()) + 1
-    best = torch.full((classes,), -2, dtype=start.dtype, device=start.device).scatter_reduce(
-        0, history, start, "amax")
-    chosen = start == best[history]
+    best = torch.full((classes,), -2, dtype=untouched.dtype, device=untouched.device).scatter_reduce(
+        0, history, untouched, "amax")
+    chosen = untouched == best[history]
     index = torch.arange(n, device=history.device)
     first = torch.full((classes,), n, dtype=index.dtype, device=index.device).scatter_reduce(
         0, history[chosen], index[chosen], "amin")
     return first[history]
 
 
-def _computed(rep: Int[torch.Tensor, " row"], start: Int[torch.Tensor, " row"], index: int
+def _computed(rep: Int[torch.Tensor, " row"], untouched: Int[torch.Tensor, " row"], index: int
               ) -> Bool[torch.Tensor, " row"] | None:
-    """Which rows run block ``index``: those whose new token it differs for (``start``: the last
-    untouched block) and every representative; ``None`` if every row does."""
-    needed = (rep == torch.arange(len(rep), device=rep.device)) | (start < index)
+    """Which rows run block ``index``: those whose new token it differs for (untouched only below
+    it) and every representative; ``None`` if every row does."""
+    needed = (rep == torch.arange(len(rep), device=rep.device)) | (untouched < index)
     return None if bool(needed.all()) else needed
 
 
