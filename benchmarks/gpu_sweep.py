@@ -7,8 +7,9 @@ and MLP, every (source, target) pair: 2 x 32 x 32 = 2,048 cells, 20 new tokens e
 (no EOS: every cell generates all 20).
 
 * **xtl**: ``xtl.sweep`` (memory budget: half the free GPU memory, its default).
-* **TransformerLens per cell**: ``model.generate`` under a hook that patches the prompt
-  pass, one call per cell, the way TransformerLens users write it; timed on the first
+* **TransformerLens per cell**: the source value from ``run_with_cache`` (stopped after the
+  source layer), then ``model.generate`` under a hook that patches the prompt pass, one
+  call per cell, the way TransformerLens users write it; timed on the first
   ``--cells`` cells and scaled to all 2,048 (said in the output).
 
 Prints both times, the ratio, peak GPU memory of each, and how many of the timed cells
@@ -79,7 +80,8 @@ def per_cell(model, pair, cells, new):
     out = {}
     target = model.to_tokens(pair.target)
     for c, s, t in cells:
-        value = xtl.capture(model, pair.source, components=(c,))[c][s, 0]
+        name = f"blocks.{s}.hook_{c}_out"  # TransformerLens alone: its cache, stopped after layer s
+        value = model.run_with_cache(pair.source, names_filter=name, stop_at_layer=s + 1)[1][name][0, -1]
 
         def patch(act, hook, value=value, n=target.shape[1]):
             if act.shape[1] == n:  # the prompt pass; later passes are cached single tokens

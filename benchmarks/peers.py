@@ -14,7 +14,8 @@ reads it through TransformerLens, the peers run the Hugging Face model itself.
   ``IntervenableModel.generate`` whose batch holds every source layer, with the
   source activations passed as ``source_representations``.
 * **per cell**: one call per cell: ``xtl.transplant`` (without and with its untouched
-  baseline), nnsight ``generate``, pyvene ``generate``, and TransformerLens
+  baseline), nnsight ``generate``, pyvene ``generate``, and TransformerLens alone:
+  the source value from ``run_with_cache`` (stopped after the source layer), then
   ``model.generate`` under a hook that patches the prompt pass.
   These run on the first ``--cells`` cells only, and their time is scaled to all
   cells (said in the output).
@@ -161,7 +162,8 @@ def per_cell(tool: str, model, hf, tok, pairs, new, limit: int):
                                baseline=tool == "xtl+baseline")
             tokens = r.tokens[0].tolist()
         else:  # TransformerLens: generate under a hook on the prompt pass
-            value = xtl.capture(model, pair.source, components=(c,))[c][s, 0]
+            name = f"blocks.{s}.hook_{c}_out"  # TransformerLens alone: its cache, stopped after layer s
+            value = model.run_with_cache(pair.source, names_filter=name, stop_at_layer=s + 1)[1][name][0, -1]
             tl_tokens = model.to_tokens(pair.target)
 
             def patch(act, hook, value=value, n=tl_tokens.shape[1]):

@@ -2,6 +2,7 @@
 and captures that stop early."""
 
 import hf_reference as ref
+import numpy as np
 import pytest
 import torch
 from conftest import PROMPTS_EN
@@ -65,7 +66,9 @@ def test_capture_stops_at_layer(own_pass, hooked, monkeypatch):
     for c in ("attn", "mlp"):
         assert early[c].shape[0] == 2 and full[c].shape[0] == model.cfg.n_layers
         torch.testing.assert_close(early[c], full[c][:2], atol=0, rtol=0)
-    for bad in (0, model.cfg.n_layers + 1, "2"):
+    torch.testing.assert_close(xtl.capture(model, PROMPTS_EN[0], stop_at_layer=np.int64(2))["attn"], early["attn"],
+                               atol=0, rtol=0)
+    for bad in (0, model.cfg.n_layers + 1, "2", True):
         with pytest.raises(ValueError, match=rf"stop_at_layer={bad!r}.*1\.\.{model.cfg.n_layers}"):
             xtl.capture(model, PROMPTS_EN[0], stop_at_layer=bad)
 

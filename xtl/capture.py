@@ -10,7 +10,7 @@ from jaxtyping import Float
 from transformer_lens import HookedTransformer
 
 from xtl import decode
-from xtl.components import Component, get_component, model_components
+from xtl.components import Component, as_int, get_component, model_components
 from xtl.model import (
     HookedModel,
     HookNotFiredError,
@@ -90,9 +90,16 @@ def capture(
     infos = [get_component(c) for c in model_components(model, components)]
     batch = as_batch(model, tokens, prepend_bos=prepend_bos)
     total = n_layers(model)
-    if stop_at_layer is not None and not (isinstance(stop_at_layer, int) and 1 <= stop_at_layer <= total):
-        raise ValueError(f"stop_at_layer={stop_at_layer!r}: give a number of blocks to run, 1..{total}")
-    layers = range(stop_at_layer or total)
+    stop = total
+    if stop_at_layer is not None:
+        valid = f"give a number of blocks to run, 1..{total}"
+        try:
+            stop = as_int(stop_at_layer, "stop_at_layer")
+        except ValueError:
+            raise ValueError(f"stop_at_layer={stop_at_layer!r}: {valid}") from None
+        if not 1 <= stop <= total:
+            raise ValueError(f"stop_at_layer={stop_at_layer!r}: {valid}")
+    layers = range(stop)
     require_hooks(model, [c.source_name(i) for c in infos for i in layers])
     rows = torch.arange(batch.batch_size, device=batch.tokens.device)
     last = batch.last_index
