@@ -137,23 +137,20 @@ def can_skip(model: HookedModel) -> bool:
 AFTER_KEYS = frozenset({"hook_attn_out", "hook_mlp_out", "hook_resid_mid", "hook_resid_post"})
 
 
-def untouched_keys(patches: RowPatches | None, size: int, total: int) -> Int[torch.Tensor, " batch"]:
-    """The last block at which each row's patches leave the last prompt token's keys and values
-    as they were (``total`` for an untouched row): a patch at block ``j`` after the keys
-    (:data:`AFTER_KEYS`) leaves blocks ``0..j``, any other blocks ``0..j-1``."""
-    last = torch.full((size,), total, dtype=torch.long)
-    for (name, layer), (rows, _) in (patches.groups.items() if patches else ()):
-        keep = layer if get_component(name).target_hook in AFTER_KEYS else layer - 1
-        last[rows.cpu()] = torch.clamp(last[rows.cpu()], max=keep)
-    return last
-
-
-def start_layers(patches: RowPatches | None, size: int, total: int) -> Int[torch.Tensor, " batch"]:
-    """The first block whose output each row's patches can change (``total`` for an untouched row)."""
+def patch_bounds(patches: RowPatches | None, size: int, total: int
+                 ) -> tuple[Int[torch.Tensor, " batch"], Int[torch.Tensor, " batch"]]:
+    """``(start, untouched)`` per row: the first block whose output the row's patches change, and
+    the last block at which they leave the last prompt token's keys and values as they were
+    (both ``total`` for an untouched row). A patch at block ``j`` changes block ``j``'s output;
+    after the keys (:data:`AFTER_KEYS`) it leaves blocks ``0..j``'s keys, anywhere else ``0..j-1``'s."""
     start = torch.full((size,), total, dtype=torch.long)
-    for (_, layer), (rows, _) in (patches.groups.items() if patches else ()):
-        start[rows.cpu()] = torch.clamp(start[rows.cpu()], max=layer)
-    return start
+    untouched = start.clone()
+    for (name, layer), (rows, _) in (patches.groups.items() if patches else ()):
+        rows = rows.cpu()
+        start[rows] = torch.clamp(start[rows], max=layer)
+        keeps = layer if get_component(name).target_hook in AFTER_KEYS else layer - 1
+        untouched[rows] = torch.clamp(untouched[rows], max=keeps)
+    return start, untouched
 
 
 def shared_prompt_pass(
@@ -184,7 +181,7 @@ def shared_prompt_pass(
     """
     cfg, total, device = model.cfg, model.cfg.n_layers, prompt.device
     size = len(prompt)
-    start = start_layers(patches, size, total)
+    start, untouched = patch_bounds(patches, size, total)
     firsts = sorted(set(start.tolist()) - {total})
     resid: dict[int, list[torch.Tensor]] = {j: [] for j in firsts}
 
@@ -254,8 +251,8 @@ def shared_prompt_pass(
                 own_keys[layer][rows] = group.entries[layer].past_keys[:, -1]
                 own_values[layer][rows] = group.entries[layer].past_values[:, -1]
     check_fired(model, writers, "transplant")
-    untouched = untouched_keys(patches, size, total).to(device)
-    return logits, decode.SharedPrompts(prefix_keys, prefix_values, own_keys, own_values, prompt, untouched)
+    return logits, decode.SharedPrompts(prefix_keys, prefix_values, own_keys, own_values, prompt,
+                                        untouched.to(device))
 
 
 def _last_logits(model, prompt: PromptBatch, hooks, kv: TransformerLensKeyValueCache) -> torch.Tensor:
