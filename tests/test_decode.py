@@ -98,3 +98,59 @@ def test_hooks_inside_attention_run_through_transformer_lens(hooked):
     finally:
         handle.remove()
     assert calls == [1]
+
+
+def tl_greedy(model, source: str, target: str, new: int, patch_at: tuple[int, int, str] | None = None) -> list[int]:
+    """TransformerLens' forward alone, greedily, the whole sequence each step (no cache): with
+    ``patch_at = (s, t, component)`` the source's last-token output of block ``s`` (from its cache)
+    replaces the target's last prompt token's at block ``t``; hooks already on the model act.
+    (TransformerLens' ``generate`` embeds without calling ``hook_embed``, its forward does.)"""
+    tokens = model.to_tokens(target)
+    n, hooks = tokens.shape[1], []
+    if patch_at:
+        s, t, component = patch_at
+        name = f"blocks.{s}.hook_{component}_out"
+        value = model.run_with_cache(source, names_filter=name)[1][name][0, -1]
+
+        def patch(act, hook):
+            act[:, n - 1] = value
+            return act
+
+        hooks = [(f"blocks.{t}.hook_{component}_out", patch)]
+    with model.hooks(hooks):
+        for _ in range(new):
+            tokens = torch.cat([tokens, model(tokens)[:, -1].argmax(-1, keepdim=True)], 1)
+    return tokens[0, n:].tolist()
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_decoding_calls_the_hooks_transformer_lens_calls(arch, hooked):
+    """A user's hook on the embedding, the residual stream, z or the attention and MLP outputs acts on
+    every new token as in TransformerLens' forward: in a transplant, its baseline and a sweep's shared
+    decoding (where rows that share a block's input run it once)."""
+    model = hooked(arch, torch.float64)
+    push = torch.randn(model.cfg.d_model, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    source, target, new = PROMPTS_EN[0], PROMPTS_EN[1], 6
+    plain = xtl.transplant(model, source, target, 1, 0, "mlp", max_new_tokens=new, eos_token_id=[])
+    changed = 0
+    for name in ("hook_embed", "blocks.1.hook_resid_pre", "blocks.0.hook_attn_out", "blocks.0.attn.hook_z",
+                 "blocks.1.hook_resid_mid", "blocks.0.hook_mlp_out", "blocks.1.hook_resid_post"):
+        def hook(act, hook, z=name.endswith("hook_z")):
+            return act * 1.5 if z else act + push
+
+        with model.hooks([(name, hook)]):
+            res = xtl.transplant(model, source, target, 1, 0, "mlp", max_new_tokens=new, eos_token_id=[])
+            want = tl_greedy(model, source, target, new, (1, 0, "mlp"))
+            base = tl_greedy(model, source, target, new)
+        assert res.tokens[0].tolist() == want, name
+        assert res.baseline_tokens[0].tolist() == base, name
+        changed += res.baseline_tokens[0].tolist() != plain.baseline_tokens[0].tolist()
+    assert changed >= 4  # the hooks change what is generated
+    pair = xtl.Pair(source, target, "x")
+    with model.hooks([("blocks.1.hook_resid_post", lambda act, hook: act + push)]):
+        res = xtl.sweep(model, [pair], max_new_tokens=new, eos_token_id=[], progress=False)
+        for c in ("attn", "mlp"):
+            for s in range(model.cfg.n_layers):
+                for t in range(model.cfg.n_layers):
+                    assert res.tokens_array[(0, *res.index(c, s, t))] == tl_greedy(
+                        model, source, target, new, (s, t, c)), (c, s, t)

@@ -220,7 +220,8 @@ def decode_shared(
     counted in ``lengths``). Steps ``1..steps-1`` are generated into ``out`` and
     ``lengths`` in place; rows stop at ``stops``. Where ``shared.untouched`` says which
     blocks a row's patches leave untouched, rows with equal histories run those
-    blocks once (see the module's docstring).
+    blocks once (see the module's docstring). Each block's hook points are called as
+    TransformerLens' forward calls them, on the rows that run the block.
     """
     cfg, rotary = model.cfg, model.cfg.positional_embedding_type == "rotary"
     size, n_prompts = len(active), len(shared.prefix_keys)
@@ -245,9 +246,7 @@ def decode_shared(
         n_own, pos = step + 1, last + step  # [row] positions of the new tokens
         history = torch.unique(history * cfg.d_vocab + token, return_inverse=True)[1]
         rep = _representatives(history, untouched)
-        resid = model.embed(token[:, None])
-        if cfg.positional_embedding_type == "standard":
-            resid = resid + model.pos_embed.W_pos[pos][:, None]
+        resid = _embed(model, token[:, None], pos[:, None])
         for index, (block, layer) in enumerate(zip(model.blocks, layers)):
             resid = _block_step(block, layer, resid, n_own, pos, rotary, prompt, n_prompts,
                                 _computed(rep, untouched, index), rep)
@@ -300,13 +299,10 @@ def _block_step(block, layer, resid, n_own: int, pos, rotary: bool, prompt, n_pr
     """One block of one decoding step, run for the ``needed`` rows (all if ``None``); the others
     take their representative's output and new key and value."""
     if needed is None:
-        resid = resid + _attend(block, layer, block.ln1(resid), n_own, pos, rotary, prompt_segments(prompt, n_prompts))
-        return resid + block.apply_mlp(block.ln2(resid))
+        return _new_token_block(block, layer, resid, n_own, pos, rotary, prompt_segments(prompt, n_prompts))
     rows, skipped = needed.nonzero().flatten(), (~needed).nonzero().flatten()
     sub = dict(layer, own_k=layer["own_k"][rows, :, :n_own], own_v=layer["own_v"][rows, :, :n_own])
-    x = resid[rows]
-    x = x + _attend(block, sub, block.ln1(x), n_own, pos[rows], rotary, prompt_segments(prompt[rows], n_prompts))
-    x = x + block.apply_mlp(block.ln2(x))
+    x = _new_token_block(block, sub, resid[rows], n_own, pos[rows], rotary, prompt_segments(prompt[rows], n_prompts))
     new = n_own - 1
     layer["own_k"][rows, :, new] = sub["own_k"][:, :, new]
     layer["own_v"][rows, :, new] = sub["own_v"][:, :, new]
@@ -321,7 +317,7 @@ def _block_step(block, layer, resid, n_own: int, pos, rotary: bool, prompt, n_pr
 def prefixes_of(block, index: int, prefix_keys: list[list[torch.Tensor]], prefix_values: list[list[torch.Tensor]]
                 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Each prompt's prefix keys (rotated at their positions) and values at block ``index``, laid out
-    for :func:`_attend`: ``[kv_head, d_head, pos]`` and ``[kv_head, pos, d_head]``."""
+    for :func:`_attend_z`: ``[kv_head, d_head, pos]`` and ``[kv_head, pos, d_head]``."""
     out = []
     for keys, values in zip(prefix_keys, prefix_values):
         k = keys[index]
@@ -329,6 +325,27 @@ def prefixes_of(block, index: int, prefix_keys: list[list[torch.Tensor]], prefix
             k = _rotate(block.attn, k, torch.arange(k.shape[0], device=k.device))
         out.append((k.permute(1, 2, 0), values[index].permute(1, 0, 2)))
     return out
+
+
+def _embed(model: HookedModel, tokens: Int[torch.Tensor, "batch pos"], positions: Int[torch.Tensor, "_ pos"]
+           ) -> Float[torch.Tensor, "batch pos d_model"]:
+    """The residual stream entering block 0, its hook points called as TransformerLens calls them."""
+    if model.cfg.use_hook_tokens:
+        tokens = model.hook_tokens(tokens)
+    x = model.hook_embed(model.embed(tokens))
+    if model.cfg.positional_embedding_type == "standard":
+        x = x + model.hook_pos_embed(model.pos_embed.W_pos[positions].expand_as(x))
+    return x
+
+
+def _after_attention(block, x: Float[torch.Tensor, "batch pos d_model"], z: Float[torch.Tensor, "batch pos head d_head"]
+                     ) -> Float[torch.Tensor, "batch pos d_model"]:
+    """The rest of a block from its attention's ``z``: the output projection, the residual stream
+    and the MLP, with the hook points TransformerLens' block calls there."""
+    attn_out = block.hook_attn_out(_project(block.attn, block.attn.hook_z(z)))
+    mid = block.hook_resid_mid(x + attn_out)
+    mlp_in = block.hook_mlp_in(mid.clone()) if block.cfg.use_hook_mlp_in else mid
+    return block.hook_resid_post(mid + block.apply_mlp(block.ln2(mlp_in)))
 
 
 @torch.no_grad()
@@ -350,22 +367,14 @@ def prompt_pass(
         The last position's logits (``None`` with ``stop``), and each block's keys (unrotated)
         and values, ``[batch, pos, kv_head, d_head]``.
     """
-    cfg, model_blocks = model.cfg, model.blocks
-    if cfg.use_hook_tokens:
-        tokens = model.hook_tokens(tokens)
-    x = model.hook_embed(model.embed(tokens))
     positions = torch.arange(tokens.shape[1], device=tokens.device)
-    if cfg.positional_embedding_type == "standard":
-        x = x + model.hook_pos_embed(model.pos_embed.W_pos[positions][None].expand(len(x), -1, -1))
+    x = _embed(model, tokens, positions[None])
     keys, values = [], []
-    for block in model_blocks[:stop]:
+    for block in model.blocks[:stop]:
         weights = BlockWeights.of(block)
         x = block.hook_resid_pre(x)
         z, k, v = _attend_prompt(block, weights, block.ln1(x), positions)
-        attn_out = block.hook_attn_out(_project(block.attn, block.attn.hook_z(z)))
-        mid = block.hook_resid_mid(x + attn_out)
-        mlp_in = block.hook_mlp_in(mid.clone()) if cfg.use_hook_mlp_in else mid
-        x = block.hook_resid_post(mid + block.apply_mlp(block.ln2(mlp_in)))
+        x = _after_attention(block, x, z)
         keys.append(k)
         values.append(v)
     if stop is not None:
@@ -440,10 +449,7 @@ def last_token_pass(
             z, k, v = _attend_z(block, layer, normed[sort], 1, last[sort], rotary,
                                 prompt_segments(prompt[sort], n_prompts))
             z, k, v = z[back], k[back], v[back]
-        attn_out = block.hook_attn_out(_project(block.attn, block.attn.hook_z(z)))
-        mid = block.hook_resid_mid(x + attn_out)
-        mlp_in = block.hook_mlp_in(mid.clone()) if cfg.use_hook_mlp_in else mid
-        x = block.hook_resid_post(mid + block.apply_mlp(block.ln2(mlp_in)))
+        x = _after_attention(block, x, z)
         own_keys[index], own_values[index] = k[:, 0], v[:, 0]
     return model.unembed(model.ln_final(x))[:, 0], own_keys, own_values
 
@@ -458,11 +464,13 @@ def _by_prompt(prompt: Int[torch.Tensor, " row"]) -> tuple[torch.Tensor, torch.T
     return sort, back
 
 
-def _attend(block, layer, x: Float[torch.Tensor, "batch 1 d_model"], n_own: int,
-            pos: Int[torch.Tensor, " batch"], rotary: bool,
-            segments: list[tuple[int, int, int]]) -> Float[torch.Tensor, "batch 1 d_model"]:
-    """One new token's attention output per row: its prompt's prefix part plus its own part."""
-    return _project(block.attn, _attend_z(block, layer, x, n_own, pos, rotary, segments)[0])
+def _new_token_block(block, layer, x: Float[torch.Tensor, "batch 1 d_model"], n_own: int,
+                     pos: Int[torch.Tensor, " batch"], rotary: bool,
+                     segments: list[tuple[int, int, int]]) -> Float[torch.Tensor, "batch 1 d_model"]:
+    """One block on one new token per row (attending to its prompt's prefix and its own tokens),
+    its hook points called as TransformerLens' block calls them."""
+    x = block.hook_resid_pre(x)
+    return _after_attention(block, x, _attend_z(block, layer, block.ln1(x), n_own, pos, rotary, segments)[0])
 
 
 def _project(attn, z: Float[torch.Tensor, "batch 1 head d_head"]) -> Float[torch.Tensor, "batch 1 d_model"]:
