@@ -101,8 +101,13 @@ def _rotate(attn, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     dim = attn.cfg.rotary_dim
     cos = attn.rotary_cos[positions][..., None, :]
     sin = attn.rotary_sin[positions][..., None, :]
-    rot = x[..., :dim]
-    return torch.cat([rot * cos + attn.rotate_every_two(rot) * sin, x[..., dim:]], dim=-1)
+    rot = x[..., :dim] if dim < x.shape[-1] else x
+    if attn.cfg.rotary_adjacent_pairs:
+        flip = attn.rotate_every_two(rot)
+    else:  # TransformerLens' rotate_every_two of halves, in one copy
+        flip = torch.cat([-rot[..., dim // 2:], rot[..., : dim // 2]], dim=-1)
+    rotated = rot * cos + flip * sin
+    return rotated if rot is x else torch.cat([rotated, x[..., dim:]], dim=-1)
 
 
 def _kv_weights(attn):
@@ -246,11 +251,12 @@ def decode_shared(
         n_own, pos = step + 1, last + step  # [row] positions of the new tokens
         history = torch.unique(history * cfg.d_vocab + token, return_inverse=True)[1]
         rep = _representatives(history, untouched)
+        runs = _rows_running(rep, untouched, cfg.n_layers)
+        segments = prompt_segments(prompt, n_prompts)
         resid = _embed(model, token[:, None], pos[:, None])
-        for index, (block, layer) in enumerate(zip(model.blocks, layers)):
-            resid = _block_step(block, layer, resid, n_own, pos, rotary, prompt, n_prompts,
-                                _computed(rep, untouched, index), rep)
-        needed = _computed(rep, untouched, cfg.n_layers - 1)
+        for block, layer, needed in zip(model.blocks, layers, runs):
+            resid = _block_step(block, layer, resid, n_own, pos, rotary, prompt, n_prompts, segments, needed, rep)
+        needed = runs[-1]
         x = resid if needed is None else resid[needed]
         logits = torch.nn.functional.linear(model.ln_final(x), unembed, model.unembed.b_U)[:, 0]
         if needed is None:
@@ -287,19 +293,21 @@ def _representatives(history: Int[torch.Tensor, " row"], untouched: Int[torch.Te
     return first[history]
 
 
-def _computed(rep: Int[torch.Tensor, " row"], untouched: Int[torch.Tensor, " row"], index: int
-              ) -> Bool[torch.Tensor, " row"] | None:
-    """Which rows run block ``index``: those whose new token it differs for (untouched only below
-    it) and every representative; ``None`` if every row does."""
-    needed = (rep == torch.arange(len(rep), device=rep.device)) | (untouched < index)
-    return None if bool(needed.all()) else needed
+def _rows_running(rep: Int[torch.Tensor, " row"], untouched: Int[torch.Tensor, " row"], n_layers: int
+                  ) -> list[Bool[torch.Tensor, " row"] | None]:
+    """For each block, which rows run it: those whose new token it differs for (untouched only
+    below it) and every representative; ``None`` where every row does."""
+    own = rep == torch.arange(len(rep), device=rep.device)
+    needed = own | (untouched < torch.arange(n_layers, device=rep.device)[:, None])  # [block, row]
+    return [None if everyone else row for everyone, row in zip(needed.all(1).tolist(), needed)]
 
 
-def _block_step(block, layer, resid, n_own: int, pos, rotary: bool, prompt, n_prompts: int, needed, rep):
-    """One block of one decoding step, run for the ``needed`` rows (all if ``None``); the others
-    take their representative's output and new key and value."""
+def _block_step(block, layer, resid, n_own: int, pos, rotary: bool, prompt, n_prompts: int, segments, needed, rep):
+    """One block of one decoding step, run for the ``needed`` rows (all if ``None``; ``segments``
+    are all rows' :func:`prompt_segments`); the others take their representative's output and new
+    key and value."""
     if needed is None:
-        return _new_token_block(block, layer, resid, n_own, pos, rotary, prompt_segments(prompt, n_prompts))
+        return _new_token_block(block, layer, resid, n_own, pos, rotary, segments)
     rows, skipped = needed.nonzero().flatten(), (~needed).nonzero().flatten()
     sub = dict(layer, own_k=layer["own_k"][rows, :, :n_own], own_v=layer["own_v"][rows, :, :n_own])
     x = _new_token_block(block, sub, resid[rows], n_own, pos[rows], rotary, prompt_segments(prompt[rows], n_prompts))
