@@ -17,8 +17,12 @@ reads it through TransformerLens, the peers run the Hugging Face model itself.
   baseline), nnsight ``generate``, pyvene ``generate``, and TransformerLens alone:
   the source value from ``run_with_cache`` (stopped after the source layer), then
   ``model.generate`` under a hook that patches the prompt pass.
-  These run on the first ``--cells`` cells only, and their time is scaled to all
+  These run on ``--cells`` cells spread over the map, and their time is scaled to all
   cells (said in the output).
+
+xtl and the batched peers run ``--repeats`` times each and the median is reported
+(one run of about a second swings 10-20% with this machine's load); a per-cell time
+is already the mean of ``--cells`` calls.
 
 Tokens are compared with xtl's cell by cell (rows stop at no EOS: every tool
 generates exactly ``new`` tokens). nnsight and pyvene are optional
@@ -33,6 +37,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -184,7 +189,20 @@ def agree(got: dict, want: dict) -> str:
     return f"{same}/{len(got)} cells token-identical with xtl"
 
 
-def bench(name, model, hf, tok, pairs, new, limit):
+def timed(fn, repeats: int):
+    """``fn()``'s result, the median of ``repeats`` timed runs, the runs' times as text, and the first
+    run's peak memory."""
+    times, memory = [], []
+    for _ in range(repeats):
+        with PeakRSS() as mem:
+            t0 = time.perf_counter()
+            out = fn()
+            times.append(time.perf_counter() - t0)
+        memory.append(mem)
+    return out, statistics.median(times), "(runs " + ", ".join(f"{t:.2f}" for t in times) + ")", memory[0]
+
+
+def bench(name, model, hf, tok, pairs, new, limit, repeats):
     n_layers = model.cfg.n_layers
     n_cells = len(pairs) * len(cells(n_layers))
     lengths = [tok(p, return_tensors="pt")["input_ids"].shape[1] for pair in pairs for p in (pair.source, pair.target)]
@@ -192,22 +210,16 @@ def bench(name, model, hf, tok, pairs, new, limit):
           f"{len(pairs)} instance(s), prompts {min(lengths)}-{max(lengths)} tokens, {new} new token(s), "
           f"{n_cells} cells, torch threads {torch.get_num_threads()}")
     xtl.sweep(model, pairs[:1], source_layers=[0], target_layers=[0], max_new_tokens=2, progress=False)  # warm up
-    times, memory = {}, {}
-    with PeakRSS() as mem:
-        t0 = time.perf_counter()
-        want = run_xtl(model, pairs, new)
-        times["xtl.sweep"], memory["xtl.sweep"] = time.perf_counter() - t0, mem
-    print(f"{'xtl.sweep':28s}: {times['xtl.sweep']:8.2f} s  {mem}")
+    times = {}
+    want, times["xtl.sweep"], runs, mem = timed(lambda: run_xtl(model, pairs, new), repeats)
+    print(f"{'xtl.sweep':28s}: {times['xtl.sweep']:8.2f} s  {runs}  {mem}")
     batched = [("nnsight, batched", "nnsight", run_nnsight_batched), ("pyvene, batched", "pyvene", run_pyvene_batched)]
     for label, package, fn in batched:
         if importlib.util.find_spec(package) is None:
             print(f"{label:28s}: skipped ({package} is not installed: pip install -e .[bench])")
             continue
-        with PeakRSS() as mem:
-            t0 = time.perf_counter()
-            got = fn(hf, tok, pairs, new)
-            times[label] = time.perf_counter() - t0
-        print(f"{label:28s}: {times[label]:8.2f} s  ({times[label] / times['xtl.sweep']:.1f}x xtl)  {mem}; "
+        got, times[label], runs, mem = timed(lambda fn=fn: fn(hf, tok, pairs, new), repeats)
+        print(f"{label:28s}: {times[label]:8.2f} s  ({times[label] / times['xtl.sweep']:.1f}x xtl)  {runs}  {mem}; "
               f"{agree(got, want)}")
     labels = {"xtl": "xtl.transplant per cell", "xtl+baseline": "  the same, baseline=True"}
     for tool in ("xtl", "xtl+baseline", "nnsight", "pyvene", "transformer_lens"):
@@ -225,6 +237,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--threads", type=int, default=1, help="torch threads for every tool (default: %(default)s)")
     p.add_argument("--cells", type=int, default=24, help="cells timed per call in the per-cell modes")
+    p.add_argument("--repeats", type=int, default=3,
+                   help="timed runs of each batched tool, the median reported (default: %(default)s)")
     p.add_argument("--quick", action="store_true", help="only the first-token setting")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -237,8 +251,8 @@ def main() -> None:
     src, tgt = prompts(model, 4, 60, 0), prompts(model, 4, 60, 1)
     pairs = [xtl.Pair(s, t, "Assistant") for s, t in zip(src, tgt)]
     if not args.quick:
-        bench("a", model, hf, tok, pairs[:2], 10, args.cells)
-    bench("b", model, hf, tok, pairs, 1, args.cells)
+        bench("a", model, hf, tok, pairs[:2], 10, args.cells, args.repeats)
+    bench("b", model, hf, tok, pairs, 1, args.cells, args.repeats)
 
 
 if __name__ == "__main__":
