@@ -21,8 +21,10 @@ reads it through TransformerLens, the peers run the Hugging Face model itself.
   cells (said in the output).
 
 xtl and the batched peers run ``--repeats`` times each and the median is reported
-(one run of about a second swings 10-20% with this machine's load); a per-cell time
-is already the mean of ``--cells`` calls.
+(one run of about a second swings 10-20% with this machine's load). A per-cell
+tool's cells run in ``--repeats`` slices with ``xtl.sweep`` timed again after each,
+and its ratio is to the median of those xtl times: the machine's speed drifts over
+the minutes a benchmark takes, so each ratio compares runs from the same minutes.
 
 Tokens are compared with xtl's cell by cell (rows stop at no EOS: every tool
 generates exactly ``new`` tokens). nnsight and pyvene are optional
@@ -133,18 +135,13 @@ def run_pyvene_batched(hf, tok, pairs, new):
     return out
 
 
-def per_cell(tool: str, model, hf, tok, pairs, new, limit: int):
-    """``limit`` cells of the first instance spread over the map, one transplant each (its
-    source pass included, as one ``xtl.transplant`` call does)."""
+def per_cell(tool: str, model, hf, tok, pairs, new, which: list[tuple[str, int, int]], lm=None):
+    """The cells ``which`` of the first instance, one transplant each (its source pass included,
+    as one ``xtl.transplant`` call does); ``lm``: nnsight's wrapper of ``hf``."""
     pair, out = pairs[0], {}
     target = tok(pair.target, return_tensors="pt")
     n_prompt = target["input_ids"].shape[1]
-    if tool == "nnsight":
-        from nnsight import TransformersModel
-
-        lm = TransformersModel(hf, tokenizer=tok)
-    every = cells(hf.config.num_hidden_layers)
-    for c, s, t in every[:: max(1, len(every) // limit)][:limit]:
+    for c, s, t in which:
         if tool in ("nnsight", "pyvene"):
             acts = source_acts(hf, tok, pair.source)
         if tool == "nnsight":
@@ -222,15 +219,28 @@ def bench(name, model, hf, tok, pairs, new, limit, repeats):
         print(f"{label:28s}: {times[label]:8.2f} s  ({times[label] / times['xtl.sweep']:.1f}x xtl)  {runs}  {mem}; "
               f"{agree(got, want)}")
     labels = {"xtl": "xtl.transplant per cell", "xtl+baseline": "  the same, baseline=True"}
+    every = cells(n_layers)
+    timed_cells = every[:: max(1, len(every) // limit)][:limit]
     for tool in ("xtl", "xtl+baseline", "nnsight", "pyvene", "transformer_lens"):
         if importlib.util.find_spec(tool.split("+")[0]) is None:
             continue
-        t0 = time.perf_counter()
-        got = per_cell(tool, model, hf, tok, pairs, new, limit)
-        scaled = (time.perf_counter() - t0) / len(got) * n_cells
+        lm = None
+        if tool == "nnsight":
+            from nnsight import TransformersModel
+
+            lm = TransformersModel(hf, tokenizer=tok)
+        got, spent, beside = {}, 0.0, []
+        for part in range(repeats):  # slices of the cells, xtl.sweep re-timed after each
+            t0 = time.perf_counter()
+            got.update(per_cell(tool, model, hf, tok, pairs, new, timed_cells[part::repeats], lm))
+            spent += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            run_xtl(model, pairs, new)
+            beside.append(time.perf_counter() - t0)
+        scaled, near = spent / len(got) * n_cells, statistics.median(beside)
         label = labels.get(tool, f"{tool} per cell")
-        print(f"{label:28s}: {scaled:8.2f} s  ({scaled / times['xtl.sweep']:.1f}x xtl; measured on {len(got)} "
-              f"cells, scaled to {n_cells}); {agree(got, want)}")
+        print(f"{label:28s}: {scaled:8.2f} s  ({scaled / near:.1f}x xtl.sweep timed between its slices: "
+              f"median {near:.2f} s; measured on {len(got)} cells, scaled to {n_cells}); {agree(got, want)}")
 
 
 def main() -> None:
