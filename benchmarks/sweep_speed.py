@@ -49,7 +49,7 @@ class PeakRSS:
 
     On Linux the kernel keeps the peak (``VmHWM``) and writing 5 to ``/proc/self/clear_refs``
     resets it, so nothing runs beside the timed code. Elsewhere a thread samples the RSS
-    every 2 ms; it takes the interpreter's lock, which slowed a timed sweep by 3-5% here.
+    every 2 ms; it takes the interpreter's lock, which slowed a timed sweep by 3-6% here.
     """
 
     def __enter__(self):
