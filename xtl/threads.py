@@ -3,9 +3,9 @@
 torch starts one intra-op thread per physical core. On a shared machine (a course JupyterHub, a
 CI runner, a laptop compiling in the background) the other processes keep some cores busy, and
 torch's OpenMP threads then wait on each other at every matrix product: measured on a 2-core
-machine with one other busy process, the toy model's work ran 2.4x slower on 2 threads than on
-1, SmolLM2-135M's 1.9x (``benchmarks/threads.py``); users have seen 13-35x. With the machine
-idle, 2 threads gained 6-14%.
+machine with one other busy process, the toy model's work ran 2.6x slower on 2 threads than on
+1, SmolLM2-135M's 2.3x (``benchmarks/threads.py``); users have seen 13-35x. With the machine
+idle, 2 threads gained 8% (toy) and 18% (SmolLM2).
 
 So before its own computations (:func:`xtl.sweep`, :func:`xtl.transplant`, :func:`xtl.capture`,
 :func:`xtl.greedy_generate`, :func:`xtl.evaluate` and what calls them) xtl sets torch's thread count
