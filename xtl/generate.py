@@ -65,8 +65,8 @@ class Generation:
         """Decode each row's new tokens as the authors' scripts do: special tokens dropped,
         spaces left as generated (``clean_up_tokenization_spaces=False``: no " ." -> "." fix-ups)."""
         return [
-            tokenizer.decode(row[: int(n)].tolist(), skip_special_tokens=True, clean_up_tokenization_spaces=False)
-            for row, n in zip(self.tokens, self.lengths)
+            tokenizer.decode(row[:n], skip_special_tokens=True, clean_up_tokenization_spaces=False)
+            for row, n in zip(self.tokens.tolist(), self.lengths.tolist())
         ]
 
 

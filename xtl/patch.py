@@ -88,9 +88,10 @@ class RowPatches:
         new_row = {row: i for i, row in enumerate(keep.tolist())}
         groups = {}
         for key, (rows, values) in self.groups.items():
-            picks = [k for k, row in enumerate(rows.tolist()) if row in new_row]
+            listed = rows.tolist()
+            picks = [k for k, row in enumerate(listed) if row in new_row]
             if picks:
-                renumbered = [new_row[int(rows[k])] for k in picks]
+                renumbered = [new_row[listed[k]] for k in picks]
                 groups[key] = (torch.tensor(renumbered, device=rows.device),
                                values[torch.tensor(picks, device=values.device)])
         return RowPatches(groups)

@@ -272,7 +272,7 @@ def sweep_instances(
             target = prepared[order[0]].target
             batch = PromptBatch(target.tokens.expand(len(part), -1), target.attention_mask.expand(len(part), -1))
             gen = greedy_generate(model, batch, spec.max_new_tokens, patches, list(spec.eos_token_id))
-        texts = gen.texts(tokenizer)
+        texts, tokens, lengths = gen.texts(tokenizer), gen.tokens.tolist(), gen.lengths.tolist()
         at = 0
         for k in order:
             n = counts[k]
@@ -287,7 +287,7 @@ def sweep_instances(
             for r in range(at, at + n):
                 cell, text = part[r][1], texts[r]
                 out[k].append(record(
-                    k, spec.ids[k], cell, text, gen.tokens[r, : int(gen.lengths[r])].tolist(),
+                    k, spec.ids[k], cell, text, tokens[r][: lengths[r]],
                     verdict(scorer, text, pair, k), gold_lp[r - at], diff[r - at], option_lp[r - at],
                     getattr(pair, "language", ""), pair.options.index(pair.gold) if pair.options else -1,
                 ))
