@@ -7,10 +7,10 @@ shapes) that computes the same thing:
 
 * ``tail``: a block after its attention's ``z``: output projection, residual, RMSNorm, gated
   MLP, residual (``xtl.decode._after_attention``, where no hook waits in the block);
-* ``attention``: the decoding attention of one new token per row over its prompt's shared
-  prefix and its own tokens (the core of ``xtl.decode._attend_z``, per prompt).
+* ``attention``: xtl's own decoding attention of one new token per row over its prompt's
+  shared prefix and its own tokens (``xtl.decode._attend_one_prompt``), compiled as it is.
 
-Each probe also runs its replacement uncompiled, so a difference shows what the compiler
+The tail probe also runs its replacement uncompiled, so a difference shows what the compiler
 adds, not what rewriting does. The variants alternate in one process (the machine's speed
 drifts 10-20% over minutes); the first call of a compiled variant (its compile) is timed
 apart. Tokens are compared with xtl's.
@@ -43,7 +43,7 @@ from xtl.testing import save_checkpoint  # noqa: E402
 sys.path.insert(0, str(Path(__file__).parent))
 from sweep_speed import prompts  # noqa: E402
 
-EAGER_AFTER, EAGER_ATTEND = decode._after_attention, decode._attend_z
+EAGER_AFTER, EAGER_ATTEND = decode._after_attention, decode._attend_one_prompt
 
 
 def tail(x, z, w_o, b_o, w_gate, w_in, b_in, w_out, b_out, eps: float):
@@ -53,18 +53,6 @@ def tail(x, z, w_o, b_o, w_gate, w_in, b_in, w_out, b_out, eps: float):
     return mid + F.linear(F.silu(F.linear(normed, w_gate)) * F.linear(normed, w_in) + b_in, w_out, b_out)
 
 
-def attention(q, own_k, own_v, k_prefix, v_prefix, scale: float):
-    """``z [row, kv_head, group, d_head]`` of one query per row over a shared prefix and its own keys."""
-    size, kv_heads, group, d_head = q.shape
-    shared = torch.matmul(q.permute(1, 0, 2, 3).reshape(kv_heads, size * group, d_head), k_prefix)
-    shared = shared.reshape(kv_heads, size, group, -1).permute(1, 0, 2, 3)
-    pattern = torch.softmax(torch.cat([shared, torch.matmul(q, own_k.transpose(-1, -2))], dim=-1) / scale, dim=-1)
-    n_prefix = shared.shape[-1]
-    p_shared = pattern[..., :n_prefix].permute(1, 0, 2, 3).reshape(kv_heads, size * group, n_prefix)
-    z = torch.matmul(p_shared, v_prefix).reshape(kv_heads, size, group, -1).permute(1, 0, 2, 3)
-    return z + torch.matmul(pattern[..., n_prefix:], own_v)
-
-
 def after_attention(fn):
     def replacement(block, x, z):
         if any(p._forward_hooks for p in block.modules() if isinstance(p, HookPoint)):
@@ -72,24 +60,6 @@ def after_attention(fn):
         a, m = block.attn, block.mlp
         return fn(x, z, a.W_O.reshape(-1, a.W_O.shape[-1]).T, a.b_O, m.W_gate.T, m.W_in.T, m.b_in, m.W_out.T,
                   m.b_out, float(block.ln2.eps))
-    return replacement
-
-
-def attend_z(fn):
-    def replacement(block, layer, x, n_own, pos, rotary, segments):
-        attn = block.attn
-        q, k, v = layer["weights"].qkv_of(x, attn.cfg.d_head)
-        raw = k
-        if rotary:
-            q, k = decode._rotate_qk(attn, q, k, pos[:, None])
-        own_k, own_v = layer["own_k"], layer["own_v"]
-        own_k[:, :, n_own - 1] = k[:, 0]
-        own_v[:, :, n_own - 1] = v[:, 0]
-        size, kv_heads = q.shape[0], own_k.shape[1]
-        q = q[:, 0].reshape(size, kv_heads, attn.cfg.n_heads // kv_heads, -1)
-        parts = [fn(q[b:e], own_k[b:e, :, :n_own], own_v[b:e, :, :n_own], *layer["prefixes"][p], float(attn.attn_scale))
-                 for p, b, e in segments]
-        return torch.cat(parts).reshape(size, 1, attn.cfg.n_heads, -1), raw, v
     return replacement
 
 
@@ -107,7 +77,7 @@ def probe(name, run, variants, repeats):
             t0 = time.perf_counter()
             run()
             times[label].append(time.perf_counter() - t0)
-    decode._after_attention, decode._attend_z = EAGER_AFTER, EAGER_ATTEND
+    decode._after_attention, decode._attend_one_prompt = EAGER_AFTER, EAGER_ATTEND
     base = statistics.median(times["xtl"])
     for label, ts in times.items():
         print(f"{label:24s}: median {statistics.median(ts):.3f} s ({statistics.median(ts) / base:.3f}x xtl), "
@@ -137,9 +107,8 @@ def main() -> None:
         "tail, torch.compile": ("_after_attention", after_attention(torch.compile(tail, dynamic=True))),
     }, args.repeats)
     probe("decoding attention", run, {
-        "xtl": ("_attend_z", EAGER_ATTEND),
-        "attention, uncompiled": ("_attend_z", attend_z(attention)),
-        "attention, torch.compile": ("_attend_z", attend_z(torch.compile(attention, dynamic=True))),
+        "xtl": ("_attend_one_prompt", EAGER_ATTEND),
+        "attention, torch.compile": ("_attend_one_prompt", torch.compile(EAGER_ATTEND, dynamic=True)),
     }, args.repeats)
 
 

@@ -501,17 +501,26 @@ def _attend_z(block, layer, x: Float[torch.Tensor, "batch 1 d_model"], n_own: in
     size, kv_heads = q.shape[0], own_k.shape[1]
     group = attn.cfg.n_heads // kv_heads
     q = q[:, 0].reshape(size, kv_heads, group, -1)  # query head h reads kv head h // group
-    parts = []
-    for p, begin, end in segments:
-        k_prefix, v_prefix = layer["prefixes"][p]
-        qs, n = q[begin:end], end - begin
-        shared = torch.matmul(qs.permute(1, 0, 2, 3).reshape(kv_heads, n * group, -1), k_prefix)
-        shared = shared.reshape(kv_heads, n, group, -1).permute(1, 0, 2, 3)
-        own = torch.matmul(qs, own_k[begin:end, :, :n_own].transpose(-1, -2))
-        pattern = torch.softmax(torch.cat([shared, own], dim=-1) / attn.attn_scale, dim=-1)
-        n_prefix = shared.shape[-1]
-        p_shared = pattern[..., :n_prefix].permute(1, 0, 2, 3).reshape(kv_heads, n * group, n_prefix)
-        z = torch.matmul(p_shared, v_prefix).reshape(kv_heads, n, group, -1).permute(1, 0, 2, 3)
-        parts.append(z + torch.matmul(pattern[..., n_prefix:], own_v[begin:end, :, :n_own]))
+    parts = [_attend_one_prompt(q[begin:end], own_k[begin:end, :, :n_own], own_v[begin:end, :, :n_own],
+                                *layer["prefixes"][p], attn.attn_scale) for p, begin, end in segments]
     z = (parts[0] if len(parts) == 1 else torch.cat(parts)).reshape(size, 1, attn.cfg.n_heads, -1)
     return z, raw, v
+
+
+def _attend_one_prompt(q: Float[torch.Tensor, "row kv_head group d_head"],
+                       own_k: Float[torch.Tensor, "row kv_head own d_head"],
+                       own_v: Float[torch.Tensor, "row kv_head own d_head"],
+                       k_prefix: Float[torch.Tensor, "kv_head d_head prefix"],
+                       v_prefix: Float[torch.Tensor, "kv_head prefix d_head"],
+                       scale) -> Float[torch.Tensor, "row kv_head group d_head"]:
+    """``z`` of one query per row over its prompt's shared prefix (one product for all rows) and
+    its own keys and values."""
+    n, kv_heads, group, d_head = q.shape
+    shared = torch.matmul(q.permute(1, 0, 2, 3).reshape(kv_heads, n * group, d_head), k_prefix)
+    shared = shared.reshape(kv_heads, n, group, -1).permute(1, 0, 2, 3)
+    own = torch.matmul(q, own_k.transpose(-1, -2))
+    pattern = torch.softmax(torch.cat([shared, own], dim=-1) / scale, dim=-1)
+    n_prefix = shared.shape[-1]
+    p_shared = pattern[..., :n_prefix].permute(1, 0, 2, 3).reshape(kv_heads, n * group, n_prefix)
+    z = torch.matmul(p_shared, v_prefix).reshape(kv_heads, n, group, -1).permute(1, 0, 2, 3)
+    return z + torch.matmul(pattern[..., n_prefix:], own_v)
