@@ -197,14 +197,26 @@ class SharedPrompts:
         return kv
 
 
-def prompt_segments(prompt: Int[torch.Tensor, " row"], n_prompts: int) -> list[tuple[int, int, int]]:
-    """``(prompt, first row, end row)`` of each run of rows sharing a prompt."""
-    out, at = [], 0
-    for p, n in enumerate(torch.bincount(prompt, minlength=n_prompts).tolist()):
-        if n:
-            out.append((p, at, at + n))
-            at += n
-    return out
+class _Rows(NamedTuple):
+    """The rows that run a block on one token each, sorted by prompt: each row's position and
+    prompt, and ``(prompt, first row, end row)`` of each run of rows sharing a prompt."""
+
+    pos: Int[torch.Tensor, " row"]
+    prompt: Int[torch.Tensor, " row"]
+    segments: list[tuple[int, int, int]]
+
+    @classmethod
+    def of(cls, pos: Int[torch.Tensor, " row"], prompt: Int[torch.Tensor, " row"], n_prompts: int) -> _Rows:
+        segments, at = [], 0
+        for p, n in enumerate(torch.bincount(prompt, minlength=n_prompts).tolist()):
+            if n:
+                segments.append((p, at, at + n))
+                at += n
+        return cls(pos, prompt, segments)
+
+    def select(self, index: Int[torch.Tensor, " some"], n_prompts: int) -> _Rows:
+        """The rows at ``index`` (in order)."""
+        return _Rows.of(self.pos[index], self.prompt[index], n_prompts)
 
 
 @torch.no_grad()
@@ -252,10 +264,10 @@ def decode_shared(
         history = torch.unique(history * cfg.d_vocab + token, return_inverse=True)[1]
         rep = _representatives(history, untouched)
         runs = _rows_running(rep, untouched, cfg.n_layers)
-        segments = prompt_segments(prompt, n_prompts)
+        rows = _Rows.of(pos, prompt, n_prompts)
         resid = _embed(model, token[:, None], pos[:, None])
         for block, layer, needed in zip(model.blocks, layers, runs):
-            resid = _block_step(block, layer, resid, n_own, pos, rotary, prompt, n_prompts, segments, needed, rep)
+            resid = _block_step(block, layer, resid, n_own, rows, needed, rep)
         needed = runs[-1]
         x = resid if needed is None else resid[needed]
         logits = torch.nn.functional.linear(model.ln_final(x), unembed, model.unembed.b_U)[:, 0]
@@ -302,20 +314,22 @@ def _rows_running(rep: Int[torch.Tensor, " row"], untouched: Int[torch.Tensor, "
     return [None if everyone else row for everyone, row in zip(needed.all(1).tolist(), needed)]
 
 
-def _block_step(block, layer, resid, n_own: int, pos, rotary: bool, prompt, n_prompts: int, segments, needed, rep):
-    """One block of one decoding step, run for the ``needed`` rows (all if ``None``; ``segments``
-    are all rows' :func:`prompt_segments`); the others take their representative's output and new
-    key and value."""
+def _block_step(block, layer, resid: Float[torch.Tensor, "row 1 d_model"], n_own: int, every: _Rows,
+                needed: Bool[torch.Tensor, " row"] | None, rep: Int[torch.Tensor, " row"]
+                ) -> Float[torch.Tensor, "row 1 d_model"]:
+    """One block of one decoding step (``every`` row's ``n_own``-th own token), run for the
+    ``needed`` rows (all if ``None``); the others take their representative's (``rep``) output and
+    new key and value."""
     if needed is None:
-        return _new_token_block(block, layer, resid, n_own, pos, rotary, segments)
-    rows, skipped = needed.nonzero().flatten(), (~needed).nonzero().flatten()
-    sub = dict(layer, own_k=layer["own_k"][rows, :, :n_own], own_v=layer["own_v"][rows, :, :n_own])
-    x = _new_token_block(block, sub, resid[rows], n_own, pos[rows], rotary, prompt_segments(prompt[rows], n_prompts))
+        return _new_token_block(block, layer, resid, n_own, every)
+    run, skipped = needed.nonzero().flatten(), (~needed).nonzero().flatten()
+    sub = dict(layer, own_k=layer["own_k"][run, :, :n_own], own_v=layer["own_v"][run, :, :n_own])
+    x = _new_token_block(block, sub, resid[run], n_own, every.select(run, len(layer["prefixes"])))
     new = n_own - 1
-    layer["own_k"][rows, :, new] = sub["own_k"][:, :, new]
-    layer["own_v"][rows, :, new] = sub["own_v"][:, :, new]
+    layer["own_k"][run, :, new] = sub["own_k"][:, :, new]
+    layer["own_v"][run, :, new] = sub["own_v"][:, :, new]
     resid = resid.clone()
-    resid[rows] = x
+    resid[run] = x
     resid[skipped] = resid[rep[skipped]]
     layer["own_k"][skipped, :, new] = layer["own_k"][rep[skipped], :, new]
     layer["own_v"][skipped, :, new] = layer["own_v"][rep[skipped], :, new]
@@ -437,7 +451,7 @@ def last_token_pass(
         The last token's logits, and its (unrotated) keys and values at each block from the first
         (``[rows run at that block, kv_head, d_head]``).
     """
-    cfg, rotary = model.cfg, model.cfg.positional_embedding_type == "rotary"
+    cfg = model.cfg
     heads = cfg.n_key_value_heads or cfg.n_heads
     x, order = None, None
     own_keys, own_values = {}, {}
@@ -451,11 +465,10 @@ def last_token_pass(
         x = block.hook_resid_pre(x)
         normed = block.ln1(x)
         if order is None:
-            z, k, v = _attend_z(block, layer, normed, 1, last[:n], rotary, prompt_segments(prompt[:n], n_prompts))
+            z, k, v = _attend_z(block, layer, normed, 1, _Rows.of(last[:n], prompt[:n], n_prompts))
         else:  # rows grouped by prompt for the attention, then put back
             sort, back = order
-            z, k, v = _attend_z(block, layer, normed[sort], 1, last[sort], rotary,
-                                prompt_segments(prompt[sort], n_prompts))
+            z, k, v = _attend_z(block, layer, normed[sort], 1, _Rows.of(last[sort], prompt[sort], n_prompts))
             z, k, v = z[back], k[back], v[back]
         x = _after_attention(block, x, z)
         own_keys[index], own_values[index] = k[:, 0], v[:, 0]
@@ -472,13 +485,12 @@ def _by_prompt(prompt: Int[torch.Tensor, " row"]) -> tuple[torch.Tensor, torch.T
     return sort, back
 
 
-def _new_token_block(block, layer, x: Float[torch.Tensor, "batch 1 d_model"], n_own: int,
-                     pos: Int[torch.Tensor, " batch"], rotary: bool,
-                     segments: list[tuple[int, int, int]]) -> Float[torch.Tensor, "batch 1 d_model"]:
+def _new_token_block(block, layer, x: Float[torch.Tensor, "batch 1 d_model"], n_own: int, rows: _Rows
+                     ) -> Float[torch.Tensor, "batch 1 d_model"]:
     """One block on one new token per row (attending to its prompt's prefix and its own tokens),
     its hook points called as TransformerLens' block calls them."""
     x = block.hook_resid_pre(x)
-    return _after_attention(block, x, _attend_z(block, layer, block.ln1(x), n_own, pos, rotary, segments)[0])
+    return _after_attention(block, x, _attend_z(block, layer, block.ln1(x), n_own, rows)[0])
 
 
 def _project(attn, z: Float[torch.Tensor, "batch 1 head d_head"]) -> Float[torch.Tensor, "batch 1 d_model"]:
@@ -486,15 +498,14 @@ def _project(attn, z: Float[torch.Tensor, "batch 1 head d_head"]) -> Float[torch
     return torch.nn.functional.linear(z.flatten(-2), w_o.T, attn.b_O)
 
 
-def _attend_z(block, layer, x: Float[torch.Tensor, "batch 1 d_model"], n_own: int,
-              pos: Int[torch.Tensor, " batch"], rotary: bool, segments: list[tuple[int, int, int]]):
+def _attend_z(block, layer, x: Float[torch.Tensor, "batch 1 d_model"], n_own: int, rows: _Rows):
     """``(z [batch, 1, head, d_head], key [batch, 1, kv_head, d_head] unrotated, value)`` of one new
     token per row; its rotated key and value go into ``layer``'s own keys and values at ``n_own - 1``."""
     attn = block.attn
     q, k, v = layer["weights"].qkv_of(x, attn.cfg.d_head)  # [batch, 1, head, d_head]
     raw = k
-    if rotary:
-        q, k = _rotate_qk(attn, q, k, pos[:, None])
+    if block.cfg.positional_embedding_type == "rotary":
+        q, k = _rotate_qk(attn, q, k, rows.pos[:, None])
     own_k, own_v = layer["own_k"], layer["own_v"]
     own_k[:, :, n_own - 1] = k[:, 0]
     own_v[:, :, n_own - 1] = v[:, 0]
@@ -502,7 +513,7 @@ def _attend_z(block, layer, x: Float[torch.Tensor, "batch 1 d_model"], n_own: in
     group = attn.cfg.n_heads // kv_heads
     q = q[:, 0].reshape(size, kv_heads, group, -1)  # query head h reads kv head h // group
     parts = [_attend_one_prompt(q[begin:end], own_k[begin:end, :, :n_own], own_v[begin:end, :, :n_own],
-                                *layer["prefixes"][p], attn.attn_scale) for p, begin, end in segments]
+                                *layer["prefixes"][p], attn.attn_scale) for p, begin, end in rows.segments]
     z = (parts[0] if len(parts) == 1 else torch.cat(parts)).reshape(size, 1, attn.cfg.n_heads, -1)
     return z, raw, v
 
