@@ -32,11 +32,14 @@ through TransformerLens' forward and cache.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from jaxtyping import Bool, Float, Int
+from torch.overrides import TorchFunctionMode
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 from transformer_lens.hook_points import HookPoint
 from transformer_lens.utilities.activation_functions import softcap_enabled
@@ -118,6 +121,44 @@ def _kv_weights(attn):
     return w_k, b_k, w_v, b_v
 
 
+# A product of few rows takes another BLAS kernel than a larger one and rounds differently (x86
+# MKL, measured: fewer than 16 rows, up to 4e-6 in a log-prob). Every product of a row's last
+# prompt token and its new tokens runs on at least this many rows (zeros added, then dropped), so
+# an instance's numbers do not depend on how many rows share its batch: alone or packed, in one
+# process, a shard, a resumed run or a retried Ray batch.
+MIN_ROWS = 16
+
+
+def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.linear`` on at least :data:`MIN_ROWS` rows."""
+    rows = x.numel() // x.shape[-1] if x.shape[-1] else 0
+    if rows >= MIN_ROWS or rows == 0:
+        return F.linear(x, weight, bias)
+    flat = x.reshape(rows, x.shape[-1])
+    out = F.linear(torch.cat([flat, flat.new_zeros(MIN_ROWS - rows, flat.shape[-1])]), weight, bias)
+    return out[:rows].reshape(*x.shape[:-1], out.shape[-1])
+
+
+class _MinRows(TorchFunctionMode):
+    """The products inside TransformerLens' modules (``F.linear``, ``torch.addmm``) on at least
+    :data:`MIN_ROWS` rows; hooks there still see the real rows only."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is F.linear:
+            return _linear(*args, **kwargs)
+        if func is torch.addmm and len(args) == 3 and not kwargs and 0 < len(args[1]) < MIN_ROWS:
+            bias, mat, weight = args
+            padded = torch.cat([mat, mat.new_zeros(MIN_ROWS - len(mat), mat.shape[1])])
+            return torch.addmm(bias, padded, weight)[: len(mat)]
+        return func(*args, **kwargs)
+
+
+def _min_rows(x: torch.Tensor):
+    """A context in which TransformerLens' products on ``x``'s rows run on at least :data:`MIN_ROWS`."""
+    return _MinRows() if 0 < x.numel() // max(x.shape[-1], 1) < MIN_ROWS else nullcontext()
+
+
 class BlockWeights(NamedTuple):
     """One block's query, key and value weights flattened as TransformerLens' attention flattens
     them on every call, once per pass: views of the weights :func:`xtl.load_model` lays out
@@ -135,7 +176,7 @@ class BlockWeights(NamedTuple):
 
     def qkv_of(self, x: Float[torch.Tensor, "... d_model"], d_head: int):
         """Queries, keys and values ``[..., head, d_head]`` of ``x``."""
-        return tuple(torch.nn.functional.linear(x, w, b).unflatten(-1, (-1, d_head))
+        return tuple(_linear(x, w, b).unflatten(-1, (-1, d_head))
                      for w, b in zip(self.weights, self.biases))
 
 
@@ -270,7 +311,7 @@ def decode_shared(
             resid = _block_step(block, layer, resid, n_own, rows, needed, rep)
         needed = runs[-1]
         x = resid if needed is None else resid[needed]
-        logits = torch.nn.functional.linear(model.ln_final(x), unembed, model.unembed.b_U)[:, 0]
+        logits = _linear(model.ln_final(x), unembed, model.unembed.b_U)[:, 0]
         if needed is None:
             token = logits.argmax(-1)
         else:
@@ -367,7 +408,10 @@ def _after_attention(block, x: Float[torch.Tensor, "batch pos d_model"], z: Floa
     attn_out = block.hook_attn_out(_project(block.attn, block.attn.hook_z(z)))
     mid = block.hook_resid_mid(x + attn_out)
     mlp_in = block.hook_mlp_in(mid.clone()) if block.cfg.use_hook_mlp_in else mid
-    return block.hook_resid_post(mid + block.apply_mlp(block.ln2(mlp_in)))
+    normed = block.ln2(mlp_in)
+    with _min_rows(normed):
+        mlp_out = block.apply_mlp(normed)
+    return block.hook_resid_post(mid + mlp_out)
 
 
 @torch.no_grad()
@@ -472,7 +516,9 @@ def last_token_pass(
             z, k, v = z[back], k[back], v[back]
         x = _after_attention(block, x, z)
         own_keys[index], own_values[index] = k[:, 0], v[:, 0]
-    return model.unembed(model.ln_final(x))[:, 0], own_keys, own_values
+    normed = model.ln_final(x)
+    with _min_rows(normed):
+        return model.unembed(normed)[:, 0], own_keys, own_values
 
 
 def _by_prompt(prompt: Int[torch.Tensor, " row"]) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -495,7 +541,7 @@ def _new_token_block(block, layer, x: Float[torch.Tensor, "batch 1 d_model"], n_
 
 def _project(attn, z: Float[torch.Tensor, "batch 1 head d_head"]) -> Float[torch.Tensor, "batch 1 d_model"]:
     w_o = attn.W_O.reshape(-1, attn.W_O.shape[-1])  # [(head d_head), d_model]
-    return torch.nn.functional.linear(z.flatten(-2), w_o.T, attn.b_O)
+    return _linear(z.flatten(-2), w_o.T, attn.b_O)
 
 
 def _attend_z(block, layer, x: Float[torch.Tensor, "batch 1 d_model"], n_own: int, rows: _Rows):
@@ -527,6 +573,10 @@ def _attend_one_prompt(q: Float[torch.Tensor, "row kv_head group d_head"],
     """``z`` of one query per row over its prompt's shared prefix (one product for all rows) and
     its own keys and values."""
     n, kv_heads, group, d_head = q.shape
+    if 0 < n * group < MIN_ROWS:  # the products over the prefix on at least MIN_ROWS rows
+        extra = -(-MIN_ROWS // group) - n
+        q, own_k, own_v = (torch.cat([t, t.new_zeros(extra, *t.shape[1:])]) for t in (q, own_k, own_v))
+        return _attend_one_prompt(q, own_k, own_v, k_prefix, v_prefix, scale)[:n]
     shared = torch.matmul(q.permute(1, 0, 2, 3).reshape(kv_heads, n * group, d_head), k_prefix)
     shared = shared.reshape(kv_heads, n, group, -1).permute(1, 0, 2, 3)
     own = torch.matmul(q, own_k.transpose(-1, -2))
