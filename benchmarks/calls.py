@@ -47,18 +47,20 @@ def main() -> None:
     xtl.sweep(toy, items[:1], source_layers=[0], target_layers=[0], max_new_tokens=2, progress=False)
     n = sum(len(task.items(language)) for language in task.languages)
     one = items[0]
-    print(f"toy sweep, 8 items               : {best(lambda: xtl.sweep(toy, items, max_new_tokens=4, progress=False)):.2f} s")
+    took = best(lambda: xtl.sweep(toy, items, max_new_tokens=4, progress=False))
+    print(f"toy sweep, 8 items               : {took:.2f} s")
     print(f"toy evaluate default, {n} items   : "
           f"{best(lambda: xtl.evaluate(toy, task, setting='default', max_new_tokens=4, progress=False)):.2f} s")
-    print(f"20 toy transplants with baseline : "
-          f"{best(lambda: [xtl.transplant(toy, one.source, one.target, 3, 1, 'attn', max_new_tokens=4) for _ in range(20)]):.2f} s")
+    took = best(lambda: [xtl.transplant(toy, one.source, one.target, 3, 1, "attn", max_new_tokens=4)
+                         for _ in range(20)])
+    print(f"20 toy transplants with baseline : {took:.2f} s")
     with tempfile.TemporaryDirectory() as tmp:
         path = save_checkpoint("qwen2", Path(tmp) / "b", n_layers=12, d_model=256, n_heads=8, d_mlp=768)
         model = xtl.load_model(path)
     pairs = [xtl.Pair(prompts(model, 1, 100, 0)[0], prompts(model, 1, 100, 1)[0], "Assistant")]
     xtl.sweep(model, pairs, source_layers=[0], target_layers=[0], max_new_tokens=2, progress=False)
     for steps in (20, 1):
-        took = best(lambda: xtl.sweep(model, pairs, max_new_tokens=steps, progress=False))
+        took = best(lambda steps=steps: xtl.sweep(model, pairs, max_new_tokens=steps, progress=False))
         print(f"(b) sweep, {steps:2d} new token(s)        : {took:.2f} s")
     print(f"torch threads {torch.get_num_threads()}")
 

@@ -68,7 +68,8 @@ def main() -> None:
 def smollm2_lens() -> None:
     model = xtl.load_model("smollm2-135m")
     task = xtl.tasks.get("world-facts")
-    items = {lang: next(i for i in task.items(lang) if i.id == f"world-facts-{lang}-sample-28") for lang in ("fr", "de")}
+    items = {lang: next(i for i in task.items(lang) if i.id == f"world-facts-{lang}-sample-28")
+             for lang in ("fr", "de")}
     prompts = {"en": items["fr"].source, "fr": items["fr"].target, "de": items["de"].target}
     answers = {"en": " Vienna", "fr": " Vienne", "de": " Wien"}
     spec = xtl.TransplantSpec(23, 23, "attn")

@@ -24,6 +24,7 @@ def test_help_teaches(capsys):
         assert word in out
 
 
+@pytest.mark.slow
 def test_demo_end_to_end_reduced(tmp_path, capsys):
     out = tmp_path / "demo"
     args = ["demo", "--out", str(out), "--limit", "2", "--quiet"] + ([] if HAS_BROWSER else ["--no-png"])
@@ -264,5 +265,6 @@ def test_plotlyjs_option_takes_a_mode_or_a_relative_js_path(tmp_path, capsys):
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1
     assert "--plotlyjs must be directory, embed, cdn or a path ending in .js, got 'web'" in err
-    assert cli.main(["report", str(run), "--out", str(tmp_path / "r"), "--no-png", "--plotlyjs", "../plotly.min.js"]) == 0
+    args = ["report", str(run), "--out", str(tmp_path / "r"), "--no-png", "--plotlyjs", "../plotly.min.js"]
+    assert cli.main(args) == 0
     assert '<script src="../plotly.min.js"></script>' in (tmp_path / "r" / "report.html").read_text()

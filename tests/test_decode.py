@@ -135,7 +135,9 @@ def test_decoding_calls_the_hooks_transformer_lens_calls(arch, hooked):
     changed = 0
     for name in ("hook_embed", "blocks.1.hook_resid_pre", "blocks.0.hook_attn_out", "blocks.0.attn.hook_z",
                  "blocks.1.hook_resid_mid", "blocks.0.hook_mlp_out", "blocks.1.hook_resid_post"):
-        def hook(act, hook, z=name.endswith("hook_z")):
+        z = name.endswith("hook_z")
+
+        def hook(act, hook, z=z):
             return act * 1.5 if z else act + push
 
         with model.hooks([(name, hook)]):

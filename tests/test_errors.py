@@ -86,7 +86,7 @@ def test_context_must_hold_the_prompt_and_the_new_tokens_before_any_work(model, 
     n = xtl.tokenize(model, long_target).tokens.shape[1]
     assert n < 1024 < n + 400
     calls = []
-    monkeypatch.setattr(importlib.import_module("xtl.sweep"), "sweep_instances", lambda *a, **k: calls.append(1))
+    monkeypatch.setattr(importlib.import_module("xtl.sweeping"), "sweep_instances", lambda *a, **k: calls.append(1))
     with pytest.raises(ValueError, match=rf"instance 1 \(id None\): its target prompt is {n} tokens and "
                                          rf"max_new_tokens=400, {n + 400} positions in all; .*is 1024"):
         xtl.sweep(model, [("a", "b", "x"), ("a", long_target, "x")], max_new_tokens=400, progress=False)
@@ -106,7 +106,8 @@ def test_token_tensors_are_checked_against_the_model(model):
         xtl.capture(model, torch.tensor([[1.0, 2.0]]))
     with pytest.raises(ValueError, match=r"prompt 0 is 1100 tokens long; the model's context \(cfg.n_ctx\) is 1024"):
         xtl.capture(model, torch.ones((1, 1100), dtype=torch.long))
-    with pytest.raises(ValueError, match=r"attention_mask must hold only 0 \(padding\) and 1 \(token\); it holds \[2\]"):
+    with pytest.raises(ValueError,
+                       match=r"attention_mask must hold only 0 \(padding\) and 1 \(token\); it holds \[2\]"):
         xtl.PromptBatch(torch.tensor([[1, 2]]), torch.tensor([[1, 2]]))
 
 

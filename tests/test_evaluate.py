@@ -8,7 +8,7 @@ import pytest
 from synthetic import synthetic
 
 import xtl
-from xtl.sweep import OptionCollisionWarning
+from xtl.runner import OptionCollisionWarning
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "xtransplant-samples"
 
@@ -69,7 +69,8 @@ def test_evaluate_settings_end_to_end(hooked):
                                          scorer=task.scorer, progress=False))["rule"]) == {"xquad/paper"}
     lenient = xtl.tasks.get("xquad", data=SAMPLES / "XQuAD", rule="lenient")
     assert xtl.evaluate(model, lenient, setting="baseline", **kwargs).loc[0, "rule"] == "xquad/lenient"
-    assert (default.loc[0, "component"], default.loc[0, "source_layer"], default.loc[0, "target_layer"]) == ("mlp", 0, 0)
+    cell = (default.loc[0, "component"], default.loc[0, "source_layer"], default.loc[0, "target_layer"])
+    assert cell == ("mlp", 0, 0)
     assert (fixed.loc[0, "setting"], fixed.loc[0, "source_layer"], fixed.loc[0, "target_layer"]) == ("fixed", 2, 1)
     assert first.loc[0, "target_layer"] == 0 and first.loc[0, "setting"] == "targetfirst"
     search = xtl.sweep(model, task.items("de")[:3], components=["mlp"], target_layers=[0], max_new_tokens=2,

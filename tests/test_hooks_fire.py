@@ -9,7 +9,7 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig
 from transformers import AutoTokenizer
 
 import xtl
-from xtl.capture import Activations
+from xtl.capturing import Activations
 from xtl.model import HookNotFiredError, check_fired, fired_hooks
 from xtl.patch import RowPatches
 from xtl.testing import tokenizer

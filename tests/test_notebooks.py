@@ -13,6 +13,8 @@ from nbclient import NotebookClient
 
 from xtl.testing import save_checkpoint
 
+pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
+
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 TEACHING = ["01_quickstart", "02_layer_effect_heatmaps", "03_attention_vs_mlp", "04_upper_bound_and_stability",
             "06_heads_lens_attribution"]

@@ -137,6 +137,7 @@ def test_figures_say_what_they_show(res):
     assert marg.layout.yaxis.range[1] > 1
 
 
+@pytest.mark.slow
 def test_export_html_png_and_errors(res, tmp_path):
     fig = xtl.plot.heatmap(res)
     html = xtl.plot.save(fig, tmp_path / "h.html").read_text()

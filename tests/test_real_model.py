@@ -22,6 +22,8 @@ from transformers import AutoModelForCausalLM
 import xtl
 from xtl import checkpoints
 
+pytestmark = [pytest.mark.real_model]
+
 ENGLISH = ["The capital of France is", "Question: What is the capital of Japan?\nAnswer:"]
 FRENCH = ["La capitale de la France est", "Question : Quelle est la capitale du Japon ?\nRéponse :"]
 PAIRS = [(0, 0), (-1, 0), (5, 20)]  # first and last layers, and a middle pair

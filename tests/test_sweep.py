@@ -281,7 +281,7 @@ def test_progress_bar_shows_instances_and_cell_rate(hooked, capsys):
 
 
 def test_options_sharing_a_first_token_are_said_and_never_a_silent_answer(hooked):
-    from xtl.sweep import OptionCollisionWarning
+    from xtl.runner import OptionCollisionWarning
 
     model = hooked("qwen2")
     options = ("xylo-1", "xylo-2")

@@ -8,7 +8,7 @@ import torch
 
 import xtl
 import xtl.tasks as tasks
-from xtl.sweep import OptionCollisionWarning
+from xtl.runner import OptionCollisionWarning
 from xtl.tasks import scoring
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "xtransplant-samples"

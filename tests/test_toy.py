@@ -85,6 +85,7 @@ def test_tokenizer_keeps_words_whole_and_round_trips(tmp_path):
         assert tok.decode(tok.encode(line, add_special_tokens=False)) == line
 
 
+@pytest.mark.slow
 def test_short_training_lowers_the_loss_and_is_reproducible(tmp_path):
     config = ToyConfig(max_steps=30, n_layers=2, d_model=32, n_heads=2, d_mlp=64, n_countries=12)
     summary = train(config, tmp_path / "a", progress=False)

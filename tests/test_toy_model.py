@@ -34,6 +34,7 @@ def test_shipped_model_loads_offline_and_is_small(toy):
     assert toy.tokenizer.decode(toy.tokenizer.encode(text, add_special_tokens=False)) == text
 
 
+@pytest.mark.slow
 def test_model_card_baselines_are_reproduced_exactly(toy):
     card = card_baselines()
     for name in TASKS:

@@ -44,11 +44,19 @@ from jaxtyping import Float
 from tqdm.auto import tqdm
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
-from xtl.capture import capture
+from xtl.capturing import capture
 from xtl.components import get_component, model_components, positive_int
 from xtl.distributed import in_shard, parse_shard
-from xtl.evaluate import _spearman
-from xtl.model import HookedModel, head_weight, n_layers, require_hooks, run, run_with_hooks, uses_kv_cache
+from xtl.metrics import option_verdicts, spearman
+from xtl.model import (
+    HookedModel,
+    head_weight,
+    n_layers,
+    require_hooks,
+    run,
+    run_with_hooks,
+    uses_kv_cache,
+)
 from xtl.pairs import Pair, as_pairs
 from xtl.prompts import PromptBatch, stacked
 from xtl.results import (
@@ -58,11 +66,18 @@ from xtl.results import (
     from_frame,
     long_frame,
     open_run,
-    option_verdicts,
     record,
     write_part,
 )
-from xtl.sweep import Prepared, _label, _layers, _spec, bytes_per_row, default_memory_budget, preflight
+from xtl.runner import (
+    Prepared,
+    bytes_per_row,
+    default_memory_budget,
+    label,
+    preflight,
+    resolve_layers,
+    sweep_spec,
+)
 from xtl.threads import threaded
 
 METHOD = "attribution"
@@ -266,7 +281,7 @@ def attribution_sweep(
             their specs differ).
         max_batch: instances per pass (default from ``memory_budget``, at most 32; a model without
             TransformerLens' KV cache, such as a ``TransformerBridge``, runs one at a time, unpadded).
-        memory_budget: bytes a batch may take; default :func:`xtl.sweep.default_memory_budget`.
+        memory_budget: bytes a batch may take; default :func:`xtl.runner.default_memory_budget`.
         prepend_bos: override the model's BOS default when tokenising.
         revision: the model revision, recorded in the spec.
         progress: show a progress bar.
@@ -291,12 +306,12 @@ def attribution_sweep(
     shard = parse_shard(shard)
     components = model_components(model, components)
     total = n_layers(model)
-    sources = _layers(source_layers, total, "source_layer")
-    targets = _layers(target_layers, total, "target_layer")
+    sources = resolve_layers(source_layers, total, "source_layer")
+    targets = resolve_layers(target_layers, total, "target_layer")
     metrics = _metrics(metric)
     prepared = preflight(model, pairs, 1, prepend_bos)
     spec = dataclasses.replace(
-        _spec(model, pairs, components, sources, targets, 1, [], _scorer(), revision, prepend_bos),
+        sweep_spec(model, pairs, components, sources, targets, 1, [], _scorer(), revision, prepend_bos),
         method=METHOD if metrics == METRICS else f"{METHOD}:{','.join(metrics)}")
     done = open_run(check_output_dir(out, RunError), spec) if out is not None else {}
     pending = [k for k in in_shard(range(len(pairs)), shard) if k not in done]
@@ -310,7 +325,7 @@ def attribution_sweep(
     n_cells = len(components) * len(sources) * len(targets)
     start = time.perf_counter()
     bar = tqdm(total=len(pending), disable=not progress, unit="instance",
-               desc=f"attribution {_label(spec, pairs).removeprefix('sweep ')}")
+               desc=f"attribution {label(spec, pairs).removeprefix('sweep ')}")
     with bar:
         for at in range(0, len(pending), max_batch):
             batch = pending[at : at + max_batch]
@@ -366,7 +381,7 @@ def agreement(approx: SweepResult, exact: SweepResult, metric: str = "gold_logpr
             an, en = a[n][held], e[n][held]
             best_e = set(np.argsort(-en, kind="stable")[:top].tolist())
             best_a = set(np.argsort(-an, kind="stable")[:top].tolist())
-            row.update(spearman=_spearman(an, en), top_overlap=len(best_e & best_a),
+            row.update(spearman=spearman(an, en), top_overlap=len(best_e & best_a),
                        mean_abs_error=float(np.abs(an - en).mean()), exact_range=float(en.max() - en.min()))
         rows.append(row)
     return pd.DataFrame(rows)

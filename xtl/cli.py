@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from xtl.errors import XtlError
+
 DESCRIPTION = """\
 Cross-lingual latent transplantation (XTransplant) on TransformerLens models.
 
@@ -78,7 +80,7 @@ def _threads(text: str):
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-class LoadError(ValueError):
+class LoadError(XtlError, ValueError):
     """A model that could not be loaded, whatever the reason (missing, corrupt, offline)."""
 
 
@@ -141,7 +143,7 @@ def _demo(args: argparse.Namespace) -> int:
     output_dir(args.out)
     done = demo(args.out, limit=args.limit, png=not args.no_png, progress=not args.quiet, plotlyjs=args.plotlyjs)
     print(f"\nxtl demo: {done['seconds']:.0f} s; report {done['report']}")
-    from xtl.evaluate import compare_settings
+    from xtl.metrics import compare_settings
     from xtl.report import task_default
 
     for name, result in done["results"].items():
@@ -149,7 +151,8 @@ def _demo(args: argparse.Namespace) -> int:
         language = "all" if "all" in table.index.get_level_values(0) else result.languages[0]
         row = table[language]
         print(f"  {name:18s} untouched {row['baseline']:.2f} | paper default {row['default']:.2f} | "
-              f"TargetFirst {row['targetfirst']:.2f} | upper bound {row['upper_bound']:.2f}  ({len(result.instances)} items)")
+              f"TargetFirst {row['targetfirst']:.2f} | upper bound {row['upper_bound']:.2f}  "
+              f"({len(result.instances)} items)")
     return 0
 
 
@@ -454,7 +457,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from xtl import __version__
+    from xtl.version import __version__
 
     return __version__
 

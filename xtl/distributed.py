@@ -28,10 +28,13 @@ from typing import Any
 import pandas as pd
 
 from xtl.components import as_int
+from xtl.fingerprint import weights_digest
 from xtl.loading import Recipe, recipe_of
 from xtl.model import HookedModel
 from xtl.pairs import Pair, Scorer
 from xtl.results import RunError, SweepSpec, read_part, write_part
+from xtl.runner import preflight, sweep_instances
+from xtl.threads import set_threads
 
 EXECUTORS = ("local", "ray")
 RETRIES = 3  # new workers one batch may get before the sweep gives up
@@ -78,10 +81,6 @@ class Worker:
 
     def __init__(self, recipe: Recipe, pairs: list[Pair], spec: SweepSpec, scorer: Scorer, out: str | None,
                  threads: int) -> None:
-        from xtl.fingerprint import weights_digest
-        from xtl.sweep import preflight
-        from xtl.threads import set_threads
-
         set_threads(threads)
         self.model = recipe.load()
         if weights_digest(self.model) != spec.weights:
@@ -96,13 +95,18 @@ class Worker:
         """This worker's process id."""
         return os.getpid()
 
-    def run(self, instances: list[int], chunk: int) -> dict[int, pd.DataFrame]:
-        """Sweep some instances; each finished one is written to ``out`` at once, then all returned."""
-        from xtl.sweep import sweep_instances
+    def run(self, instances: list[int], chunk: int, written: Sequence[int] = ()) -> dict[int, pd.DataFrame]:
+        """Sweep a batch of instances; each finished one is written to ``out`` at once, then all returned.
 
+        ``written``: instances of the batch already written by a worker that died: they run again
+        (an instance's numbers depend on the batch it shares, so the batch is the one the dead
+        worker ran) but are neither written nor returned again.
+        """
         frames = {}
         for k, frame in sweep_instances(self.model, instances, self.pairs, self.spec, self.scorer, self.prepared,
                                         chunk):
+            if k in written:
+                continue
             if self.out is not None:
                 write_part(Path(self.out), self.spec, k, frame)
             frames[k] = frame
@@ -123,7 +127,7 @@ def _written(out: Path | None, spec: SweepSpec, instances: list[int]) -> dict[in
 def ray_sweep(model: HookedModel, batches: list[tuple[list[int], int]], pairs: list[Pair], spec: SweepSpec,
               scorer: Scorer, out: Path | None, workers: int | None, address: str | None,
               gpus_per_worker: float) -> Iterator[tuple[int, pd.DataFrame]]:
-    """Run ``batches`` (``(instances, chunk)``, as :func:`xtl.sweep.packs` makes them) on Ray workers;
+    """Run ``batches`` (``(instances, chunk)``, as :func:`xtl.runner.packs` makes them) on Ray workers;
     yields ``(instance, frame)`` as batches finish. With no Ray running, starts a local one (and
     stops it at the end); ``address`` joins a cluster (``"auto"``: the one this machine belongs to).
 
@@ -149,28 +153,29 @@ def ray_sweep(model: HookedModel, batches: list[tuple[list[int], int]], pairs: l
         actor = ray.remote(num_cpus=cpus, num_gpus=gpus_per_worker, max_restarts=0)(Worker)
         args = (recipe, ray.put(pairs), spec, scorer, None if out is None else str(out), cpus)
         idle = [actor.remote(*args) for _ in range(workers)]
-        queue, running, deaths = deque(batches), {}, {}
+        queue = deque((instances, chunk, ()) for instances, chunk in batches)
+        running, deaths = {}, {}
         while queue or running:
             while queue and idle:
-                worker, (instances, chunk) = idle.pop(), queue.popleft()
-                running[worker.run.remote(instances, chunk)] = (worker, instances, chunk)
+                worker, (instances, chunk, written) = idle.pop(), queue.popleft()
+                running[worker.run.remote(instances, chunk, written)] = (worker, instances, chunk, written)
             (ref,), _ = ray.wait(list(running), num_returns=1)
-            worker, instances, chunk = running.pop(ref)
+            worker, instances, chunk, written = running.pop(ref)
             try:
                 frames = ray.get(ref)
             except ray.exceptions.RayActorError as err:
-                kept = _written(out, spec, instances)
-                left = [k for k in instances if k not in kept]
+                kept = _written(out, spec, [k for k in instances if k not in written])
+                left = [k for k in instances if k not in kept and k not in written]
                 deaths.update({k: deaths.get(k, 0) + 1 for k in left})
                 if any(deaths[k] > RETRIES for k in left):
                     raise RuntimeError(f"Ray workers died {RETRIES + 1} times while sweeping instances {left}; "
                                        f"the last time: {err}") from None
                 warnings.warn(f"a Ray worker died while sweeping instances {instances} ({type(err).__name__}); "
-                              f"finished before: {sorted(kept)}; {left} go to a new worker", RuntimeWarning,
-                              stacklevel=4)
+                              f"finished before: {sorted(kept)}; {left} go to a new worker, in the same batch",
+                              RuntimeWarning, stacklevel=4)
                 yield from sorted(kept.items())
-                if left:
-                    queue.appendleft((left, chunk))
+                if left:  # the whole batch again: the instances left get the numbers they would have got
+                    queue.appendleft((instances, chunk, (*written, *kept)))
                 idle.append(actor.remote(*args))
                 continue
             except ray.exceptions.RayTaskError as err:

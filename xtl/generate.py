@@ -114,7 +114,8 @@ def _prompt_pass_cached(model, batch: PromptBatch, patches: RowPatches | None, s
         check_fired(model, [h for _, h in hooks], "transplant")
         return logits, kv
     kv = TransformerLensKeyValueCache.init_cache(cfg, cfg.device, 1)
-    run(model, PromptBatch(batch.tokens[:1, :-1], batch.attention_mask[:1, :-1]), (), past_kv_cache=kv, return_type=None)
+    prefix = PromptBatch(batch.tokens[:1, :-1], batch.attention_mask[:1, :-1])
+    run(model, prefix, (), past_kv_cache=kv, return_type=None)
     for entry in kv.entries:
         entry.past_keys = entry.past_keys.expand(size, -1, -1, -1)
         entry.past_values = entry.past_values.expand(size, -1, -1, -1)

@@ -22,7 +22,8 @@ from tqdm.auto import tqdm
 from xtl.components import model_components
 from xtl.model import HookedModel, n_layers
 from xtl.results import SweepResult
-from xtl.sweep import _layers, sweep
+from xtl.runner import resolve_layers
+from xtl.sweeping import sweep
 
 AXES = ("instance", "component", "layer")
 
@@ -100,7 +101,7 @@ def head_sweep(
         >>> xtl.plot.heads(hs, "logprob_change")
     """
     components = model_components(model, components)
-    chosen = _layers(layers, n_layers(model), "layer")
+    chosen = resolve_layers(layers, n_layers(model), "layer")
     pairs = list(pairs)
     results = []
     for layer in tqdm(chosen, disable=not progress, desc=f"head sweep {len(components)} components", unit="layer"):

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 from jaxtyping import Int
 
-from xtl.capture import Activations
+from xtl.capturing import Activations
 from xtl.model import HookedModel, n_layers
 from xtl.patch import RowPatches
 from xtl.prompts import PromptBatch

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from xtl.checkpoints import PACKAGED, resolve
+from xtl.errors import XtlError
 from xtl.model import RECIPE_ATTR, STOP_IDS_ATTR, HookedModel, check_finite_weights
 from xtl.prompts import check_prepend_bos
 
@@ -94,7 +95,7 @@ def remember_stop_ids(model: HookedModel, generation_config: Any) -> HookedModel
     return model
 
 
-class UnsupportedModelError(ValueError):
+class UnsupportedModelError(XtlError, ValueError):
     """The model's architecture cannot be converted to a ``HookedTransformer``."""
 
 
@@ -258,7 +259,7 @@ def _local(path: Path, tokenizer: Any, dtype: torch.dtype, trust_remote_code: bo
     return hf_model, tokenizer
 
 
-class RemoteCodeError(ValueError):
+class RemoteCodeError(XtlError, ValueError):
     """Loading the model would run the checkpoint's own Python code, which was not allowed."""
 
 

@@ -16,6 +16,8 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from jaxtyping import Float
 
+from xtl.errors import XtlError, XtlWarning
+
 
 @runtime_checkable
 class HookedModel(Protocol):
@@ -55,7 +57,7 @@ def n_layers(model: HookedModel) -> int:
     return int(model.cfg.n_layers)
 
 
-class HookNotFiredError(ValueError):
+class HookNotFiredError(XtlError, ValueError):
     """A hook point xtl relies on is registered but the model's forward pass never calls it."""
 
 
@@ -134,7 +136,7 @@ def check_fired(model: HookedModel, hooks: Iterable[Any], what: str) -> None:
         )
 
 
-class NonFiniteError(ValueError):
+class NonFiniteError(XtlError, ValueError):
     """NaN or Inf where numbers must be finite: in a model's weights or its logits."""
 
 
@@ -175,7 +177,7 @@ def _few(names: list[str], shown: int = 4) -> str:
     return str(names[:shown])[:-1] + (f", ... ({len(names)} in all)]" if len(names) > shown else "]")
 
 
-class VocabularyWarning(UserWarning):
+class VocabularyWarning(XtlWarning):
     """A tokenizer much smaller than the model's vocabulary: perhaps another model's."""
 
 

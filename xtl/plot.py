@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -31,8 +32,8 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
 
-from xtl.evaluate import marginal_upper_bound, pair_stability, upper_bound
-from xtl.results import SweepResult
+from xtl.errors import XtlError
+from xtl.metrics import Cells, marginal_upper_bound, pair_stability, upper_bound
 
 METRICS = {
     "accuracy": "accuracy",
@@ -52,7 +53,7 @@ SHORT = {"en2x": "En → X", "x2en": "X → En"}
 LANGUAGE_AXIS = {"en2x": "language (of the scored target)", "x2en": "language (of the source; English is scored)"}
 
 
-def context(result: SweepResult, language: str | None = None) -> str:
+def context(result: Cells, language: str | None = None) -> str:
     """One line on what a figure of ``result`` covers: task, direction, items, untouched accuracy, model.
 
     Example:
@@ -80,7 +81,7 @@ def _titled(fig: go.Figure, title: str, subtitle: str) -> go.Figure:
     return fig
 
 
-def _mask(result: SweepResult, language: str | None) -> np.ndarray:
+def _mask(result: Cells, language: str | None) -> np.ndarray:
     """Instances of ``language`` (all for ``None`` or ``"all"``); an error when there are none."""
     if not len(result.instances):
         raise ValueError("this sweep result holds no instances: nothing to plot")
@@ -93,7 +94,7 @@ def _mask(result: SweepResult, language: str | None) -> np.ndarray:
     return mask
 
 
-def cell_values(result: SweepResult, metric: str = "accuracy", language: str | None = None
+def cell_values(result: Cells, metric: str = "accuracy", language: str | None = None
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A metric for every cell, with the counts behind it.
 
@@ -135,7 +136,7 @@ def _tick_step(layers) -> int:
     return 1 if len(layers) <= 16 else 5
 
 
-def _grid(result: SweepResult, panels: np.ndarray, names: list[str], label: str, customdata: list,
+def _grid(result: Cells, panels: np.ndarray, names: list[str], label: str, customdata: list,
           hover: str, title: str, diverging: bool, wrap: int) -> go.Figure:
     """Heatmaps ``panels [panel, source, target]`` side by side (``wrap`` per row), one colour
     scale: diverging and symmetric about zero for changes, 0 to 1 otherwise."""
@@ -169,7 +170,7 @@ def _stack(hits: np.ndarray, totals: np.ndarray) -> np.ndarray:
     return np.stack([hits, totals], axis=-1)
 
 
-def heatmap(result: SweepResult, metric: str = "accuracy", language: str | None = None,
+def heatmap(result: Cells, metric: str = "accuracy", language: str | None = None,
             components: list[str] | None = None, title: str | None = None, subtitle: str | None = None
             ) -> go.Figure:
     """Source layer x target layer map of a metric, one panel per component, one colour scale.
@@ -194,13 +195,13 @@ def heatmap(result: SweepResult, metric: str = "accuracy", language: str | None 
     return _titled(fig, title, context(result, language) if subtitle is None else subtitle)
 
 
-def _component_index(result: SweepResult, component: str) -> int:
+def _component_index(result: Cells, component: str) -> int:
     if component not in result.spec.components:
         raise ValueError(f"component {component!r} is not in this sweep; it holds {list(result.spec.components)}")
     return result.spec.components.index(component)
 
 
-def difference(result: SweepResult, metric: str = "accuracy", language: str | None = None,
+def difference(result: Cells, metric: str = "accuracy", language: str | None = None,
                first: str = "attn", second: str = "mlp", title: str | None = None, subtitle: str | None = None
                ) -> go.Figure:
     """``first`` minus ``second`` (attention minus MLP by default), cell by cell, centred on zero.
@@ -221,7 +222,7 @@ def difference(result: SweepResult, metric: str = "accuracy", language: str | No
     return _titled(fig, title, context(result, language) if subtitle is None else subtitle)
 
 
-def facets(results: SweepResult | dict[str, SweepResult], metric: str = "accuracy",
+def facets(results: Cells | dict[str, Cells], metric: str = "accuracy",
            components: list[str] | None = None, title: str | None = None, subtitle: str | None = None
            ) -> go.Figure:
     """One row of component panels per language of a result, or per result of a dict
@@ -231,7 +232,7 @@ def facets(results: SweepResult | dict[str, SweepResult], metric: str = "accurac
         >>> xtl.plot.facets(res, "gain")                               # per language
         >>> xtl.plot.facets({"generation": g, "culture": c})           # per task type
     """
-    if isinstance(results, SweepResult):
+    if not isinstance(results, Mapping):
         side = {"x2en": "source ", "en2x": "target "}.get(results.spec.direction, "")
         rows = [(f"{side}{lang}", results, lang) for lang in dict.fromkeys(results.languages)]
         subtitle = context(results) if subtitle is None else subtitle
@@ -317,8 +318,8 @@ def bars(table: pd.DataFrame, title: str = "accuracy per language", subtitle: st
     return _titled(fig, title, subtitle)
 
 
-def marginals(result: SweepResult, language: str | None = None, title: str | None = None,
-              control: SweepResult | None = None) -> go.Figure:
+def marginals(result: Cells, language: str | None = None, title: str | None = None,
+              control: Cells | None = None) -> go.Figure:
     """Upper bound with the source layer fixed and with the target layer fixed, per component,
     with the untouched accuracy (dashed) and, given a ``control`` sweep (mismatched sources),
     its overall upper bound (dotted) as reference lines named in the legend.
@@ -364,7 +365,7 @@ STABILITY_PAIRS = 60
 """The stability figure labels every pair it shows; beyond this many, it shows the best ones."""
 
 
-def stability(result: SweepResult, title: str = "how often each layer pair solves instances",
+def stability(result: Cells, title: str = "how often each layer pair solves instances",
               top: int = STABILITY_PAIRS) -> go.Figure:
     """How often each layer pair solves instances, per language: pairs down (best overall first,
     every one labelled; the ``top`` best when there are more), languages across, so pairs that
@@ -504,7 +505,7 @@ def _export_errors(path: Path):
         raise
 
 
-class ExportError(RuntimeError):
+class ExportError(XtlError, RuntimeError):
     """A figure could not be written as a static image (no browser for kaleido)."""
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import torch
 from jaxtyping import Int
@@ -72,7 +72,7 @@ class PromptBatch:
         return PromptBatch(self.tokens.to(device), self.attention_mask.to(device))
 
 
-Prompts = Union[str, Sequence[str], torch.Tensor, PromptBatch]
+Prompts = str | Sequence[str] | torch.Tensor | PromptBatch
 
 
 def check_prepend_bos(prepend_bos: Any) -> None:

@@ -23,7 +23,8 @@ from plotly.offline import get_plotlyjs_version
 
 from xtl import plot, tasks
 from xtl.components import positive_int
-from xtl.evaluate import compare_settings, evaluate, upper_bound
+from xtl.evaluation import evaluate
+from xtl.metrics import compare_settings, upper_bound
 from xtl.results import SweepResult, output_dir
 from xtl.spec import TransplantSpec
 
@@ -377,7 +378,7 @@ def demo(out: str | Path = "xtl-demo", limit: int | None = None, png: bool = Tru
     Returns:
         ``{"results": {task: SweepResult}, "held_out": DataFrame, "report": Path, "seconds": float}``.
     """
-    from xtl.sweep import sweep
+    from xtl.sweeping import sweep
     from xtl.toy import load_toy_model
 
     if limit is not None:
@@ -399,7 +400,8 @@ def demo(out: str | Path = "xtl-demo", limit: int | None = None, png: bool = Tru
                                  max_new_tokens=TOY_NEW_TOKENS, limit=limit, search=results[name], progress=progress))
     held = pd.concat(held_out, ignore_index=True)
     note = (f"`xtl demo` on the shipped toy model (`xtl/toy/model`): every toy task in its direction, "
-            f"attention and MLP, all layer pairs, `sample` split{'' if limit is None else f', {limit} items per language'}.")
+            f"attention and MLP, all layer pairs, `sample` split"
+            f"{'' if limit is None else f', {limit} items per language'}.")
     if progress:
         print(f"writing figures and report.md to {out}", flush=True)
     report = write_report(results, out, png=png, held_out=held, note=note, plotlyjs=plotlyjs)

@@ -32,6 +32,9 @@ import pyarrow.parquet as pq
 import torch
 from jaxtyping import Bool, Float
 
+from xtl.errors import XtlError, XtlWarning
+from xtl.metrics import option_verdicts
+
 AXES = ("instance", "component", "source_layer", "target_layer")
 VERSION_FIELDS = ("xtl_version", "transformer_lens_version")
 # Fields that describe a run without changing its numbers (the prompts' hashes already fix which side
@@ -39,11 +42,11 @@ VERSION_FIELDS = ("xtl_version", "transformer_lens_version")
 DESCRIPTIVE_FIELDS = (*VERSION_FIELDS, "direction")
 
 
-class RunError(ValueError):
+class RunError(XtlError, ValueError):
     """A run directory that cannot be read or resumed as asked (the message says why)."""
 
 
-class RunWarning(UserWarning):
+class RunWarning(XtlWarning):
     """Parts of a run directory that were set aside (they are recomputed by a resumed sweep)."""
 
 
@@ -195,7 +198,7 @@ class SweepResult:
         """Jupyter's view: what was run, and the upper bound per language and component."""
         import html
 
-        from xtl.evaluate import upper_bound
+        from xtl.metrics import upper_bound
 
         table = upper_bound(self).pivot(index="language", columns="component", values="upper_bound")
         table = table.reindex(columns=[*self.spec.components, "any"])
@@ -299,20 +302,6 @@ class SweepResult:
         return result
 
 
-def option_verdicts(logprobs: torch.Tensor | np.ndarray, gold: np.ndarray) -> torch.Tensor:
-    """Whether the gold option (index ``gold`` per instance, -1 for none) has a strictly higher
-    log-prob than every other option, over ``logprobs [instance, ..., option]`` (NaN: no option)."""
-    lp = torch.as_tensor(logprobs, dtype=torch.float64).nan_to_num(float("-inf"))
-    gold = torch.from_numpy(np.array(gold, dtype=np.int64))
-    extra = (1,) * (lp.ndim - 2)
-    if not lp.shape[-1]:
-        return torch.zeros(lp.shape[:-1], dtype=torch.bool)
-    picked = lp.gather(-1, gold.clamp(min=0).view(-1, *extra, 1).expand(*lp.shape[:-1], 1)).squeeze(-1)
-    others = lp.clone()
-    others.scatter_(-1, gold.clamp(min=0).view(-1, *extra, 1).expand(*lp.shape[:-1], 1), float("-inf"))
-    return (picked > others.max(-1).values) & (gold >= 0).view(-1, *extra)
-
-
 def from_frame(spec: SweepSpec, frame: pd.DataFrame) -> SweepResult:
     """Build a :class:`SweepResult` from the long-form table."""
     instances = sorted(int(i) for i in frame["instance"].unique())
@@ -407,7 +396,7 @@ def _part_name(instance: int) -> str:
 
 
 def _xtl_version() -> str:
-    from xtl import __version__
+    from xtl.version import __version__
 
     return __version__
 

@@ -35,11 +35,12 @@ import numpy as np
 import pandas as pd
 
 from xtl import tasks
-from xtl.evaluate import compare_settings, evaluate, upper_bound
+from xtl.evaluation import evaluate
+from xtl.metrics import compare_settings, upper_bound
 from xtl.model import HookedModel, n_layers
 from xtl.report import markdown_table, write_report
 from xtl.results import output_dir
-from xtl.sweep import sweep
+from xtl.sweeping import sweep
 
 TASK = "world-facts"
 LANGUAGES = ("fr", "de", "sw", "id")

@@ -21,8 +21,8 @@ in this project's notebook tests):
 
 A count you chose yourself is never overridden by ``"auto"``: ``OMP_NUM_THREADS`` or
 ``MKL_NUM_THREADS`` in the environment, ``torch.set_num_threads(n)`` after xtl set a count, or
-before it set any with ``n`` other than torch's default, is kept. ``XTL_THREADS`` (``auto``, ``torch`` or a number) sets the default for
-a process, as the CLI's ``--threads`` does.
+before it set any with ``n`` other than torch's default, is kept. ``XTL_THREADS`` (``auto``,
+``torch`` or a number) sets the default for a process, as the CLI's ``--threads`` does.
 
 Example:
     >>> xtl.set_threads(1)              # every xtl call on one thread

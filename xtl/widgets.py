@@ -23,7 +23,7 @@ from xtl import plot
 from xtl.model import HookedModel, n_layers
 from xtl.pairs import Pair
 from xtl.results import SweepResult
-from xtl.transplant import transplant
+from xtl.transplanting import transplant
 
 
 def item_labels(items: Sequence[Pair]) -> list[tuple[str, int]]:

@@ -19,8 +19,10 @@ import builtins
 
 from xtl.tasks import scoring
 from xtl.tasks.base import CHECKS, SPLITS, Item, MisalignedWarning, Record, RuleScorer, Task
+from xtl.tasks.facts import WorldFacts
 from xtl.tasks.files import DataError
 from xtl.tasks.paper import MKQA, XCOPA, XNLI, CulturalBench, GlobalOpinionQA, XQuAD
+from xtl.tasks.toy import ToyCulture, ToyGeneration, ToyUnderstanding
 
 _REGISTRY: dict[str, type[Task]] = {}
 
@@ -55,13 +57,10 @@ def list_tasks() -> builtins.list[str]:
 
 list = list_tasks  # noqa: A001  (xtl.tasks.list(), as the public contract names it)
 
-from xtl.tasks.facts import WorldFacts  # noqa: E402
-from xtl.toy.tasks import ToyCulture, ToyGeneration, ToyUnderstanding  # noqa: E402
-
 for _task in (XNLI, XCOPA, XQuAD, MKQA, GlobalOpinionQA, CulturalBench, WorldFacts, ToyGeneration,
               ToyUnderstanding, ToyCulture):
     register(_task)
 
 __all__ = ["CHECKS", "MKQA", "SPLITS", "XCOPA", "XNLI", "CulturalBench", "DataError", "GlobalOpinionQA", "Item",
-           "MisalignedWarning", "Record", "RuleScorer", "Task", "WorldFacts", "XQuAD", "get", "list", "register",
-           "scoring"]
+           "MisalignedWarning", "Record", "RuleScorer", "Task", "ToyCulture", "ToyGeneration", "ToyUnderstanding",
+           "WorldFacts", "XQuAD", "get", "list", "register", "scoring"]

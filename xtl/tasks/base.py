@@ -8,17 +8,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from xtl.directions import DIRECTIONS
+from xtl.errors import XtlWarning
 from xtl.pairs import Pair
 from xtl.spec import TransplantSpec
 from xtl.tasks.files import DataError, check_aligned
 from xtl.tasks.scoring import RULES
-from xtl.transplant import DIRECTIONS
 
 SPLITS = ("sample", "unseen")
 CHECKS = ("warn", "error", "off")
 
 
-class MisalignedWarning(UserWarning):
+class MisalignedWarning(XtlWarning):
     """Parallel files paired by line number whose lines do not belong together."""
 
 

@@ -11,8 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from xtl.errors import InputError
 
-class DataError(ValueError):
+
+class DataError(InputError):
     """Malformed or missing task data; the message names the file (and line)."""
 
 

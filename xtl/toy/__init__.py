@@ -1,9 +1,9 @@
 """The embedded default: a toy multilingual world and a small model trained on it.
 
 ``xtl.toy.world`` generates the world and its corpus, ``xtl.toy.train`` trains
-the model (``python -m xtl.toy.train --out DIR``), and ``xtl.toy.tasks``
-registers the toy evaluation tasks (``toy-generation``, ``toy-understanding``,
-``toy-culture``) with :mod:`xtl.tasks`. The trained model ships in
+the model (``python -m xtl.toy.train --out DIR``), and the toy evaluation
+tasks (``toy-generation``, ``toy-understanding``, ``toy-culture``) live in :mod:`xtl.tasks.toy`
+(also importable as ``xtl.toy.tasks``). The trained model ships in
 ``xtl/toy/model`` (:func:`load_toy_model`); ``MODEL_CARD.md`` beside it holds
 its measured numbers (``python -m xtl.toy.card``).
 """

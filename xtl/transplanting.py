@@ -4,25 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 import torch
 from jaxtyping import Float, Int
 
-from xtl.capture import capture
+from xtl.capturing import capture
 from xtl.components import HEAD, model_components
+from xtl.directions import Direction, orient
 from xtl.generate import Generation, generate_packed, greedy_generate, packable
 from xtl.model import HookedModel, n_layers, require_tokenizer
 from xtl.patch import RowPatches
 from xtl.prompts import PromptBatch, Prompts, as_batch, left_padded
 from xtl.spec import TransplantSpec
 from xtl.threads import threaded
-
-Direction = Literal["en2x", "x2en"]
-DIRECTIONS: dict[str, str] = {
-    "en2x": "English source -> non-English target (multilingual capability; the non-English answer is scored)",
-    "x2en": "non-English source -> English target (cultural adaptability; the English answer is scored)",
-}
 
 
 @dataclass
@@ -154,20 +148,6 @@ def _packed(model, tgt: PromptBatch, source, component: str, layer: int, max_new
 def _rows(gen: Generation, rows: slice) -> Generation:
     lengths = gen.lengths[rows]
     return Generation(gen.tokens[rows, : int(lengths.max())], lengths, gen.logits[rows])
-
-
-def orient(direction: str, english: Prompts, other: Prompts) -> tuple[Prompts, Prompts]:
-    """``(source, target)`` for a direction: ``en2x`` reads English and scores the
-    other language; ``x2en`` reads the other language and scores English.
-
-    Raises:
-        ValueError: for a direction not in :data:`DIRECTIONS`.
-    """
-    if direction == "en2x":
-        return english, other
-    if direction == "x2en":
-        return other, english
-    raise ValueError(f"unknown direction {direction!r}; valid directions: {sorted(DIRECTIONS)}")
 
 
 def transplant_directed(

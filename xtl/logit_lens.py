@@ -16,7 +16,7 @@ from collections.abc import Mapping
 import pandas as pd
 import torch
 
-from xtl.capture import capture
+from xtl.capturing import capture
 from xtl.hooks import transplant_hooks
 from xtl.model import HookedModel, require_tokenizer
 from xtl.pairs import first_answer_token
