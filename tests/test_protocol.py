@@ -273,6 +273,22 @@ def test_a_released_split_folder_without_its_sibling_says_what_is_missing(tmp_pa
         task.items("de", split="unseen")
 
 
+@pytest.mark.parametrize("gold", ["", "  ", 7, None])
+def test_a_blank_or_non_text_released_gold_is_named_with_its_file_and_line(tmp_path, gold):
+    """The authors' gold.lower() in pred.lower() counts a blank gold as found in every output; xtl
+    refuses it as a data error (README, scoring rules)."""
+    root = tmp_path / "XQuAD_sample"
+    for sub in ("split", "ans"):
+        (root / sub).mkdir(parents=True)
+    for lang in ("en", "de"):
+        (root / "split" / f"xquad.{lang}.json").write_text('"Context: Berlin"\n"Context: Paris"\n', encoding="utf-8")
+    (root / "ans" / "xquad.en.json").write_text('"Berlin"\n"Paris"\n', encoding="utf-8")
+    (root / "ans" / "xquad.de.json").write_text(f'"Berlin"\n{json.dumps(gold)}\n', encoding="utf-8")
+    message = r"the gold answer is blank" if isinstance(gold, str) else r"the gold answer must be a JSON string"
+    with pytest.raises(tasks.DataError, match=rf"ans/xquad.de.json:2: {message}"):
+        tasks.get("xquad", data=root).items("de")
+
+
 @needs_samples
 def test_xnli_english_template_matches_every_released_english_prompt():
     template = tasks.get("xnli").template

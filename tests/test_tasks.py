@@ -142,7 +142,7 @@ def test_tables_with_templates_and_prompts(tmp_path):
     with pytest.raises(ValueError, match=r"no 'prompt' column and no template"):
         tasks.get("xnli", data=tmp_path).items("fr")
     fr = tasks.get("xnli", data=tmp_path, templates={"fr": "Humain : {premise} / {hypothesis} ?"})
-    with pytest.raises(tasks.DataError, match=r"misaligned data: .*en.jsonl has 2 lines but .*fr.jsonl has 1"):
+    with pytest.raises(tasks.DataError, match=r"en.jsonl:2: no line 2 in .*fr.jsonl .*misaligned data: .*en.jsonl has 2 lines but .*fr.jsonl has 1"):
         fr.items("fr")
 
 
@@ -169,18 +169,29 @@ def test_bad_data_names_file_and_line(tmp_path):
 
 
 @pytest.mark.parametrize("task, row, message", [
-    ("xnli", {"premise": "p", "hypothesis": "h", "label": 1, "labels": ["a"]}, r"de.jsonl:2: malformed row \(IndexError"),
+    ("xnli", {"premise": "p", "hypothesis": "h", "label": 1, "labels": ["a"]},
+     r"de.jsonl:2: field 'labels' must be a list of 3 label words, got \['a'\]"),
+    ("xnli", {"prompt": "p", "answer": "1", "labels": [1, 2, 3]}, r"de.jsonl:2: field 'labels' must be a list of 3"),
+    ("xnli", {"prompt": 5, "answer": "1"}, r"de.jsonl:2: field 'prompt' must be text, got int 5"),
+    ("xquad", {"prompt": ["p"], "answer": "x"}, r"de.jsonl:2: field 'prompt' must be text, got list"),
+    ("xquad", {"prompt": "p", "answer": ["x"]}, r"de.jsonl:2: field 'answer' must be text or a number or an object"),
+    ("xquad", {"prompt": "p", "answer": True}, r"de.jsonl:2: field 'answer' must be .*, got bool True"),
+    ("xquad", {"prompt": "p", "answer": {"text": ["  "]}}, r"de.jsonl:2: field 'text' is blank \('  '\)"),
+    ("xquad", {"prompt": "p", "answer": ""}, r"de.jsonl:2: field 'answer' is blank \(''\)"),
+    ("mkqa", {"prompt": "p", "answer": {"a": 1}}, r"de.jsonl:2: field 'answer' must be text or a number, got dict"),
+    ("xquad", {"context": 3, "question": "q", "answer": "x"}, r"de.jsonl:2: field 'context' must be text, got int"),
     ("xquad", {"prompt": "p", "answer": {"start": 1}}, r"de.jsonl:2: malformed row \(missing field 'text'\)"),
     ("xquad", {"prompt": "p", "answer": float("nan")}, r"de.jsonl:2: NaN is not a valid value"),
     ("xquad", {"prompt": "p", "answer": 1e999}, r"de.jsonl:2: Infinity is not a valid value"),
-    ("xnli", {"prompt": "p", "answer": " "}, r"de.jsonl:2: missing field 'answer'"),
+    ("xnli", {"prompt": "p", "answer": " "}, r"de.jsonl:2: field 'answer' is blank \(' '\)"),
 ])
 def test_malformed_fields_name_file_and_line(tmp_path, task, row, message):
     good = {"prompt": "q", "answer": "1"}
     _write_jsonl(tmp_path / "en.jsonl", [good, good])
     (tmp_path / "de.jsonl").write_text(json.dumps(good) + "\n" + json.dumps(row) + "\n", encoding="utf-8")
     with pytest.raises(tasks.DataError, match=message):
-        tasks.get(task, data=tmp_path, templates={"de": "{premise} {hypothesis}"}).items("de")
+        templates = {"de": "{premise} {hypothesis}"} if task == "xnli" else {"de": "{context} {question}"}
+        tasks.get(task, data=tmp_path, templates=templates).items("de")
 
 
 def test_non_utf8_files_and_nan_shares_name_file_and_line(tmp_path):

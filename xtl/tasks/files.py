@@ -92,15 +92,36 @@ def table(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def field(row: dict[str, Any], name: str, path: Path, number: int) -> Any:
-    """``row[name]``, or a :class:`DataError` naming the file, line and the fields present
-    (missing, empty, or a NaN/Inf number)."""
+def field(row: dict[str, Any], name: str, path: Path, number: int, types: tuple[type, ...] = (str, int, float)
+          ) -> Any:
+    """``row[name]``, or a :class:`DataError` naming the file, line and field: missing, blank, a
+    NaN/Inf number, or of another type than ``types`` (text or a number by default; a boolean,
+    list or object is refused rather than turned into text)."""
     value = row.get(name)
-    if value is None or (isinstance(value, str) and not value.strip()):
+    if value is not None and (isinstance(value, bool) or not isinstance(value, types)):
+        allowed = " or ".join({str: "text", int: "a number", float: "a number", dict: "an object",
+                               list: "a list"}[t] for t in dict.fromkeys(types))
+        raise DataError(f"{path}:{number}: field {name!r} must be {allowed}, got {type(value).__name__} {value!r:.60}")
+    if value is None:
         raise DataError(f"{path}:{number}: missing field {name!r} (fields present: {sorted(map(str, row))})")
+    if isinstance(value, str) and not value.strip():
+        raise DataError(f"{path}:{number}: field {name!r} is blank ({value!r})")
     if isinstance(value, float) and not math.isfinite(value):
         raise DataError(f"{path}:{number}: field {name!r} is {value!r}, not a value")
     return value
+
+
+def check_record(prompt: Any, gold: Any, options: Any, path: Path, number: int) -> None:
+    """A task row made into a record must hold a non-blank text prompt and gold and text options
+    (:class:`DataError` naming the file, line and what is wrong)."""
+    for what, value in (("prompt", prompt), ("gold answer", gold)):
+        if not isinstance(value, str):
+            raise DataError(f"{path}:{number}: the {what} must be text, got {type(value).__name__} {value!r:.60}")
+        if not value.strip():
+            raise DataError(f"{path}:{number}: the {what} is blank ({value!r})")
+    bad = [o for o in options if not isinstance(o, str) or not o.strip()]
+    if bad:
+        raise DataError(f"{path}:{number}: options must be non-blank text, got {bad[0]!r:.60}")
 
 
 def by_id(english: list[dict], english_path: Path, other: list[dict], other_path: Path
@@ -137,7 +158,9 @@ def by_id(english: list[dict], english_path: Path, other: list[dict], other_path
 def check_aligned(a: list, path_a: Path, b: list, path_b: Path) -> None:
     """Parallel files must have the same number of lines."""
     if len(a) != len(b):
+        longer, shorter = (path_a, path_b) if len(a) > len(b) else (path_b, path_a)
+        first = min(len(a), len(b)) + 1
         raise DataError(
-            f"misaligned data: {path_a} has {len(a)} lines but {path_b} has {len(b)}; "
-            f"line k of one language must be line k of every other"
+            f"{longer}:{first}: no line {first} in {shorter} to pair it with; misaligned data: {path_a} has "
+            f"{len(a)} lines but {path_b} has {len(b)}; line k of one language must be line k of every other"
         )

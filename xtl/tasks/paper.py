@@ -27,7 +27,7 @@ from typing import Any
 
 from xtl.spec import TransplantSpec
 from xtl.tasks.base import SPLITS, Record, Task, require_dir
-from xtl.tasks.files import DataError, at, by_id, check_aligned, field, finite, json_lines, table
+from xtl.tasks.files import DataError, at, by_id, check_aligned, check_record, field, finite, json_lines, table
 
 SAMPLE_SIZE = 50
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -42,11 +42,16 @@ def _table_path(root: Path, language: str, split: str) -> Path:
     raise FileNotFoundError(f"no {split} data for {language!r} in {str(root)!r}; looked for {names}")
 
 
-def texts(values: list[Any], path: Path) -> None:
-    """Every line of a released file must be a non-blank JSON string."""
+def texts(values: list[Any], path: Path, what: str = "prompt") -> None:
+    """Every line of a released file must be a non-blank JSON string (``what`` names it in the error).
+
+    A blank gold answer is refused: the authors' ``gold.lower() in pred.lower()`` would count
+    every output correct."""
     for number, value in enumerate(values, 1):
-        if not isinstance(value, str) or not value.strip():
-            raise DataError(f"{path}:{number}: expected a non-blank JSON string, got {value!r:.60}")
+        if not isinstance(value, str):
+            raise DataError(f"{path}:{number}: the {what} must be a JSON string, got {value!r:.60}")
+        if not value.strip():
+            raise DataError(f"{path}:{number}: the {what} is blank ({value!r})")
 
 
 def _hub_rows(rows: list[Any], split: str) -> list[Any]:
@@ -122,7 +127,9 @@ class _PaperTask(Task):
         records = []
         for number, row in rows:
             with at(path, number):
-                records.append(self.record(row, language, path, number))
+                record = self.record(row, language, path, number)
+                check_record(record.prompt, record.gold, record.options, path, number)
+                records.append(record)
         return records
 
     def released_rows(self, root: Path, language: str) -> list[tuple[Record, Record]]:
@@ -199,13 +206,18 @@ class XNLI(_PaperTask):
         return text
 
     def record(self, row, language, path, number):
-        labels = tuple(row["labels"]) if isinstance(row.get("labels"), list) else self.label_words(language)
+        if "labels" in row and not (isinstance(row["labels"], list) and len(row["labels"]) == len(self.options_keys)
+                                    and all(isinstance(w, str) and w.strip() for w in row["labels"])):
+            raise DataError(f"{path}:{number}: field 'labels' must be a list of {len(self.options_keys)} label "
+                            f"words, got {row['labels']!r:.60}")
+        labels = tuple(row["labels"]) if "labels" in row else self.label_words(language)
         gold = self._gold(field(row, "answer" if "answer" in row else "label", path, number), path, number)
         if "prompt" in row:
-            return Record(row["prompt"], gold, self.options_keys, labels)
+            return Record(field(row, "prompt", path, number, (str,)), gold, self.options_keys, labels)
         names = labels or self.english_labels
         prompt = self.template_for(language).format(
-            premise=field(row, "premise", path, number), hypothesis=field(row, "hypothesis", path, number),
+            premise=field(row, "premise", path, number, (str,)),
+            hypothesis=field(row, "hypothesis", path, number, (str,)),
             label1=names[0], label2=names[1], label3=names[2],
         )
         return Record(prompt, gold, self.options_keys, labels)
@@ -250,7 +262,7 @@ class XQuAD(_PaperTask):
             golds = json_lines(root / "ans" / f"xquad.{lang}.json")
             check_aligned(prompts, root / "split" / f"xquad.{lang}.json", golds, root / "ans" / f"xquad.{lang}.json")
             texts(prompts, root / "split" / f"xquad.{lang}.json")
-            texts(golds, root / "ans" / f"xquad.{lang}.json")
+            texts(golds, root / "ans" / f"xquad.{lang}.json", "gold answer")
             return [Record(p, str(g)) for p, g in zip(prompts, golds)]
 
         english, other = side("en"), side(language)
@@ -258,13 +270,13 @@ class XQuAD(_PaperTask):
                              root / "split" / f"xquad.{language}.json")
 
     def record(self, row, language, path, number):
-        answer = field(row, "answer", path, number)
+        answer = field(row, "answer", path, number, (str, int, dict))
         if isinstance(answer, dict):  # the hub's {"text": [...], "answer_start": [...]}
-            answer = answer["text"][0]
+            answer = field({"text": answer["text"][0]}, "text", path, number, (str,))
         if "prompt" in row:
-            return Record(row["prompt"], str(answer))
+            return Record(field(row, "prompt", path, number, (str,)), str(answer))
         prompt = self.template_for(language).format(
-            context=field(row, "context", path, number), question=field(row, "question", path, number))
+            context=field(row, "context", path, number, (str,)), question=field(row, "question", path, number, (str,)))
         return Record(prompt, str(answer))
 
     def hub_records(self, language, split):
@@ -440,10 +452,10 @@ class XCOPA(_PaperTask):
         choices = tuple(str(row[k]) for k in ("choice1", "choice2") if row.get(k))
         labels = choices if len(choices) == 2 else ()
         if "prompt" in row:
-            return Record(row["prompt"], label, self.options_keys, labels)
+            return Record(field(row, "prompt", path, number, (str,)), label, self.options_keys, labels)
         prompt = self.template_for(language).format(
-            premise=field(row, "premise", path, number), question=field(row, "question", path, number),
-            choice1=field(row, "choice1", path, number), choice2=field(row, "choice2", path, number))
+            premise=field(row, "premise", path, number, (str,)), question=field(row, "question", path, number, (str,)),
+            choice1=field(row, "choice1", path, number, (str,)), choice2=field(row, "choice2", path, number, (str,)))
         return Record(prompt, label, self.options_keys, labels)
 
     def rows(self, language, split):
@@ -485,10 +497,10 @@ class MKQA(_PaperTask):
     template = "Human: Please answer the following question.\n\nQuestion: {question}\n\nAssistant: My answer would be:"
 
     def record(self, row, language, path, number):
-        answer = str(field(row, "answer", path, number))
+        answer = str(field(row, "answer", path, number, (str, int)))
         if "prompt" in row:
-            return Record(row["prompt"], answer)
-        return Record(self.template_for(language).format(question=field(row, "question", path, number)), answer)
+            return Record(field(row, "prompt", path, number, (str,)), answer)
+        return Record(self.template_for(language).format(question=field(row, "question", path, number, (str,))), answer)
 
     def rows(self, language, split):
         if self.data != "hub":
