@@ -218,6 +218,90 @@ def test_bad_run_directories_and_specs(hooked, tmp_path):
         run_of(model, run)
 
 
+def _rewrite_part(part, edit_table=None, drop=()):
+    """Write a part again as somebody might: its rows edited and/or metadata keys dropped."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(part)
+    meta = {k: v for k, v in table.schema.metadata.items() if k not in drop}
+    if edit_table is not None:
+        table = edit_table(table)
+    pq.write_table(table.replace_schema_metadata(meta), part)
+
+
+def test_a_run_directory_refuses_or_names_what_it_cannot_prove(hooked, tmp_path):
+    """Tampering after the parts were written: each part set aside is named with why, nothing
+    unproven is returned silently."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    model = hooked("qwen2")
+    run = tmp_path / "run"
+    fresh = run_of(model, run)
+
+    def edit_logprob(table):  # one number changed in place, the stamp kept
+        column = table.column("gold_logprob")
+        return table.set_column(table.schema.get_field_index("gold_logprob"), "gold_logprob",
+                                pc.add(column, pa.scalar(1e-3)))
+
+    def duplicate_row(table):
+        return pa.concat_tables([table, table.slice(0, 1)])
+
+    cases = {
+        "part-000000.parquet": (lambda p: _rewrite_part(p, edit_logprob),
+                                "its rows were changed after it was written"),
+        "part-000001.parquet": (lambda p: _rewrite_part(p, duplicate_row), "its rows were changed"),
+        "part-000002.parquet": (lambda p: _rewrite_part(p, drop=(b"xtl.spec", b"xtl.prompt")),
+                                "it carries no xtl stamp"),
+    }
+    for name, (tamper, _) in cases.items():
+        tamper(run / name)
+    with pytest.warns(RunWarning) as caught:
+        with pytest.raises(FileNotFoundError, match="holds no finished instance"):
+            xtl.SweepResult.load(run)
+    text = " ".join(str(w.message) for w in caught)
+    for name, (_, why) in cases.items():
+        assert f"{name}: {why}" in text
+
+    # the spec edited after the parts were written: a descriptive field, then one that fixes the numbers
+    for field, value, why in (("direction", "x2en", r"_spec.json was changed after it was written \(fields "
+                                                     r"\['direction'\] differ\)"),
+                              ("components", ["mlp"], "it was computed under another spec")):
+        again = tmp_path / f"again-{field}"
+        run_of(model, again)
+        spec = json.loads((again / "_spec.json").read_text())
+        spec[field] = value
+        (again / "_spec.json").write_text(json.dumps(spec))
+        with pytest.warns(RunWarning, match=why), pytest.raises(FileNotFoundError, match="no finished instance"):
+            xtl.SweepResult.load(again)
+
+    # a part of an older xtl's format (no hash of its rows): loaded, and said loudly; a resume recomputes it
+    older = tmp_path / "older"
+    run_of(model, older)
+    _rewrite_part(older / "part-000001.parquet", drop=(b"xtl.format", b"xtl.run", b"xtl.content"))
+    with pytest.warns(RunWarning, match="part-000001.parquet: written by an older xtl, without a hash of its rows"):
+        loaded = xtl.SweepResult.load(older)
+    assert loaded.complete and (loaded.texts_array == fresh.texts_array).all()
+    with pytest.warns(RunWarning, match="part-000001.parquet: it was written by an older xtl"):
+        resumed = run_of(model, older)
+    assert resumed.complete and (older / "_rejected" / "part-000001.parquet").is_file()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        torch.testing.assert_close(xtl.SweepResult.load(older).gold_logprob, fresh.gold_logprob, atol=0, rtol=0)
+
+    # parts written by another xtl version than the run's spec names: loaded, and said
+    mixed = tmp_path / "mixed"
+    run_of(model, mixed)
+    spec = json.loads((mixed / "_spec.json").read_text())
+    spec["xtl_version"] = "0.0.9"
+    (mixed / "_spec.json").write_text(json.dumps(spec))
+    with pytest.warns(RunWarning, match=r"3 part\(s\) .* cannot be fully verified: part-000000.parquet: written by "
+                                        r"xtl_version '"):
+        assert xtl.SweepResult.load(mixed).complete
+
+
 def test_spec_digest_ignores_versions_only():
     spec = SweepSpec(model="m", n_layers=2, components=("attn",), source_layers=(0,), target_layers=(0,),
                      max_new_tokens=1, eos_token_id=(), scorer="s", prompt_hashes=("h",), ids=("0",),
@@ -306,6 +390,11 @@ def test_direction_is_recorded_and_runs_from_before_it_still_resume(hooked, tmp_
     del spec["direction"]  # as xtl wrote runs before it recorded the direction
     (run / "_spec.json").write_text(json.dumps(spec))
     (run / "part-000002.parquet").unlink()
-    again = run_of(model, run, pairs=items)  # resumes: the direction is descriptive, not part of the digest
+    for part in run.glob("part-*.parquet"):  # and its parts as that xtl wrote them
+        _rewrite_part(part, drop=(b"xtl.format", b"xtl.run", b"xtl.content"))
+    with pytest.warns(RunWarning, match="2 part.* it was written by an older xtl"):  # recomputed, bit for bit
+        again = run_of(model, run, pairs=items)  # resumes: the direction is descriptive, not part of the digest
     assert again.complete and torch.equal(again.correct, first.correct)
-    assert xtl.SweepResult.load(run).spec.direction == ""  # the stored spec is left as it was written
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the parts written since carry the stored spec: nothing to say
+        assert xtl.SweepResult.load(run).spec.direction == ""  # the stored spec is left as it was written

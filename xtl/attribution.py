@@ -313,7 +313,9 @@ def attribution_sweep(
     spec = dataclasses.replace(
         sweep_spec(model, pairs, components, sources, targets, 1, [], _scorer(), revision, prepend_bos),
         method=METHOD if metrics == METRICS else f"{METHOD}:{','.join(metrics)}")
-    done = open_run(check_output_dir(out, RunError), spec) if out is not None else {}
+    done = {}
+    if out is not None:  # a run's parts are written under its stored spec
+        spec, done = open_run(check_output_dir(out, RunError), spec)
     pending = [k for k in in_shard(range(len(pairs)), shard) if k not in done]
     if max_batch is None:
         budget = default_memory_budget(model) if memory_budget is None else positive_int(memory_budget,

@@ -118,7 +118,7 @@ def _written(out: Path | None, spec: SweepSpec, instances: list[int]) -> dict[in
     found = {}
     for k in instances if out is not None else ():
         try:
-            found[k] = read_part(out / f"part-{k:06d}.parquet", spec)[1]
+            found[k] = read_part(out / f"part-{k:06d}.parquet", spec, older=False)[1]
         except RunError:  # not written, or not whole
             pass
     return found

@@ -21,7 +21,7 @@ import os
 import re
 import uuid
 import warnings
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -388,6 +388,8 @@ def record(instance: int, id_: str, cell: tuple[str, int, int] | None, text: str
 
 
 PART_KEYS = (b"xtl.spec", b"xtl.prompt")
+# Part format 2 (xtl 0.2) also records the whole spec it was written under and a hash of its contents.
+FORMAT, FORMAT_KEY, RUN_KEY, CONTENT_KEY = b"2", b"xtl.format", b"xtl.run", b"xtl.content"
 REJECTED = "_rejected"
 
 
@@ -426,11 +428,18 @@ def read_spec(path: Path) -> SweepSpec | None:
         raise RunError(f"{str(file)!r} is not a readable sweep spec: {err}") from None
 
 
+def _content_digest(table: pa.Table) -> bytes:
+    """A hash of a part's columns and values (its metadata aside): any edit of a number, text or row changes it."""
+    rows = json.dumps([table.column_names, table.to_pylist()], default=repr, allow_nan=True)
+    return hashlib.sha256(rows.encode()).hexdigest().encode()
+
+
 def write_part(path: Path, spec: SweepSpec, instance: int, frame: pd.DataFrame) -> None:
-    """Write one finished instance's rows, stamped with the spec's and the prompts' hashes
-    (atomically: a temporary file of this writer's own, then a rename)."""
+    """Write one finished instance's rows, stamped with the spec's and the prompts' hashes, the
+    whole spec and a hash of the rows (atomically: a temporary file of this writer's own, then a rename)."""
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    stamp = dict(zip(PART_KEYS, (spec.digest().encode(), spec.prompt_hashes[instance].encode())))
+    stamp = {**dict(zip(PART_KEYS, (spec.digest().encode(), spec.prompt_hashes[instance].encode()))),
+             FORMAT_KEY: FORMAT, RUN_KEY: spec.to_json().encode(), CONTENT_KEY: _content_digest(table)}
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), **stamp})
     tmp = _temporary(path / _part_name(instance))
     try:
@@ -442,12 +451,20 @@ def write_part(path: Path, spec: SweepSpec, instance: int, frame: pd.DataFrame) 
         raise
 
 
-def read_part(file: Path, spec: SweepSpec) -> tuple[int, pd.DataFrame]:
+def read_part(file: Path, spec: SweepSpec, older: bool = True) -> tuple[int, pd.DataFrame, str]:
     """One part of a run, verified against the run's spec.
 
+    A part of the current format proves its rows (a hash of them) and the spec it was written
+    under (the whole of it): an edited part, or a ``_spec.json`` edited after the part was
+    written, is refused. A part of an older xtl's format carries neither: with ``older`` it is
+    read and the third value says so (the caller warns), else refused.
+
+    Returns:
+        ``(instance, rows, note)``: ``note`` is empty, or says what cannot be proved.
+
     Raises:
-        RunError: the part cannot be read, or does not belong to this run (the message
-            says which check failed).
+        RunError: the part cannot be read, does not belong to this run or was changed (the
+            message says which check failed).
     """
     match = re.fullmatch(r"part-(\d{6,})\.parquet", file.name)
     if match is None or file.name != _part_name(int(match.group(1))):
@@ -467,11 +484,28 @@ def read_part(file: Path, spec: SweepSpec) -> tuple[int, pd.DataFrame]:
                        else "it carries no xtl stamp (written by another tool or an older xtl)")
     if not legacy and meta.get(PART_KEYS[1]) != spec.prompt_hashes[instance].encode():
         raise RunError(f"its prompts are not those of instance {instance}")
+    note = ""
+    if meta.get(FORMAT_KEY) == FORMAT:
+        if meta.get(CONTENT_KEY) != _content_digest(table):
+            raise RunError("its rows were changed after it was written (their hash differs from the one it records)")
+        written = SweepSpec.from_json(meta[RUN_KEY].decode())
+        edited = [f.name for f in fields(spec) if f.name not in VERSION_FIELDS
+                  and getattr(spec, f.name) != getattr(written, f.name)]
+        if edited:
+            raise RunError(f"the run's _spec.json was changed after it was written (fields {edited} differ)")
+        versions = {f: getattr(written, f) for f in VERSION_FIELDS if getattr(spec, f) != getattr(written, f)}
+        if versions:
+            note = f"written by {', '.join(f'{k} {v!r}' for k, v in versions.items())}, not the run's"
+    elif not legacy:
+        if not older:
+            raise RunError("it was written by an older xtl (before parts recorded a hash of their rows), whose "
+                           "numbers this version does not reproduce bit for bit")
+        note = "written by an older xtl, without a hash of its rows: an edit since cannot be ruled out"
     frame = table.to_pandas()
     cells = len(spec.components) * len(spec.source_layers) * len(spec.target_layers)
     if len(frame) != 1 + cells or set(frame["instance"]) != {instance}:
         raise RunError(f"it holds {len(frame)} rows, expected {1 + cells} for instance {instance}")
-    return instance, frame
+    return instance, frame, note
 
 
 def scan_run(path: Path, spec: SweepSpec, move: bool = False) -> dict[int, pd.DataFrame]:
@@ -479,16 +513,21 @@ def scan_run(path: Path, spec: SweepSpec, move: bool = False) -> dict[int, pd.Da
     :class:`RunWarning` (with why) and count as not finished; with ``move`` (a sweep
     resuming the run) they are moved into the run's ``_rejected/`` folder, where
     Parquet readers do not look, and their instances are recomputed."""
-    frames, bad = {}, []
+    frames, bad, notes = {}, [], []
     for file in sorted(Path(path).glob("part-*.parquet")):
         try:
-            instance, frame = read_part(file, spec)
+            instance, frame, note = read_part(file, spec, older=not move)
         except RunError as err:
             bad.append(f"{file}: {err}")
             if move:
                 _reject(file)
             continue
         frames[instance] = frame
+        if note:
+            notes.append(f"{file.name}: {note}")
+    if notes:
+        warnings.warn(f"{len(notes)} part(s) of run {str(path)!r} cannot be fully verified: " + "; ".join(notes),
+                      RunWarning, stacklevel=3)
     if bad:
         fate = (f"moved to {str(Path(path) / REJECTED)!r}; their instances are recomputed" if move
                 else "a resumed sweep recomputes them")
@@ -509,8 +548,13 @@ def _reject(file: Path) -> None:
         pass
 
 
-def open_run(path: Path, spec: SweepSpec) -> dict[int, pd.DataFrame]:
-    """Start or resume a run at ``path``; returns the verified finished instances' rows.
+def open_run(path: Path, spec: SweepSpec) -> tuple[SweepSpec, dict[int, pd.DataFrame]]:
+    """Start or resume a run at ``path``.
+
+    Returns:
+        The spec to compute and write the run's parts under (the stored one, which may lack a
+        descriptive field of a newer xtl, with this writer's versions) and the verified finished
+        instances' rows.
 
     Raises:
         RunError: ``path`` is a file, holds a run with a different spec, or a run whose
@@ -538,7 +582,8 @@ def open_run(path: Path, spec: SweepSpec) -> dict[int, pd.DataFrame]:
             f"resumed. Score with a function defined with def (its code is fingerprinted), or "
             f"write to a new out= path"
         )
-    return scan_run(path, spec, move=True)
+    stamp = replace(old, **{f: getattr(spec, f) for f in VERSION_FIELDS})
+    return stamp, scan_run(path, stamp, move=True)
 
 
 def check_output_dir(out: str | os.PathLike, error: type[Exception] = ValueError) -> Path:

@@ -139,7 +139,9 @@ def sweep(
     prepared = preflight(model, pairs, max_new_tokens, prepend_bos)
     spec = sweep_spec(model, pairs, components, sources, targets, max_new_tokens,
                  eos_ids(model, eos_token_id), scorer, revision, prepend_bos)
-    done = open_run(check_output_dir(out, RunError), spec) if out is not None else {}
+    done = {}
+    if out is not None:  # a run's parts are written under its stored spec
+        spec, done = open_run(check_output_dir(out, RunError), spec)
     if out is not None and not spec.scorer_digest:
         warnings.warn(f"scorer {spec.scorer!r} is anonymous (a lambda, or code whose source cannot be read): "
                       f"the run at {str(out)!r} cannot be resumed if interrupted", stacklevel=2)
