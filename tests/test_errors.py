@@ -216,3 +216,70 @@ def test_batch_sizes_and_stop_ids_are_checked(model):
         xtl.sweep(model, pair, eos_token_id=-1, progress=False)
     with pytest.raises(ValueError, match=r"eos_token_id must be an int, got 'x'"):
         xtl.transplant(model, PROMPTS_EN[0], PROMPTS_SW[0], 0, 0, eos_token_id="x")
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return xtl.toy.load_toy_model()
+
+
+@pytest.fixture(scope="module")
+def toy_sweep(toy):
+    task = xtl.tasks.get("toy-culture")
+    return task, xtl.sweep(toy, task.items("fr")[:2], max_new_tokens=1, progress=False)
+
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize("call, kind, message", [
+    (lambda m, t, r: xtl.sweep(m, t.items("fr")[:1], source_layers=[0, -6], progress=False), xtl.XtlError,
+     r"source_layers lists layer 0 more than once \(0, -6; negative layers count from the end of 6\)"),
+    (lambda m, t, r: xtl.sweep(m, t.items("fr")[:1], components=["attn", "attn"], progress=False), xtl.XtlError,
+     r"component 'attn' is listed more than once in \['attn', 'attn'\]"),
+    (lambda m, t, r: xtl.sweep(m, t.items("fr")[:1], components=None, progress=False), TypeError,
+     r"components must be a name or a list of names .* got NoneType"),
+    (lambda m, t, r: xtl.sweep(m, None, progress=False), TypeError, r"pairs must be a list of items .* got NoneType"),
+    (lambda m, t, r: xtl.sweep(m, t.items("fr")[:1], gpus_per_worker=NAN, progress=False), ValueError,
+     r"gpus_per_worker must be a number >= 0, got nan"),
+    (lambda m, t, r: xtl.sweep(m, t.items("fr")[:1], progress="no"), TypeError, r"progress must be True or False"),
+    (lambda m, t, r: xtl.transplant(m, None, "b", 0, 0), TypeError,
+     r"prompts must be a string or a list of strings, got NoneType"),
+    (lambda m, t, r: xtl.transplant(m, 5, "b", 0, 0), TypeError, r"got int 5"),
+    (lambda m, t, r: xtl.transplant(None, "a", "b", 0, 0), TypeError,
+     r"model must be a TransformerLens HookedTransformer or TransformerBridge .* got NoneType"),
+    (lambda m, t, r: xtl.evaluate(m, t, languages=[], progress=False), ValueError,
+     r"languages is empty; pass None for the task's languages \['fr', 'es', 'sw', 'ru'\]"),
+    (lambda m, t, r: xtl.evaluate(m, t, limit=NAN, progress=False), ValueError, r"limit must be an int >= 1, got nan"),
+    (lambda m, t, r: xtl.evaluate(m, t, limit=-1, progress=False), ValueError, r"limit must be an int >= 1, got -1"),
+    (lambda m, t, r: xtl.best_source_layer(r, "xx", "attn"), ValueError,
+     r"no instances in language 'xx'; this result holds \['fr'\]"),
+    (lambda m, t, r: xtl.best_source_layer(r, "fr", "attn", 99), ValueError,
+     r"target_layer=99 is out of range for a model with 6 layers"),
+    (lambda m, t, r: r.texts("attn", 6, 0), ValueError, r"source_layer=6 is out of range"),
+    (lambda m, t, r: xtl.compare_settings(r, "default"), TypeError, r"default must be an xtl.TransplantSpec"),
+    (lambda m, t, r: xtl.rank_agreement(r, 5), TypeError, r"b must be an xtl.SweepResult, got int 5"),
+    (lambda m, t, r: xtl.upper_bound([1, 2]), TypeError, r"result must be an xtl.SweepResult, got list"),
+    (lambda m, t, r: xtl.plot.heatmap(r, components=[]), ValueError,
+     r"components is empty; pass None for all of \['attn', 'mlp'\]"),
+    (lambda m, t, r: xtl.Pair("a", "b", "x", ("x", "y", "x")), ValueError, r"option 'x' is listed more than once"),
+    (lambda m, t, r: xtl.lens(m, {"en": "a"}, []), ValueError, r"lens needs answers as a non-empty dict"),
+    (lambda m, t, r: xtl.transplant_hooks(m, xtl.capture(m, "a"), xtl.TransplantSpec(0, 0)), TypeError,
+     r"spec must be an xtl.TransplantSpec \(the second argument\), got Activations"),
+    (lambda m, t, r: xtl.load_model(xtl.toy.SHIPPED, device="tpu"), ValueError,
+     r"unknown device 'tpu'; valid: 'cpu', 'cuda', 'cuda:N', 'mps' or None"),
+])
+def test_bad_input_gets_one_clear_xtl_error(toy, toy_sweep, call, kind, message):
+    task, res = toy_sweep
+    with pytest.raises(kind, match=message) as caught:
+        call(toy, task, res)
+    assert isinstance(caught.value, xtl.XtlError)
+
+
+def test_the_cli_checks_component_names_before_loading_the_model(capsys, monkeypatch):
+    from xtl import cli
+
+    monkeypatch.setattr(cli, "_load", lambda *a, **k: pytest.fail("the model was loaded"))
+    assert cli.main(["sweep", "--model", "toy", "--task", "toy-culture", "--components", "attn,attention",
+                     "--out", "unused"]) == 2
+    assert "unknown component 'attention'" in capsys.readouterr().err

@@ -47,6 +47,7 @@ from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 from xtl.capturing import capture
 from xtl.components import get_component, model_components, positive_int
 from xtl.distributed import in_shard, parse_shard
+from xtl.errors import InputError
 from xtl.metrics import option_verdicts, spearman
 from xtl.model import (
     HookedModel,
@@ -100,7 +101,7 @@ def _metrics(metric: str | Sequence[str]) -> tuple[str, ...]:
     names = METRICS if metric == "all" else (metric,) if isinstance(metric, str) else tuple(metric)
     bad = [m for m in names if m not in METRICS]
     if bad or not names:
-        raise ValueError(f"unknown metric {bad[0] if bad else metric!r}; valid: {list(METRICS)} or 'all'")
+        raise InputError(f"unknown metric {bad[0] if bad else metric!r}; valid: {list(METRICS)} or 'all'")
     return names
 
 
@@ -341,7 +342,7 @@ def attribution_sweep(
         warnings.warn("no item has options: an attribution sweep's 'correct' (estimated option verdict) is False "
                       "everywhere; read gold_logprob or logit_diff (metric 'logprob_change' in plots)", stacklevel=3)
     if not frames:
-        raise ValueError(f"shard {shard[0]}/{shard[1]} of {len(pairs)} instances holds none; use fewer shards")
+        raise InputError(f"shard {shard[0]}/{shard[1]} of {len(pairs)} instances holds none; use fewer shards")
     return from_frame(spec, pd.concat([frames[k] for k in sorted(frames)], ignore_index=True))
 
 
@@ -367,11 +368,11 @@ def agreement(approx: SweepResult, exact: SweepResult, metric: str = "gold_logpr
         ValueError: results that do not cover the same instances and cells, or an unknown metric.
     """
     if metric not in ("gold_logprob", "logit_diff"):
-        raise ValueError(f"unknown metric {metric!r}; valid: 'gold_logprob', 'logit_diff'")
+        raise InputError(f"unknown metric {metric!r}; valid: 'gold_logprob', 'logit_diff'")
     same = ("components", "source_layers", "target_layers", "prompt_hashes")
     differ = [f for f in same if getattr(approx.spec, f) != getattr(exact.spec, f)]
     if differ or approx.instances != exact.instances:
-        raise ValueError(f"the two results do not hold the same cells: {differ or ['instances']} differ")
+        raise InputError(f"the two results do not hold the same cells: {differ or ['instances']} differ")
     a = getattr(approx, metric).flatten(1).numpy()
     e = getattr(exact, metric).flatten(1).numpy()
     rows = []

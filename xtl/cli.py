@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from xtl.errors import XtlError
+from xtl.errors import InputError, XtlError
 
 DESCRIPTION = """\
 Cross-lingual latent transplantation (XTransplant) on TransformerLens models.
@@ -135,7 +135,7 @@ def _demo(args: argparse.Namespace) -> int:
     given = [flag for flag in ("languages", "layer_step", "map_items", "map_layer_step")
              if getattr(args, flag) is not None]
     if given:
-        raise ValueError(f"--{given[0].replace('_', '-')} applies to a real model's study (--model NAME); "
+        raise InputError(f"--{given[0].replace('_', '-')} applies to a real model's study (--model NAME); "
                          "the toy demo runs the toy tasks' languages and every layer")
     from xtl.report import demo
     from xtl.results import output_dir
@@ -158,24 +158,25 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _sweep(args: argparse.Namespace) -> int:
     import xtl
-    from xtl.components import positive_int
+    from xtl.components import check_names, positive_int
     from xtl.results import check_output_dir
 
     if args.limit is not None:
         positive_int(args.limit, "--limit")
     if args.approx and args.max_new_tokens is not None:
-        raise ValueError("--max-new-tokens does not apply to --approx: attribution patching estimates first-token "
+        raise InputError("--max-new-tokens does not apply to --approx: attribution patching estimates first-token "
                          "statistics only, no text is generated")
     if args.approx and args.ray is not None:
-        raise ValueError("--ray runs exact sweeps; an --approx sweep takes one backward pass per item (use --shard "
+        raise InputError("--ray runs exact sweeps; an --approx sweep takes one backward pass per item (use --shard "
                          "to split it)")
     if (args.workers is not None or args.gpus_per_worker) and args.ray is None:
-        raise ValueError("--workers and --gpus-per-worker apply to --ray")
+        raise InputError("--workers and --gpus-per-worker apply to --ray")
     if args.gpus_per_worker < 0:
-        raise ValueError(f"--gpus-per-worker must be >= 0, got {args.gpus_per_worker}")
+        raise InputError(f"--gpus-per-worker must be >= 0, got {args.gpus_per_worker}")
     from xtl.distributed import parse_shard
 
     shard = parse_shard(args.shard)
+    check_names(_csv(args.components))
     max_new_tokens = positive_int(20 if args.max_new_tokens is None else args.max_new_tokens, "--max-new-tokens")
     check_output_dir(args.out)  # before the model loads
 
@@ -219,7 +220,7 @@ def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
     for value in values or ():
         language, sep, text = value.partition("=")
         if not sep or not language.strip():
-            raise ValueError(f"{what} {value!r} is not LANGUAGE=TEXT (e.g. {what} 'en=The capital of France is')")
+            raise InputError(f"{what} {value!r} is not LANGUAGE=TEXT (e.g. {what} 'en=The capital of France is')")
         out[language.strip()] = text
     return out
 
@@ -233,11 +234,11 @@ def _lens(args: argparse.Namespace) -> int:
     sources, spec = None, None
     if args.task:
         if prompts:
-            raise ValueError("give --task (an item's prompts) or --prompt, not both")
+            raise InputError("give --task (an item's prompts) or --prompt, not both")
         task = xtl.tasks.get(args.task, **({"data": args.data} if args.data else {}))
         items = task.items(task.canonical(args.language or task.languages[0]), args.direction, args.split)
         if not 0 <= args.index < len(items):
-            raise ValueError(f"--index {args.index} is out of range: the task has {len(items)} items in this language")
+            raise InputError(f"--index {args.index} is out of range: the task has {len(items)} items in this language")
         item = as_pair(items[args.index])  # its answer template resolved against the target prompt
         prompts = {"source": item.source, "target": item.target}
         answers = answers or {"gold": item.answer_template.format(item.gold)}
@@ -245,12 +246,12 @@ def _lens(args: argparse.Namespace) -> int:
             spec = task.default
         sources = {"target": item.source, "source": item.source}
     if not prompts or not answers:
-        raise ValueError("give --prompt LANG=TEXT (two or more) and --answer LANG=TEXT, or --task NAME")
+        raise InputError("give --prompt LANG=TEXT (two or more) and --answer LANG=TEXT, or --task NAME")
     if args.transplant and spec is None:
         spec = _transplant_spec(args.transplant)
     if spec is not None and sources is None:
         if args.source not in prompts:
-            raise ValueError(f"--source {args.source!r} names no prompt; the prompts are {sorted(prompts)}")
+            raise InputError(f"--source {args.source!r} names no prompt; the prompts are {sorted(prompts)}")
         sources = dict.fromkeys(prompts, prompts[args.source])
     output_dir(args.out)
     model = _load(args.model, args.dtype)
@@ -281,12 +282,12 @@ def _transplant_spec(text: str):
         if len(parts) != 3:
             raise ValueError
     except (IndexError, ValueError):
-        raise ValueError(f"--transplant {text!r} is not COMPONENT:SOURCE_LAYER:TARGET_LAYER (e.g. mlp:0:0), "
+        raise InputError(f"--transplant {text!r} is not COMPONENT:SOURCE_LAYER:TARGET_LAYER (e.g. mlp:0:0), "
                          f"or 'default' with --task") from None
     try:
         return TransplantSpec(source_layer, target_layer, _component(component))
     except argparse.ArgumentTypeError as err:
-        raise ValueError(str(err)) from None
+        raise InputError(str(err)) from None
 
 
 def _report(args: argparse.Namespace) -> int:

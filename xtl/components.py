@@ -33,6 +33,8 @@ import operator
 from dataclasses import dataclass
 from typing import Any
 
+from xtl.errors import InputError, InputTypeError
+
 
 @dataclass(frozen=True)
 class Component:
@@ -90,37 +92,60 @@ def get_component(name: str) -> Component:
         pass
     if isinstance(name, str) and name.startswith(f"{HEAD}.") and name[len(HEAD) + 1 :].isdigit():
         return head(int(name[len(HEAD) + 1 :]))
-    raise ValueError(
+    raise InputError(
         f"unknown component {name!r}; valid components: {sorted(COMPONENTS)}, or 'head.<h>' for one attention "
         f"head ('head' for all of them)"
     ) from None
 
 
-def model_components(model: Any, names: Any) -> tuple[str, ...]:
-    """Component names for ``model``, checked: ``"head"`` becomes every head (``head.0`` ...),
-    and a head index must be one the model has. Order kept, duplicates dropped.
+def check_names(names: Any) -> None:
+    """Component names checked without a model (before one loads): known, each once, at least one.
 
     Raises:
-        ValueError: an unknown component, a head the model lacks, or no components.
+        InputError: an unknown name, one listed twice, or none.
     """
     if isinstance(names, str):
         names = (names,)
+    if not isinstance(names, (list, tuple)):
+        raise InputTypeError(f"components must be a name or a list of names (from xtl.COMPONENTS or 'head'), "
+                             f"got {type(names).__name__} {names!r:.60}")
+    if not names:
+        raise InputError("no components given; choose from xtl.COMPONENTS or 'head'")
+    seen = [name if name == HEAD else get_component(name).name for name in names]
+    twice = [name for k, name in enumerate(seen) if name in seen[:k]]
+    if twice:
+        raise InputError(f"component {twice[0]!r} is listed more than once in {list(names)}; list each once")
+
+
+def model_components(model: Any, names: Any) -> tuple[str, ...]:
+    """Component names for ``model``, checked: ``"head"`` becomes every head (``head.0`` ...),
+    and a head index must be one the model has. Order kept.
+
+    Raises:
+        InputError: an unknown component, one listed twice, a head the model lacks, or no components.
+    """
+    if isinstance(names, str):
+        names = (names,)
+    if not isinstance(names, (list, tuple)):
+        raise InputTypeError(f"components must be a name or a list of names (from xtl.COMPONENTS or 'head'), "
+                             f"got {type(names).__name__} {names!r:.60}")
     n_heads = getattr(getattr(model, "cfg", None), "n_heads", None)
     out = []
     for name in names:
         if name == HEAD:
             if not isinstance(n_heads, int):
-                raise ValueError(f"component {HEAD!r} needs cfg.n_heads; this model has none")
+                raise InputError(f"component {HEAD!r} needs cfg.n_heads; this model has none")
             out += [head(h).name for h in range(n_heads)]
             continue
         component = get_component(name)
         if component.head is not None and isinstance(n_heads, int) and component.head >= n_heads:
-            raise ValueError(f"component {name!r}: head {component.head} is out of range for a model with "
+            raise InputError(f"component {name!r}: head {component.head} is out of range for a model with "
                              f"{n_heads} heads per layer; valid: head.0..head.{n_heads - 1}")
+        if component.name in out:
+            raise InputError(f"component {name!r} is listed more than once in {list(names)}; list each once")
         out.append(component.name)
-    out = list(dict.fromkeys(out))
     if not out:
-        raise ValueError("no components given; choose from xtl.COMPONENTS or 'head'")
+        raise InputError("no components given; choose from xtl.COMPONENTS or 'head'")
     return tuple(out)
 
 
@@ -133,11 +158,11 @@ def as_int(value: Any, what: str) -> int:
     """
     kinds = f"{type(value).__name__} {getattr(value, 'dtype', '')}".lower()
     if "bool" in kinds or getattr(value, "ndim", 0) != 0:
-        raise ValueError(f"{what} must be an int, got {value!r}")
+        raise InputError(f"{what} must be an int, got {value!r}")
     try:
         return operator.index(value)
     except TypeError:
-        raise ValueError(f"{what} must be an int, got {value!r}") from None
+        raise InputError(f"{what} must be an int, got {value!r}") from None
 
 
 def positive_int(value: Any, what: str) -> int:
@@ -151,7 +176,7 @@ def positive_int(value: Any, what: str) -> int:
     except ValueError:
         number = 0
     if number < 1:
-        raise ValueError(f"{what} must be an int >= 1, got {value!r}")
+        raise InputError(f"{what} must be an int >= 1, got {value!r}")
     return number
 
 
@@ -164,7 +189,7 @@ def resolve_layer(layer: int, n_layers: int, what: str = "layer") -> int:
     """
     layer = as_int(layer, what)
     if not -n_layers <= layer < n_layers:
-        raise ValueError(
+        raise InputError(
             f"{what}={layer} is out of range for a model with {n_layers} layers; "
             f"valid: {-n_layers}..{n_layers - 1} (negative counts from the end)"
         )

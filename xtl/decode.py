@@ -44,6 +44,7 @@ from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 from transformer_lens.hook_points import HookPoint
 from transformer_lens.utilities.activation_functions import softcap_enabled
 
+from xtl.errors import InputError
 from xtl.model import HookedModel
 
 
@@ -226,7 +227,7 @@ class SharedPrompts:
     def kv_cache(self, model: HookedModel) -> TransformerLensKeyValueCache:
         """TransformerLens' cache of the whole prompt for every row (one prompt only)."""
         if len(self.prefix_keys) != 1:
-            raise ValueError("a TransformerLens cache holds rows of one prompt length; this holds "
+            raise InputError("a TransformerLens cache holds rows of one prompt length; this holds "
                              f"{len(self.prefix_keys)} prompts")
         size, cfg = len(self.prompt), model.cfg
         kv = TransformerLensKeyValueCache.init_cache(cfg, cfg.device, size)

@@ -28,6 +28,7 @@ from typing import Any
 import pandas as pd
 
 from xtl.components import as_int
+from xtl.errors import InputError
 from xtl.fingerprint import weights_digest
 from xtl.loading import Recipe, recipe_of
 from xtl.model import HookedModel
@@ -52,9 +53,9 @@ def parse_shard(shard: Any) -> tuple[int, int] | None:
         k, n = shard.split("/") if isinstance(shard, str) else shard
         k, n = (int(k), int(n)) if isinstance(shard, str) else (as_int(k, "shard"), as_int(n, "shard"))
     except (ValueError, TypeError):
-        raise ValueError(f"shard must be (k, n) or 'k/n' with 0 <= k < n, got {shard!r}") from None
+        raise InputError(f"shard must be (k, n) or 'k/n' with 0 <= k < n, got {shard!r}") from None
     if n < 1 or not 0 <= k < n:
-        raise ValueError(f"shard {k}/{n} is out of range: n must be >= 1 and 0 <= k < n (k = 0..{max(n - 1, 0)})")
+        raise InputError(f"shard {k}/{n} is out of range: n must be >= 1 and 0 <= k < n (k = 0..{max(n - 1, 0)})")
     return k, n
 
 

@@ -28,7 +28,7 @@ class InputError(XtlError, ValueError):
     """A bad argument or option: the message names the value and the valid choices."""
 
 
-class InputTypeError(InputError, TypeError):
+class InputTypeError(XtlError, TypeError):
     """An argument of the wrong type: the message names what was given and what is accepted."""
 
 

@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from xtl.components import positive_int
+from xtl.errors import InputError
 from xtl.metrics import SCORINGS, best_source_layer, language_groups, verdicts
 from xtl.model import HookedModel, n_layers
 from xtl.results import SweepResult
@@ -31,12 +33,12 @@ def _items_by_instance(result: SweepResult, items: Sequence[Item]) -> list[Item]
     for instance, id_ in zip(result.instances, result.baseline["id"]):
         item = by_id.get(id_)
         if item is None:
-            raise ValueError(f"no item with id {id_!r} among the {len(by_id)} items given; pass the items "
+            raise InputError(f"no item with id {id_!r} among the {len(by_id)} items given; pass the items "
                              f"the sweep ran on (task.items(...))")
         if item.digest() != result.spec.prompt_hashes[instance]:
-            raise ValueError(f"item {id_!r} differs from the one the sweep ran on (prompt, gold or options)")
+            raise InputError(f"item {id_!r} differs from the one the sweep ran on (prompt, gold or options)")
         if not getattr(item, "task", ""):
-            raise ValueError(f"item {id_!r} names no task, so no task rule can score it")
+            raise InputError(f"item {id_!r} names no task, so no task rule can score it")
         found.append(item)
     return found
 
@@ -82,7 +84,7 @@ def compare_rules(result: SweepResult, items: Sequence[Item], rules: Sequence[st
         >>> xtl.compare_rules(res, task.items("zh"))
     """
     if len(rules) != 2 or rules[0] == rules[1]:
-        raise ValueError(f"compare_rules compares two different rules, got {list(rules)}")
+        raise InputError(f"compare_rules compares two different rules, got {list(rules)}")
     first, second = (rescore(result, items, rule) for rule in rules)
 
     def verdicts(res: SweepResult) -> np.ndarray:
@@ -147,15 +149,21 @@ def evaluate(
         >>> xtl.evaluate(model, task, setting=["default", "targetfirst"], split="unseen", search=res)
     """
     direction = direction or task.direction
+    if isinstance(languages, str):
+        languages = [languages]
     languages = [task.canonical(lang) for lang in languages] if languages is not None else list(task.languages)
+    if not languages:
+        raise InputError(f"languages is empty; pass None for the task's languages {list(task.languages)}")
+    if limit is not None:
+        limit = positive_int(limit, "limit")
     if scoring not in SCORINGS:
-        raise ValueError(f"unknown scoring {scoring!r}; valid: {list(SCORINGS)}")
+        raise InputError(f"unknown scoring {scoring!r}; valid: {list(SCORINGS)}")
     settings = [setting] if setting is None or isinstance(setting, (str, TransplantSpec)) else list(setting)
     names = []
     for one in settings:
         name = "baseline" if one is None else one if isinstance(one, str) else "fixed"
         if name not in (*SETTINGS, "fixed"):
-            raise ValueError(f"unknown setting {one!r}; valid: {list(SETTINGS)} or an xtl.TransplantSpec")
+            raise InputError(f"unknown setting {one!r}; valid: {list(SETTINGS)} or an xtl.TransplantSpec")
         names.append(name)
     default = task.default.resolve(n_layers(model))
     rows = []
@@ -167,7 +175,7 @@ def evaluate(
                 cells.append(one.resolve(n_layers(model)))
             elif name == "targetfirst":
                 if search is not None and language not in search.languages:
-                    raise ValueError(f"the search sweep holds no {language!r} items; it holds "
+                    raise InputError(f"the search sweep holds no {language!r} items; it holds "
                                      f"{sorted(set(search.languages))}")
                 found = search if search is not None else sweep(
                     model, task.items(language, direction, "sample")[:limit], components=[default.component],

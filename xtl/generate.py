@@ -30,6 +30,7 @@ from transformer_lens.utilities.activation_functions import apply_softcap
 
 from xtl import decode
 from xtl.components import as_int, get_component, positive_int
+from xtl.errors import InputError
 from xtl.model import (
     STOP_IDS_ATTR,
     HookedModel,
@@ -84,7 +85,7 @@ def eos_ids(model: HookedModel, eos_token_id: int | Sequence[int] | None) -> lis
     d_vocab = getattr(model.cfg, "d_vocab", None)
     bad = [i for i in ids if i < 0 or (isinstance(d_vocab, int) and i >= d_vocab)]
     if bad:
-        raise ValueError(f"eos_token_id {bad} outside the model's vocabulary; valid ids are 0..{d_vocab - 1}")
+        raise InputError(f"eos_token_id {bad} outside the model's vocabulary; valid ids are 0..{d_vocab - 1}")
     return ids
 
 
@@ -317,7 +318,7 @@ def generate_packed(
     longest = max(p.tokens.shape[1] for p in prompts)
     if not packable(model, longest + max_new_tokens) or any(
             p.batch_size != 1 or p.tokens.shape[1] < 2 or not p.attention_mask.bool().all() for p in prompts):
-        raise ValueError("generate_packed needs a HookedTransformer that xtl.decode.supports and unpadded "
+        raise InputError("generate_packed needs a HookedTransformer that xtl.decode.supports and unpadded "
                          "prompts of one row and at least 2 tokens each")
     device = prompts[0].tokens.device
     prompt = torch.repeat_interleave(torch.arange(len(prompts), device=device),
@@ -371,7 +372,7 @@ def greedy_generate(
     batch = left_padded(batch)
     n_ctx = getattr(model.cfg, "n_ctx", None)
     if n_ctx and batch.tokens.shape[1] + max_new_tokens > n_ctx:
-        raise ValueError(
+        raise InputError(
             f"the prompt is {batch.tokens.shape[1]} tokens and max_new_tokens={max_new_tokens}, "
             f"{batch.tokens.shape[1] + max_new_tokens} positions in all; the model's context (cfg.n_ctx) "
             f"is {n_ctx}: shorten the prompt or lower max_new_tokens"

@@ -8,6 +8,7 @@ import torch
 from jaxtyping import Int
 
 from xtl.capturing import Activations
+from xtl.errors import InputTypeError
 from xtl.model import HookedModel, n_layers
 from xtl.patch import RowPatches
 from xtl.prompts import PromptBatch
@@ -53,6 +54,10 @@ def transplant_hooks(
         >>> with model.hooks(fwd_hooks=xtl.transplant_hooks(model, spec, acts)):
         ...     out = model.generate(target_tokens, max_new_tokens=8, do_sample=False)
     """
+    if not isinstance(spec, TransplantSpec):
+        raise InputTypeError(f"spec must be an xtl.TransplantSpec (the second argument), got {type(spec).__name__}")
+    if not isinstance(acts, Activations):
+        raise InputTypeError(f"acts must be xtl.capture's Activations (the third argument), got {type(acts).__name__}")
     resolved = spec.resolve(n_layers(model))
     source = acts[spec.component][resolved.source_layer]
     size = source.shape[0]

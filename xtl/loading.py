@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from xtl.checkpoints import PACKAGED, resolve
-from xtl.errors import XtlError
+from xtl.errors import InputError, MissingFileError, XtlError
 from xtl.model import RECIPE_ATTR, STOP_IDS_ATTR, HookedModel, check_finite_weights
 from xtl.prompts import check_prepend_bos
 
@@ -82,7 +82,7 @@ def recipe_of(model: HookedModel) -> Recipe:
     """
     recipe = getattr(model, RECIPE_ATTR, None)
     if recipe is None:
-        raise ValueError(f"{type(model).__name__} {getattr(model.cfg, 'model_name', '')!r} was not loaded by "
+        raise InputError(f"{type(model).__name__} {getattr(model.cfg, 'model_name', '')!r} was not loaded by "
                          f"xtl.load_model from a path or hub name (nor xtl.toy.load_toy_model), so another process "
                          f"cannot load it again; load it with xtl.load_model(path_or_name, ...)")
     return recipe
@@ -112,7 +112,7 @@ def _quiet():
 def _flags(processing: bool, overrides: dict[str, Any]) -> dict[str, bool]:
     unknown = sorted(set(overrides) - set(PROCESSING_FLAGS))
     if unknown:
-        raise ValueError(f"unknown processing option(s) {unknown}; valid: {list(PROCESSING_FLAGS)}")
+        raise InputError(f"unknown processing option(s) {unknown}; valid: {list(PROCESSING_FLAGS)}")
     base = dict(_PROCESSED) if processing else dict.fromkeys(PROCESSING_FLAGS, False)
     return {**base, **overrides}
 
@@ -122,8 +122,20 @@ def _dtype(dtype: str | torch.dtype) -> torch.dtype:
         return dtype
     value = getattr(torch, str(dtype), None)
     if not isinstance(value, torch.dtype):
-        raise ValueError(f"unknown dtype {dtype!r}; valid: float32, float64, bfloat16, float16")
+        raise InputError(f"unknown dtype {dtype!r}; valid: float32, float64, bfloat16, float16")
     return value
+
+
+def _device(device: Any) -> str | None:
+    """``device`` checked before any loading: ``None`` (TransformerLens' choice) or one torch knows."""
+    if device is None:
+        return None
+    try:
+        torch.device(device)
+    except (RuntimeError, TypeError):
+        raise InputError(f"unknown device {device!r}; valid: 'cpu', 'cuda', 'cuda:N', 'mps' or None "
+                         f"(TransformerLens' choice)") from None
+    return str(device)
 
 
 def _hooked_from_hf(hf_model: Any, tokenizer: Any, name: str, flags: dict[str, bool],
@@ -232,9 +244,9 @@ def _local(path: Path, tokenizer: Any, dtype: torch.dtype, trust_remote_code: bo
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if not path.is_dir():
-        raise FileNotFoundError(f"model path {str(path)!r} is not a directory")
+        raise MissingFileError(f"model path {str(path)!r} is not a directory")
     if not (path / "config.json").is_file():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{str(path)!r} holds no config.json; a local checkpoint is a directory "
             f"saved with save_pretrained (config.json + model.safetensors)"
         )
@@ -243,7 +255,7 @@ def _local(path: Path, tokenizer: Any, dtype: torch.dtype, trust_remote_code: bo
     ).eval()
     if tokenizer is None:
         if not any((path / name).is_file() for name in TOKENIZER_FILES):
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"no tokenizer in {str(path)!r} (looked for {list(TOKENIZER_FILES)}); save "
                 f"one there with tokenizer.save_pretrained or pass tokenizer="
             )
@@ -252,7 +264,7 @@ def _local(path: Path, tokenizer: Any, dtype: torch.dtype, trust_remote_code: bo
                 path, local_files_only=True, trust_remote_code=trust_remote_code
             )
         except (OSError, ValueError, TypeError) as err:
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"no tokenizer found in {str(path)!r} ({type(err).__name__}); save one there "
                 f"with tokenizer.save_pretrained or pass tokenizer="
             ) from None
@@ -300,7 +312,7 @@ def _hub(name: str, tokenizer: Any, flags: dict[str, bool], dtype: torch.dtype,
         return _bridge(name, None, tokenizer, flags, dtype, device, trust_remote_code)
     if name.lower() not in make_model_alias_map():
         close = difflib.get_close_matches(name, OFFICIAL_MODEL_NAMES, n=5, cutoff=0.5)
-        raise ValueError(
+        raise InputError(
             f"{name!r} is neither a local directory nor a TransformerLens model name; "
             f"closest names: {close or 'none'} (full list: "
             f"transformer_lens.loading_from_pretrained.OFFICIAL_MODEL_NAMES)"
@@ -418,7 +430,7 @@ def load_model(
     """
     check_prepend_bos(prepend_bos)
     packaged = PACKAGED.get(model) if isinstance(model, str) else None
-    loaded = _load(model, tokenizer, processing, bridge, _dtype(dtype), device, trust_remote_code, gguf_file,
+    loaded = _load(model, tokenizer, processing, bridge, _dtype(dtype), _device(device), trust_remote_code, gguf_file,
                    kwargs)
     check_finite_weights(loaded)
     forward_layout(loaded)
@@ -446,20 +458,20 @@ def _load(model: Any, tokenizer: Any, processing: bool, bridge: bool, torch_dtyp
         if not looks_local:
             return _hub(str(model), tokenizer, flags, torch_dtype, device, bridge, kwargs, trust_remote_code)
         if kwargs:
-            raise ValueError(f"unknown option(s) {sorted(kwargs)} for a local checkpoint; "
+            raise InputError(f"unknown option(s) {sorted(kwargs)} for a local checkpoint; "
                              f"valid: {list(PROCESSING_FLAGS)}")
         hf_model, tokenizer = _local(path, tokenizer, torch_dtype, trust_remote_code)
         source, name = str(path), path.name
     else:
         if not hasattr(model, "config") or not hasattr(model, "state_dict"):
-            raise ValueError(
+            raise InputError(
                 f"cannot load a {type(model).__name__}; pass a hub name, a checkpoint "
                 f"directory or a transformers PreTrainedModel"
             )
         if tokenizer is None:
-            raise ValueError("a loaded transformers model needs its tokenizer: load_model(hf_model, tokenizer=tok)")
+            raise InputError("a loaded transformers model needs its tokenizer: load_model(hf_model, tokenizer=tok)")
         if kwargs:
-            raise ValueError(f"unknown option(s) {sorted(kwargs)}; valid: {list(PROCESSING_FLAGS)}")
+            raise InputError(f"unknown option(s) {sorted(kwargs)}; valid: {list(PROCESSING_FLAGS)}")
         hf_model = model.to(torch_dtype).eval()
         source = getattr(model.config, "name_or_path", None) or type(model).__name__
         name = Path(source).name or type(model).__name__

@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from xtl.capturing import capture
+from xtl.errors import InputError
 from xtl.hooks import transplant_hooks
 from xtl.model import HookedModel, require_tokenizer
 from xtl.pairs import first_answer_token
@@ -54,18 +55,19 @@ def lens(
         ``, answer_language, answer, token, token_text, prob, logprob``.
 
     Raises:
-        ValueError: no prompts or answers, ``spec`` without ``sources`` for every prompt.
+        InputError: no prompts or answers, ``spec`` without ``sources`` for every prompt.
 
     Example:
         >>> frame = xtl.lens(model, {"en": en_q, "sw": sw_q}, {"en": " Paris", "sw": " Parisi"})
         >>> xtl.plot.lens(frame)
     """
-    if not prompts or not answers:
-        raise ValueError("lens needs prompts (language -> prompt) and answers (language -> answer)")
+    for name, given in (("prompts", prompts), ("answers", answers)):
+        if not isinstance(given, dict) or not given:
+            raise InputError(f"lens needs {name} as a non-empty dict (language -> {name[:-1]}), got {given!r:.60}")
     if spec is not None:
         missing = sorted(set(prompts) - set(sources or {}))
         if missing:
-            raise ValueError(f"a transplant needs a source for every prompt; sources has none for {missing} "
+            raise InputError(f"a transplant needs a source for every prompt; sources has none for {missing} "
                              f"(pass sources={{language: source prompt}})")
     tokenizer = require_tokenizer(model)
     rows = []

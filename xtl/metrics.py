@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 from jaxtyping import Bool, Float
 
-from xtl.errors import InputError
+from xtl.errors import InputError, InputTypeError
 from xtl.spec import TransplantSpec
 
 SCORINGS = ("rule", "logprob")
@@ -61,6 +61,13 @@ def option_verdicts(logprobs: torch.Tensor | np.ndarray, gold: np.ndarray) -> to
     return (picked > others.max(-1).values) & (gold >= 0).view(-1, *extra)
 
 
+def check_cells(result: Any, what: str = "result") -> None:
+    """A clear error when ``result`` is not a sweep result (the fields of :class:`Cells`)."""
+    missing = [name for name in ("spec", "correct", "baseline", "languages") if not hasattr(result, name)]
+    if missing:
+        raise InputTypeError(f"{what} must be an xtl.SweepResult, got {type(result).__name__} {result!r:.60}")
+
+
 def verdicts(result: Cells, scoring: str = "rule") -> tuple[np.ndarray, np.ndarray]:
     """(cells ``[instance, component, source, target]``, baseline ``[instance]``) verdicts.
 
@@ -69,6 +76,7 @@ def verdicts(result: Cells, scoring: str = "rule") -> tuple[np.ndarray, np.ndarr
     token is strictly the most likely of the options' after the prompt pass; a tie,
     as when options share their first token, is not correct).
     """
+    check_cells(result)
     if scoring == "rule":
         return result.correct.numpy(), result.baseline["correct"].to_numpy(dtype=bool)
     if scoring == "logprob":
@@ -133,6 +141,7 @@ def marginal_upper_bound(result: Cells, axis: str = "source_layer") -> pd.DataFr
 
     Columns: ``language, component, <axis>, upper_bound``.
     """
+    check_cells(result)
     if axis not in ("source_layer", "target_layer"):
         raise InputError(f"unknown axis {axis!r}; valid: ['source_layer', 'target_layer']")
     correct = result.correct.numpy()
@@ -156,6 +165,7 @@ def pair_stability(result: Cells) -> pd.DataFrame:
     fraction of them) and ``share_of_solved`` (the fraction of instances solvable
     by some pair that this pair solves).
     """
+    check_cells(result)
     correct = result.correct.numpy()
     rows = []
     for language, mask in language_groups(result):
@@ -194,6 +204,9 @@ def rank_agreement(a: Cells, b: Cells | None = None) -> pd.DataFrame:
     two (e.g. the sample and unseen splits, or two tasks): between them,
     language by language on the languages both hold, plus ``"all"``.
     """
+    check_cells(a)
+    if b is not None:
+        check_cells(b, "b")
     if b is None:
         languages = list(dict.fromkeys(a.languages))
         frame = pd.DataFrame({lang: _pair_quality(a, lang) for lang in languages})
@@ -212,6 +225,9 @@ def best_source_layer(result: Cells, language: str, component: str, target_layer
                       scoring: str = "rule") -> int:
     """TargetFirst's choice: the source layer with the highest accuracy at ``target_layer``
     (ties go to the higher mean gold log-prob, then the lower layer)."""
+    check_cells(result)
+    if language not in result.languages:
+        raise InputError(f"no instances in language {language!r}; this result holds {sorted(set(result.languages))}")
     mask = np.array(result.languages) == language
     c, _, t = result.index(component, result.spec.source_layers[0], target_layer)
     acc = verdicts(result, scoring)[0][mask, c, :, t].mean(0)
@@ -238,6 +254,9 @@ def compare_settings(result: Cells, default: TransplantSpec, scoring: str = "rul
     Example:
         >>> xtl.compare_settings(res, task.default)
     """
+    check_cells(result)
+    if not isinstance(default, TransplantSpec):
+        raise InputTypeError(f"default must be an xtl.TransplantSpec (e.g. task.default), got {default!r:.60}")
     cells, base = verdicts(result, scoring)
     spec = default.resolve(result.spec.n_layers)
     at = result.index(spec.component, spec.source_layer, spec.target_layer)

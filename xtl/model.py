@@ -8,6 +8,7 @@ hook points by name, carry a config with ``n_layers`` and a tokenizer.
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -16,7 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from jaxtyping import Float
 
-from xtl.errors import XtlError, XtlWarning
+from xtl.errors import InputError, InputTypeError, XtlError, XtlWarning
 
 
 @runtime_checkable
@@ -53,8 +54,16 @@ RECIPE_ATTR = "xtl_recipe"  # how the model was loaded (xtl.loading.Recipe), for
 
 
 def n_layers(model: HookedModel) -> int:
-    """Number of transformer blocks of ``model``."""
-    return int(model.cfg.n_layers)
+    """Number of transformer blocks of ``model``.
+
+    Raises:
+        InputTypeError: ``model`` is not a TransformerLens model (no ``cfg.n_layers``).
+    """
+    layers = getattr(getattr(model, "cfg", None), "n_layers", None)
+    if not isinstance(layers, numbers.Integral) or isinstance(layers, bool):
+        raise InputTypeError(f"model must be a TransformerLens HookedTransformer or TransformerBridge (with "
+                             f"cfg.n_layers), got {type(model).__name__} {model!r:.60}")
+    return int(layers)
 
 
 class HookNotFiredError(XtlError, ValueError):
@@ -109,7 +118,7 @@ def require_hooks(model: HookedModel, names: Iterable[str]) -> None:
     missing = [name for name in names if name not in available]
     if missing:
         some = ", ".join(sorted(n for n in available if n.startswith("blocks.0."))[:12])
-        raise ValueError(
+        raise InputError(
             f"model {type(model).__name__} has no hook point(s) {missing}; xtl needs "
             f"TransformerLens block hooks (e.g. blocks.0.hook_attn_out). Hook points "
             f"of block 0 it does have: [{some}]. A TransformerBridge needs "
@@ -201,7 +210,7 @@ def check_vocabulary(model: HookedModel, tokenizer: Any) -> None:
         ids = tokenizer.get_vocab().values()
         top, size = max(ids, default=-1), len(tokenizer)
         if top >= d_vocab:
-            raise ValueError(
+            raise InputError(
                 f"tokenizer {type(tokenizer).__name__} ({size} tokens) has ids up to {top}, but model "
                 f"{model_label(model)} has embeddings for ids 0..{d_vocab - 1} only (cfg.d_vocab = {d_vocab}); "
                 f"is it this model's tokenizer?"
@@ -218,7 +227,7 @@ def require_tokenizer(model: HookedModel) -> Any:
     :func:`check_vocabulary`), or raise a clear error if it has none."""
     tokenizer = getattr(model, "tokenizer", None)
     if tokenizer is None:
-        raise ValueError(
+        raise InputError(
             f"model {type(model).__name__} has no tokenizer; xtl needs one to tokenize "
             f"prompts and decode answers. Load it with xtl.load_model(..., tokenizer=tok)."
         )

@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from xtl.errors import InputError, InputTypeError
+
 
 @dataclass(frozen=True)
 class Pair:
@@ -37,21 +39,24 @@ class Pair:
     def __post_init__(self) -> None:
         for name in ("source", "target", "gold"):
             if not isinstance(getattr(self, name), str):
-                raise ValueError(f"Pair.{name} must be a str, got {getattr(self, name)!r}")
+                raise InputError(f"Pair.{name} must be a str, got {getattr(self, name)!r}")
         if not self.gold.strip():
-            raise ValueError(f"Pair.gold is blank ({self.gold!r}): every output would contain it; give the "
+            raise InputError(f"Pair.gold is blank ({self.gold!r}): every output would contain it; give the "
                              f"answer's text")
         object.__setattr__(self, "options", tuple(self.options))
         if self.answer_template is None:
             spaced = self.target[-1:].isspace()
             object.__setattr__(self, "answer_template", "{}" if spaced else " {}")
         if not isinstance(self.answer_template, str) or "{}" not in self.answer_template:
-            raise ValueError(f"answer_template must be a string holding '{{}}', got {self.answer_template!r}")
+            raise InputError(f"answer_template must be a string holding '{{}}', got {self.answer_template!r}")
         blank = [o for o in self.options if not isinstance(o, str) or not o.strip()]
         if blank:
-            raise ValueError(f"options must be non-blank strings; got {blank} among {list(self.options)}")
+            raise InputError(f"options must be non-blank strings; got {blank} among {list(self.options)}")
+        twice = [o for k, o in enumerate(self.options) if o in self.options[:k]]
+        if twice:
+            raise InputError(f"option {twice[0]!r} is listed more than once in {list(self.options)}")
         if self.options and self.gold not in self.options:
-            raise ValueError(f"gold {self.gold!r} is not among the options {list(self.options)}")
+            raise InputError(f"gold {self.gold!r} is not among the options {list(self.options)}")
 
     def digest(self) -> str:
         """A short hash of the prompts, gold and options (to detect changed inputs on resume)."""
@@ -74,7 +79,7 @@ def as_pair(item: Any) -> Pair:
     if all(hasattr(item, k) for k in ("source", "target", "gold")):
         return Pair(item.source, item.target, item.gold, tuple(getattr(item, "options", ()) or ()),
                     getattr(item, "id", None), getattr(item, "answer_template", None))
-    raise ValueError(
+    raise InputError(
         f"cannot read a (source, target, gold) item from {item!r}; pass xtl.Pair objects, "
         f"(source, target, gold[, options]) tuples or dicts with those keys"
     )
@@ -82,9 +87,12 @@ def as_pair(item: Any) -> Pair:
 
 def as_pairs(items: Iterable[Any]) -> list[Pair]:
     """Coerce every item with :func:`as_pair`; an empty list is an error."""
+    if isinstance(items, (str, bytes, dict)) or not isinstance(items, Iterable):
+        raise InputTypeError(f"pairs must be a list of items (xtl.Pair, (source, target, gold) tuples or dicts), "
+                             f"got {type(items).__name__} {items!r:.60}")
     pairs = [as_pair(item) for item in items]
     if not pairs:
-        raise ValueError("no pairs given; a sweep needs at least one (source, target, gold) item")
+        raise InputError("no pairs given; a sweep needs at least one (source, target, gold) item")
     return pairs
 
 
@@ -119,7 +127,7 @@ def first_answer_token(tokenizer, prompt: str, answer: str) -> int:
     """
     alone = tokenizer.encode(answer, add_special_tokens=False)
     if not alone:
-        raise ValueError(f"answer {answer!r} tokenizes to nothing")
+        raise InputError(f"answer {answer!r} tokenizes to nothing")
     head = tokenizer.encode(prompt, add_special_tokens=False)
     joint = tokenizer.encode(prompt + answer, add_special_tokens=False)
     if len(joint) > len(head) and joint[: len(head)] == head:

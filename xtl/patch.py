@@ -16,6 +16,7 @@ import torch
 from jaxtyping import Float, Int
 
 from xtl.components import get_component
+from xtl.errors import InputError
 from xtl.model import HookedModel, head_weight, require_hooks
 
 
@@ -139,7 +140,7 @@ class Writer:
 
     def __call__(self, act: torch.Tensor, hook) -> torch.Tensor:
         if self.batch_size is not None and act.shape[0] != self.batch_size:
-            raise ValueError(
+            raise InputError(
                 f"source batch has {self.batch_size} prompts but the target batch has "
                 f"{act.shape[0]}; transplant pairs source row i with target row i"
             )

@@ -32,7 +32,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
 
-from xtl.errors import XtlError
+from xtl.errors import InputError, XtlError
 from xtl.metrics import Cells, marginal_upper_bound, pair_stability, upper_bound
 
 METRICS = {
@@ -84,13 +84,13 @@ def _titled(fig: go.Figure, title: str, subtitle: str) -> go.Figure:
 def _mask(result: Cells, language: str | None) -> np.ndarray:
     """Instances of ``language`` (all for ``None`` or ``"all"``); an error when there are none."""
     if not len(result.instances):
-        raise ValueError("this sweep result holds no instances: nothing to plot")
+        raise InputError("this sweep result holds no instances: nothing to plot")
     languages = np.array(result.languages)
     if language in (None, "all"):
         return np.ones(len(languages), dtype=bool)
     mask = languages == language
     if not mask.any():
-        raise ValueError(f"no instances in language {language!r}; valid: {sorted(set(result.languages))} or 'all'")
+        raise InputError(f"no instances in language {language!r}; valid: {sorted(set(result.languages))} or 'all'")
     return mask
 
 
@@ -105,7 +105,7 @@ def cell_values(result: Cells, metric: str = "accuracy", language: str | None = 
         log-prob rose).
     """
     if metric not in METRICS:
-        raise ValueError(f"unknown metric {metric!r}; valid: {list(METRICS)}")
+        raise InputError(f"unknown metric {metric!r}; valid: {list(METRICS)}")
     mask = _mask(result, language)
     correct = result.correct.numpy()[mask]  # [instance, component, source, target]
     base = result.baseline["correct"].to_numpy(dtype=bool)[mask]
@@ -187,7 +187,7 @@ def heatmap(result: Cells, metric: str = "accuracy", language: str | None = None
         >>> xtl.plot.heatmap(res, "gain", language="sw")
     """
     values, hits, totals = cell_values(result, metric, language)
-    index = [_component_index(result, c) for c in (components or result.spec.components)]
+    index = [_component_index(result, c) for c in _components(result, components)]
     names = [COMPONENT_NAMES.get(result.spec.components[k], result.spec.components[k]) for k in index]
     title = title or f"{METRICS[metric]} by layer pair{f' ({language})' if language else ''}: {' and '.join(names)}"
     fig = _grid(result, values[index], names, METRICS[metric], [_stack(hits[k], totals[k]) for k in index],
@@ -195,9 +195,20 @@ def heatmap(result: Cells, metric: str = "accuracy", language: str | None = None
     return _titled(fig, title, context(result, language) if subtitle is None else subtitle)
 
 
+def _components(result: Cells, components: list[str] | None) -> list[str]:
+    """The components to draw: all of the result's for ``None``; an empty list is an error."""
+    if components is None:
+        return list(result.spec.components)
+    if isinstance(components, str):
+        return [components]
+    if not components:
+        raise InputError(f"components is empty; pass None for all of {list(result.spec.components)}")
+    return list(components)
+
+
 def _component_index(result: Cells, component: str) -> int:
     if component not in result.spec.components:
-        raise ValueError(f"component {component!r} is not in this sweep; it holds {list(result.spec.components)}")
+        raise InputError(f"component {component!r} is not in this sweep; it holds {list(result.spec.components)}")
     return result.spec.components.index(component)
 
 
@@ -244,12 +255,12 @@ def facets(results: Cells | dict[str, Cells], metric: str = "accuracy",
                                   else f", untouched {res.baseline['correct'].mean():.2f}")
                                for name, res in results.items()) if subtitle is None else subtitle)
     if not rows:
-        raise ValueError("nothing to plot: no languages or results")
+        raise InputError("nothing to plot: no languages or results")
     first = rows[0][1]
     for name, res, _ in rows:
         if (res.spec.source_layers, res.spec.target_layers) != (first.spec.source_layers, first.spec.target_layers):
-            raise ValueError(f"result {name!r} sweeps other layers than {rows[0][0]!r}; facets need one grid")
-    components = list(components or first.spec.components)
+            raise InputError(f"result {name!r} sweeps other layers than {rows[0][0]!r}; facets need one grid")
+    components = list(_components(first, components))
     panels, names, data = [], [], []
     for name, res, language in rows:
         values, hits, totals = cell_values(res, metric, language)
@@ -290,9 +301,9 @@ def bars(table: pd.DataFrame, title: str = "accuracy per language", subtitle: st
     """
     missing = {"language", "setting", "accuracy", "instances"} - set(table.columns)
     if missing:
-        raise ValueError(f"table lacks columns {sorted(missing)}")
+        raise InputError(f"table lacks columns {sorted(missing)}")
     if table.empty:
-        raise ValueError("nothing to plot: the table is empty")
+        raise InputError("nothing to plot: the table is empty")
     frame = table.assign(setting_name=table["setting"].map(lambda s: SETTING_NAMES.get(s, s)),
                          correct=(table["accuracy"] * table["instances"]).round().astype(int))
     order = [SETTING_NAMES.get(s, s) for s in SETTING_ORDER if s in set(table["setting"])]
@@ -421,7 +432,7 @@ def heads(hs, metric: str = "logprob_change", title: str | None = None, subtitle
         if metric == "gain":
             values = values - float(hs.baseline["correct"].mean())
     else:
-        raise ValueError(f"unknown metric {metric!r}; valid: ['logprob_change', 'accuracy', 'gain']")
+        raise InputError(f"unknown metric {metric!r}; valid: ['logprob_change', 'accuracy', 'gain']")
     heads_at = [k for k, c in enumerate(hs.components) if c.startswith("head.")]
     others = [k for k, c in enumerate(hs.components) if not c.startswith("head.")]
     names = ["attention heads", *(COMPONENT_NAMES.get(hs.components[k], hs.components[k]) for k in others)]
@@ -459,7 +470,7 @@ def lens(frame: pd.DataFrame, value: str = "prob", title: str | None = None, sub
         >>> xtl.plot.lens(xtl.lens(model, prompts, answers, spec=spec, sources=sources))
     """
     if value not in ("prob", "logprob"):
-        raise ValueError(f"unknown value {value!r}; valid: ['prob', 'logprob']")
+        raise InputError(f"unknown value {value!r}; valid: ['prob', 'logprob']")
     data = frame.assign(panel="prompt in " + frame["prompt_language"].astype(str))
     fig = px.line(data, x="layer", y=value, color="answer_language", line_dash="condition", facet_col="panel",
                   markers=True, labels={"layer": "layer", value: "probability of the answer's first token"
@@ -521,7 +532,7 @@ def check_plotlyjs(plotlyjs: str) -> str:
     """
     if plotlyjs in PLOTLYJS or (isinstance(plotlyjs, str) and plotlyjs.endswith(".js")):
         return plotlyjs
-    raise ValueError(f"unknown plotlyjs {plotlyjs!r}; valid: {list(PLOTLYJS)} or a path to plotly.min.js")
+    raise InputError(f"unknown plotlyjs {plotlyjs!r}; valid: {list(PLOTLYJS)} or a path to plotly.min.js")
 
 
 def save(fig: go.Figure, path: str | Path, plotlyjs: str = "embed") -> Path:
@@ -543,7 +554,7 @@ def save(fig: go.Figure, path: str | Path, plotlyjs: str = "embed") -> Path:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".html", ".png", ".svg", ".pdf"):
-        raise ValueError(f"unknown figure format {path.suffix!r}; valid: .html, .png, .svg, .pdf")
+        raise InputError(f"unknown figure format {path.suffix!r}; valid: .html, .png, .svg, .pdf")
     check_plotlyjs(plotlyjs)
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".html":

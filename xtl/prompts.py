@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from jaxtyping import Int
 
+from xtl.errors import InputError, InputTypeError
 from xtl.model import HookedModel, device_of, require_tokenizer
 
 
@@ -31,25 +32,25 @@ class PromptBatch:
         for name in ("tokens", "attention_mask"):
             value = getattr(self, name)
             if not isinstance(value, torch.Tensor):
-                raise TypeError(f"{name} must be a torch tensor, got {type(value).__name__}")
+                raise InputTypeError(f"{name} must be a torch tensor, got {type(value).__name__}")
         if self.tokens.is_floating_point() or self.tokens.is_complex() or self.tokens.dtype == torch.bool:
-            raise TypeError(f"token ids must be an integer tensor, got dtype {self.tokens.dtype} "
+            raise InputTypeError(f"token ids must be an integer tensor, got dtype {self.tokens.dtype} "
                             f"(e.g. tokens.long() if they are whole numbers)")
         if self.tokens.ndim != 2 or self.tokens.shape != self.attention_mask.shape:
-            raise ValueError(
+            raise InputError(
                 f"tokens and attention_mask must both be [batch, pos]; got "
                 f"{tuple(self.tokens.shape)} and {tuple(self.attention_mask.shape)}"
             )
         odd = self.attention_mask[(self.attention_mask != 0) & (self.attention_mask != 1)]
         if odd.numel():
-            raise ValueError(f"attention_mask must hold only 0 (padding) and 1 (token); it holds "
+            raise InputError(f"attention_mask must hold only 0 (padding) and 1 (token); it holds "
                              f"{sorted(set(odd.tolist()))[:5]}")
         if self.tokens.numel() and int(self.tokens.min()) < 0:
-            raise ValueError(f"token ids must be >= 0; found {int(self.tokens.min())} (negative ids would "
+            raise InputError(f"token ids must be >= 0; found {int(self.tokens.min())} (negative ids would "
                              f"silently index the vocabulary from its end)")
         empty = (self.attention_mask.sum(-1) == 0).nonzero().flatten().tolist()
         if self.tokens.shape[1] == 0 or empty:
-            raise ValueError(f"empty prompt in batch (rows {empty or 'all'}); every row needs a token")
+            raise InputError(f"empty prompt in batch (rows {empty or 'all'}); every row needs a token")
 
     @property
     def batch_size(self) -> int:
@@ -78,7 +79,7 @@ Prompts = str | Sequence[str] | torch.Tensor | PromptBatch
 def check_prepend_bos(prepend_bos: Any) -> None:
     """Raise ``TypeError`` unless ``prepend_bos`` is ``True``, ``False`` or ``None``."""
     if prepend_bos is not None and not isinstance(prepend_bos, bool):
-        raise TypeError(f"prepend_bos must be True, False or None (the model's default), got {prepend_bos!r}")
+        raise InputTypeError(f"prepend_bos must be True, False or None (the model's default), got {prepend_bos!r}")
 
 
 def check_batch(model: HookedModel, batch: PromptBatch, what: str = "prompt") -> PromptBatch:
@@ -91,13 +92,13 @@ def check_batch(model: HookedModel, batch: PromptBatch, what: str = "prompt") ->
     d_vocab = getattr(model.cfg, "d_vocab", None)
     if d_vocab and batch.tokens.numel() and int(batch.tokens.max()) >= d_vocab:
         row, pos = (batch.tokens >= d_vocab).nonzero()[0].tolist()
-        raise ValueError(f"{what} token id {int(batch.tokens[row, pos])} (row {row}, position {pos}) is outside "
+        raise InputError(f"{what} token id {int(batch.tokens[row, pos])} (row {row}, position {pos}) is outside "
                          f"the model's vocabulary: valid ids are 0..{d_vocab - 1} (cfg.d_vocab = {d_vocab})")
     n_ctx = getattr(model.cfg, "n_ctx", None)
     width = batch.tokens.shape[1]
     if n_ctx and width > n_ctx:
         longest = int(batch.attention_mask.sum(-1).argmax())
-        raise ValueError(
+        raise InputError(
             f"{what} {longest} is {int(batch.attention_mask[longest].sum())} tokens long; "
             f"the model's context (cfg.n_ctx) is {n_ctx}"
         )
@@ -121,15 +122,18 @@ def tokenize(
     """
     if isinstance(prompts, str):
         prompts = [prompts]
+    if not isinstance(prompts, (list, tuple)):
+        raise InputTypeError(f"prompts must be a string or a list of strings, got {type(prompts).__name__} "
+                             f"{prompts!r:.60}")
     prompts = list(prompts)
     if not prompts:
-        raise ValueError("no prompts given; pass a string or a non-empty list of strings")
+        raise InputError("no prompts given; pass a string or a non-empty list of strings")
     check_prepend_bos(prepend_bos)
     for i, text in enumerate(prompts):
         if not isinstance(text, str):
-            raise ValueError(f"prompt {i} is {type(text).__name__}, expected str")
+            raise InputError(f"prompt {i} is {type(text).__name__}, expected str")
         if not text.strip():
-            raise ValueError(f"prompt {i} is empty ({text!r}); every prompt needs text")
+            raise InputError(f"prompt {i} is empty ({text!r}); every prompt needs text")
     tokenizer = require_tokenizer(model)
     kwargs: dict = {"truncate": False, "move_to_device": False}
     if prepend_bos is not None:

@@ -23,6 +23,7 @@ from plotly.offline import get_plotlyjs_version
 
 from xtl import plot, tasks
 from xtl.components import positive_int
+from xtl.errors import InputError
 from xtl.evaluation import evaluate
 from xtl.metrics import compare_settings, upper_bound
 from xtl.results import SweepResult, output_dir
@@ -279,7 +280,7 @@ def write_report(results: dict[str, SweepResult], out: str | Path, png: bool = T
         ValueError: no results, or a result with no instances.
     """
     if not results:
-        raise ValueError("no sweep results to report")
+        raise InputError("no sweep results to report")
     plot.check_plotlyjs(plotlyjs)
     out = output_dir(out)
     figs: dict[str, go.Figure] = {}

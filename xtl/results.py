@@ -32,7 +32,8 @@ import pyarrow.parquet as pq
 import torch
 from jaxtyping import Bool, Float
 
-from xtl.errors import XtlError, XtlWarning
+from xtl.components import resolve_layer
+from xtl.errors import InputError, MissingFileError, XtlError, XtlWarning
 from xtl.metrics import option_verdicts
 
 AXES = ("instance", "component", "source_layer", "target_layer")
@@ -217,12 +218,14 @@ class SweepResult:
     def index(self, component: str, source_layer: int, target_layer: int) -> tuple[int, int, int]:
         """Array indices of a (component, source layer, target layer) cell; layers may be negative."""
         n = self.spec.n_layers
+        source_layer, target_layer = (resolve_layer(source_layer, n, "source_layer"),
+                                      resolve_layer(target_layer, n, "target_layer"))
         try:
             return (self.spec.components.index(component),
-                    self.spec.source_layers.index(source_layer % n),
-                    self.spec.target_layers.index(target_layer % n))
+                    self.spec.source_layers.index(source_layer),
+                    self.spec.target_layers.index(target_layer))
         except ValueError:
-            raise ValueError(
+            raise InputError(
                 f"no cell ({component!r}, {source_layer}, {target_layer}) in this sweep; components "
                 f"{list(self.spec.components)}, source layers {list(self.spec.source_layers)}, "
                 f"target layers {list(self.spec.target_layers)}"
@@ -248,7 +251,7 @@ class SweepResult:
         if instance is None:
             return list(column)
         if instance not in self.instances:
-            raise ValueError(f"instance {instance} is not in this result; it holds {self.instances}")
+            raise InputError(f"instance {instance} is not in this result; it holds {self.instances}")
         return column[self.instances.index(instance)]
 
     def heatmap(self, metric: str = "accuracy", **kwargs):
@@ -287,14 +290,14 @@ class SweepResult:
         path = Path(path)
         spec = read_spec(path)
         if spec is None:
-            raise FileNotFoundError(f"{str(path)!r} is not a sweep run: it holds no _spec.json")
+            raise MissingFileError(f"{str(path)!r} is not a sweep run: it holds no _spec.json")
         if not spec.weights:
             warnings.warn(f"run {str(path)!r} was written by xtl {spec.xtl_version or '?'}, before runs recorded "
                           f"model fingerprints: its parts are read unverified, and it cannot be resumed",
                           RunWarning, stacklevel=2)
         frames = scan_run(path, spec)
         if not frames:
-            raise FileNotFoundError(f"run {str(path)!r} holds no finished instance yet")
+            raise MissingFileError(f"run {str(path)!r} holds no finished instance yet")
         result = from_frame(spec, pd.concat([frames[k] for k in sorted(frames)], ignore_index=True))
         if not result.complete:
             warnings.warn(f"run {str(path)!r} is partial: {len(result.instances)} of {len(spec.ids)} "
@@ -314,7 +317,7 @@ def from_frame(spec: SweepSpec, frame: pd.DataFrame) -> SweepResult:
         cells["target_layer"].map({t: i for i, t in enumerate(spec.target_layers)}).to_numpy(),
     )
     if len(cells) != int(np.prod(shape)):
-        raise ValueError(f"run holds {len(cells)} cells, expected {int(np.prod(shape))} for shape {shape}")
+        raise InputError(f"run holds {len(cells)} cells, expected {int(np.prod(shape))} for shape {shape}")
     n_options = max((len(o) for o in frame["option_logprob"]), default=0)
 
     def grid(column: str, dtype, fill) -> np.ndarray:
@@ -586,7 +589,7 @@ def open_run(path: Path, spec: SweepSpec) -> tuple[SweepSpec, dict[int, pd.DataF
     return stamp, scan_run(path, stamp, move=True)
 
 
-def check_output_dir(out: str | os.PathLike, error: type[Exception] = ValueError) -> Path:
+def check_output_dir(out: str | os.PathLike, error: type[Exception] = InputError) -> Path:
     """``out`` as a path that is, or can become, a directory (nothing is created).
 
     Raises:
@@ -600,7 +603,7 @@ def check_output_dir(out: str | os.PathLike, error: type[Exception] = ValueError
     return path
 
 
-def output_dir(out: str | os.PathLike, error: type[Exception] = ValueError) -> Path:
+def output_dir(out: str | os.PathLike, error: type[Exception] = InputError) -> Path:
     """:func:`check_output_dir`, then the directory is created (``OSError`` if it cannot be)."""
     path = check_output_dir(out, error)
     path.mkdir(parents=True, exist_ok=True)

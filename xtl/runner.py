@@ -35,7 +35,7 @@ from jaxtyping import Float
 
 from xtl.capturing import capture
 from xtl.components import resolve_layer
-from xtl.errors import XtlWarning
+from xtl.errors import InputError, InputTypeError, XtlWarning
 from xtl.fingerprint import config_digest, scorer_identity, tokenizer_digest, weights_digest
 from xtl.generate import generate_packed, greedy_generate, packable
 from xtl.model import HookedModel, device_of, n_layers, require_tokenizer
@@ -52,20 +52,27 @@ from xtl.version import __version__
 
 def resolve_layers(layers: Iterable[int] | int | None, total: int, what: str) -> tuple[int, ...]:
     """Layers given as one int, a list or None (all), each resolved against `total` (negative from
-    the end), duplicates dropped in order.
+    the end).
 
     Raises:
-        InputError: a layer out of range, an empty list, or not layers at all (naming `what`).
+        InputError: a layer out of range, one listed twice, an empty list, or not layers at all
+            (naming `what`).
     """
     if layers is None:
         return tuple(range(total))
     if getattr(layers, "ndim", None) == 0 or isinstance(layers, int):
         layers = [layers]  # one layer
     if isinstance(layers, (str, bytes)) or not isinstance(layers, Iterable):
-        raise ValueError(f"{what}s must be layers (ints), a list of them or None for all; got {layers!r}")
-    resolved = tuple(dict.fromkeys(resolve_layer(layer, total, what) for layer in layers))
+        raise InputError(f"{what}s must be layers (ints), a list of them or None for all; got {layers!r}")
+    given = list(layers)
+    resolved = tuple(resolve_layer(layer, total, what) for layer in given)
     if not resolved:
-        raise ValueError(f"{what}s is empty; pass None for all {total} layers")
+        raise InputError(f"{what}s is empty; pass None for all {total} layers")
+    twice = [layer for k, layer in enumerate(resolved) if layer in resolved[:k]]
+    if twice:
+        same = [given[k] for k, layer in enumerate(resolved) if layer == twice[0]]
+        raise InputError(f"{what}s lists layer {twice[0]} more than once ({', '.join(map(str, same))}; negative "
+                         f"layers count from the end of {total}); list each layer once")
     return resolved
 
 
@@ -162,7 +169,7 @@ def verdict(scorer: Scorer, text: str, pair: Pair, instance: int) -> bool:
     """
     value = scorer(text, pair)
     if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"scorer {scorer_identity(scorer)[0]!r} returned {value!r} ({type(value).__name__}) "
+        raise InputTypeError(f"scorer {scorer_identity(scorer)[0]!r} returned {value!r} ({type(value).__name__}) "
                         f"for instance {instance} (text {text!r}); a scorer must return True or False")
     return bool(value)
 
@@ -195,14 +202,14 @@ def preflight(model: HookedModel, pairs: list[Pair], max_new_tokens: int,
             firsts = {answer: first_answer_token(tokenizer, pair.target, pair.answer_template.format(answer))
                       for answer in (pair.gold, *pair.options)}
         except ValueError as err:
-            raise ValueError(f"instance {k} (id {pair.id!r}): {err}") from None
+            raise InputError(f"instance {k} (id {pair.id!r}): {err}") from None
         prepared.append(Prepared(source, target, firsts))
         length = target.tokens.shape[1]
         shared = [o for o in pair.options if o != pair.gold and firsts[o] == firsts[pair.gold]]
         if shared:
             collisions.append((k, pair, shared, firsts[pair.gold]))
         if n_ctx and length + max_new_tokens > n_ctx:
-            raise ValueError(
+            raise InputError(
                 f"instance {k} (id {pair.id!r}): its target prompt is {length} tokens and max_new_tokens="
                 f"{max_new_tokens}, {length + max_new_tokens} positions in all; the model's context "
                 f"(cfg.n_ctx) is {n_ctx}: shorten the prompt or lower max_new_tokens"

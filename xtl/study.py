@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from xtl import tasks
+from xtl.errors import InputError
 from xtl.evaluation import evaluate
 from xtl.metrics import compare_settings, upper_bound
 from xtl.model import HookedModel, n_layers
@@ -56,7 +57,7 @@ def layer_subset(total: int, step: int = LAYER_STEP) -> tuple[int, ...]:
         (0, 5, 10, 15, 20, 25, 29)
     """
     if step < 1:
-        raise ValueError(f"the layer step must be >= 1, got {step}")
+        raise InputError(f"the layer step must be >= 1, got {step}")
     return tuple(sorted(set(range(0, total, step)) | {total - 1}))
 
 
@@ -80,7 +81,7 @@ def mismatched(items: Sequence, stride: int = 1) -> list:
             partners = [indices[(pos + step) % len(indices)] for step in range(stride, len(indices), stride)]
             other = next((j for j in partners if items[j].gold != items[k].gold), None)
             if other is None:
-                raise ValueError(f"no mismatched source for item {items[k].id!r} ({language!r}): it needs another "
+                raise InputError(f"no mismatched source for item {items[k].id!r} ({language!r}): it needs another "
                                  f"item of its language {stride} places apart with another gold; give more items")
             out[k] = dataclasses.replace(items[k], source=items[other].source)
     return out
@@ -101,15 +102,15 @@ def check_options(languages: Sequence[str] = LANGUAGES, limit: int | None = 4, l
     task = tasks.get(TASK)
     languages = [task.canonical(lang) for lang in languages]
     if "en" in languages:
-        raise ValueError(f"'en' is the source language of {TASK!r}; choose scored languages from "
+        raise InputError(f"'en' is the source language of {TASK!r}; choose scored languages from "
                          f"{[lang for lang in task.languages if lang != 'en']}")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ValueError(f"limit must be a positive number of items per language, or None for all; got {limit}")
+        raise InputError(f"limit must be a positive number of items per language, or None for all; got {limit}")
     for what, step in (("layer_step", layer_step), ("map_step", map_step)):
         if step < 1:
-            raise ValueError(f"{what} must be >= 1 (1: every layer), got {step}")
+            raise InputError(f"{what} must be >= 1 (1: every layer), got {step}")
     if map_items < 0:
-        raise ValueError(f"map_items must be >= 0 (0: no first-token map), got {map_items}")
+        raise InputError(f"map_items must be >= 0 (0: no first-token map), got {map_items}")
     return languages
 
 

@@ -7,6 +7,7 @@ or to Ray workers (:mod:`xtl.distributed`).
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from collections.abc import Iterable, Sequence
@@ -18,6 +19,7 @@ from tqdm.auto import tqdm
 
 from xtl.components import model_components, positive_int
 from xtl.distributed import EXECUTORS, in_shard, parse_shard, ray_sweep, require_ray
+from xtl.errors import InputError, InputTypeError
 from xtl.generate import eos_ids
 from xtl.loading import recipe_of
 from xtl.model import HookedModel, n_layers, uses_kv_cache
@@ -113,17 +115,20 @@ def sweep(
         ...                 max_new_tokens=1, out="runs/demo.parquet")
         >>> res.gold_logprob.shape  # [instance, component, source_layer, target_layer]
     """
+    if not isinstance(progress, bool):
+        raise InputTypeError(f"progress must be True or False, got {progress!r}")
     pairs = as_pairs(pairs)
     shard = parse_shard(shard)
     if executor not in EXECUTORS:
-        raise ValueError(f"unknown executor {executor!r}; valid: {list(EXECUTORS)}")
+        raise InputError(f"unknown executor {executor!r}; valid: {list(EXECUTORS)}")
     if workers is not None:
         workers = positive_int(workers, "workers")
     if executor == "ray":
         require_ray()
         recipe_of(model)
-    if not isinstance(gpus_per_worker, (int, float)) or isinstance(gpus_per_worker, bool) or gpus_per_worker < 0:
-        raise ValueError(f"gpus_per_worker must be a number >= 0, got {gpus_per_worker!r}")
+    if (not isinstance(gpus_per_worker, (int, float)) or isinstance(gpus_per_worker, bool)
+            or not math.isfinite(gpus_per_worker) or gpus_per_worker < 0):
+        raise InputError(f"gpus_per_worker must be a number >= 0, got {gpus_per_worker!r}")
     components = model_components(model, components)
     total = n_layers(model)
     sources = resolve_layers(source_layers, total, "source_layer")
@@ -135,7 +140,7 @@ def sweep(
         max_batch = positive_int(max_batch, "max_batch")
     scorer = scorer or contains_gold
     if not callable(scorer):
-        raise TypeError(f"scorer must be a function scorer(text, pair) -> bool, got {scorer!r}")
+        raise InputTypeError(f"scorer must be a function scorer(text, pair) -> bool, got {scorer!r}")
     prepared = preflight(model, pairs, max_new_tokens, prepend_bos)
     spec = sweep_spec(model, pairs, components, sources, targets, max_new_tokens,
                  eos_ids(model, eos_token_id), scorer, revision, prepend_bos)
@@ -174,5 +179,5 @@ def sweep(
             rate = (len(frames) - len(done)) * n_cells / (time.perf_counter() - start)
             bar.set_postfix(cells_per_s=f"{rate:.1f}")
     if not frames:
-        raise ValueError(f"shard {shard[0]}/{shard[1]} of {len(pairs)} instances holds none; use fewer shards")
+        raise InputError(f"shard {shard[0]}/{shard[1]} of {len(pairs)} instances holds none; use fewer shards")
     return from_frame(spec, pd.concat([frames[k] for k in sorted(frames)], ignore_index=True))

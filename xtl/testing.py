@@ -26,6 +26,8 @@ from transformers import (
     Qwen2ForCausalLM,
 )
 
+from xtl.errors import InputError
+
 CORPUS = [
     "Human: What do you think is the relationship between the premise and the hypothesis?",
     "Assistant: If I had to select one of the options, my answer would be: (1) Entail",
@@ -75,7 +77,7 @@ def hf_model(arch: str, vocab: int, n_layers: int = 3, seed: int = 0, d_model: i
             resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, **common,
         ))
     else:
-        raise ValueError(f"unknown arch {arch!r}; valid: {ARCHS}")
+        raise InputError(f"unknown arch {arch!r}; valid: {ARCHS}")
     return model.eval()
 
 

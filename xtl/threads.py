@@ -45,6 +45,8 @@ from typing import Any, TypeVar
 
 import torch
 
+from xtl.errors import InputError
+
 SMALL_D_MODEL = 512
 """Models narrower than this run on one thread under ``"auto"``."""
 
@@ -65,7 +67,7 @@ def _check(setting: int | str | None, what: str) -> int | str | None:
     if setting is None or setting == "auto":
         return setting
     if isinstance(setting, bool) or not isinstance(setting, int) or setting < 1:
-        raise ValueError(f"{what} must be 'auto', None (leave torch's count) or a positive integer, got {setting!r}")
+        raise InputError(f"{what} must be 'auto', None (leave torch's count) or a positive integer, got {setting!r}")
     return setting
 
 
@@ -77,7 +79,7 @@ def parse(text: str, what: str = "threads") -> int | str | None:
     if word in ("torch", "none"):
         return None
     if not word.isdigit() or int(word) < 1:
-        raise ValueError(f"{what} must be 'auto', 'torch' or a positive integer, got {text!r}")
+        raise InputError(f"{what} must be 'auto', 'torch' or a positive integer, got {text!r}")
     return int(word)
 
 

@@ -11,6 +11,7 @@ from jaxtyping import Float, Int
 from xtl.capturing import capture
 from xtl.components import HEAD, model_components
 from xtl.directions import Direction, orient
+from xtl.errors import InputError
 from xtl.generate import Generation, generate_packed, greedy_generate, packable
 from xtl.model import HookedModel, n_layers, require_tokenizer
 from xtl.patch import RowPatches
@@ -93,7 +94,7 @@ def transplant(
         >>> res.text, res.baseline_text
     """
     if component == HEAD:
-        raise ValueError(f"component {HEAD!r} means every attention head; a transplant carries one: "
+        raise InputError(f"component {HEAD!r} means every attention head; a transplant carries one: "
                          f"'head.<h>', h in 0..{model.cfg.n_heads - 1} (xtl.sweep takes 'head')")
     component = model_components(model, [component])[0]
     spec = TransplantSpec(source_layer, target_layer, component)
@@ -102,7 +103,7 @@ def transplant(
     src = as_batch(model, source, prepend_bos=prepend_bos)
     tgt = left_padded(as_batch(model, target, prepend_bos=prepend_bos))
     if src.batch_size != tgt.batch_size:
-        raise ValueError(
+        raise InputError(
             f"source has {src.batch_size} prompts but target has {tgt.batch_size}; "
             f"pass one source per target"
         )

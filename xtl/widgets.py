@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 import plotly.graph_objects as go
 
 from xtl import plot
+from xtl.errors import InputError
 from xtl.model import HookedModel, n_layers
 from xtl.pairs import Pair
 from xtl.results import SweepResult
@@ -69,7 +70,7 @@ class Explorer:
             raise ImportError("xtl.widgets.Explorer needs ipywidgets: pip install 'xtl[notebooks]'") from err
 
         if not items:
-            raise ValueError("the explorer needs at least one item")
+            raise InputError("the explorer needs at least one item")
         self.model, self.items, self.result, self.scorer = model, list(items), result, scorer
         self.metric, self.max_new_tokens = metric, max_new_tokens
         last = n_layers(model) - 1

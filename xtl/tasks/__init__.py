@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import builtins
 
+from xtl.errors import InputError
 from xtl.tasks import scoring
 from xtl.tasks.base import CHECKS, SPLITS, Item, MisalignedWarning, Record, RuleScorer, Task
 from xtl.tasks.facts import WorldFacts
@@ -30,7 +31,7 @@ _REGISTRY: dict[str, type[Task]] = {}
 def register(task: type[Task]) -> type[Task]:
     """Register a :class:`Task` subclass under its ``name`` (usable as a class decorator)."""
     if not (isinstance(task, type) and issubclass(task, Task)) or not getattr(task, "name", ""):
-        raise ValueError(f"register() takes a Task subclass with a name, got {task!r}")
+        raise InputError(f"register() takes a Task subclass with a name, got {task!r}")
     _REGISTRY[task.name] = task
     return task
 
@@ -46,7 +47,7 @@ def get(name: str, data=None, **options) -> Task:
         ValueError: for an unknown task name, listing the registered ones.
     """
     if name not in _REGISTRY:
-        raise ValueError(f"unknown task {name!r}; registered tasks: {list_tasks()}")
+        raise InputError(f"unknown task {name!r}; registered tasks: {list_tasks()}")
     return _REGISTRY[name](data, **options)
 
 

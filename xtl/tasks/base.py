@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from xtl.directions import DIRECTIONS
-from xtl.errors import XtlWarning
+from xtl.errors import InputError, MissingFileError, XtlWarning
 from xtl.pairs import Pair
 from xtl.spec import TransplantSpec
 from xtl.tasks.files import DataError, check_aligned
@@ -130,14 +130,14 @@ class Task:
     def __init__(self, data: str | Path | None = None, rule: str | None = None, check: str = "warn",
                  **options: Any) -> None:
         if getattr(self, "family", None) not in RULES:
-            raise ValueError(f"task {self.name!r} sets family={getattr(self, 'family', None)!r}; a task's "
+            raise InputError(f"task {self.name!r} sets family={getattr(self, 'family', None)!r}; a task's "
                              f"family names its scoring rules, one of {list(RULES)}")
         rules = RULES[self.family]
         self.rule = rule or ("paper" if "paper" in rules else next(iter(rules)))
         if self.rule not in rules:
-            raise ValueError(f"task {self.name!r} has no scoring rule {self.rule!r}; valid: {list(rules)}")
+            raise InputError(f"task {self.name!r} has no scoring rule {self.rule!r}; valid: {list(rules)}")
         if check not in CHECKS:
-            raise ValueError(f"unknown check {check!r}; valid: {list(CHECKS)}")
+            raise InputError(f"unknown check {check!r}; valid: {list(CHECKS)}")
         self.data = Path(data).expanduser() if data is not None and data != "hub" else data
         self.check = check
         self.options = options
@@ -154,7 +154,7 @@ class Task:
         code = self.aliases.get(language, language)
         if code not in self.available_languages():
             aliases = f" (aliases: {self.aliases})" if self.aliases else ""
-            raise ValueError(
+            raise InputError(
                 f"task {self.name!r} has no language {language!r}; valid: {list(self.available_languages())}"
                 f"{aliases}"
             )
@@ -182,9 +182,9 @@ class Task:
         """
         direction = direction or self.direction
         if direction not in DIRECTIONS:
-            raise ValueError(f"unknown direction {direction!r}; valid directions: {sorted(DIRECTIONS)}")
+            raise InputError(f"unknown direction {direction!r}; valid directions: {sorted(DIRECTIONS)}")
         if split not in SPLITS:
-            raise ValueError(f"unknown split {split!r}; valid splits: {list(SPLITS)}")
+            raise InputError(f"unknown split {split!r}; valid splits: {list(SPLITS)}")
         language = self.canonical(language)
         items = []
         for k, (english, other) in enumerate(self.rows(language, split)):
@@ -232,10 +232,10 @@ class Task:
 def require_dir(path: Path | str | None, task: str, hint: str) -> Path:
     """The task's data directory, or a clear error."""
     if path is None:
-        raise ValueError(f"task {task!r} needs data: pass data=DIR ({hint}) or data='hub'")
+        raise InputError(f"task {task!r} needs data: pass data=DIR ({hint}) or data='hub'")
     path = Path(path)
     if not path.is_dir():
-        raise FileNotFoundError(f"task {task!r}: data directory {str(path)!r} does not exist")
+        raise MissingFileError(f"task {task!r}: data directory {str(path)!r} does not exist")
     return path
 
 

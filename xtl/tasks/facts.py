@@ -32,6 +32,7 @@ import argparse
 
 import pandas as pd
 
+from xtl.errors import InputError
 from xtl.spec import TransplantSpec
 from xtl.tasks.base import SPLITS, Record, Task
 
@@ -147,7 +148,7 @@ def _split(field: str, n: int) -> list[tuple[str, ...]]:
     if len(values) == 1:
         values = values * n
     if len(values) != n:
-        raise ValueError(f"world-facts data: {field!r} has {len(values)} values, expected {n}")
+        raise InputError(f"world-facts data: {field!r} has {len(values)} values, expected {n}")
     return [tuple(v.strip() for v in value.split("/")) for value in values]
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from xtl.errors import InputError
+from xtl.errors import InputError, MissingFileError
 
 
 class DataError(InputError):
@@ -34,7 +34,7 @@ def read_text(path: Path) -> str:
     """A data file's text, which must be UTF-8 (the error names the file, line and byte)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"task data file {str(path)!r} does not exist")
+        raise MissingFileError(f"task data file {str(path)!r} does not exist")
     data = path.read_bytes()
     try:
         return data.decode("utf-8-sig")
@@ -45,7 +45,7 @@ def read_text(path: Path) -> str:
 
 
 def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a valid value here")
+    raise InputError(f"{name} is not a valid value here")
 
 
 def json_lines(path: Path) -> list[Any]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from xtl.errors import InputError, MissingFileError
 from xtl.spec import TransplantSpec
 from xtl.tasks.base import SPLITS, Record, Task, require_dir
 from xtl.tasks.files import DataError, at, by_id, check_aligned, check_record, field, finite, json_lines, table
@@ -39,7 +40,7 @@ def _table_path(root: Path, language: str, split: str) -> Path:
     for name in names:
         if (root / name).is_file():
             return root / name
-    raise FileNotFoundError(f"no {split} data for {language!r} in {str(root)!r}; looked for {names}")
+    raise MissingFileError(f"no {split} data for {language!r} in {str(root)!r}; looked for {names}")
 
 
 def texts(values: list[Any], path: Path, what: str = "prompt") -> None:
@@ -92,7 +93,7 @@ class _PaperTask(Task):
             present = [self.data.name]
         if is_layout(want):
             return want
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"task {self.name!r}: no {split!r} split in the authors' released layout at {str(self.data)!r}: "
             f"looked for {str(want)!r}; found {present}"
         )
@@ -117,7 +118,7 @@ class _PaperTask(Task):
             return templates[language]
         if language == "en":
             return self.template
-        raise ValueError(
+        raise InputError(
             f"task {self.name!r}: rows for {language!r} have no 'prompt' column and no template "
             f"was given; pass templates={{{language!r}: '...'}} (the paper translates the whole prompt)"
         )

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from xtl.errors import MissingFileError
+
 SHIPPED = Path(__file__).parent / "model"
 
 
@@ -29,7 +31,7 @@ def load_toy_model(**kwargs):
     from xtl.loading import load_model
 
     if not (SHIPPED / "config.json").is_file():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"the toy model is missing: {SHIPPED} holds no checkpoint (reinstall xtl), or train one with "
             f"`python -m xtl.toy.train --out DIR` and load it with xtl.load_model(DIR)."
         )

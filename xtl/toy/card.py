@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 import xtl
+from xtl.errors import InputError
 from xtl.report import markdown_table
 from xtl.results import SweepResult
 
@@ -119,7 +120,7 @@ def write(card: Path, measured: str) -> None:
     """Replace the measured part of ``card`` (or create a card holding only it)."""
     text = card.read_text() if card.is_file() else f"{START}\n{END}\n"
     if START not in text or END not in text:
-        raise ValueError(f"{card} lacks the {START} ... {END} markers")
+        raise InputError(f"{card} lacks the {START} ... {END} markers")
     head, rest = text.split(START, 1)
     card.write_text(head + measured + rest.split(END, 1)[1])
 
