@@ -25,14 +25,15 @@ test: setup
 
 # The unit tests: no test marked slow (sweeps of every cell, subprocesses, Ray), real_model or notebooks.
 test-fast: setup
-	$(PYTHON) -m pytest -m "not slow and not real_model and not notebooks" -q
+	XTL_CHECK_SHAPES=0 $(PYTHON) -m pytest -m "not slow and not real_model and not notebooks" -q
 
 lint: dev
 	$(PYTHON) -m ruff check xtl tests benchmarks figures
+	$(PYTHON) -m mypy xtl
 
-# What to run before a commit (under 2 minutes here): lint, then the fast tests.
+# What to run before a commit (under 2 minutes here): ruff and mypy, then the fast tests.
 check: lint
-	$(PYTHON) -m pytest -m "not slow and not real_model and not notebooks" -q
+	XTL_CHECK_SHAPES=0 $(PYTHON) -m pytest -m "not slow and not real_model and not notebooks" -q
 
 # figures/ in the repository: what `xtl demo` writes on the shipped toy model (the sweep runs
 # are not committed; the HTML figures share one offline plotly.min.js beside them).

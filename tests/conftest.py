@@ -4,6 +4,17 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from jaxtyping import install_import_hook  # noqa: E402
+
+# The engine's jaxtyping shapes are checked at run time in the suite (tests/shapes.py), as TransformerLens'
+# own tests do: a tensor of the wrong rank, dtype or size where another argument fixes it fails the call.
+# The checks double the time of the sweeps' hot loops, so `make test-fast` / `make check` turn them off
+# (XTL_CHECK_SHAPES=0); `make test` and CI keep them.
+CHECKED = ["xtl.decode", "xtl.patch", "xtl.capturing", "xtl.generate", "xtl.hooks", "xtl.transplanting",
+           "xtl.logit_lens", "xtl.metrics", "xtl.results", "xtl.runner"]
+if os.environ.get("XTL_CHECK_SHAPES", "1") != "0":
+    install_import_hook(CHECKED, "shapes.shapes_only")
+
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from transformers import AutoModelForCausalLM  # noqa: E402

@@ -540,7 +540,7 @@ def _new_token_block(block, layer, x: Float[torch.Tensor, "batch 1 d_model"], n_
     return _after_attention(block, x, _attend_z(block, layer, block.ln1(x), n_own, rows)[0])
 
 
-def _project(attn, z: Float[torch.Tensor, "batch 1 head d_head"]) -> Float[torch.Tensor, "batch 1 d_model"]:
+def _project(attn, z: Float[torch.Tensor, "batch pos head d_head"]) -> Float[torch.Tensor, "batch pos d_model"]:
     w_o = attn.W_O.reshape(-1, attn.W_O.shape[-1])  # [(head d_head), d_model]
     return _linear(z.flatten(-2), w_o.T, attn.b_O)
 

@@ -12,7 +12,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,7 @@ from xtl.spec import TransplantSpec
 SCORINGS = ("rule", "logprob")
 
 
+@runtime_checkable
 class Cells(Protocol):
     """What the metrics and the figures read of a sweep result (:class:`xtl.SweepResult` has it)."""
 
