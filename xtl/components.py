@@ -124,11 +124,8 @@ def model_components(model: Any, names: Any) -> tuple[str, ...]:
     Raises:
         InputError: an unknown component, one listed twice, a head the model lacks, or no components.
     """
-    if isinstance(names, str):
-        names = (names,)
-    if not isinstance(names, (list, tuple)):
-        raise InputTypeError(f"components must be a name or a list of names (from xtl.COMPONENTS or 'head'), "
-                             f"got {type(names).__name__} {names!r:.60}")
+    check_names(names)
+    names = (names,) if isinstance(names, str) else names
     n_heads = getattr(getattr(model, "cfg", None), "n_heads", None)
     out = []
     for name in names:
@@ -141,11 +138,9 @@ def model_components(model: Any, names: Any) -> tuple[str, ...]:
         if component.head is not None and isinstance(n_heads, int) and component.head >= n_heads:
             raise InputError(f"component {name!r}: head {component.head} is out of range for a model with "
                              f"{n_heads} heads per layer; valid: head.0..head.{n_heads - 1}")
-        if component.name in out:
+        if component.name in out:  # a head that "head" already gave
             raise InputError(f"component {name!r} is listed more than once in {list(names)}; list each once")
         out.append(component.name)
-    if not out:
-        raise InputError("no components given; choose from xtl.COMPONENTS or 'head'")
     return tuple(out)
 
 

@@ -35,6 +35,7 @@ from jaxtyping import Bool, Float
 from xtl.components import resolve_layer
 from xtl.errors import InputError, MissingFileError, XtlError, XtlWarning
 from xtl.metrics import option_verdicts
+from xtl.version import __version__
 
 AXES = ("instance", "component", "source_layer", "target_layer")
 VERSION_FIELDS = ("xtl_version", "transformer_lens_version")
@@ -109,7 +110,7 @@ class SweepSpec:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise RunError(f"fields {unknown} are unknown to xtl {_xtl_version()} (written by xtl "
+            raise RunError(f"fields {unknown} are unknown to xtl {__version__} (written by xtl "
                            f"{data.get('xtl_version') or '?'}); read it with that version")
         for f in fields(cls):
             if isinstance(data.get(f.name), list):
@@ -398,12 +399,6 @@ REJECTED = "_rejected"
 
 def _part_name(instance: int) -> str:
     return f"part-{instance:06d}.parquet"
-
-
-def _xtl_version() -> str:
-    from xtl.version import __version__
-
-    return __version__
 
 
 def _short(values: list[int], shown: int = 10) -> str:
