@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP = $(PYTHON) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: setup dev demo test test-fast lint check figures figures-smollm2 figures-heads figures-lens-smollm2
+.PHONY: setup dev demo test test-fast format lint check figures figures-smollm2 figures-heads figures-lens-smollm2
 
 # torch first, pinned to the CPU wheel: a bare `torch` requirement with no torch
 # installed would pull a multi-GB CUDA build.
@@ -27,11 +27,15 @@ test: setup
 test-fast: setup
 	XTL_CHECK_SHAPES=0 $(PYTHON) -m pytest -m "not slow and not real_model and not notebooks" -q
 
+format: dev
+	$(PYTHON) -m ruff format xtl tests benchmarks figures
+
 lint: dev
+	$(PYTHON) -m ruff format --check xtl tests benchmarks figures
 	$(PYTHON) -m ruff check xtl tests benchmarks figures
 	$(PYTHON) -m mypy xtl
 
-# What to run before a commit (under 2 minutes here): ruff and mypy, then the fast tests.
+# What to run before a commit (under 2 minutes here): ruff (format and lint) and mypy, then the fast tests.
 check: lint
 	XTL_CHECK_SHAPES=0 $(PYTHON) -m pytest -m "not slow and not real_model and not notebooks" -q
 

@@ -48,8 +48,14 @@ def toy_settings():
 def random_settings():
     for name, n_layers, d_model, length, n in [("a", 6, 64, 24, 12), ("b", 12, 256, 100, 4)]:
         with tempfile.TemporaryDirectory() as tmp:
-            path = save_checkpoint("qwen2", Path(tmp) / name, n_layers=n_layers, d_model=d_model,
-                                   n_heads=8 if d_model > 64 else 4, d_mlp=3 * d_model)
+            path = save_checkpoint(
+                "qwen2",
+                Path(tmp) / name,
+                n_layers=n_layers,
+                d_model=d_model,
+                n_heads=8 if d_model > 64 else 4,
+                d_mlp=3 * d_model,
+            )
             model = xtl.load_model(path)
         src, tgt = prompts(model, n, length, 0), prompts(model, n, length, 1)
         options = ("yes", "the", "an")  # distinct first tokens with the test tokenizer
@@ -64,7 +70,7 @@ def smollm2_settings():
 
 
 def bench(name, model, items) -> dict:
-    n_cells = 2 * model.cfg.n_layers ** 2
+    n_cells = 2 * model.cfg.n_layers**2
     attribution_sweep(model, items[:1], source_layers=[0], target_layers=[0], progress=False)  # warm up
     xtl.sweep(model, items[:1], source_layers=[0], target_layers=[0], max_new_tokens=1, progress=False)
     with PeakRSS() as mem_exact:
@@ -80,18 +86,28 @@ def bench(name, model, items) -> dict:
     print(f"exact sweep (first token): {t_exact:7.2f} s  {mem_exact}")
     print(f"attribution sweep        : {t_approx:7.2f} s  {mem_approx}")
     print(f"speed ratio              : {t_exact / t_approx:.1f}x")
-    row = {"setting": name, "items": len(items), "cells": n_cells, "exact_s": t_exact, "attribution_s": t_approx,
-           "ratio": t_exact / t_approx}
+    row = {
+        "setting": name,
+        "items": len(items),
+        "cells": n_cells,
+        "exact_s": t_exact,
+        "attribution_s": t_approx,
+        "ratio": t_exact / t_approx,
+    }
     for metric in ("gold_logprob", "logit_diff"):
         table = agreement(approx, exact, metric)
         if table["spearman"].isna().all():
             continue
-        line = (f"{metric:12s}: Spearman median {table['spearman'].median():.2f} (min {table['spearman'].min():.2f}),"
-                f" top-10 overlap mean {table['top_overlap'].mean():.1f}/10")
+        line = (
+            f"{metric:12s}: Spearman median {table['spearman'].median():.2f} (min {table['spearman'].min():.2f}),"
+            f" top-10 overlap mean {table['top_overlap'].mean():.1f}/10"
+        )
         for label, mask in (("untouched gold p >= 0.5", sure), ("p < 0.5", ~sure)):
             if mask.any():
-                line += (f"; {label}: {int(mask.sum())} items, Spearman {table['spearman'][mask].median():.2f}, "
-                         f"top-10 {table['top_overlap'][mask].mean():.1f}")
+                line += (
+                    f"; {label}: {int(mask.sum())} items, Spearman {table['spearman'][mask].median():.2f}, "
+                    f"top-10 {table['top_overlap'][mask].mean():.1f}"
+                )
         print(line)
         row[f"{metric}_spearman"] = table["spearman"].median()
         row[f"{metric}_top10"] = table["top_overlap"].mean()

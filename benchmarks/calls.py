@@ -49,10 +49,13 @@ def main() -> None:
     one = items[0]
     took = best(lambda: xtl.sweep(toy, items, max_new_tokens=4, progress=False))
     print(f"toy sweep, 8 items               : {took:.2f} s")
-    print(f"toy evaluate default, {n} items   : "
-          f"{best(lambda: xtl.evaluate(toy, task, setting='default', max_new_tokens=4, progress=False)):.2f} s")
-    took = best(lambda: [xtl.transplant(toy, one.source, one.target, 3, 1, "attn", max_new_tokens=4)
-                         for _ in range(20)])
+    print(
+        f"toy evaluate default, {n} items   : "
+        f"{best(lambda: xtl.evaluate(toy, task, setting='default', max_new_tokens=4, progress=False)):.2f} s"
+    )
+    took = best(
+        lambda: [xtl.transplant(toy, one.source, one.target, 3, 1, "attn", max_new_tokens=4) for _ in range(20)]
+    )
     print(f"20 toy transplants with baseline : {took:.2f} s")
     with tempfile.TemporaryDirectory() as tmp:
         path = save_checkpoint("qwen2", Path(tmp) / "b", n_layers=12, d_model=256, n_heads=8, d_mlp=768)

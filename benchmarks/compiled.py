@@ -58,8 +58,19 @@ def after_attention(fn):
         if any(p._forward_hooks for p in block.modules() if isinstance(p, HookPoint)):
             return EAGER_AFTER(block, x, z)  # the prompt and source passes' hooks must fire
         a, m = block.attn, block.mlp
-        return fn(x, z, a.W_O.reshape(-1, a.W_O.shape[-1]).T, a.b_O, m.W_gate.T, m.W_in.T, m.b_in, m.W_out.T,
-                  m.b_out, float(block.ln2.eps))
+        return fn(
+            x,
+            z,
+            a.W_O.reshape(-1, a.W_O.shape[-1]).T,
+            a.b_O,
+            m.W_gate.T,
+            m.W_in.T,
+            m.b_in,
+            m.W_out.T,
+            m.b_out,
+            float(block.ln2.eps),
+        )
+
     return replacement
 
 
@@ -72,7 +83,7 @@ def probe(name, run, variants, repeats):
         tokens[label] = str(run().tokens_array.tolist())
         first[label] = time.perf_counter() - t0
     for i in range(repeats):
-        for label, (attr, fn) in (list(variants.items()) if i % 2 == 0 else list(variants.items())[::-1]):
+        for label, (attr, fn) in list(variants.items()) if i % 2 == 0 else list(variants.items())[::-1]:
             setattr(decode, attr, fn)
             t0 = time.perf_counter()
             run()
@@ -80,9 +91,11 @@ def probe(name, run, variants, repeats):
     decode._after_attention, decode._attend_one_prompt = EAGER_AFTER, EAGER_ATTEND
     base = statistics.median(times["xtl"])
     for label, ts in times.items():
-        print(f"{label:24s}: median {statistics.median(ts):.3f} s ({statistics.median(ts) / base:.3f}x xtl), "
-              f"min {min(ts):.3f} s; first call {first[label]:.1f} s; tokens "
-              f"{'identical to' if tokens[label] == tokens['xtl'] else 'DIFFER from'} xtl's")
+        print(
+            f"{label:24s}: median {statistics.median(ts):.3f} s ({statistics.median(ts) / base:.3f}x xtl), "
+            f"min {min(ts):.3f} s; first call {first[label]:.1f} s; tokens "
+            f"{'identical to' if tokens[label] == tokens['xtl'] else 'DIFFER from'} xtl's"
+        )
 
 
 def main() -> None:
@@ -92,8 +105,9 @@ def main() -> None:
     torch.set_num_threads(1)
     xtl.set_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
-        model = xtl.load_model(save_checkpoint("qwen2", Path(tmp) / "peers", n_layers=8, d_model=256, n_heads=8,
-                                               d_mlp=768))
+        model = xtl.load_model(
+            save_checkpoint("qwen2", Path(tmp) / "peers", n_layers=8, d_model=256, n_heads=8, d_mlp=768)
+        )
     pairs = [xtl.Pair(s, t, "Assistant") for s, t in zip(prompts(model, 4, 60, 0), prompts(model, 4, 60, 1))][:2]
 
     def run():
@@ -101,15 +115,25 @@ def main() -> None:
 
     run()  # warm up
     print(f"setting (a): {torch.__version__}, torch threads {torch.get_num_threads()}")
-    probe("block tail after attention", run, {
-        "xtl": ("_after_attention", EAGER_AFTER),
-        "tail, uncompiled": ("_after_attention", after_attention(tail)),
-        "tail, torch.compile": ("_after_attention", after_attention(torch.compile(tail, dynamic=True))),
-    }, args.repeats)
-    probe("decoding attention", run, {
-        "xtl": ("_attend_one_prompt", EAGER_ATTEND),
-        "attention, torch.compile": ("_attend_one_prompt", torch.compile(EAGER_ATTEND, dynamic=True)),
-    }, args.repeats)
+    probe(
+        "block tail after attention",
+        run,
+        {
+            "xtl": ("_after_attention", EAGER_AFTER),
+            "tail, uncompiled": ("_after_attention", after_attention(tail)),
+            "tail, torch.compile": ("_after_attention", after_attention(torch.compile(tail, dynamic=True))),
+        },
+        args.repeats,
+    )
+    probe(
+        "decoding attention",
+        run,
+        {
+            "xtl": ("_attend_one_prompt", EAGER_ATTEND),
+            "attention, torch.compile": ("_attend_one_prompt", torch.compile(EAGER_ATTEND, dynamic=True)),
+        },
+        args.repeats,
+    )
 
 
 if __name__ == "__main__":

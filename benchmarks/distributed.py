@@ -38,19 +38,39 @@ def items(n: int):
 
 
 def same(a: xtl.SweepResult, b: xtl.SweepResult) -> bool:
-    return (torch.equal(a.gold_logprob, b.gold_logprob) and torch.equal(a.correct, b.correct)
-            and bool((a.texts_array == b.texts_array).all()))
+    return (
+        torch.equal(a.gold_logprob, b.gold_logprob)
+        and torch.equal(a.correct, b.correct)
+        and bool((a.texts_array == b.texts_array).all())
+    )
 
 
 def shards(n_items: int, n: int, out: Path) -> float:
     """``n`` `xtl sweep --shard k/n` processes at once into ``out``; seconds from start to the last exit."""
-    args = [sys.executable, "-m", "xtl.cli", "sweep", "--model", "toy", "--task", TASK, "--max-new-tokens",
-            str(STEPS), "--out", str(out), "--quiet", "--threads", "1"]
+    args = [
+        sys.executable,
+        "-m",
+        "xtl.cli",
+        "sweep",
+        "--model",
+        "toy",
+        "--task",
+        TASK,
+        "--max-new-tokens",
+        str(STEPS),
+        "--out",
+        str(out),
+        "--quiet",
+        "--threads",
+        "1",
+    ]
     task = xtl.tasks.get(TASK)
     limit = -(-n_items // len(task.languages))
     t0 = time.perf_counter()
-    jobs = [subprocess.Popen([*args, "--limit", str(limit), "--shard", f"{k}/{n}"], stdout=subprocess.DEVNULL)
-            for k in range(n)]
+    jobs = [
+        subprocess.Popen([*args, "--limit", str(limit), "--shard", f"{k}/{n}"], stdout=subprocess.DEVNULL)
+        for k in range(n)
+    ]
     for job in jobs:
         assert job.wait() == 0
     return time.perf_counter() - t0
@@ -75,8 +95,13 @@ def main() -> None:
         xtl.set_threads(1)
 
         wall = shards(len(chosen), 2, Path(tmp) / "shards")
-        rows.append(("2 shard processes at once (xtl sweep --shard k/2), process start included", wall,
-                     same(xtl.SweepResult.load(Path(tmp) / "shards"), one)))
+        rows.append(
+            (
+                "2 shard processes at once (xtl sweep --shard k/2), process start included",
+                wall,
+                same(xtl.SweepResult.load(Path(tmp) / "shards"), one),
+            )
+        )
 
         import ray
 
@@ -84,18 +109,41 @@ def main() -> None:
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
         started = time.perf_counter() - t0
         t0 = time.perf_counter()
-        res = xtl.sweep(model, chosen, max_new_tokens=STEPS, scorer=task.scorer, out=Path(tmp) / "ray",
-                        executor="ray", workers=2, progress=False)
+        res = xtl.sweep(
+            model,
+            chosen,
+            max_new_tokens=STEPS,
+            scorer=task.scorer,
+            out=Path(tmp) / "ray",
+            executor="ray",
+            workers=2,
+            progress=False,
+        )
         cold = time.perf_counter() - t0
-        rows.append((f"2 Ray workers (cluster start {started:.1f} s not included; workers start and load the "
-                     f"model inside)", cold, same(res, one)))
+        rows.append(
+            (
+                f"2 Ray workers (cluster start {started:.1f} s not included; workers start and load the model inside)",
+                cold,
+                same(res, one),
+            )
+        )
         t0 = time.perf_counter()
-        res = xtl.sweep(model, chosen, max_new_tokens=STEPS, scorer=task.scorer, out=Path(tmp) / "ray2",
-                        executor="ray", workers=1, progress=False)
+        res = xtl.sweep(
+            model,
+            chosen,
+            max_new_tokens=STEPS,
+            scorer=task.scorer,
+            out=Path(tmp) / "ray2",
+            executor="ray",
+            workers=1,
+            progress=False,
+        )
         rows.append(("1 Ray worker (the same, for comparison)", time.perf_counter() - t0, same(res, one)))
         ray.shutdown()
-    print(f"\n{len(chosen)} {TASK} items x {2 * 36} cells, {STEPS} new tokens, 1 torch thread per process/worker, "
-          f"{os.cpu_count()} CPUs")
+    print(
+        f"\n{len(chosen)} {TASK} items x {2 * 36} cells, {STEPS} new tokens, 1 torch thread per process/worker, "
+        f"{os.cpu_count()} CPUs"
+    )
     for name, seconds, ok in rows:
         print(f"{name:100s} {seconds:7.1f} s  {len(chosen) / seconds:6.2f} instances/s  identical: {ok}")
 

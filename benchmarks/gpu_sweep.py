@@ -47,9 +47,19 @@ SHAPES = {
 def build(shape: str, device: str, dtype: torch.dtype) -> HookedTransformer:
     """A random Llama-shaped HookedTransformer created on ``device`` (no copy through the CPU)."""
     cfg = HookedTransformerConfig(
-        **SHAPES[shape], n_ctx=4096, act_fn="silu", normalization_type="RMS", positional_embedding_type="rotary",
-        rotary_dim=SHAPES[shape]["d_head"], gated_mlp=True, final_rms=True, original_architecture="LlamaForCausalLM",
-        dtype=dtype, device=device, default_prepend_bos=True, seed=0,
+        **SHAPES[shape],
+        n_ctx=4096,
+        act_fn="silu",
+        normalization_type="RMS",
+        positional_embedding_type="rotary",
+        rotary_dim=SHAPES[shape]["d_head"],
+        gated_mlp=True,
+        final_rms=True,
+        original_architecture="LlamaForCausalLM",
+        dtype=dtype,
+        device=device,
+        default_prepend_bos=True,
+        seed=0,
     )
     with tempfile.TemporaryDirectory() as tmp, torch.device(device):
         tokenizer().save_pretrained(tmp)  # TransformerLens reloads the tokenizer from its path
@@ -89,9 +99,10 @@ def per_cell(model, pair, cells, new):
             return act
 
         with model.hooks([(f"blocks.{t}.hook_{c}_out", patch)]):
-            gen = model.generate(target, max_new_tokens=new, do_sample=False, stop_at_eos=False, verbose=False,
-                                 use_past_kv_cache=True)
-        out[c, s, t] = gen[0, target.shape[1]:].tolist()
+            gen = model.generate(
+                target, max_new_tokens=new, do_sample=False, stop_at_eos=False, verbose=False, use_past_kv_cache=True
+            )
+        out[c, s, t] = gen[0, target.shape[1] :].tolist()
     return out
 
 
@@ -114,11 +125,14 @@ def main() -> None:
     name = torch.cuda.get_device_name() if device.startswith("cuda") else "CPU"
     n = model.cfg.n_layers
     pair = xtl.Pair(text(model, args.prompt, 0), text(model, args.prompt, 1), "Assistant")
-    print(f"{name}; random Llama, {n} layers, d_model {model.cfg.d_model}, {args.dtype}, built in "
-          f"{time.perf_counter() - t0:.1f} s; prompts {args.prompt} tokens, {args.new} new tokens, "
-          f"{2 * n * n} cells")
-    xtl.sweep(model, [pair], source_layers=[0], target_layers=[0], max_new_tokens=2, eos_token_id=[],
-              progress=False)  # warm-up (kernels, allocator)
+    print(
+        f"{name}; random Llama, {n} layers, d_model {model.cfg.d_model}, {args.dtype}, built in "
+        f"{time.perf_counter() - t0:.1f} s; prompts {args.prompt} tokens, {args.new} new tokens, "
+        f"{2 * n * n} cells"
+    )
+    xtl.sweep(
+        model, [pair], source_layers=[0], target_layers=[0], max_new_tokens=2, eos_token_id=[], progress=False
+    )  # warm-up (kernels, allocator)
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     sync(device)
@@ -139,10 +153,14 @@ def main() -> None:
     t_cell = (time.perf_counter() - t0) / len(timed) * len(cells)
     same = sum(got[cell] == res.tokens_array[(0, *res.index(*cell))] for cell in timed)
     first = sum(got[cell][0] == res.tokens_array[(0, *res.index(*cell))][0] for cell in timed)
-    print(f"TransformerLens per cell : {t_cell:8.1f} s  (measured on {len(timed)} cells, scaled to "
-          f"{len(cells)})  {peak(device)}")
-    print(f"speed ratio              : {t_cell / t_xtl:.1f}x; {same}/{len(timed)} timed cells token-identical "
-          f"({first}/{len(timed)} in their first token)")
+    print(
+        f"TransformerLens per cell : {t_cell:8.1f} s  (measured on {len(timed)} cells, scaled to "
+        f"{len(cells)})  {peak(device)}"
+    )
+    print(
+        f"speed ratio              : {t_cell / t_xtl:.1f}x; {same}/{len(timed)} timed cells token-identical "
+        f"({first}/{len(timed)} in their first token)"
+    )
 
 
 if __name__ == "__main__":

@@ -69,8 +69,10 @@ def source_acts(hf, tok, text: str) -> dict[tuple[str, int], torch.Tensor]:
     acts, handles = {}, []
     for i, layer in enumerate(hf.model.layers):
         for c, name in MODULES.items():
+
             def keep(module, args, out, key=(c, i)):
                 acts[key] = (out[0] if isinstance(out, tuple) else out)[0, -1].clone()
+
             handles.append(getattr(layer, name).register_forward_hook(keep))
     with torch.no_grad():
         hf(**tok(text, return_tensors="pt"))
@@ -85,8 +87,11 @@ def hf_kwargs(tok, new: int) -> dict:
 
 def run_xtl(model, pairs, new):
     res = xtl.sweep(model, pairs, max_new_tokens=new, eos_token_id=[], progress=False)
-    return {(k, *cell): res.tokens_array[(k, *res.index(*cell))] for k in range(len(pairs))
-            for cell in cells(model.cfg.n_layers)}
+    return {
+        (k, *cell): res.tokens_array[(k, *res.index(*cell))]
+        for k in range(len(pairs))
+        for cell in cells(model.cfg.n_layers)
+    }
 
 
 def run_nnsight_batched(hf, tok, pairs, new):
@@ -119,17 +124,27 @@ def run_pyvene_batched(hf, tok, pairs, new):
     import pyvene as pv
 
     n_layers, out = hf.config.num_hidden_layers, {}
-    wrapped = {(c, t): pv.IntervenableModel(pv.IntervenableConfig(
-        [{"layer": t, "component": PYVENE[c], "intervention_type": pv.VanillaIntervention}]), model=hf)
-        for c in MODULES for t in range(n_layers)}
+    wrapped = {
+        (c, t): pv.IntervenableModel(
+            pv.IntervenableConfig([{"layer": t, "component": PYVENE[c], "intervention_type": pv.VanillaIntervention}]),
+            model=hf,
+        )
+        for c in MODULES
+        for t in range(n_layers)
+    }
     for k, pair in enumerate(pairs):
         acts = source_acts(hf, tok, pair.source)
         base = tok([pair.target] * n_layers, return_tensors="pt")
         n_prompt = base["input_ids"].shape[1]
         for (c, t), model in wrapped.items():
             reps = torch.stack([acts[c, s] for s in range(n_layers)])[:, None]  # [source layer, 1, d]
-            _, gen = model.generate(base, unit_locations={"base": [[[n_prompt - 1]] * n_layers]},
-                                    source_representations=reps, intervene_on_prompt=True, **hf_kwargs(tok, new))
+            _, gen = model.generate(
+                base,
+                unit_locations={"base": [[[n_prompt - 1]] * n_layers]},
+                source_representations=reps,
+                intervene_on_prompt=True,
+                **hf_kwargs(tok, new),
+            )
             for s in range(n_layers):
                 out[k, c, s, t] = gen[s, n_prompt:].tolist()
     return out
@@ -153,15 +168,32 @@ def per_cell(tool: str, model, hf, tok, pairs, new, which: list[tuple[str, int, 
         elif tool == "pyvene":
             import pyvene as pv
 
-            wrapped = pv.IntervenableModel(pv.IntervenableConfig(
-                [{"layer": t, "component": PYVENE[c], "intervention_type": pv.VanillaIntervention}]), model=hf)
-            _, gen = wrapped.generate(target, unit_locations={"base": [[[n_prompt - 1]]]},
-                                      source_representations=acts[c, s][None, None], intervene_on_prompt=True,
-                                      **hf_kwargs(tok, new))
+            wrapped = pv.IntervenableModel(
+                pv.IntervenableConfig(
+                    [{"layer": t, "component": PYVENE[c], "intervention_type": pv.VanillaIntervention}]
+                ),
+                model=hf,
+            )
+            _, gen = wrapped.generate(
+                target,
+                unit_locations={"base": [[[n_prompt - 1]]]},
+                source_representations=acts[c, s][None, None],
+                intervene_on_prompt=True,
+                **hf_kwargs(tok, new),
+            )
             tokens = gen[0, n_prompt:].tolist()
         elif tool.startswith("xtl"):
-            r = xtl.transplant(model, pair.source, pair.target, s, t, c, max_new_tokens=new, eos_token_id=[],
-                               baseline=tool == "xtl+baseline")
+            r = xtl.transplant(
+                model,
+                pair.source,
+                pair.target,
+                s,
+                t,
+                c,
+                max_new_tokens=new,
+                eos_token_id=[],
+                baseline=tool == "xtl+baseline",
+            )
             tokens = r.tokens[0].tolist()
         else:  # TransformerLens: generate under a hook on the prompt pass
             name = f"blocks.{s}.hook_{c}_out"  # TransformerLens alone: its cache, stopped after layer s
@@ -174,8 +206,14 @@ def per_cell(tool: str, model, hf, tok, pairs, new, which: list[tuple[str, int, 
                 return act
 
             with model.hooks([(f"blocks.{t}.hook_{c}_out", patch)]):
-                gen = model.generate(tl_tokens, max_new_tokens=new, do_sample=False, stop_at_eos=False,
-                                     verbose=False, use_past_kv_cache=True)
+                gen = model.generate(
+                    tl_tokens,
+                    max_new_tokens=new,
+                    do_sample=False,
+                    stop_at_eos=False,
+                    verbose=False,
+                    use_past_kv_cache=True,
+                )
             tokens = gen[0, n_prompt:].tolist()
         out[0, c, s, t] = tokens
     return out
@@ -203,9 +241,11 @@ def bench(name, model, hf, tok, pairs, new, limit, repeats):
     n_layers = model.cfg.n_layers
     n_cells = len(pairs) * len(cells(n_layers))
     lengths = [tok(p, return_tensors="pt")["input_ids"].shape[1] for pair in pairs for p in (pair.source, pair.target)]
-    print(f"\n== ({name}) random Qwen2-shaped model, {n_layers} layers, d_model {model.cfg.d_model}; "
-          f"{len(pairs)} instance(s), prompts {min(lengths)}-{max(lengths)} tokens, {new} new token(s), "
-          f"{n_cells} cells, torch threads {torch.get_num_threads()}")
+    print(
+        f"\n== ({name}) random Qwen2-shaped model, {n_layers} layers, d_model {model.cfg.d_model}; "
+        f"{len(pairs)} instance(s), prompts {min(lengths)}-{max(lengths)} tokens, {new} new token(s), "
+        f"{n_cells} cells, torch threads {torch.get_num_threads()}"
+    )
     xtl.sweep(model, pairs[:1], source_layers=[0], target_layers=[0], max_new_tokens=2, progress=False)  # warm up
     times = {}
     want, times["xtl.sweep"], runs, mem = timed(lambda: run_xtl(model, pairs, new), repeats)
@@ -216,8 +256,10 @@ def bench(name, model, hf, tok, pairs, new, limit, repeats):
             print(f"{label:28s}: skipped ({package} is not installed: pip install -e .[bench])")
             continue
         got, times[label], runs, mem = timed(lambda fn=fn: fn(hf, tok, pairs, new), repeats)
-        print(f"{label:28s}: {times[label]:8.2f} s  ({times[label] / times['xtl.sweep']:.1f}x xtl)  {runs}  {mem}; "
-              f"{agree(got, want)}")
+        print(
+            f"{label:28s}: {times[label]:8.2f} s  ({times[label] / times['xtl.sweep']:.1f}x xtl)  {runs}  {mem}; "
+            f"{agree(got, want)}"
+        )
     labels = {"xtl": "xtl.transplant per cell", "xtl+baseline": "  the same, baseline=True"}
     every = cells(n_layers)
     timed_cells = every[:: max(1, len(every) // limit)][:limit]
@@ -239,16 +281,22 @@ def bench(name, model, hf, tok, pairs, new, limit, repeats):
             beside.append(time.perf_counter() - t0)
         scaled, near = spent / len(got) * n_cells, statistics.median(beside)
         label = labels.get(tool, f"{tool} per cell")
-        print(f"{label:28s}: {scaled:8.2f} s  ({scaled / near:.1f}x xtl.sweep timed between its slices: "
-              f"median {near:.2f} s; measured on {len(got)} cells, scaled to {n_cells}); {agree(got, want)}")
+        print(
+            f"{label:28s}: {scaled:8.2f} s  ({scaled / near:.1f}x xtl.sweep timed between its slices: "
+            f"median {near:.2f} s; measured on {len(got)} cells, scaled to {n_cells}); {agree(got, want)}"
+        )
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--threads", type=int, default=1, help="torch threads for every tool (default: %(default)s)")
     p.add_argument("--cells", type=int, default=24, help="cells timed per call in the per-cell modes")
-    p.add_argument("--repeats", type=int, default=3,
-                   help="timed runs of each batched tool, the median reported (default: %(default)s)")
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="timed runs of each batched tool, the median reported (default: %(default)s)",
+    )
     p.add_argument("--quick", action="store_true", help="only the first-token setting")
     args = p.parse_args()
     torch.set_num_threads(args.threads)

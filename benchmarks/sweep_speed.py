@@ -125,15 +125,20 @@ def breakdown(model, pairs, steps) -> dict[str, float]:
     t0 = time.perf_counter()
     xtl.sweep(model, pairs, max_new_tokens=steps, progress=False)
     total = time.perf_counter() - t0
-    return {"source capture": capture, "prompt pass for all cells": first - capture,
-            "decoding": total - first, "total": total}
+    return {
+        "source capture": capture,
+        "prompt pass for all cells": first - capture,
+        "decoding": total - first,
+        "total": total,
+    }
 
 
 def random_setting(name, n_layers, d_model, n_heads, prompt_len, n_pairs, dtype):
     """A random Qwen2-shaped model built here, and pairs of corpus texts of ``prompt_len`` tokens."""
     with tempfile.TemporaryDirectory() as tmp:
-        path = save_checkpoint("qwen2", Path(tmp) / name, n_layers=n_layers, d_model=d_model,
-                               n_heads=n_heads, d_mlp=3 * d_model)
+        path = save_checkpoint(
+            "qwen2", Path(tmp) / name, n_layers=n_layers, d_model=d_model, n_heads=n_heads, d_mlp=3 * d_model
+        )
         model = xtl.load_model(path, dtype=dtype)
     src, tgt = prompts(model, n_pairs, prompt_len, 0), prompts(model, n_pairs, prompt_len, 1)
     return model, [xtl.Pair(s, t, "Assistant") for s, t in zip(src, tgt)], f"Qwen2-shaped, d_model {d_model}"
@@ -153,9 +158,11 @@ def bench(name, model, pairs, what, steps, sample: int | None = None):
     cells = all_cells(model, pairs)
     n_cells = len(cells)
     timed = cells[:: max(1, n_cells // sample)][:sample] if sample else cells
-    print(f"\n== ({name}) {what}, {n_layers} layers, {model.cfg.dtype}; "
-          f"{len(pairs)} instance(s), prompts {min(lengths)}-{max(lengths)} tokens, {steps} new tokens, "
-          f"{n_cells} cells, torch threads {torch.get_num_threads()}")
+    print(
+        f"\n== ({name}) {what}, {n_layers} layers, {model.cfg.dtype}; "
+        f"{len(pairs)} instance(s), prompts {min(lengths)}-{max(lengths)} tokens, {steps} new tokens, "
+        f"{n_cells} cells, torch threads {torch.get_num_threads()}"
+    )
     xtl.sweep(model, pairs[:1], source_layers=[0], target_layers=[0], max_new_tokens=2, progress=False)
     with PeakRSS() as mem_naive:
         t0 = time.perf_counter()
@@ -189,8 +196,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="only the small setting (a)")
     p.add_argument("--toy", action="store_true", help="only the shipped toy model's setting")
-    p.add_argument("--smollm2", action="store_true",
-                   help="only SmolLM2-135M's full first-token map of one item (naive loop on 60 cells, scaled)")
+    p.add_argument(
+        "--smollm2",
+        action="store_true",
+        help="only SmolLM2-135M's full first-token map of one item (naive loop on 60 cells, scaled)",
+    )
     p.add_argument("--dtype", default="float32", help="model dtype (default: %(default)s)")
     args = p.parse_args()
     if args.smollm2:

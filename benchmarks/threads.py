@@ -32,8 +32,7 @@ def work(model, items, real: bool):
     """The sweep and the single transplants; returns (sweep seconds, transplant seconds)."""
     layers = range(0, model.cfg.n_layers, max(1, model.cfg.n_layers // 10)) if real else None
     t0 = time.perf_counter()
-    xtl.sweep(model, items, source_layers=layers, target_layers=layers, max_new_tokens=1 if real else 4,
-              progress=False)
+    xtl.sweep(model, items, source_layers=layers, target_layers=layers, max_new_tokens=1 if real else 4, progress=False)
     t1 = time.perf_counter()
     for _ in range(5):
         xtl.transplant(model, items[0].source, items[0].target, 1, 2, "attn", max_new_tokens=4)
@@ -50,8 +49,10 @@ def main() -> None:
     task = xtl.tasks.get("world-facts" if real else "toy-understanding")
     items = task.items("fr" if real else "sw")[: 1 if real else 8]
     default = threads.torch_default()
-    print(f"{args.model}: d_model {model.cfg.d_model}, {model.cfg.n_layers} layers; {os.cpu_count()} CPUs, "
-          f"torch's default {default} threads; busy neighbour: {'yes' if args.busy else 'no'}")
+    print(
+        f"{args.model}: d_model {model.cfg.d_model}, {model.cfg.n_layers} layers; {os.cpu_count()} CPUs, "
+        f"torch's default {default} threads; busy neighbour: {'yes' if args.busy else 'no'}"
+    )
     burner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.busy else None
     try:
         time.sleep(1.0 if args.busy else 0.0)
@@ -74,8 +75,10 @@ def main() -> None:
             burner.kill()
     one = sum(best["1 thread"])
     for name, (s, t) in best.items():
-        print(f"{name:22s}: sweep {s:7.2f} s, 5 transplants {t:6.2f} s, total {s + t:7.2f} s "
-              f"({(s + t) / one:.2f}x the 1-thread time)")
+        print(
+            f"{name:22s}: sweep {s:7.2f} s, 5 transplants {t:6.2f} s, total {s + t:7.2f} s "
+            f"({(s + t) / one:.2f}x the 1-thread time)"
+        )
     print(f"auto chose {chosen} threads; other processes used {', '.join(f'{o:.2f}' for o in others)} cores")
     print(f"peak RSS of this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:.0f} MiB")
 

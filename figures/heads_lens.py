@@ -38,12 +38,20 @@ def main() -> None:
     xtl.plot.save(figure, HERE / "toy-heads.html", plotlyjs="directory")
     xtl.plot.save(figure, HERE / "toy-heads.png")
     item = items[0]
-    frame = xtl.lens(model, {"en": item.source, "sw": item.target}, {"gold": f" {item.gold}"},
-                     spec=task.default, sources={"en": item.source, "sw": item.source})
+    frame = xtl.lens(
+        model,
+        {"en": item.source, "sw": item.target},
+        {"gold": f" {item.gold}"},
+        spec=task.default,
+        sources={"en": item.source, "sw": item.source},
+    )
     frame = frame[(frame.prompt_language == "sw") | (frame.condition == "untouched")]
-    figure = xtl.plot.lens(frame, subtitle=f"toy model · {item.id} · gold {item.gold!r} · transplanted: "
-                                           f"{task.default.component} {task.default.source_layer} -> "
-                                           f"{task.default.target_layer} from the English prompt")
+    figure = xtl.plot.lens(
+        frame,
+        subtitle=f"toy model · {item.id} · gold {item.gold!r} · transplanted: "
+        f"{task.default.component} {task.default.source_layer} -> "
+        f"{task.default.target_layer} from the English prompt",
+    )
     xtl.plot.save(figure, HERE / "toy-lens.html", plotlyjs="directory")
     xtl.plot.save(figure, HERE / "toy-lens.png")
     print(heads)
@@ -55,11 +63,16 @@ def main() -> None:
     approx = xtl.attribution_sweep(model, items, progress=False)
     t_approx = time.perf_counter() - t0
     table = xtl.attribution.agreement(approx, exact)
-    measured = (f"per item: median Spearman {table.spearman.median():.2f}, exact top-10 cells in the estimate's "
-                f"top-10 {table.top_overlap.mean():.1f} on average · exact {t_exact:.2f} s, estimate {t_approx:.2f} s")
-    figure = xtl.plot.facets({"exact": exact, "estimate": approx}, "logprob_change",
-                             title="gold log-prob change: exact (top), attribution-patching estimate (bottom)",
-                             subtitle=f"{xtl.plot.context(exact)}<br>{measured}")
+    measured = (
+        f"per item: median Spearman {table.spearman.median():.2f}, exact top-10 cells in the estimate's "
+        f"top-10 {table.top_overlap.mean():.1f} on average · exact {t_exact:.2f} s, estimate {t_approx:.2f} s"
+    )
+    figure = xtl.plot.facets(
+        {"exact": exact, "estimate": approx},
+        "logprob_change",
+        title="gold log-prob change: exact (top), attribution-patching estimate (bottom)",
+        subtitle=f"{xtl.plot.context(exact)}<br>{measured}",
+    )
     xtl.plot.save(figure, HERE / "toy-attribution.html", plotlyjs="directory")
     xtl.plot.save(figure, HERE / "toy-attribution.png")
     print(measured)
@@ -68,20 +81,23 @@ def main() -> None:
 def smollm2_lens() -> None:
     model = xtl.load_model("smollm2-135m")
     task = xtl.tasks.get("world-facts")
-    items = {lang: next(i for i in task.items(lang) if i.id == f"world-facts-{lang}-sample-28")
-             for lang in ("fr", "de")}
+    items = {
+        lang: next(i for i in task.items(lang) if i.id == f"world-facts-{lang}-sample-28") for lang in ("fr", "de")
+    }
     prompts = {"en": items["fr"].source, "fr": items["fr"].target, "de": items["de"].target}
     answers = {"en": " Vienna", "fr": " Vienne", "de": " Wien"}
     spec = xtl.TransplantSpec(23, 23, "attn")
     frame = xtl.lens(model, prompts, answers, spec=spec, sources=dict.fromkeys(prompts, prompts["en"]))
     frame = frame[(frame.prompt_language != "en") | (frame.condition == "untouched")]
-    figure = xtl.plot.lens(frame, subtitle="SmolLM2-135M-Instruct · world-facts: the capital of Austria, asked in "
-                                           "English, French and German<br>transplanted: attention output of layer 23 "
-                                           "of the English prompt written into layer 23")
+    figure = xtl.plot.lens(
+        frame,
+        subtitle="SmolLM2-135M-Instruct · world-facts: the capital of Austria, asked in "
+        "English, French and German<br>transplanted: attention output of layer 23 "
+        "of the English prompt written into layer 23",
+    )
     xtl.plot.save(figure, HERE / "smollm2" / "lens.html", plotlyjs="../plotly.min.js")
     xtl.plot.save(figure, HERE / "smollm2" / "lens.png")
-    table = frame.pivot_table(index="layer", columns=["prompt_language", "condition", "answer_language"],
-                              values="prob")
+    table = frame.pivot_table(index="layer", columns=["prompt_language", "condition", "answer_language"], values="prob")
     print(table.round(3).to_string())
 
 

@@ -10,8 +10,18 @@ from jaxtyping import install_import_hook  # noqa: E402
 # own tests do: a tensor of the wrong rank, dtype or size where another argument fixes it fails the call.
 # The checks double the time of the sweeps' hot loops, so `make test-fast` / `make check` turn them off
 # (XTL_CHECK_SHAPES=0); `make test` and CI keep them.
-CHECKED = ["xtl.decode", "xtl.patch", "xtl.capturing", "xtl.generate", "xtl.hooks", "xtl.transplanting",
-           "xtl.logit_lens", "xtl.metrics", "xtl.results", "xtl.runner"]
+CHECKED = [
+    "xtl.decode",
+    "xtl.patch",
+    "xtl.capturing",
+    "xtl.generate",
+    "xtl.hooks",
+    "xtl.transplanting",
+    "xtl.logit_lens",
+    "xtl.metrics",
+    "xtl.results",
+    "xtl.runner",
+]
 if os.environ.get("XTL_CHECK_SHAPES", "1") != "0":
     install_import_hook(CHECKED, "shapes.shapes_only")
 
@@ -71,7 +81,9 @@ def hf(checkpoints):
     def get(arch: str, dtype=torch.float32):
         if (arch, dtype) not in cache:
             cache[(arch, dtype)] = AutoModelForCausalLM.from_pretrained(
-                checkpoints[arch], dtype=dtype, local_files_only=True,
+                checkpoints[arch],
+                dtype=dtype,
+                local_files_only=True,
                 attn_implementation="eager" if dtype == torch.float32 else "sdpa",
             ).eval()
         return cache[(arch, dtype)]
@@ -95,8 +107,10 @@ def pytest_runtest_logreport(report):
 def pytest_sessionfinish(session, exitstatus):
     if _skips:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-        reporter.write_line(f"FAILED: {len(_skips)} test(s) skipped for a reason other than "
-                            f"{' or '.join(ALLOWED_SKIPS)} being absent:", red=True)
+        reporter.write_line(
+            f"FAILED: {len(_skips)} test(s) skipped for a reason other than {' or '.join(ALLOWED_SKIPS)} being absent:",
+            red=True,
+        )
         for line in _skips:
             reporter.write_line(f"  {line}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -111,7 +111,8 @@ def capture_head(model, ids, mask, layer: int, head: int) -> torch.Tensor:
     block = blocks(model)[0][layer]
     got = {}
     handle = _o_proj(model, block)[0].register_forward_pre_hook(
-        lambda m, args: got.__setitem__("v", _head_part(model, block, args[0][:, -1], head)))
+        lambda m, args: got.__setitem__("v", _head_part(model, block, args[0][:, -1], head))
+    )
     _forward(model, ids, mask, handle)
     return got["v"]
 
@@ -163,8 +164,7 @@ def generate(model, ids, mask, steps: int, patch=None):
     cache = DynamicCache()
     with torch.no_grad():
         try:
-            out = model(input_ids=ids, attention_mask=mask, position_ids=_positions(mask),
-                        cache=cache, use_cache=True)
+            out = model(input_ids=ids, attention_mask=mask, position_ids=_positions(mask), cache=cache, use_cache=True)
         finally:
             if handle is not None:
                 handle.remove()
@@ -177,14 +177,14 @@ def generate(model, ids, mask, steps: int, patch=None):
             new.append(token)
             mask = torch.cat([mask, torch.ones_like(token)], 1)
             pos = pos + 1
-            out = model(input_ids=token, attention_mask=mask, position_ids=pos,
-                        cache=cache, use_cache=True)
+            out = model(input_ids=token, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True)
             logits = out.logits[:, -1]
     return first, torch.cat(new, 1)
 
 
-def attribution(model, ids, mask, component: str, tgt_layer: int, source_value: torch.Tensor,
-                tokens: list[int]) -> torch.Tensor:
+def attribution(
+    model, ids, mask, component: str, tgt_layer: int, source_value: torch.Tensor, tokens: list[int]
+) -> torch.Tensor:
     """First-order change of each of ``tokens``' next-token log-probs at the target's last
     position when ``component`` at ``tgt_layer`` is replaced by ``source_value``: the gradient of
     the log-prob with respect to the written vector, dotted with (source value - own value).

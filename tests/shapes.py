@@ -49,12 +49,15 @@ def shapes_only(fn: Any) -> Any:
         bound = signature.bind(*args, **kwargs)
         for name, allowed in checked.items():
             if name in bound.arguments and not isinstance(bound.arguments[name], allowed):
-                raise TypeError(f"{fn.__qualname__}: argument {name!r} is {_describe(bound.arguments[name])}, "
-                                f"annotated {' | '.join(map(_name, allowed))} (sizes so far in this call)")
+                raise TypeError(
+                    f"{fn.__qualname__}: argument {name!r} is {_describe(bound.arguments[name])}, "
+                    f"annotated {' | '.join(map(_name, allowed))} (sizes so far in this call)"
+                )
         out = fn(*args, **kwargs)
         if returns is not None and not isinstance(out, returns):
-            raise TypeError(f"{fn.__qualname__}: returned {_describe(out)}, annotated "
-                            f"{' | '.join(map(_name, returns))}")
+            raise TypeError(
+                f"{fn.__qualname__}: returned {_describe(out)}, annotated {' | '.join(map(_name, returns))}"
+            )
         return out
 
     return wrapper

@@ -19,8 +19,10 @@ from xtl.pairs import first_answer_token
 from xtl.results import RunError
 
 OPTIONS = ("yes", "maybe", "the")  # their first tokens differ (answer_template " {}")
-PAIRS = [xtl.Pair(source=s, target=t, gold=OPTIONS[k], options=OPTIONS)
-         for k, (s, t) in enumerate(zip(PROMPTS_EN, PROMPTS_SW))]
+PAIRS = [
+    xtl.Pair(source=s, target=t, gold=OPTIONS[k], options=OPTIONS)
+    for k, (s, t) in enumerate(zip(PROMPTS_EN, PROMPTS_SW))
+]
 
 
 def _reference_changes(model, reference, pair, component, s, t):
@@ -46,8 +48,9 @@ def test_estimates_match_reference(arch, checkpoints, hooked, hf):
     raw = xtl.load_model(checkpoints[arch], dtype="float64", processing=False)  # heads: see the head parity test
     assert len({xtl.tokenize(model, p.target).tokens.shape[1] for p in PAIRS}) == 3
     for used, components in [(model, ("attn", "mlp", "resid", "attn_as_released")), (raw, ("head.1", "head.3"))]:
-        res = attribution_sweep(used, PAIRS, components, source_layers=[0, 2], target_layers=[0, 1, 2],
-                                max_batch=3, progress=False)
+        res = attribution_sweep(
+            used, PAIRS, components, source_layers=[0, 2], target_layers=[0, 1, 2], max_batch=3, progress=False
+        )
         assert res.approximate and res.option_logprob.shape == (3, len(components), 2, 3, 3)
         base = torch.tensor(np.stack(res.baseline["option_logprob"].to_numpy()))
         for k, pair in enumerate(PAIRS):

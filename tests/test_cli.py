@@ -30,15 +30,18 @@ def test_demo_end_to_end_reduced(tmp_path, capsys):
     args = ["demo", "--out", str(out), "--limit", "2", "--quiet"] + ([] if HAS_BROWSER else ["--no-png"])
     assert cli.main(args) == 0
     printed = capsys.readouterr().out
-    rows = re.findall(r"(toy-\w+)\s+untouched ([\d.]+) \| paper default ([\d.]+) \| TargetFirst ([\d.]+) \| "
-                      r"upper bound ([\d.]+)\s+\((\d+) items\)", printed)
+    rows = re.findall(
+        r"(toy-\w+)\s+untouched ([\d.]+) \| paper default ([\d.]+) \| TargetFirst ([\d.]+) \| "
+        r"upper bound ([\d.]+)\s+\((\d+) items\)",
+        printed,
+    )
     assert [r[0] for r in rows] == ["toy-generation", "toy-understanding", "toy-culture"]
     for name, base, default, first, bound, n in rows:
         assert int(n) == 8 and float(bound) >= max(float(base), float(default), float(first))
         result = xtl.SweepResult.load(out / "runs" / f"{name}-limit2")  # the sweep behind the numbers
         table = xtl.compare_settings(result, xtl.tasks.get(name).default).set_index(["language", "setting"])
-        assert bound == f'{table.loc[("all", "upper_bound"), "accuracy"]:.2f}'
-        assert base == f'{table.loc[("all", "baseline"), "accuracy"]:.2f}'
+        assert bound == f"{table.loc[('all', 'upper_bound'), 'accuracy']:.2f}"
+        assert base == f"{table.loc[('all', 'baseline'), 'accuracy']:.2f}"
     report = (out / "report.md").read_text()
     for name in ("toy-generation", "toy-understanding", "toy-culture"):
         assert f"## {name}" in report and (out / f"{name}-accuracy.html").is_file()
@@ -50,8 +53,24 @@ def test_demo_end_to_end_reduced(tmp_path, capsys):
 
 def test_sweep_report_and_transplant_commands(tmp_path, capsys):
     run = tmp_path / "run"
-    args = ["sweep", "--model", "toy", "--task", "toy-culture", "--languages", "sw", "--limit", "2",
-            "--components", "attn", "--max-new-tokens", "3", "--out", str(run), "--quiet"]
+    args = [
+        "sweep",
+        "--model",
+        "toy",
+        "--task",
+        "toy-culture",
+        "--languages",
+        "sw",
+        "--limit",
+        "2",
+        "--components",
+        "attn",
+        "--max-new-tokens",
+        "3",
+        "--out",
+        str(run),
+        "--quiet",
+    ]
     assert cli.main(args) == 0
     result = xtl.SweepResult.load(run)
     assert result.spec.task == "toy-culture" and result.spec.components == ("attn",)
@@ -64,9 +83,28 @@ def test_sweep_report_and_transplant_commands(tmp_path, capsys):
     assert "Scored by `toy-culture/lenient`; generation stops at token ids [2]." in report
     capsys.readouterr()
     item = xtl.tasks.get("toy-generation").items("ru")[0]
-    assert cli.main(["transplant", "--model", "toy", "--source", item.source, "--target", item.target,
-                     "--source-layer", "0", "--target-layer", "0", "--component", "mlp",
-                     "--max-new-tokens", "3"]) == 0
+    assert (
+        cli.main(
+            [
+                "transplant",
+                "--model",
+                "toy",
+                "--source",
+                item.source,
+                "--target",
+                item.target,
+                "--source-layer",
+                "0",
+                "--target-layer",
+                "0",
+                "--component",
+                "mlp",
+                "--max-new-tokens",
+                "3",
+            ]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith(f"untouched    : {item.target}") and lines[1].startswith("transplanted :")
     direct = xtl.transplant(xtl.toy.load_toy_model(), item.source, item.target, 0, 0, "mlp", max_new_tokens=3)
@@ -75,8 +113,29 @@ def test_sweep_report_and_transplant_commands(tmp_path, capsys):
 
 def test_sweep_command_takes_every_head(tmp_path):
     run = tmp_path / "heads"
-    assert cli.main(["sweep", "--model", "toy", "--task", "toy-culture", "--languages", "sw", "--limit", "1",
-                     "--components", "head,mlp", "--max-new-tokens", "1", "--out", str(run), "--quiet"]) == 0
+    assert (
+        cli.main(
+            [
+                "sweep",
+                "--model",
+                "toy",
+                "--task",
+                "toy-culture",
+                "--languages",
+                "sw",
+                "--limit",
+                "1",
+                "--components",
+                "head,mlp",
+                "--max-new-tokens",
+                "1",
+                "--out",
+                str(run),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     result = xtl.SweepResult.load(run)
     n_heads = xtl.toy.load_toy_model().cfg.n_heads
     assert result.spec.components == (*(f"head.{h}" for h in range(n_heads)), "mlp")
@@ -85,56 +144,141 @@ def test_sweep_command_takes_every_head(tmp_path):
 
 def test_approximate_sweep_and_lens_commands(tmp_path, capsys):
     run = tmp_path / "approx"
-    args = ["sweep", "--model", "toy", "--task", "toy-culture", "--languages", "sw", "--limit", "2", "--approx",
-            "--out", str(run), "--quiet"]
+    args = [
+        "sweep",
+        "--model",
+        "toy",
+        "--task",
+        "toy-culture",
+        "--languages",
+        "sw",
+        "--limit",
+        "2",
+        "--approx",
+        "--out",
+        str(run),
+        "--quiet",
+    ]
     assert cli.main(args) == 0
     result = xtl.SweepResult.load(run)
     assert result.approximate and len(result.instances) == 2
-    direct = xtl.attribution_sweep(xtl.toy.load_toy_model(), xtl.tasks.get("toy-culture").items("sw")[:2],
-                                   progress=False)
+    direct = xtl.attribution_sweep(
+        xtl.toy.load_toy_model(), xtl.tasks.get("toy-culture").items("sw")[:2], progress=False
+    )
     torch.testing.assert_close(result.gold_logprob, direct.gold_logprob)
     out = capsys.readouterr().out
     assert "approximate (attribution patching): the 10 cells with the largest" in out
     assert cli.main(["report", str(run), "--out", str(tmp_path / "rep"), "--no-png"]) == 0
     # the lens of one task item, untouched and after the task's default transplant
     lens = tmp_path / "lens"
-    assert cli.main(["lens", "--model", "toy", "--task", "toy-generation", "--language", "sw", "--index", "1",
-                     "--transplant", "default", "--out", str(lens), "--no-png"]) == 0
+    assert (
+        cli.main(
+            [
+                "lens",
+                "--model",
+                "toy",
+                "--task",
+                "toy-generation",
+                "--language",
+                "sw",
+                "--index",
+                "1",
+                "--transplant",
+                "default",
+                "--out",
+                str(lens),
+                "--no-png",
+            ]
+        )
+        == 0
+    )
     frame = pd.read_csv(lens / "lens.csv")
     task, item = xtl.tasks.get("toy-generation"), xtl.tasks.get("toy-generation").items("sw")[1]
-    want = xtl.lens(xtl.toy.load_toy_model(), {"target": item.target}, {"gold": f" {item.gold}"}, spec=task.default,
-                    sources={"target": item.source})
+    want = xtl.lens(
+        xtl.toy.load_toy_model(),
+        {"target": item.target},
+        {"gold": f" {item.gold}"},
+        spec=task.default,
+        sources={"target": item.source},
+    )
     got = frame[frame.prompt_language == "target"].reset_index(drop=True)
     np.testing.assert_allclose(got["prob"], want["prob"], atol=1e-6)
     assert set(frame.condition[frame.prompt_language == "source"]) == {"untouched"}
     assert (lens / "lens.html").is_file() and "xtl lens:" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("args, message", [
-    (["sweep", "--model", "toy", "--task", "toy-culture", "--approx", "--max-new-tokens", "2", "--out", "x"],
-     "--max-new-tokens does not apply to --approx"),
-    (["lens", "--model", "toy", "--prompt", "en", "--answer", "x=1"], "--prompt 'en' is not LANGUAGE=TEXT"),
-    (["lens", "--model", "toy", "--prompt", "en=a", "--answer", "x=1", "--transplant", "mlp:0"],
-     "is not COMPONENT:SOURCE_LAYER:TARGET_LAYER"),
-    (["lens", "--model", "toy", "--prompt", "en=a", "--answer", "x=1", "--transplant", "mlp:0:0:1"],
-     "is not COMPONENT:SOURCE_LAYER:TARGET_LAYER"),
-    (["lens", "--model", "toy", "--prompt", "en=a", "--answer", "x=1", "--transplant", "ffn:0:0"],
-     "unknown component 'ffn'"),
-    (["lens", "--model", "toy", "--prompt", "fr=a", "--answer", "x=1", "--transplant", "mlp:0:0"],
-     "--source 'en' names no prompt; the prompts are ['fr']"),
-    (["lens", "--model", "toy", "--task", "toy-culture", "--index", "999"], "--index 999 is out of range"),
-    (["lens", "--model", "toy"], "give --prompt LANG=TEXT"),
-    (["sweep", "--model", "toy", "--task", "nope", "--out", "x"], "unknown task 'nope'; registered tasks"),
-    (["sweep", "--model", "toy", "--task", "toy-culture", "--languages", "de", "--out", "x"],
-     "task 'toy-culture' has no language 'de'"),
-    (["sweep", "--model", "toy", "--task", "toy-culture", "--languages", "sw", "--components", "attn,ffn",
-      "--limit", "1", "--out", "{tmp}/x"], "ffn"),
-    (["report", "{tmp}/missing", "--out", "{tmp}/r"], "is not a sweep run"),
-    (["sweep", "--model", "toy", "--task", "toy-culture", "--rule", "paper", "--out", "x"],
-     "task 'toy-culture' has no scoring rule 'paper'; valid: ['lenient']"),
-    (["transplant", "--model", "toy", "--source", "a", "--target", "b", "--source-layer", "9",
-      "--target-layer", "0"], "9"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["sweep", "--model", "toy", "--task", "toy-culture", "--approx", "--max-new-tokens", "2", "--out", "x"],
+            "--max-new-tokens does not apply to --approx",
+        ),
+        (["lens", "--model", "toy", "--prompt", "en", "--answer", "x=1"], "--prompt 'en' is not LANGUAGE=TEXT"),
+        (
+            ["lens", "--model", "toy", "--prompt", "en=a", "--answer", "x=1", "--transplant", "mlp:0"],
+            "is not COMPONENT:SOURCE_LAYER:TARGET_LAYER",
+        ),
+        (
+            ["lens", "--model", "toy", "--prompt", "en=a", "--answer", "x=1", "--transplant", "mlp:0:0:1"],
+            "is not COMPONENT:SOURCE_LAYER:TARGET_LAYER",
+        ),
+        (
+            ["lens", "--model", "toy", "--prompt", "en=a", "--answer", "x=1", "--transplant", "ffn:0:0"],
+            "unknown component 'ffn'",
+        ),
+        (
+            ["lens", "--model", "toy", "--prompt", "fr=a", "--answer", "x=1", "--transplant", "mlp:0:0"],
+            "--source 'en' names no prompt; the prompts are ['fr']",
+        ),
+        (["lens", "--model", "toy", "--task", "toy-culture", "--index", "999"], "--index 999 is out of range"),
+        (["lens", "--model", "toy"], "give --prompt LANG=TEXT"),
+        (["sweep", "--model", "toy", "--task", "nope", "--out", "x"], "unknown task 'nope'; registered tasks"),
+        (
+            ["sweep", "--model", "toy", "--task", "toy-culture", "--languages", "de", "--out", "x"],
+            "task 'toy-culture' has no language 'de'",
+        ),
+        (
+            [
+                "sweep",
+                "--model",
+                "toy",
+                "--task",
+                "toy-culture",
+                "--languages",
+                "sw",
+                "--components",
+                "attn,ffn",
+                "--limit",
+                "1",
+                "--out",
+                "{tmp}/x",
+            ],
+            "ffn",
+        ),
+        (["report", "{tmp}/missing", "--out", "{tmp}/r"], "is not a sweep run"),
+        (
+            ["sweep", "--model", "toy", "--task", "toy-culture", "--rule", "paper", "--out", "x"],
+            "task 'toy-culture' has no scoring rule 'paper'; valid: ['lenient']",
+        ),
+        (
+            [
+                "transplant",
+                "--model",
+                "toy",
+                "--source",
+                "a",
+                "--target",
+                "b",
+                "--source-layer",
+                "9",
+                "--target-layer",
+                "0",
+            ],
+            "9",
+        ),
+    ],
+)
 def test_bad_arguments_give_one_clear_line_and_status_2(args, message, tmp_path, capsys):
     assert cli.main([a.replace("{tmp}", str(tmp_path)) for a in args]) == 2
     err = capsys.readouterr().err
@@ -178,7 +322,10 @@ def test_distinct_names_get_distinct_files(tmp_path):
     assert xtl.report.file_stems(results) == {"a/b": "a-b", "a-b": "a-b-2", "..": "result"}
     xtl.report.write_report(results, tmp_path, png=False)
     assert {p.name for p in tmp_path.glob("*-accuracy.html")} == {
-        "a-b-accuracy.html", "a-b-2-accuracy.html", "result-accuracy.html"}
+        "a-b-accuracy.html",
+        "a-b-2-accuracy.html",
+        "result-accuracy.html",
+    }
 
 
 def test_user_errors_are_one_line_and_status_2_never_a_traceback(tmp_path, capsys, monkeypatch):
@@ -199,8 +346,10 @@ def test_user_errors_are_one_line_and_status_2_never_a_traceback(tmp_path, capsy
         (one + ["--model", str(corrupt)], f"cannot load model '{corrupt}': OSError: It looks like the config file"),
         (one + ["--model", "gpt2"], "cannot load model 'gpt2': OSError: We couldn't connect"),  # offline
         (one + ["--model", "toy", "--max-new-tokens", "0"], "--max-new-tokens must be an int >= 1, got 0"),
-        (["sweep", "--model", "toy", "--task", "toy-culture", "--limit", "-1", "--out", str(tmp_path / "s")],
-         "--limit must be an int >= 1, got -1"),
+        (
+            ["sweep", "--model", "toy", "--task", "toy-culture", "--limit", "-1", "--out", str(tmp_path / "s")],
+            "--limit must be an int >= 1, got -1",
+        ),
     ]
     for args, message in cases:
         assert cli.main(args) == 2, args
@@ -229,20 +378,56 @@ def test_help_lists_every_component_task_and_dtype(capsys):
     for name in (*cli.COMPONENT_NAMES, *cli.TASK_NAMES, *cli.DTYPES):
         assert name in text, name
     with pytest.raises(SystemExit) as exit_info:
-        cli.main(["transplant", "--model", "toy", "--source", "a", "--target", "b", "--source-layer", "0",
-                  "--target-layer", "0", "--component", "ffn"])
+        cli.main(
+            [
+                "transplant",
+                "--model",
+                "toy",
+                "--source",
+                "a",
+                "--target",
+                "b",
+                "--source-layer",
+                "0",
+                "--target-layer",
+                "0",
+                "--component",
+                "ffn",
+            ]
+        )
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1
-    assert ("xtl transplant: error: argument --component: unknown component 'ffn'; valid: attn, mlp, resid, "
-            "attn_as_released or head.N") in err
+    assert (
+        "xtl transplant: error: argument --component: unknown component 'ffn'; valid: attn, mlp, resid, "
+        "attn_as_released or head.N"
+    ) in err
     assert "head.N(oneattentionhead)orhead(everyhead)" in text
 
 
 def test_transplant_takes_one_attention_head(capsys):
     item = xtl.tasks.get("toy-generation").items("ru")[0]
-    assert cli.main(["transplant", "--model", "toy", "--source", item.source, "--target", item.target,
-                     "--source-layer", "1", "--target-layer", "1", "--component", "head.2",
-                     "--max-new-tokens", "3"]) == 0
+    assert (
+        cli.main(
+            [
+                "transplant",
+                "--model",
+                "toy",
+                "--source",
+                item.source,
+                "--target",
+                item.target,
+                "--source-layer",
+                "1",
+                "--target-layer",
+                "1",
+                "--component",
+                "head.2",
+                "--max-new-tokens",
+                "3",
+            ]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.splitlines()
     direct = xtl.transplant(xtl.toy.load_toy_model(), item.source, item.target, 1, 1, "head.2", max_new_tokens=3)
     assert lines[1].split("   (")[0] == f"transplanted : {item.target}{direct.text[0]}"

@@ -27,8 +27,9 @@ def test_prompt_pass_matches_hf_and_transformer_lens(arch, hooked, hf):
     want = hf(arch, torch.float64)(ids).logits[:, -1]  # up to a constant: TransformerLens centres the unembedding
     torch.testing.assert_close(logits.log_softmax(-1), want.log_softmax(-1), atol=1e-6, rtol=0)
     _, cache = model.run_with_cache(ids)
-    torch.testing.assert_close(logits, cache["ln_final.hook_normalized"][:, -1] @ model.W_U + model.b_U,
-                               atol=1e-10, rtol=0)
+    torch.testing.assert_close(
+        logits, cache["ln_final.hook_normalized"][:, -1] @ model.W_U + model.b_U, atol=1e-10, rtol=0
+    )
     for i in range(model.cfg.n_layers):  # unrotated keys, as TransformerLens caches them
         torch.testing.assert_close(keys[i], cache[f"blocks.{i}.attn.hook_k"], atol=1e-10, rtol=0)
         torch.testing.assert_close(values[i], cache[f"blocks.{i}.attn.hook_v"], atol=1e-10, rtol=0)
@@ -59,15 +60,17 @@ def test_capture_stops_at_layer(own_pass, hooked, monkeypatch):
         monkeypatch.setattr(decode, "supports", lambda *args: False)
     full = xtl.capture(model, PROMPTS_EN[0], components=("attn", "mlp"))  # (and xtl's one-off hook check)
     ran = []
-    with model.hooks([(f"blocks.{i}.hook_resid_pre", lambda act, hook: ran.append(hook.layer()))
-                      for i in range(model.cfg.n_layers)]):
+    with model.hooks(
+        [(f"blocks.{i}.hook_resid_pre", lambda act, hook: ran.append(hook.layer())) for i in range(model.cfg.n_layers)]
+    ):
         early = xtl.capture(model, PROMPTS_EN[0], components=("attn", "mlp"), stop_at_layer=2)
     assert ran == [0, 1]  # blocks 2.. never ran
     for c in ("attn", "mlp"):
         assert early[c].shape[0] == 2 and full[c].shape[0] == model.cfg.n_layers
         torch.testing.assert_close(early[c], full[c][:2], atol=0, rtol=0)
-    torch.testing.assert_close(xtl.capture(model, PROMPTS_EN[0], stop_at_layer=np.int64(2))["attn"], early["attn"],
-                               atol=0, rtol=0)
+    torch.testing.assert_close(
+        xtl.capture(model, PROMPTS_EN[0], stop_at_layer=np.int64(2))["attn"], early["attn"], atol=0, rtol=0
+    )
     for bad in (0, model.cfg.n_layers + 1, "2", True):
         with pytest.raises(ValueError, match=rf"stop_at_layer={bad!r}.*1\.\.{model.cfg.n_layers}"):
             xtl.capture(model, PROMPTS_EN[0], stop_at_layer=bad)
@@ -133,8 +136,15 @@ def test_decoding_calls_the_hooks_transformer_lens_calls(arch, hooked):
     source, target, new = PROMPTS_EN[0], PROMPTS_EN[1], 6
     plain = xtl.transplant(model, source, target, 1, 0, "mlp", max_new_tokens=new, eos_token_id=[])
     changed = 0
-    for name in ("hook_embed", "blocks.1.hook_resid_pre", "blocks.0.hook_attn_out", "blocks.0.attn.hook_z",
-                 "blocks.1.hook_resid_mid", "blocks.0.hook_mlp_out", "blocks.1.hook_resid_post"):
+    for name in (
+        "hook_embed",
+        "blocks.1.hook_resid_pre",
+        "blocks.0.hook_attn_out",
+        "blocks.0.attn.hook_z",
+        "blocks.1.hook_resid_mid",
+        "blocks.0.hook_mlp_out",
+        "blocks.1.hook_resid_post",
+    ):
         z = name.endswith("hook_z")
 
         def hook(act, hook, z=z):
@@ -155,4 +165,5 @@ def test_decoding_calls_the_hooks_transformer_lens_calls(arch, hooked):
             for s in range(model.cfg.n_layers):
                 for t in range(model.cfg.n_layers):
                     assert res.tokens_array[(0, *res.index(c, s, t))] == tl_greedy(
-                        model, source, target, new, (s, t, c)), (c, s, t)
+                        model, source, target, new, (s, t, c)
+                    ), (c, s, t)

@@ -93,20 +93,29 @@ def test_every_import_is_stdlib_or_declared():
         elif any(owners & names for names in extras.values()):
             if not guarded:
                 extra = next(k for k, names in extras.items() if owners & names)
-                problems.append(f"{path}:{line}: {module!r} comes from the optional extra {extra!r} but its "
-                                f"import is not in a try/except ImportError that raises a clear message")
+                problems.append(
+                    f"{path}:{line}: {module!r} comes from the optional extra {extra!r} but its "
+                    f"import is not in a try/except ImportError that raises a clear message"
+                )
         else:
-            problems.append(f"{path}:{line}: {module!r} (distribution {sorted(owners)}) is imported but not "
-                            f"declared in pyproject.toml's dependencies")
+            problems.append(
+                f"{path}:{line}: {module!r} (distribution {sorted(owners)}) is imported but not "
+                f"declared in pyproject.toml's dependencies"
+            )
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.parametrize("source, guarded", [
-    ("import ipywidgets", False),
-    ("try:\n    import ipywidgets\nexcept ImportError as e:\n    raise ImportError('pip install xtl[x]') from e",
-     True),
-    ("try:\n    import ipywidgets\nexcept ImportError:\n    ipywidgets = None", False),
-])
+@pytest.mark.parametrize(
+    "source, guarded",
+    [
+        ("import ipywidgets", False),
+        (
+            "try:\n    import ipywidgets\nexcept ImportError as e:\n    raise ImportError('pip install xtl[x]') from e",
+            True,
+        ),
+        ("try:\n    import ipywidgets\nexcept ImportError:\n    ipywidgets = None", False),
+    ],
+)
 def test_guard_detection(source, guarded):
     tree = ast.parse(source)
     parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}

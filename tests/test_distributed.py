@@ -49,11 +49,18 @@ def test_an_instance_gets_the_same_bits_in_any_batch(model, threads):
     with xtl.using_threads(threads):
         packed = xtl.sweep(model, ITEMS, max_new_tokens=STEPS, scorer=TASK.scorer, progress=False)
         for k, max_batch in ((3, None), (3, 5), (0, 2), (6, 73)):
-            alone = xtl.sweep(model, [ITEMS[k]], max_new_tokens=STEPS, scorer=TASK.scorer, max_batch=max_batch,
-                              progress=False)
+            alone = xtl.sweep(
+                model, [ITEMS[k]], max_new_tokens=STEPS, scorer=TASK.scorer, max_batch=max_batch, progress=False
+            )
             for name in ("gold_logprob", "logit_diff", "option_logprob"):
-                torch.testing.assert_close(getattr(alone, name)[0], getattr(packed, name)[k], atol=0, rtol=0,
-                                           equal_nan=True, msg=f"instance {k}, max_batch {max_batch}")
+                torch.testing.assert_close(
+                    getattr(alone, name)[0],
+                    getattr(packed, name)[k],
+                    atol=0,
+                    rtol=0,
+                    equal_nan=True,
+                    msg=f"instance {k}, max_batch {max_batch}",
+                )
             assert (alone.texts_array[0] == packed.texts_array[k]).all()
 
 
@@ -77,10 +84,27 @@ def test_concurrent_shard_jobs_write_one_run(model, reference, tmp_path):
     """Two `xtl sweep --shard` processes at once, as a job array would start them, into one fresh
     directory (both create its spec)."""
     out = tmp_path / "run"
-    args = [sys.executable, "-m", "xtl.cli", "sweep", "--model", "toy", "--task", "toy-culture", "--limit", "2",
-            "--max-new-tokens", str(STEPS), "--out", str(out), "--quiet"]
-    jobs = [subprocess.Popen([*args, "--shard", f"{k}/2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for k in range(2)]
+    args = [
+        sys.executable,
+        "-m",
+        "xtl.cli",
+        "sweep",
+        "--model",
+        "toy",
+        "--task",
+        "toy-culture",
+        "--limit",
+        "2",
+        "--max-new-tokens",
+        str(STEPS),
+        "--out",
+        str(out),
+        "--quiet",
+    ]
+    jobs = [
+        subprocess.Popen([*args, "--shard", f"{k}/2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for k in range(2)
+    ]
     for job in jobs:
         _, err = job.communicate(timeout=300)
         assert job.returncode == 0, err
@@ -88,10 +112,17 @@ def test_concurrent_shard_jobs_write_one_run(model, reference, tmp_path):
     assert_same(xtl.SweepResult.load(out), reference)
 
 
-@pytest.mark.parametrize("shard, message", [
-    ((2, 2), "shard 2/2 is out of range"), ("1", r"shard must be \(k, n\) or 'k/n'"), ((0, 0), "out of range"),
-    ("a/b", "shard must be"), ((1.0, 2), "shard must be"), ((-1, 2), "out of range"),
-])
+@pytest.mark.parametrize(
+    "shard, message",
+    [
+        ((2, 2), "shard 2/2 is out of range"),
+        ("1", r"shard must be \(k, n\) or 'k/n'"),
+        ((0, 0), "out of range"),
+        ("a/b", "shard must be"),
+        ((1.0, 2), "shard must be"),
+        ((-1, 2), "out of range"),
+    ],
+)
 def test_bad_shards_are_refused(shard, message):
     with pytest.raises(ValueError, match=message):
         parse_shard(shard)
@@ -113,8 +144,23 @@ def test_ray_missing_names_the_extra(model, monkeypatch, capsys, tmp_path):
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(ImportError, match=r"pip install 'xtl\[distributed\]'"):
         xtl.sweep(model, ITEMS[:1], max_new_tokens=1, executor="ray", progress=False)
-    assert cli.main(["sweep", "--model", "toy", "--task", "toy-culture", "--limit", "1", "--ray",
-                     "--out", str(tmp_path / "run")]) == 2
+    assert (
+        cli.main(
+            [
+                "sweep",
+                "--model",
+                "toy",
+                "--task",
+                "toy-culture",
+                "--limit",
+                "1",
+                "--ray",
+                "--out",
+                str(tmp_path / "run"),
+            ]
+        )
+        == 2
+    )
     assert "xtl[distributed]" in capsys.readouterr().err
 
 
@@ -143,8 +189,9 @@ def ray_cluster():
 @pytest.mark.slow
 def test_ray_workers_give_the_one_process_result(ray_cluster, model, reference, tmp_path):
     out = tmp_path / "run"
-    res = xtl.sweep(model, ITEMS, max_new_tokens=STEPS, scorer=TASK.scorer, out=out, executor="ray", workers=2,
-                    progress=False)
+    res = xtl.sweep(
+        model, ITEMS, max_new_tokens=STEPS, scorer=TASK.scorer, out=out, executor="ray", workers=2, progress=False
+    )
     assert_same(res, reference)
     assert_same(xtl.SweepResult.load(out), reference)  # the workers wrote the parts
     assert ray_cluster.is_initialized()  # a Ray that xtl did not start is left running
@@ -167,10 +214,22 @@ def test_a_killed_worker_loses_only_its_unfinished_instance(ray_cluster, model, 
             os.kill(os.getpid(), signal.SIGKILL)
         return rule(text, pair)
 
-    with pytest.warns(RuntimeWarning, match=r"a Ray worker died while sweeping instances \[2, 3\].*\[3\] go to a new "
-                                            r"worker, in the same batch"):
-        res = xtl.sweep(model, ITEMS, max_new_tokens=STEPS, scorer=score_and_die_once, out=out,
-                        executor="ray", workers=2, max_batch=2 * 73, progress=False)
+    with pytest.warns(
+        RuntimeWarning,
+        match=r"a Ray worker died while sweeping instances \[2, 3\].*\[3\] go to a new "
+        r"worker, in the same batch",
+    ):
+        res = xtl.sweep(
+            model,
+            ITEMS,
+            max_new_tokens=STEPS,
+            scorer=score_and_die_once,
+            out=out,
+            executor="ray",
+            workers=2,
+            max_batch=2 * 73,
+            progress=False,
+        )
     pids: dict[str, list] = {}
     for line in log.read_text().split("\n")[:-1]:
         name, pid = line.split()
@@ -181,8 +240,9 @@ def test_a_killed_worker_loses_only_its_unfinished_instance(ray_cluster, model, 
     # part 2 is the file written before the death, not one the new worker wrote (a new file, another inode)
     assert (out / "part-000002.parquet").stat().st_ino == int(marker.read_text())
     with xtl.using_threads(1):  # the scorer no longer kills: the marker exists
-        same_batches = xtl.sweep(model, ITEMS, max_new_tokens=STEPS, scorer=score_and_die_once, max_batch=2 * 73,
-                                 progress=False)
+        same_batches = xtl.sweep(
+            model, ITEMS, max_new_tokens=STEPS, scorer=score_and_die_once, max_batch=2 * 73, progress=False
+        )
     assert_same(res, same_batches)
     assert_same(xtl.SweepResult.load(out), same_batches)
 
@@ -217,8 +277,9 @@ def test_an_interrupted_ray_driver_resumes(reference, tmp_path):
     out, gate, script = tmp_path / "run", tmp_path / "gate", tmp_path / "driver.py"
     gate.mkdir()
     script.write_text(DRIVER.replace("STEPS", str(STEPS)))
-    job = subprocess.Popen([sys.executable, str(script), str(gate), str(out)], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True)
+    job = subprocess.Popen(
+        [sys.executable, str(script), str(gate), str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 300  # a guard against a hang only; the interrupt waits on the event
     while not (gate / "waiting").exists() and job.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -229,8 +290,9 @@ def test_an_interrupted_ray_driver_resumes(reference, tmp_path):
     kept = {p.name: p.stat().st_ino for p in out.glob("part-*.parquet")}
     assert list(kept) == ["part-000000.parquet"]
     (gate / "open").touch()
-    again = subprocess.run([sys.executable, str(script), str(gate), str(out)], capture_output=True, text=True,
-                           timeout=300)
+    again = subprocess.run(
+        [sys.executable, str(script), str(gate), str(out)], capture_output=True, text=True, timeout=300
+    )
     assert again.returncode == 0, again.stderr
     assert (out / "part-000000.parquet").stat().st_ino == kept["part-000000.parquet"]  # not written again
     assert_same(xtl.SweepResult.load(out), reference, spec=False)
@@ -240,7 +302,27 @@ def test_an_interrupted_ray_driver_resumes(reference, tmp_path):
 @pytest.mark.slow
 def test_ray_from_the_command_line(ray_cluster, reference, tmp_path, capsys):
     out = tmp_path / "run"
-    assert cli.main(["sweep", "--model", "toy", "--task", "toy-culture", "--limit", "2", "--max-new-tokens",
-                     str(STEPS), "--out", str(out), "--quiet", "--ray", "--workers", "2"]) == 0
+    assert (
+        cli.main(
+            [
+                "sweep",
+                "--model",
+                "toy",
+                "--task",
+                "toy-culture",
+                "--limit",
+                "2",
+                "--max-new-tokens",
+                str(STEPS),
+                "--out",
+                str(out),
+                "--quiet",
+                "--ray",
+                "--workers",
+                "2",
+            ]
+        )
+        == 0
+    )
     assert_same(xtl.SweepResult.load(out), reference)
     assert "xtl sweep: 8 instances in" in capsys.readouterr().out

@@ -63,8 +63,13 @@ def test_bad_max_new_tokens(model):
 
 
 def test_model_without_the_hook_points(model):
-    fake = types.SimpleNamespace(cfg=model.cfg, tokenizer=model.tokenizer, hook_dict={"embed": None},
-                                 to_tokens=model.to_tokens, parameters=model.parameters)
+    fake = types.SimpleNamespace(
+        cfg=model.cfg,
+        tokenizer=model.tokenizer,
+        hook_dict={"embed": None},
+        to_tokens=model.to_tokens,
+        parameters=model.parameters,
+    )
     with pytest.raises(ValueError, match=r"no hook point\(s\) \['blocks.0.hook_attn_out'"):
         xtl.capture(fake, PROMPTS_EN, components=("attn",))
 
@@ -87,8 +92,11 @@ def test_context_must_hold_the_prompt_and_the_new_tokens_before_any_work(model, 
     assert n < 1024 < n + 400
     calls = []
     monkeypatch.setattr(importlib.import_module("xtl.sweeping"), "sweep_instances", lambda *a, **k: calls.append(1))
-    with pytest.raises(ValueError, match=rf"instance 1 \(id None\): its target prompt is {n} tokens and "
-                                         rf"max_new_tokens=400, {n + 400} positions in all; .*is 1024"):
+    with pytest.raises(
+        ValueError,
+        match=rf"instance 1 \(id None\): its target prompt is {n} tokens and "
+        rf"max_new_tokens=400, {n + 400} positions in all; .*is 1024",
+    ):
         xtl.sweep(model, [("a", "b", "x"), ("a", long_target, "x")], max_new_tokens=400, progress=False)
     assert calls == []  # refused before the first instance ran
     with pytest.raises(ValueError, match=rf"the prompt is {n} tokens and max_new_tokens=400"):
@@ -97,8 +105,11 @@ def test_context_must_hold_the_prompt_and_the_new_tokens_before_any_work(model, 
 
 def test_token_tensors_are_checked_against_the_model(model):
     d_vocab = model.cfg.d_vocab
-    with pytest.raises(ValueError, match=rf"token id {d_vocab} \(row 0, position 1\) is outside the model's "
-                                         rf"vocabulary: valid ids are 0..{d_vocab - 1}"):
+    with pytest.raises(
+        ValueError,
+        match=rf"token id {d_vocab} \(row 0, position 1\) is outside the model's "
+        rf"vocabulary: valid ids are 0..{d_vocab - 1}",
+    ):
         xtl.capture(model, torch.tensor([[1, d_vocab, 3]]))
     with pytest.raises(ValueError, match=r"token ids must be >= 0; found -1"):
         xtl.capture(model, torch.tensor([[1, -1, 3]]))
@@ -106,8 +117,9 @@ def test_token_tensors_are_checked_against_the_model(model):
         xtl.capture(model, torch.tensor([[1.0, 2.0]]))
     with pytest.raises(ValueError, match=r"prompt 0 is 1100 tokens long; the model's context \(cfg.n_ctx\) is 1024"):
         xtl.capture(model, torch.ones((1, 1100), dtype=torch.long))
-    with pytest.raises(ValueError,
-                       match=r"attention_mask must hold only 0 \(padding\) and 1 \(token\); it holds \[2\]"):
+    with pytest.raises(
+        ValueError, match=r"attention_mask must hold only 0 \(padding\) and 1 \(token\); it holds \[2\]"
+    ):
         xtl.PromptBatch(torch.tensor([[1, 2]]), torch.tensor([[1, 2]]))
 
 
@@ -124,12 +136,25 @@ def test_integers_of_any_type_are_layers(model):
 
     spec = xtl.TransplantSpec(np.int64(1), torch.tensor(-1), "mlp")
     assert spec == xtl.TransplantSpec(1, -1, "mlp") and type(spec.source_layer) is int
-    res = xtl.sweep(model, [(PROMPTS_EN[0], PROMPTS_SW[0], "x")], components="attn",
-                    source_layers=[np.int32(0)], target_layers=torch.tensor([1, 2]), max_new_tokens=1,
-                    progress=False)
+    res = xtl.sweep(
+        model,
+        [(PROMPTS_EN[0], PROMPTS_SW[0], "x")],
+        components="attn",
+        source_layers=[np.int32(0)],
+        target_layers=torch.tensor([1, 2]),
+        max_new_tokens=1,
+        progress=False,
+    )
     assert res.spec.source_layers == (0,) and res.spec.target_layers == (1, 2)
-    one = xtl.sweep(model, [(PROMPTS_EN[0], PROMPTS_SW[0], "x")], components="attn", source_layers=np.int64(-1),
-                    target_layers=0, max_new_tokens=1, progress=False)
+    one = xtl.sweep(
+        model,
+        [(PROMPTS_EN[0], PROMPTS_SW[0], "x")],
+        components="attn",
+        source_layers=np.int64(-1),
+        target_layers=0,
+        max_new_tokens=1,
+        progress=False,
+    )
     assert one.spec.source_layers == (2,) and one.spec.target_layers == (0,)
     for bad in ("12", 1.5):
         with pytest.raises(ValueError, match=r"source_layers must be layers \(ints\)"):
@@ -145,8 +170,16 @@ def test_blank_gold_and_non_bool_scorers(model):
     with pytest.raises(ValueError, match=r"options must be non-blank strings; got \[''\]"):
         xtl.Pair("a", "b", "x", ("x", ""))
     with pytest.raises(TypeError, match=r"scorer .* returned 'no' \(str\) for instance 0 .* must return True or False"):
-        xtl.sweep(model, [(PROMPTS_EN[0], PROMPTS_SW[0], "x")], components="attn", source_layers=[0],
-                  target_layers=[0], max_new_tokens=1, scorer=lambda text, pair: "no", progress=False)
+        xtl.sweep(
+            model,
+            [(PROMPTS_EN[0], PROMPTS_SW[0], "x")],
+            components="attn",
+            source_layers=[0],
+            target_layers=[0],
+            max_new_tokens=1,
+            scorer=lambda text, pair: "no",
+            progress=False,
+        )
     with pytest.raises(TypeError, match="scorer must be a function"):
         xtl.sweep(model, [(PROMPTS_EN[0], PROMPTS_SW[0], "x")], scorer="contains", progress=False)
 
@@ -167,8 +200,11 @@ def test_nan_weights_and_logits_are_reported(checkpoints, tmp_path):
     model = xtl.load_model(checkpoints["llama"])
     with torch.no_grad():
         model.blocks[0].mlp.W_out[:, :] = float("nan")
-    with pytest.raises(xtl.model.NonFiniteError, match=r"prompt pass: .*NaN/Inf logits in row\(s\) \[0\]; "
-                                                       r"parameters holding NaN/Inf: \['blocks.0.mlp.W_out'\]"):
+    with pytest.raises(
+        xtl.model.NonFiniteError,
+        match=r"prompt pass: .*NaN/Inf logits in row\(s\) \[0\]; "
+        r"parameters holding NaN/Inf: \['blocks.0.mlp.W_out'\]",
+    ):
         xtl.transplant(model, PROMPTS_EN[0], PROMPTS_SW[0], 0, 0, max_new_tokens=2)
 
 
@@ -180,8 +216,11 @@ def test_tokenizer_is_checked_against_the_model_vocabulary(checkpoints):
     bigger = AutoTokenizer.from_pretrained(checkpoints["llama"], local_files_only=True)
     bigger.add_tokens([f"<extra{k}>" for k in range(5)])
     model.tokenizer = bigger
-    with pytest.raises(ValueError, match=r"has ids up to 404, but model HookedTransformer 'llama-tiny' has "
-                                         r"embeddings for ids 0..399 only"):
+    with pytest.raises(
+        ValueError,
+        match=r"has ids up to 404, but model HookedTransformer 'llama-tiny' has "
+        r"embeddings for ids 0..399 only",
+    ):
         xtl.tokenize(model, "hello")
     small = xtl.testing.tokenizer()
     small_model = xtl.load_model(checkpoints["llama"])
@@ -232,43 +271,94 @@ def toy_sweep(toy):
 NAN, INF = float("nan"), float("inf")
 
 
-@pytest.mark.parametrize("call, kind, message", [
-    (lambda m, t, r: xtl.sweep(m, t.items("fr")[:1], source_layers=[0, -6], progress=False), xtl.XtlError,
-     r"source_layers lists layer 0 more than once \(0, -6; negative layers count from the end of 6\)"),
-    (lambda m, t, r: xtl.sweep(m, t.items("fr")[:1], components=["attn", "attn"], progress=False), xtl.XtlError,
-     r"component 'attn' is listed more than once in \['attn', 'attn'\]"),
-    (lambda m, t, r: xtl.sweep(m, t.items("fr")[:1], components=None, progress=False), TypeError,
-     r"components must be a name or a list of names .* got NoneType"),
-    (lambda m, t, r: xtl.sweep(m, None, progress=False), TypeError, r"pairs must be a list of items .* got NoneType"),
-    (lambda m, t, r: xtl.sweep(m, t.items("fr")[:1], gpus_per_worker=NAN, progress=False), ValueError,
-     r"gpus_per_worker must be a number >= 0, got nan"),
-    (lambda m, t, r: xtl.sweep(m, t.items("fr")[:1], progress="no"), TypeError, r"progress must be True or False"),
-    (lambda m, t, r: xtl.transplant(m, None, "b", 0, 0), TypeError,
-     r"prompts must be a string or a list of strings, got NoneType"),
-    (lambda m, t, r: xtl.transplant(m, 5, "b", 0, 0), TypeError, r"got int 5"),
-    (lambda m, t, r: xtl.transplant(None, "a", "b", 0, 0), TypeError,
-     r"model must be a TransformerLens HookedTransformer or TransformerBridge .* got NoneType"),
-    (lambda m, t, r: xtl.evaluate(m, t, languages=[], progress=False), ValueError,
-     r"languages is empty; pass None for the task's languages \['fr', 'es', 'sw', 'ru'\]"),
-    (lambda m, t, r: xtl.evaluate(m, t, limit=NAN, progress=False), ValueError, r"limit must be an int >= 1, got nan"),
-    (lambda m, t, r: xtl.evaluate(m, t, limit=-1, progress=False), ValueError, r"limit must be an int >= 1, got -1"),
-    (lambda m, t, r: xtl.best_source_layer(r, "xx", "attn"), ValueError,
-     r"no instances in language 'xx'; this result holds \['fr'\]"),
-    (lambda m, t, r: xtl.best_source_layer(r, "fr", "attn", 99), ValueError,
-     r"target_layer=99 is out of range for a model with 6 layers"),
-    (lambda m, t, r: r.texts("attn", 6, 0), ValueError, r"source_layer=6 is out of range"),
-    (lambda m, t, r: xtl.compare_settings(r, "default"), TypeError, r"default must be an xtl.TransplantSpec"),
-    (lambda m, t, r: xtl.rank_agreement(r, 5), TypeError, r"b must be an xtl.SweepResult, got int 5"),
-    (lambda m, t, r: xtl.upper_bound([1, 2]), TypeError, r"result must be an xtl.SweepResult, got list"),
-    (lambda m, t, r: xtl.plot.heatmap(r, components=[]), ValueError,
-     r"components is empty; pass None for all of \['attn', 'mlp'\]"),
-    (lambda m, t, r: xtl.Pair("a", "b", "x", ("x", "y", "x")), ValueError, r"option 'x' is listed more than once"),
-    (lambda m, t, r: xtl.lens(m, {"en": "a"}, []), ValueError, r"lens needs answers as a non-empty dict"),
-    (lambda m, t, r: xtl.transplant_hooks(m, xtl.capture(m, "a"), xtl.TransplantSpec(0, 0)), TypeError,
-     r"spec must be an xtl.TransplantSpec \(the second argument\), got Activations"),
-    (lambda m, t, r: xtl.load_model(xtl.toy.SHIPPED, device="tpu"), ValueError,
-     r"unknown device 'tpu'; valid: 'cpu', 'cuda', 'cuda:N', 'mps' or None"),
-])
+@pytest.mark.parametrize(
+    "call, kind, message",
+    [
+        (
+            lambda m, t, r: xtl.sweep(m, t.items("fr")[:1], source_layers=[0, -6], progress=False),
+            xtl.XtlError,
+            r"source_layers lists layer 0 more than once \(0, -6; negative layers count from the end of 6\)",
+        ),
+        (
+            lambda m, t, r: xtl.sweep(m, t.items("fr")[:1], components=["attn", "attn"], progress=False),
+            xtl.XtlError,
+            r"component 'attn' is listed more than once in \['attn', 'attn'\]",
+        ),
+        (
+            lambda m, t, r: xtl.sweep(m, t.items("fr")[:1], components=None, progress=False),
+            TypeError,
+            r"components must be a name or a list of names .* got NoneType",
+        ),
+        (
+            lambda m, t, r: xtl.sweep(m, None, progress=False),
+            TypeError,
+            r"pairs must be a list of items .* got NoneType",
+        ),
+        (
+            lambda m, t, r: xtl.sweep(m, t.items("fr")[:1], gpus_per_worker=NAN, progress=False),
+            ValueError,
+            r"gpus_per_worker must be a number >= 0, got nan",
+        ),
+        (lambda m, t, r: xtl.sweep(m, t.items("fr")[:1], progress="no"), TypeError, r"progress must be True or False"),
+        (
+            lambda m, t, r: xtl.transplant(m, None, "b", 0, 0),
+            TypeError,
+            r"prompts must be a string or a list of strings, got NoneType",
+        ),
+        (lambda m, t, r: xtl.transplant(m, 5, "b", 0, 0), TypeError, r"got int 5"),
+        (
+            lambda m, t, r: xtl.transplant(None, "a", "b", 0, 0),
+            TypeError,
+            r"model must be a TransformerLens HookedTransformer or TransformerBridge .* got NoneType",
+        ),
+        (
+            lambda m, t, r: xtl.evaluate(m, t, languages=[], progress=False),
+            ValueError,
+            r"languages is empty; pass None for the task's languages \['fr', 'es', 'sw', 'ru'\]",
+        ),
+        (
+            lambda m, t, r: xtl.evaluate(m, t, limit=NAN, progress=False),
+            ValueError,
+            r"limit must be an int >= 1, got nan",
+        ),
+        (
+            lambda m, t, r: xtl.evaluate(m, t, limit=-1, progress=False),
+            ValueError,
+            r"limit must be an int >= 1, got -1",
+        ),
+        (
+            lambda m, t, r: xtl.best_source_layer(r, "xx", "attn"),
+            ValueError,
+            r"no instances in language 'xx'; this result holds \['fr'\]",
+        ),
+        (
+            lambda m, t, r: xtl.best_source_layer(r, "fr", "attn", 99),
+            ValueError,
+            r"target_layer=99 is out of range for a model with 6 layers",
+        ),
+        (lambda m, t, r: r.texts("attn", 6, 0), ValueError, r"source_layer=6 is out of range"),
+        (lambda m, t, r: xtl.compare_settings(r, "default"), TypeError, r"default must be an xtl.TransplantSpec"),
+        (lambda m, t, r: xtl.rank_agreement(r, 5), TypeError, r"b must be an xtl.SweepResult, got int 5"),
+        (lambda m, t, r: xtl.upper_bound([1, 2]), TypeError, r"result must be an xtl.SweepResult, got list"),
+        (
+            lambda m, t, r: xtl.plot.heatmap(r, components=[]),
+            ValueError,
+            r"components is empty; pass None for all of \['attn', 'mlp'\]",
+        ),
+        (lambda m, t, r: xtl.Pair("a", "b", "x", ("x", "y", "x")), ValueError, r"option 'x' is listed more than once"),
+        (lambda m, t, r: xtl.lens(m, {"en": "a"}, []), ValueError, r"lens needs answers as a non-empty dict"),
+        (
+            lambda m, t, r: xtl.transplant_hooks(m, xtl.capture(m, "a"), xtl.TransplantSpec(0, 0)),
+            TypeError,
+            r"spec must be an xtl.TransplantSpec \(the second argument\), got Activations",
+        ),
+        (
+            lambda m, t, r: xtl.load_model(xtl.toy.SHIPPED, device="tpu"),
+            ValueError,
+            r"unknown device 'tpu'; valid: 'cpu', 'cuda', 'cuda:N', 'mps' or None",
+        ),
+    ],
+)
 def test_bad_input_gets_one_clear_xtl_error(toy, toy_sweep, call, kind, message):
     task, res = toy_sweep
     with pytest.raises(kind, match=message) as caught:
@@ -280,6 +370,10 @@ def test_the_cli_checks_component_names_before_loading_the_model(capsys, monkeyp
     from xtl import cli
 
     monkeypatch.setattr(cli, "_load", lambda *a, **k: pytest.fail("the model was loaded"))
-    assert cli.main(["sweep", "--model", "toy", "--task", "toy-culture", "--components", "attn,attention",
-                     "--out", "unused"]) == 2
+    assert (
+        cli.main(
+            ["sweep", "--model", "toy", "--task", "toy-culture", "--components", "attn,attention", "--out", "unused"]
+        )
+        == 2
+    )
     assert "unknown component 'attention'" in capsys.readouterr().err

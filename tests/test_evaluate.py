@@ -43,7 +43,7 @@ def test_stability_and_rank_agreement():
     assert list(within.columns) == ["sw", "ur"] and within.loc["sw", "sw"] == pytest.approx(1)
     # sw solve rates per pair (0,0),(0,1),(1,0),(1,1): 1/3,0,0,1/3 -> average ranks 3.5,1.5,1.5,3.5;
     # ur: 0,1,1,1 -> ranks 1,3,3,3. Pearson of the ranks, by hand: -2 / sqrt(4 * 3).
-    assert within.loc["sw", "ur"] == pytest.approx(-1 / 3 ** 0.5)
+    assert within.loc["sw", "ur"] == pytest.approx(-1 / 3**0.5)
     between = xtl.rank_agreement(synthetic(), synthetic()).set_index("language")
     assert between.loc["all", "spearman"] == pytest.approx(1) and between.loc["sw", "pairs"] == 4
 
@@ -65,23 +65,43 @@ def test_evaluate_settings_end_to_end(hooked):
     first = xtl.evaluate(model, task, setting="targetfirst", **kwargs)
     assert base.loc[0, "accuracy"] == base.loc[0, "baseline"] and base.loc[0, "instances"] == 3
     assert set(pd.concat([base, default, first])["rule"]) == {"xquad/paper"}  # the table states its rule
-    assert set(xtl.upper_bound(xtl.sweep(model, task.items("de")[:1], components=["mlp"], max_new_tokens=1,
-                                         scorer=task.scorer, progress=False))["rule"]) == {"xquad/paper"}
+    assert set(
+        xtl.upper_bound(
+            xtl.sweep(
+                model, task.items("de")[:1], components=["mlp"], max_new_tokens=1, scorer=task.scorer, progress=False
+            )
+        )["rule"]
+    ) == {"xquad/paper"}
     lenient = xtl.tasks.get("xquad", data=SAMPLES / "XQuAD", rule="lenient")
     assert xtl.evaluate(model, lenient, setting="baseline", **kwargs).loc[0, "rule"] == "xquad/lenient"
     cell = (default.loc[0, "component"], default.loc[0, "source_layer"], default.loc[0, "target_layer"])
     assert cell == ("mlp", 0, 0)
     assert (fixed.loc[0, "setting"], fixed.loc[0, "source_layer"], fixed.loc[0, "target_layer"]) == ("fixed", 2, 1)
     assert first.loc[0, "target_layer"] == 0 and first.loc[0, "setting"] == "targetfirst"
-    search = xtl.sweep(model, task.items("de")[:3], components=["mlp"], target_layers=[0], max_new_tokens=2,
-                       scorer=task.scorer, progress=False)
+    search = xtl.sweep(
+        model,
+        task.items("de")[:3],
+        components=["mlp"],
+        target_layers=[0],
+        max_new_tokens=2,
+        scorer=task.scorer,
+        progress=False,
+    )
     chosen = xtl.best_source_layer(search, "de", "mlp", 0)
     assert first.loc[0, "source_layer"] == chosen
     at = search.index("mlp", chosen, 0)
     assert first.loc[0, "accuracy"] == pytest.approx(float(search.correct[(slice(None), *at)].float().mean()))
     items = task.items("de")[:3]
-    res = xtl.sweep(model, items, components=["mlp"], source_layers=[0], target_layers=[0],
-                    max_new_tokens=2, scorer=task.scorer, progress=False)
+    res = xtl.sweep(
+        model,
+        items,
+        components=["mlp"],
+        source_layers=[0],
+        target_layers=[0],
+        max_new_tokens=2,
+        scorer=task.scorer,
+        progress=False,
+    )
     assert default.loc[0, "accuracy"] == pytest.approx(float(res.correct.float().mean()))
     assert res.languages == ["de"] * 3
     with pytest.raises(ValueError, match="unknown setting 'best'"):
@@ -94,11 +114,27 @@ def test_option_logprob_scoring(hooked):
     task = xtl.tasks.get("xnli", data=SAMPLES / "XNLI" / "XNLI_sample")
     # this tiny tokenizer splits " 1" into " " and "1": the options collide, and it is said
     with pytest.warns(OptionCollisionWarning, match="4 of 4 instances"):
-        table = xtl.evaluate(model, task, languages=["sw"], setting="default", scoring="logprob",
-                             max_new_tokens=1, limit=4, progress=False)
+        table = xtl.evaluate(
+            model,
+            task,
+            languages=["sw"],
+            setting="default",
+            scoring="logprob",
+            max_new_tokens=1,
+            limit=4,
+            progress=False,
+        )
     with pytest.warns(OptionCollisionWarning):
-        res = xtl.sweep(model, task.items("sw")[:4], components=["attn"], source_layers=[-1], target_layers=[0],
-                        max_new_tokens=1, scorer=task.scorer, progress=False)
+        res = xtl.sweep(
+            model,
+            task.items("sw")[:4],
+            components=["attn"],
+            source_layers=[-1],
+            target_layers=[0],
+            max_new_tokens=1,
+            scorer=task.scorer,
+            progress=False,
+        )
     assert not res.option_correct.any()  # ties are never counted as answers
     assert table.loc[0, "accuracy"] == pytest.approx(float(res.option_correct.float().mean()))
     assert table.loc[0, "rule"] == "logprob"
@@ -112,15 +148,26 @@ def test_several_settings_share_one_sweep_and_reuse_a_search():
     model = xtl.toy.load_toy_model()
     task = xtl.tasks.get("toy-understanding")
     kwargs = dict(languages=["sw", "fr"], max_new_tokens=3, limit=4, progress=False)
-    one_by_one = pd.concat([xtl.evaluate(model, task, setting=s, split="unseen", **kwargs)
-                            for s in ("baseline", "default", "targetfirst")])
-    search = xtl.sweep(model, [i for lang in ("sw", "fr") for i in task.items(lang)[:4]], components=["attn"],
-                       target_layers=[0], max_new_tokens=3, scorer=task.scorer, progress=False)
-    together = xtl.evaluate(model, task, setting=["baseline", "default", "targetfirst"], split="unseen",
-                            search=search, **kwargs)
+    one_by_one = pd.concat(
+        [xtl.evaluate(model, task, setting=s, split="unseen", **kwargs) for s in ("baseline", "default", "targetfirst")]
+    )
+    search = xtl.sweep(
+        model,
+        [i for lang in ("sw", "fr") for i in task.items(lang)[:4]],
+        components=["attn"],
+        target_layers=[0],
+        max_new_tokens=3,
+        scorer=task.scorer,
+        progress=False,
+    )
+    together = xtl.evaluate(
+        model, task, setting=["baseline", "default", "targetfirst"], split="unseen", search=search, **kwargs
+    )
     columns = ["language", "setting", "component", "source_layer", "target_layer", "instances", "accuracy"]
     key = ["language", "setting"]
-    pd.testing.assert_frame_equal(one_by_one[columns].sort_values(key).reset_index(drop=True),
-                                  together[columns].sort_values(key).reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        one_by_one[columns].sort_values(key).reset_index(drop=True),
+        together[columns].sort_values(key).reset_index(drop=True),
+    )
     with pytest.raises(ValueError, match="the search sweep holds no 'es' items"):
         xtl.evaluate(model, task, setting="targetfirst", search=search, **{**kwargs, "languages": ["es"]})

@@ -37,8 +37,9 @@ def test_all_heads_of_a_layer_are_the_attention_transplant_up_to_the_output_bias
             block.attn.b_O.copy_(torch.randn(block.attn.b_O.shape, generator=generator, dtype=torch.float64))
     heads = [f"head.{h}" for h in range(model.cfg.n_heads)]
     acts = xtl.capture(model, PROMPTS_EN[0], components=("head", "attn"))
-    every = RowPatches.build(heads, [t] * len(heads), torch.stack([acts[c][s, 0] for c in heads]),
-                             rows=[0] * len(heads))
+    every = RowPatches.build(
+        heads, [t] * len(heads), torch.stack([acts[c][s, 0] for c in heads]), rows=[0] * len(heads)
+    )
     got = attn_out_at(model, t, PROMPTS_EN[0], PROMPTS_SW[0], every)
     b_o = model.blocks[s].attn.b_O.detach(), model.blocks[t].attn.b_O.detach()
     torch.testing.assert_close(got, acts["attn"][s, 0] - b_o[0] + b_o[1], atol=1e-10, rtol=0)
@@ -59,21 +60,30 @@ def test_one_head_changes_only_its_own_part(hooked):
     src, tgt = xtl.capture(model, PROMPTS_EN[0], ("head.2",)), xtl.capture(model, PROMPTS_SW[0], ("head.2", "attn"))
     one = RowPatches.build(["head.2"], [1], src["head.2"][1])
     got = attn_out_at(model, 1, PROMPTS_EN[0], PROMPTS_SW[0], one)
-    torch.testing.assert_close(got, tgt["attn"][1, 0] - tgt["head.2"][1, 0] + src["head.2"][1, 0],
-                               atol=1e-10, rtol=0)
+    torch.testing.assert_close(got, tgt["attn"][1, 0] - tgt["head.2"][1, 0] + src["head.2"][1, 0], atol=1e-10, rtol=0)
 
 
 def test_head_components_in_a_sweep_and_their_errors(hooked):
     model = hooked("llama")
-    res = xtl.sweep(model, [(PROMPTS_EN[0], PROMPTS_SW[0], "x")], components="head", source_layers=[2],
-                    target_layers=[0, 1], max_new_tokens=2, progress=False)
+    res = xtl.sweep(
+        model,
+        [(PROMPTS_EN[0], PROMPTS_SW[0], "x")],
+        components="head",
+        source_layers=[2],
+        target_layers=[0, 1],
+        max_new_tokens=2,
+        progress=False,
+    )
     assert res.spec.components == tuple(f"head.{h}" for h in range(model.cfg.n_heads))
     assert res.gold_logprob.shape == (1, model.cfg.n_heads, 1, 2)
     one = xtl.transplant(model, PROMPTS_EN[0], PROMPTS_SW[0], 2, 1, "head.3", max_new_tokens=2)
     assert res.texts("head.3", 2, 1) == one.text
     n = model.cfg.n_heads
-    with pytest.raises(ValueError, match=rf"'head.{n}': head {n} is out of range for a model with {n} heads per "
-                                         rf"layer; valid: head.0..head.{n - 1}"):
+    with pytest.raises(
+        ValueError,
+        match=rf"'head.{n}': head {n} is out of range for a model with {n} heads per "
+        rf"layer; valid: head.0..head.{n - 1}",
+    ):
         xtl.sweep(model, [(PROMPTS_EN[0], PROMPTS_SW[0], "x")], components=[f"head.{n}"], progress=False)
     with pytest.raises(ValueError, match=r"component 'head' means every attention head; a transplant carries one"):
         xtl.transplant(model, PROMPTS_EN[0], PROMPTS_SW[0], 0, 0, "head")
@@ -94,8 +104,9 @@ def test_head_sweep_is_the_same_layer_cells_of_the_full_sweep(hooked, tmp_path):
     for c, component in enumerate(hs.components):
         for layer in range(n):
             at = full.index(component, layer, layer)
-            torch.testing.assert_close(hs.gold_logprob[:, c, layer], full.gold_logprob[(slice(None), *at)],
-                                       atol=1e-9, rtol=0)
+            torch.testing.assert_close(
+                hs.gold_logprob[:, c, layer], full.gold_logprob[(slice(None), *at)], atol=1e-9, rtol=0
+            )
             assert hs.results[layer].texts(component, layer, layer) == full.texts(component, layer, layer)
     assert sorted(p.name for p in (tmp_path / "heads").iterdir()) == [f"layer-{k}" for k in range(n)]
     again = xtl.head_sweep(model, pairs, max_new_tokens=2, out=tmp_path / "heads", progress=False)

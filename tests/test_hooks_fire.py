@@ -21,9 +21,19 @@ def attn_only(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tok")
     tokenizer().save_pretrained(folder)
     tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-    cfg = HookedTransformerConfig(n_layers=2, d_model=32, n_heads=2, d_head=16, n_ctx=64, d_vocab=len(tok),
-                                  attn_only=True, act_fn=None, normalization_type="LN", seed=0,
-                                  model_name="attn-only-tiny")
+    cfg = HookedTransformerConfig(
+        n_layers=2,
+        d_model=32,
+        n_heads=2,
+        d_head=16,
+        n_ctx=64,
+        d_vocab=len(tok),
+        attn_only=True,
+        act_fn=None,
+        normalization_type="LN",
+        seed=0,
+        model_name="attn-only-tiny",
+    )
     with warnings.catch_warnings():  # TransformerLens 3.9 marks HookedTransformer deprecated (4.0 removes it)
         warnings.simplefilter("ignore", DeprecationWarning)
         model = HookedTransformer(cfg, tokenizer=tok).eval()
@@ -49,8 +59,7 @@ def test_every_entry_point_refuses_a_hook_that_never_fires(attn_only):
     with pytest.raises(HookNotFiredError, match=r"blocks.1.hook_mlp_out"):
         xtl.transplant_hooks(attn_only, xtl.TransplantSpec(0, 1, "mlp"), fake)
     with pytest.raises(HookNotFiredError):
-        xtl.sweep(attn_only, [("hello", "habari", "x")], components=("attn", "mlp"), max_new_tokens=1,
-                  progress=False)
+        xtl.sweep(attn_only, [("hello", "habari", "x")], components=("attn", "mlp"), max_new_tokens=1, progress=False)
     # what does fire still works, and changes the output
     res = xtl.transplant(attn_only, "hello there", "habari yako", 0, 1, "attn", max_new_tokens=1)
     assert not torch.equal(res.logits, res.baseline_logits)
@@ -62,8 +71,11 @@ def test_a_patch_that_did_not_fire_in_its_pass_is_an_error(hooked):
     tokens = xtl.tokenize(model, "habari").tokens
     [(name, writer)] = RowPatches.build(["mlp"], [1], torch.zeros(1, model.cfg.d_model)).hooks(model)
     model(tokens)  # a pass without the hook
-    with pytest.raises(HookNotFiredError, match=r"transplant: hook point\(s\) \['blocks.1.hook_mlp_out'\] of "
-                                                r"model HookedTransformer 'qwen2-tiny' were not called"):
+    with pytest.raises(
+        HookNotFiredError,
+        match=r"transplant: hook point\(s\) \['blocks.1.hook_mlp_out'\] of "
+        r"model HookedTransformer 'qwen2-tiny' were not called",
+    ):
         check_fired(model, [writer], "transplant")
     model.run_with_hooks(tokens, fwd_hooks=[(name, writer)])
     assert writer.calls == 1

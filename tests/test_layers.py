@@ -24,14 +24,37 @@ PACKAGE = Path(xtl.__file__).parent
 
 # Lowest first. ARCHITECTURE.md explains each layer.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("xtl.errors", "xtl.version", "xtl.threads", "xtl.checkpoints", "xtl.model", "xtl.components",
-                    "xtl.pairs", "xtl.directions", "xtl.tasks.files", "xtl.tasks.scoring", "xtl.toy.world",
-                    "xtl.testing")),
+    (
+        "foundation",
+        (
+            "xtl.errors",
+            "xtl.version",
+            "xtl.threads",
+            "xtl.checkpoints",
+            "xtl.model",
+            "xtl.components",
+            "xtl.pairs",
+            "xtl.directions",
+            "xtl.tasks.files",
+            "xtl.tasks.scoring",
+            "xtl.toy.world",
+            "xtl.testing",
+        ),
+    ),
     ("inputs", ("xtl.spec", "xtl.prompts", "xtl.fingerprint", "xtl.loading", "xtl.toy", "xtl.toy.train")),
-    ("engine", ("xtl.decode", "xtl.patch", "xtl.capturing", "xtl.generate", "xtl.hooks", "xtl.transplanting",
-                "xtl.logit_lens")),
-    ("tasks", ("xtl.tasks.base", "xtl.tasks.paper", "xtl.tasks.facts", "xtl.tasks.toy", "xtl.tasks",
-               "xtl.toy.tasks")),
+    (
+        "engine",
+        (
+            "xtl.decode",
+            "xtl.patch",
+            "xtl.capturing",
+            "xtl.generate",
+            "xtl.hooks",
+            "xtl.transplanting",
+            "xtl.logit_lens",
+        ),
+    ),
+    ("tasks", ("xtl.tasks.base", "xtl.tasks.paper", "xtl.tasks.facts", "xtl.tasks.toy", "xtl.tasks", "xtl.toy.tasks")),
     ("analysis", ("xtl.metrics", "xtl.plot")),
     ("runs", ("xtl.results", "xtl.runner", "xtl.distributed", "xtl.sweeping", "xtl.heads", "xtl.attribution")),
     ("apps", ("xtl.evaluation", "xtl.report", "xtl.study", "xtl.widgets")),
@@ -74,8 +97,11 @@ def violations(root: Path, package: str, layers: list[tuple[str, tuple[str, ...]
     module, and import cycle (static, imports inside functions included), as readable lines."""
     modules = modules_of(root, package)
     rank = {module: k for k, (_, members) in enumerate(layers) for module in members}
-    problems = [f"{module} has no layer: add it to LAYERS (tests/test_layers.py) and ARCHITECTURE.md"
-                for module in modules if module not in rank]
+    problems = [
+        f"{module} has no layer: add it to LAYERS (tests/test_layers.py) and ARCHITECTURE.md"
+        for module in modules
+        if module not in rank
+    ]
     problems += [f"{module} is in LAYERS but does not exist" for module in rank if module not in modules]
     graph: dict[str, set[str]] = {module: set() for module in modules}
     for module, path in modules.items():
@@ -85,8 +111,10 @@ def violations(root: Path, package: str, layers: list[tuple[str, tuple[str, ...]
             graph[module].add(target)
             where = f"{path.relative_to(root.parent)}:{line}"
             if module in rank and target in rank and rank[target] > rank[module]:
-                problems.append(f"{where}: {module} ({layers[rank[module]][0]}) imports {target} from the higher "
-                                f"layer {layers[rank[target]][0]!r}")
+                problems.append(
+                    f"{where}: {module} ({layers[rank[module]][0]}) imports {target} from the higher "
+                    f"layer {layers[rank[target]][0]!r}"
+                )
             if name.startswith("_") and not name.startswith("__"):
                 problems.append(f"{where}: {module} imports the private name {name} of {target}")
     problems += [f"import cycle: {' -> '.join(cycle)}" for cycle in cycles(graph)]
@@ -103,7 +131,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
         stack.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                found.append([*stack[stack.index(nxt):], nxt])
+                found.append([*stack[stack.index(nxt) :], nxt])
             elif nxt not in state:
                 visit(nxt, stack)
         stack.pop()
@@ -130,14 +158,26 @@ def _plant(tmp_path: Path, files: dict[str, str]) -> Path:
 
 def test_the_layer_check_catches_a_planted_upward_import_cycle_and_private_name(tmp_path):
     layers = [("low", ("pkg.low", "pkg.sub.helper")), ("high", ("pkg", "pkg.high", "pkg.sub"))]
-    clean = _plant(tmp_path / "a", {"low.py": "import os\n", "high.py": "from pkg.low import thing\n",
-                                    "sub/__init__.py": "from .helper import x\n", "sub/helper.py": ""})
+    clean = _plant(
+        tmp_path / "a",
+        {
+            "low.py": "import os\n",
+            "high.py": "from pkg.low import thing\n",
+            "sub/__init__.py": "from .helper import x\n",
+            "sub/helper.py": "",
+        },
+    )
     assert violations(clean, "pkg", layers) == []
-    planted = _plant(tmp_path / "b", {
-        "low.py": "def f():\n    from pkg import high\n",        # upward, inside a function
-        "high.py": "from pkg.low import _secret\nimport pkg.low\n",  # a private name; closes the cycle
-        "sub/__init__.py": "", "sub/helper.py": "from ..high import y\n", "extra.py": "",
-    })
+    planted = _plant(
+        tmp_path / "b",
+        {
+            "low.py": "def f():\n    from pkg import high\n",  # upward, inside a function
+            "high.py": "from pkg.low import _secret\nimport pkg.low\n",  # a private name; closes the cycle
+            "sub/__init__.py": "",
+            "sub/helper.py": "from ..high import y\n",
+            "extra.py": "",
+        },
+    )
     problems = violations(planted, "pkg", layers)
     assert any("pkg.low (low) imports pkg.high from the higher layer 'high'" in p for p in problems), problems
     assert any("pkg.sub.helper (low) imports pkg.high" in p for p in problems), problems  # relative import
@@ -159,26 +199,38 @@ def test_every_module_imports_first_in_a_fresh_interpreter():
     env = {**os.environ, "XTL_THREADS": "1"}
 
     def first(name: str) -> tuple[str, subprocess.CompletedProcess]:
-        return name, subprocess.run([sys.executable, "-c", f"import {name}"], capture_output=True, text=True,
-                                    env=env, timeout=300)
+        return name, subprocess.run(
+            [sys.executable, "-c", f"import {name}"], capture_output=True, text=True, env=env, timeout=300
+        )
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        failed = [f"{name}:\n{run.stderr.strip().splitlines()[-1]}" for name, run in pool.map(first, _module_names())
-                  if run.returncode != 0]
+        failed = [
+            f"{name}:\n{run.stderr.strip().splitlines()[-1]}"
+            for name, run in pool.map(first, _module_names())
+            if run.returncode != 0
+        ]
     assert not failed, "\n".join(failed)
 
 
 def test_toy_tasks_import_first_under_their_old_path():
-    run = subprocess.run([sys.executable, "-c", "from xtl.toy.tasks import ToyCulture; print(ToyCulture.name)"],
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-c", "from xtl.toy.tasks import ToyCulture; print(ToyCulture.name)"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "toy-culture"
 
 
 def test_the_stub_is_the_one_table_of_exports():
     stub = ast.parse((PACKAGE / "__init__.pyi").read_text())
-    listed = {alias.asname or alias.name for node in ast.walk(stub) if isinstance(node, ast.ImportFrom)
-              for alias in node.names}
+    listed = {
+        alias.asname or alias.name
+        for node in ast.walk(stub)
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
     assert set(xtl.__all__) == listed
     for name in xtl.__all__:
         assert getattr(xtl, name) is not None, name
@@ -194,9 +246,13 @@ def test_the_stub_is_the_one_table_of_exports():
 def test_every_error_and_warning_is_an_xtl_error():
     for name in _module_names():
         importlib.import_module(name)
-    classes = {cls for module in list(sys.modules.values()) if getattr(module, "__name__", "").startswith("xtl")
-               for cls in vars(module).values()
-               if isinstance(cls, type) and issubclass(cls, (Exception, Warning)) and cls.__module__.startswith("xtl")}
+    classes = {
+        cls
+        for module in list(sys.modules.values())
+        if getattr(module, "__name__", "").startswith("xtl")
+        for cls in vars(module).values()
+        if isinstance(cls, type) and issubclass(cls, (Exception, Warning)) and cls.__module__.startswith("xtl")
+    }
     assert len(classes) >= 10
     outside = sorted(cls.__qualname__ for cls in classes if not issubclass(cls, xtl.XtlError))
     assert not outside, f"xtl error classes outside XtlError: {outside}"

@@ -29,8 +29,9 @@ def test_lens_reads_each_residual_stream_as_the_hf_model_would(hooked, hf):
             token = first_answer_token(model.tokenizer, prompt, answer)
             got = frame[(frame.prompt_language == language) & (frame.answer_language == answer_language)]
             assert got["layer"].tolist() == list(range(n + 1)) and (got["token"] == token).all()
-            torch.testing.assert_close(torch.tensor(got["logprob"].to_numpy()),
-                                       torch.stack([w[token] for w in want]), atol=1e-6, rtol=0)  # as test_parity_hf
+            torch.testing.assert_close(
+                torch.tensor(got["logprob"].to_numpy()), torch.stack([w[token] for w in want]), atol=1e-6, rtol=0
+            )  # as test_parity_hf
 
 
 def test_lens_after_a_transplant_ends_at_the_transplant_output(hooked):

@@ -52,9 +52,7 @@ def test_in_memory_hf_model(checkpoints):
     hf = hf_model("mistral", len(tok))
     model = xtl.load_model(hf, tokenizer=tok)
     ids = torch.tensor([tok.encode(PROMPTS_EN[0])])
-    torch.testing.assert_close(
-        model(ids).log_softmax(-1), hf(input_ids=ids).logits.log_softmax(-1), atol=1e-4, rtol=0
-    )
+    torch.testing.assert_close(model(ids).log_softmax(-1), hf(input_ids=ids).logits.log_softmax(-1), atol=1e-4, rtol=0)
 
 
 def test_in_memory_model_without_tokenizer_is_an_error():
@@ -95,8 +93,9 @@ def test_unsupported_architecture(tmp_path):
     from transformers import BloomConfig, BloomForCausalLM, FalconConfig, FalconForCausalLM  # noqa: F401
 
     tok = tokenizer()
-    model = FalconForCausalLM(FalconConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2,
-                                           num_attention_heads=4))
+    model = FalconForCausalLM(
+        FalconConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4)
+    )
     with pytest.raises(xtl.UnsupportedModelError, match="FalconForCausalLM"):
         xtl.load_model(model, tokenizer=tok)
 
@@ -171,15 +170,20 @@ def test_hub_models_that_would_run_their_own_code_are_refused(monkeypatch):
 
     monkeypatch.setattr(HookedTransformer, "from_pretrained", must_not_load)
     # a name TransformerLens itself switches trust_remote_code on for: refused before any I/O
-    with pytest.raises(xtl.loading.RemoteCodeError,
-                       match=r"'microsoft/phi-2' would run the checkpoint's own Python code .*"
-                             r"load_model\('microsoft/phi-2', trust_remote_code=True\)"):
+    with pytest.raises(
+        xtl.loading.RemoteCodeError,
+        match=r"'microsoft/phi-2' would run the checkpoint's own Python code .*"
+        r"load_model\('microsoft/phi-2', trust_remote_code=True\)",
+    ):
         xtl.load_model("microsoft/phi-2")
     with pytest.raises(xtl.loading.RemoteCodeError, match="phi-2"):
         xtl.load_model("microsoft/phi-2", bridge=True)
     # an architecture whose converted config TransformerLens marks as needing remote code
-    monkeypatch.setattr(loading, "convert_hf_model_config",
-                        lambda name, **kw: {"trust_remote_code": True, "original_architecture": "QWenLMHeadModel"})
+    monkeypatch.setattr(
+        loading,
+        "convert_hf_model_config",
+        lambda name, **kw: {"trust_remote_code": True, "original_architecture": "QWenLMHeadModel"},
+    )
     with pytest.raises(xtl.loading.RemoteCodeError, match="enables trust_remote_code for its QWenLMHeadModel"):
         xtl.load_model("gpt2")
 

@@ -16,8 +16,13 @@ from xtl.testing import save_checkpoint
 pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-TEACHING = ["01_quickstart", "02_layer_effect_heatmaps", "03_attention_vs_mlp", "04_upper_bound_and_stability",
-            "06_heads_lens_attribution"]
+TEACHING = [
+    "01_quickstart",
+    "02_layer_effect_heatmaps",
+    "03_attention_vs_mlp",
+    "04_upper_bound_and_stability",
+    "06_heads_lens_attribution",
+]
 SOLUTION = re.compile(r"<details><summary>[^<]*</summary>\s*```python\n(.*?)```", re.DOTALL)
 
 
@@ -85,6 +90,7 @@ def executed(tmp_path_factory):
             nb = with_solutions(nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4))
             cache[name] = run(nb, tmp_path_factory.mktemp(name))
         return cache[name]
+
     return get
 
 
@@ -115,7 +121,9 @@ def test_real_model_notebook_on_a_tiny_local_checkpoint(tmp_path):
     params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(params) == 1
     path = save_checkpoint("qwen2", tmp_path / "tiny-qwen2", n_layers=2)
-    params[0].source = (f"MODEL = {str(path)!r}\nTASK = 'toy-generation'\nDATA = None\nLANGUAGES = ['sw']\n"
-                        f"LIMIT = 2\nMAX_NEW_TOKENS = 2\nDTYPE = 'float32'\nOUT = 'report'\n")
+    params[0].source = (
+        f"MODEL = {str(path)!r}\nTASK = 'toy-generation'\nDATA = None\nLANGUAGES = ['sw']\n"
+        f"LIMIT = 2\nMAX_NEW_TOKENS = 2\nDTYPE = 'float32'\nOUT = 'report'\n"
+    )
     run(nb, tmp_path)
     assert (tmp_path / "report" / "report.md").is_file() and (tmp_path / "report" / "run" / "_spec.json").is_file()

@@ -27,8 +27,15 @@ def batches(prompts_src, prompts_tgt):
 
 def xtl_run(model, src, tgt, s, t, component, steps):
     return xtl.transplant(
-        model, xtl.PromptBatch(*src), xtl.PromptBatch(*tgt), s, t, component,
-        max_new_tokens=steps, eos_token_id=[], baseline=False,
+        model,
+        xtl.PromptBatch(*src),
+        xtl.PromptBatch(*tgt),
+        s,
+        t,
+        component,
+        max_new_tokens=steps,
+        eos_token_id=[],
+        baseline=False,
     )
 
 
@@ -63,8 +70,13 @@ def test_generation_matches_reference_float64(arch, hooked, hf):
 
 @pytest.mark.parametrize("processing", [True, False])
 def test_processing_choice_keeps_parity(processing, hooked, hf):
-    model = hooked("gpt2", fold_ln=processing, center_writing_weights=processing,
-                   center_unembed=processing, fold_value_biases=processing)
+    model = hooked(
+        "gpt2",
+        fold_ln=processing,
+        center_writing_weights=processing,
+        center_unembed=processing,
+        fold_value_biases=processing,
+    )
     src, tgt = batches(PROMPTS_EN, PROMPTS_SW)
     got = xtl_run(model, src, tgt, -1, 0, "attn", 1).logprobs
     want, _ = ref.generate(hf("gpt2"), *tgt, 1, patch=("attn", 2, 0, *src))
@@ -87,8 +99,9 @@ def test_bridge_matches_reference(checkpoints, hf):
 def test_untouched_run_equals_plain_model(arch, hooked, hf):
     model = hooked(arch, torch.float64)
     _, tgt = batches(PROMPTS_EN, PROMPTS_SW)
-    res = xtl.transplant(model, xtl.PromptBatch(*tgt), xtl.PromptBatch(*tgt), 0, 0, "mlp",
-                         max_new_tokens=6, eos_token_id=[])
+    res = xtl.transplant(
+        model, xtl.PromptBatch(*tgt), xtl.PromptBatch(*tgt), 0, 0, "mlp", max_new_tokens=6, eos_token_id=[]
+    )
     want_lp, want_tokens = ref.generate(hf(arch, torch.float64), *tgt, 6)
     torch.testing.assert_close(res.baseline_logits.log_softmax(-1), want_lp, atol=1e-6, rtol=0)
     assert torch.equal(res.baseline_tokens.cpu(), want_tokens)
@@ -130,8 +143,17 @@ def test_early_stopping_rows_leave_the_batch_exactly(checkpoints, hooked):
     free = xtl_run(model, src, tgt, -1, 0, "mlp", 8)
     stop = int(free.tokens[1, 2])  # row 1 stops after 3 tokens
     for m in (model, bridge):
-        res = xtl.transplant(m, xtl.PromptBatch(*src), xtl.PromptBatch(*tgt), -1, 0, "mlp",
-                             max_new_tokens=8, eos_token_id=stop, baseline=False)
+        res = xtl.transplant(
+            m,
+            xtl.PromptBatch(*src),
+            xtl.PromptBatch(*tgt),
+            -1,
+            0,
+            "mlp",
+            max_new_tokens=8,
+            eos_token_id=stop,
+            baseline=False,
+        )
         for row in range(3):
             n = int(res.lengths[row])
             assert torch.equal(res.tokens[row, :n], free.tokens[row, :n])
@@ -155,8 +177,12 @@ def test_packed_rows_of_several_prompts_match_reference(arch, hooked, hf):
     acts = xtl.capture(model, xtl.PromptBatch(*one_src), components=("attn", "mlp"))
     # rows per prompt: 3, 2, 2; (row, component, source layer, target layer); rows 2 and 6 untouched
     plan = [(0, "attn", 2, 0), (1, "mlp", 0, 2), (3, "attn", 1, 1), (4, "mlp", 2, 0), (5, "attn", 0, 2)]
-    patches = RowPatches.build([c for _, c, _, _ in plan], [t for *_, t in plan],
-                               torch.stack([acts[c][s, 0] for _, c, s, _ in plan]), rows=[r for r, *_ in plan])
+    patches = RowPatches.build(
+        [c for _, c, _, _ in plan],
+        [t for *_, t in plan],
+        torch.stack([acts[c][s, 0] for _, c, s, _ in plan]),
+        rows=[r for r, *_ in plan],
+    )
     gen = generate_packed(model, targets, [3, 2, 2], 5, patches, eos_token_id=[])
     prompt_of_row = [0, 0, 0, 1, 1, 2, 2]
     by_row = {r: (c, s, t) for r, c, s, t in plan}
@@ -178,8 +204,12 @@ def test_head_transplant_matches_reference(arch, checkpoints, hooked, hf):
     reference = hf(arch, torch.float64)
     src, tgt = batches(PROMPTS_EN, PROMPTS_SW)
     raw = xtl.load_model(checkpoints[arch], dtype="float64", processing=False)
-    cases = [(raw, "head.0", 2, 0), (raw, "head.3", 1, 1), (raw, "head.1", 0, 2),
-             (hooked(arch, torch.float64), "head.2", 1, 1)]
+    cases = [
+        (raw, "head.0", 2, 0),
+        (raw, "head.3", 1, 1),
+        (raw, "head.1", 0, 2),
+        (hooked(arch, torch.float64), "head.2", 1, 1),
+    ]
     base, _ = ref.generate(reference, *tgt, 1)
     for model, component, s, t in cases:
         res = xtl_run(model, src, tgt, s, t, component, 4)

@@ -83,8 +83,9 @@ def test_difference_facets_and_errors(res):
 def test_settings_bars_marginals_and_stability(res):
     table = xtl.compare_settings(res, xtl.TransplantSpec(source_layer=0, target_layer=0, component="mlp"))
     sw = table[table["language"] == "sw"].set_index("setting")["accuracy"]
-    assert sw.to_dict() == pytest.approx({"baseline": 1 / 3, "default": 2 / 3, "targetfirst": 2 / 3,
-                                          "upper_bound": 1.0})
+    assert sw.to_dict() == pytest.approx(
+        {"baseline": 1 / 3, "default": 2 / 3, "targetfirst": 2 / 3, "upper_bound": 1.0}
+    )
     fig = xtl.plot.bars(table)
     assert [t.name for t in fig.data] == ["untouched", "paper default", "TargetFirst", "upper bound"]
     assert list(fig.data[3].x) == ["sw", "ur", "all"] and list(fig.data[3].y) == pytest.approx([1, 1, 1])
@@ -120,8 +121,12 @@ def test_figures_say_what_they_show(res):
     table = xtl.compare_settings(res, xtl.TransplantSpec(source_layer=0, target_layer=0, component="mlp"))
     table.loc[table["setting"] == "baseline", "accuracy"] = 0.0
     control = xtl.upper_bound(synthetic(CONTROL))
-    fig = xtl.plot.bars(table, control=control[control["component"] == "any"], subtitle="s",
-                        language_title=xtl.plot.LANGUAGE_AXIS["x2en"])
+    fig = xtl.plot.bars(
+        table,
+        control=control[control["component"] == "any"],
+        subtitle="s",
+        language_title=xtl.plot.LANGUAGE_AXIS["x2en"],
+    )
     untouched = fig.data[0]
     assert untouched.texttemplate == "%{y:.2f}" and untouched.textposition == "outside"
     assert list(untouched.y) == [0, 0, 0] and untouched.marker.line.width > 0  # zero bars drawn as a line

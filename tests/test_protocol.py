@@ -135,16 +135,19 @@ def test_letter_rules(gold, n, text, paper, lenient):
     assert scoring.letter_match(text, gold, "ABCDEFGHIJ"[:n]) is lenient
 
 
-@pytest.mark.parametrize("gold, text, paper, lenient", [
-    ("New England Patriots", " the NEW ENGLAND Patriots", True, True),
-    ("新英格兰爱国者队", "答案是新英格兰爱国者队。", True, True),
-    (" Patriots ", " the Patriots.", False, True),  # the authors do not strip the gold
-    ("Αθήνα", " ΑΘΉΝΑ", True, True),
-    ("Москва", " в москве", False, False),
-    ("Москва", " МОСКВА.", True, True),
-    ("ＡＢＣ", " abc", False, True),  # full-width letters: NFKC for the lenient rule only
-    ("23–16", " 比分是23–16。", True, True),
-])
+@pytest.mark.parametrize(
+    "gold, text, paper, lenient",
+    [
+        ("New England Patriots", " the NEW ENGLAND Patriots", True, True),
+        ("新英格兰爱国者队", "答案是新英格兰爱国者队。", True, True),
+        (" Patriots ", " the Patriots.", False, True),  # the authors do not strip the gold
+        ("Αθήνα", " ΑΘΉΝΑ", True, True),
+        ("Москва", " в москве", False, False),
+        ("Москва", " МОСКВА.", True, True),
+        ("ＡＢＣ", " abc", False, True),  # full-width letters: NFKC for the lenient rule only
+        ("23–16", " 比分是23–16。", True, True),
+    ],
+)
 def test_contains_rules(gold, text, paper, lenient):
     assert scoring.contains_paper(text, gold) is paper
     assert scoring.contains(text, gold) is lenient
@@ -171,8 +174,33 @@ def _authors_letter(pred, gold):
 
 def test_paper_rules_agree_with_a_transcription_on_random_adversarial_outputs():
     rng = random.Random(0)
-    pieces = ["(1)", "(2)", "(3)", "（2）", "1", "2", "3", " ", "\n", "\u3000", "Entail", "neutral", "Neutral",
-              "Contradict", "中立", "矛盾", "(A)", "(b)", "A", "a", "(Z)", "（A）", "B.", ".", "answer"]
+    pieces = [
+        "(1)",
+        "(2)",
+        "(3)",
+        "（2）",
+        "1",
+        "2",
+        "3",
+        " ",
+        "\n",
+        "\u3000",
+        "Entail",
+        "neutral",
+        "Neutral",
+        "Contradict",
+        "中立",
+        "矛盾",
+        "(A)",
+        "(b)",
+        "A",
+        "a",
+        "(Z)",
+        "（A）",
+        "B.",
+        ".",
+        "answer",
+    ]
     for _ in range(3000):
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 4)))
         gold = rng.choice("123")
@@ -183,6 +211,7 @@ def test_paper_rules_agree_with_a_transcription_on_random_adversarial_outputs():
 
 
 # --- rules on tasks, runs and reports ---------------------------------------------------------------
+
 
 def test_paper_rule_is_the_default_and_lenient_is_named():
     for name in ("xnli", "xquad", "globalopinionqa", "xcopa", "mkqa", "culturalbench"):
@@ -195,8 +224,9 @@ def test_paper_rule_is_the_default_and_lenient_is_named():
     assert tasks.get("xnli").score("答案是中立", item) and not tasks.get("xnli").score(" The answer is 2.", item)
     assert tasks.get("xnli", rule="lenient").score(" The answer is 2.", item)
     # XCOPA: the XNLI rule over its two options, the alternatives' texts as tags
-    copa = tasks.Item(source="s", target="t", gold="1", options=("1", "2"), task="xcopa",
-                      labels=("It rained.", "It was sunny."))
+    copa = tasks.Item(
+        source="s", target="t", gold="1", options=("1", "2"), task="xcopa", labels=("It rained.", "It was sunny.")
+    )
     assert tasks.get("xcopa").score(" It rained.", copa) and not tasks.get("xcopa").score(" 1.", copa)
     goqa = tasks.Item(source="s", target="t", gold="A", options=("A", "B"), task="globalopinionqa")
     assert tasks.get("globalopinionqa").score(" (a) yes", goqa)
@@ -204,31 +234,60 @@ def test_paper_rule_is_the_default_and_lenient_is_named():
 
 
 def _item(id_, lang, gold, labels):
-    return tasks.Item(source=f"s {id_}", target=f"t {id_}", gold=gold, options=("1", "2", "3"), id=id_,
-                      task="xnli", language=lang, labels=labels)
+    return tasks.Item(
+        source=f"s {id_}",
+        target=f"t {id_}",
+        gold=gold,
+        options=("1", "2", "3"),
+        id=id_,
+        task="xnli",
+        language=lang,
+        labels=labels,
+    )
 
 
 def test_rescore_and_compare_rules_count_disagreements():
     items = [_item("a", "zh", "2", TAGS["zh"]), _item("b", "en", "3", TAGS["en"])]
-    texts = {"a": ["答案是中立", " The answer is 2.", " (2) 中立"],  # paper T F T, lenient T T T
-             "b": [" contradict", " (3) Contradict", " (1)"]}   # paper F T F, lenient T T F
-    spec = SweepSpec(model="m", n_layers=2, components=("attn",), source_layers=(0,), target_layers=(0, 1),
-                     max_new_tokens=4, eos_token_id=(), scorer="xnli/paper",
-                     prompt_hashes=tuple(i.digest() for i in items), ids=("a", "b"), dtype="float32", task="xnli")
+    texts = {
+        "a": ["答案是中立", " The answer is 2.", " (2) 中立"],  # paper T F T, lenient T T T
+        "b": [" contradict", " (3) Contradict", " (1)"],
+    }  # paper F T F, lenient T T F
+    spec = SweepSpec(
+        model="m",
+        n_layers=2,
+        components=("attn",),
+        source_layers=(0,),
+        target_layers=(0, 1),
+        max_new_tokens=4,
+        eos_token_id=(),
+        scorer="xnli/paper",
+        prompt_hashes=tuple(i.digest() for i in items),
+        ids=("a", "b"),
+        dtype="float32",
+        task="xnli",
+    )
     rows = []
     for k, item in enumerate(items):
         base, *cells = texts[item.id]
         rows.append(record(k, item.id, None, base, [], False, -1.0, np.nan, [], item.language))
-        rows += [record(k, item.id, ("attn", 0, t), text, [], False, -1.0, np.nan, [], item.language)
-                 for t, text in enumerate(cells)]
+        rows += [
+            record(k, item.id, ("attn", 0, t), text, [], False, -1.0, np.nan, [], item.language)
+            for t, text in enumerate(cells)
+        ]
     res = from_frame(spec, pd.DataFrame(rows))
     paper = xtl.rescore(res, items, "paper")
     assert paper.correct[:, 0, 0].tolist() == [[False, True], [True, False]]
     assert paper.baseline["correct"].tolist() == [True, False] and paper.spec.scorer == "xnli/paper"
     assert xtl.rescore(res, items, "lenient").spec.scorer == "xnli/lenient"
     table = xtl.compare_rules(res, items).set_index("language")
-    assert table.loc["zh"].to_dict() == {"verdicts": 3, "correct_paper": 2, "correct_lenient": 3, "disagree": 1,
-                                         "only_paper": 0, "only_lenient": 1}
+    assert table.loc["zh"].to_dict() == {
+        "verdicts": 3,
+        "correct_paper": 2,
+        "correct_lenient": 3,
+        "disagree": 1,
+        "only_paper": 0,
+        "only_lenient": 1,
+    }
     assert table.loc["en", "disagree"] == 1 and table.loc["all", "disagree"] == 2
     assert table.loc["all", "correct_paper"] == 3 and table.loc["all", "correct_lenient"] == 5
     with pytest.raises(ValueError, match="no item with id 'b'"):
@@ -237,12 +296,16 @@ def test_rescore_and_compare_rules_count_disagreements():
 
 # --- the released layout: both splits, the English template, the authors' languages --------------
 
+
 @needs_samples
-@pytest.mark.parametrize("name, folder, language, sizes", [
-    ("xnli", "XNLI", "sw", (50, 1000)),
-    ("xquad", "XQuAD", "zh", None),
-    ("globalopinionqa", "GlobalOpinionQA", "ja", (50, 41)),
-])
+@pytest.mark.parametrize(
+    "name, folder, language, sizes",
+    [
+        ("xnli", "XNLI", "sw", (50, 1000)),
+        ("xquad", "XQuAD", "zh", None),
+        ("globalopinionqa", "GlobalOpinionQA", "ja", (50, 41)),
+    ],
+)
 def test_unseen_split_on_the_released_layout(name, folder, language, sizes):
     whole = tasks.get(name, data=SAMPLES / folder, check="off")
     one_split = tasks.get(name, data=SAMPLES / folder / f"{folder}_sample", check="off")
@@ -254,8 +317,11 @@ def test_unseen_split_on_the_released_layout(name, folder, language, sizes):
         assert {i.target for i in sample}.isdisjoint(i.target for i in unseen)
         if sizes:
             assert (len(sample), len(unseen)) == sizes
-    other = {"xnli": f"split/{language}.json", "xquad": f"split/xquad.{language}.json",
-             "globalopinionqa": f"translated/{language}.json"}[name]
+    other = {
+        "xnli": f"split/{language}.json",
+        "xquad": f"split/xquad.{language}.json",
+        "globalopinionqa": f"translated/{language}.json",
+    }[name]
     first = (SAMPLES / folder / f"{folder}_unseen" / other).read_text(encoding="utf-8").splitlines()[0]
     assert whole.items(language, "en2x", "unseen")[0].target == json.loads(first)
 
@@ -265,8 +331,9 @@ def test_a_released_split_folder_without_its_sibling_says_what_is_missing(tmp_pa
     for sub in ("split", "ans"):
         (root / sub).mkdir(parents=True)
         for lang in ("en", "de"):
-            (root / sub / f"xquad.{lang}.json").write_text(json.dumps("Context: Berlin" if sub == "split" else "Berlin")
-                                                           + "\n", encoding="utf-8")
+            (root / sub / f"xquad.{lang}.json").write_text(
+                json.dumps("Context: Berlin" if sub == "split" else "Berlin") + "\n", encoding="utf-8"
+            )
     task = tasks.get("xquad", data=root)
     assert task.items("de")[0].gold == "Berlin"
     with pytest.raises(FileNotFoundError, match=r"no 'unseen' split .* looked for '.*XQuAD_unseen'"):
@@ -299,8 +366,9 @@ def test_xnli_english_template_matches_every_released_english_prompt():
         for line in path.read_text(encoding="utf-8").splitlines():
             prompt = json.loads(line)
             premise, hypothesis = pattern.search(prompt).groups()
-            built = template.format(premise=premise, hypothesis=hypothesis, label1="Entail", label2="Neutral",
-                                    label3="Contradict")
+            built = template.format(
+                premise=premise, hypothesis=hypothesis, label1="Entail", label2="Neutral", label3="Contradict"
+            )
             assert built == prompt
             checked += 1
     assert checked == 1050
@@ -334,8 +402,9 @@ def test_aliases_and_english_read_tables_and_the_hub(tmp_path, monkeypatch):
 
     import datasets
 
-    rows = [{"queries": {"en": "Who?", "zh_cn": "谁？"},
-             "answers": {"en": [{"text": "Ann"}], "zh_cn": [{"text": "安"}]}}] * 3
+    rows = [
+        {"queries": {"en": "Who?", "zh_cn": "谁？"}, "answers": {"en": [{"text": "Ann"}], "zh_cn": [{"text": "安"}]}}
+    ] * 3
     monkeypatch.setattr(datasets, "load_dataset", lambda name, split: rows)
     hub = tasks.get("mkqa", data="hub", templates={"zh": "问题：{question}"})
     assert hub.items("zh")[0].target == "问题：谁？" and hub.items("zh")[0].gold == "安"
@@ -350,16 +419,21 @@ def test_english_to_english_runs_on_the_released_layout():
 
 # --- the alignment check ----------------------------------------------------------------------------
 
+
 def _xnli_tables(root, labels_en, labels_de):
     for lang, labels in (("en", labels_en), ("de", labels_de)):
-        (root / f"{lang}.jsonl").write_text("".join(
-            json.dumps({"prompt": f"{lang} {k}", "answer": str(g)}) + "\n" for k, g in enumerate(labels)))
+        (root / f"{lang}.jsonl").write_text(
+            "".join(json.dumps({"prompt": f"{lang} {k}", "answer": str(g)}) + "\n" for k, g in enumerate(labels))
+        )
 
 
 def test_misaligned_tables_warn_name_the_file_and_first_line(tmp_path):
     _xnli_tables(tmp_path, [1, 2, 3, 1, 2], [1, 2, 1, 3, 2])
-    with pytest.warns(tasks.MisalignedWarning, match=r"de.jsonl against .*en.jsonl: 2 of 5 lines .* gold label.* "
-                                                     r"first at line 3"):
+    with pytest.warns(
+        tasks.MisalignedWarning,
+        match=r"de.jsonl against .*en.jsonl: 2 of 5 lines .* gold label.* "
+        r"first at line 3",
+    ):
         items = tasks.get("xnli", data=tmp_path).items("de")
     assert len(items) == 5
     with pytest.raises(tasks.DataError, match=r"2 of 5 lines"):
@@ -376,10 +450,18 @@ def test_misaligned_tables_warn_name_the_file_and_first_line(tmp_path):
 
 
 def test_xquad_gold_must_be_in_its_own_prompt(tmp_path):
-    (tmp_path / "en.jsonl").write_text(json.dumps({"prompt": "Context: Paris. Q?", "answer": "Paris"}) + "\n"
-                                       + json.dumps({"prompt": "Context: Rome. Q?", "answer": "Rome"}) + "\n")
-    (tmp_path / "de.jsonl").write_text(json.dumps({"prompt": "Kontext: Paris. F?", "answer": "Paris"}) + "\n"
-                                       + json.dumps({"prompt": "Kontext: Paris. F?", "answer": "Rom"}) + "\n")
+    (tmp_path / "en.jsonl").write_text(
+        json.dumps({"prompt": "Context: Paris. Q?", "answer": "Paris"})
+        + "\n"
+        + json.dumps({"prompt": "Context: Rome. Q?", "answer": "Rome"})
+        + "\n"
+    )
+    (tmp_path / "de.jsonl").write_text(
+        json.dumps({"prompt": "Kontext: Paris. F?", "answer": "Paris"})
+        + "\n"
+        + json.dumps({"prompt": "Kontext: Paris. F?", "answer": "Rom"})
+        + "\n"
+    )
     with pytest.warns(tasks.MisalignedWarning, match=r"1 of 2 lines .*first at line 2"):
         tasks.get("xquad", data=tmp_path).items("de")
 
@@ -400,6 +482,7 @@ def test_the_released_german_xnli_unseen_file_is_flagged():
 
 # --- decoding and stop ids as Hugging Face generate ------------------------------------------------
 
+
 def test_texts_are_decoded_without_clean_up_of_spaces():
     tok = xtl.testing.tokenizer()
     # a tokenizer that cleans up by default (transformers 4.x did so for BPE tokenizers too)
@@ -413,7 +496,7 @@ def test_texts_are_decoded_without_clean_up_of_spaces():
 
 def _hf_new_tokens(hf, batch, n):
     out = hf.generate(batch.tokens, attention_mask=batch.attention_mask, max_new_tokens=n, do_sample=False)
-    return out[0, batch.tokens.shape[1]:].tolist()
+    return out[0, batch.tokens.shape[1] :].tolist()
 
 
 def test_stop_ids_follow_the_generation_config(tmp_path):

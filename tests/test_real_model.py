@@ -40,8 +40,9 @@ def smol(tmp_path_factory):
         folder = checkpoints.resolve("smollm2-135m")
     finally:
         os.environ.pop("XTL_CACHE") if old is None else os.environ.__setitem__("XTL_CACHE", old)
-    hf = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype=torch.float32,
-                                              attn_implementation="eager").eval()
+    hf = AutoModelForCausalLM.from_pretrained(
+        folder, local_files_only=True, dtype=torch.float32, attn_implementation="eager"
+    ).eval()
     return model, hf, folder
 
 
@@ -84,8 +85,17 @@ def test_parity_with_the_hf_reference(smol, component):
     n = model.cfg.n_layers
     base, _ = ref.generate(hf, *tgt, 1)
     for s, t in PAIRS:
-        res = xtl.transplant(model, xtl.PromptBatch(*src), xtl.PromptBatch(*tgt), s, t, component,
-                             max_new_tokens=8, eos_token_id=[], baseline=False)
+        res = xtl.transplant(
+            model,
+            xtl.PromptBatch(*src),
+            xtl.PromptBatch(*tgt),
+            s,
+            t,
+            component,
+            max_new_tokens=8,
+            eos_token_id=[],
+            baseline=False,
+        )
         want_lp, want_tokens = ref.generate(hf, *tgt, 8, patch=(component, s % n, t % n, *src))
         torch.testing.assert_close(res.logprobs, want_lp, atol=2e-4, rtol=0)
         assert torch.equal(res.tokens, want_tokens), (component, s, t)
@@ -96,8 +106,9 @@ def test_parity_with_the_hf_reference(smol, component):
 def test_untouched_matches_the_plain_model(smol):
     model, hf, _ = smol
     _, tgt = _batches(model)
-    res = xtl.transplant(model, xtl.PromptBatch(*tgt), xtl.PromptBatch(*tgt), 0, 0, "mlp", max_new_tokens=8,
-                         eos_token_id=[])
+    res = xtl.transplant(
+        model, xtl.PromptBatch(*tgt), xtl.PromptBatch(*tgt), 0, 0, "mlp", max_new_tokens=8, eos_token_id=[]
+    )
     want_lp, want_tokens = ref.generate(hf, *tgt, 8)
     torch.testing.assert_close(res.baseline_logits.log_softmax(-1), want_lp, atol=2e-4, rtol=0)
     assert torch.equal(res.baseline_tokens, want_tokens)
@@ -125,10 +136,17 @@ def _hf_greedy_texts(hf, tokenizer, prompts, steps):
     texts = []
     for prompt in prompts:
         ids = torch.tensor([tokenizer.encode(prompt, add_special_tokens=False)])
-        out = hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=steps, do_sample=False,
-                          eos_token_id=[2], pad_token_id=2)
-        texts.append(tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True,
-                                      clean_up_tokenization_spaces=False))
+        out = hf.generate(
+            ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=steps,
+            do_sample=False,
+            eos_token_id=[2],
+            pad_token_id=2,
+        )
+        texts.append(
+            tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        )
     return texts
 
 
@@ -140,12 +158,35 @@ def test_the_world_facts_study_runs_from_the_command_line(smol, tmp_path, monkey
     model, hf, folder = smol
     monkeypatch.setenv("XTL_CACHE", str(folder.parent.parent))  # the conversion of this run, cached
     out = tmp_path / "study"
-    assert cli.main(["demo", "--model", "smollm2-135m", "--out", str(out), "--languages", "sw", "--limit", "2",
-                     "--layer-step", "29", "--map-items", "1", "--map-layer-step", "10", "--no-png", "--quiet"]) == 0
+    assert (
+        cli.main(
+            [
+                "demo",
+                "--model",
+                "smollm2-135m",
+                "--out",
+                str(out),
+                "--languages",
+                "sw",
+                "--limit",
+                "2",
+                "--layer-step",
+                "29",
+                "--map-items",
+                "1",
+                "--map-layer-step",
+                "10",
+                "--no-png",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert "untouched en" in capsys.readouterr().out  # the summary table
-    runs = {name: xtl.SweepResult.load(out / "runs" / name)
-            for name in ("world-facts", "world-facts-control", "world-facts-first-token",
-                         "world-facts-first-token-control")}
+    runs = {
+        name: xtl.SweepResult.load(out / "runs" / name)
+        for name in ("world-facts", "world-facts-control", "world-facts-first-token", "world-facts-first-token-control")
+    }
     res, control, first, first_control = runs.values()
     assert res.spec.source_layers == res.spec.target_layers == (0, 29) and len(res.instances) == 2
     assert first.spec.source_layers == first.spec.target_layers == (0, 10, 20, 29) and len(first.instances) == 1

@@ -19,8 +19,9 @@ from xtl.testing import save_checkpoint
 OPTIONS = ("1", "2", "3")
 # answers right after the prompt: the tiny test tokenizer has no " 1" token, so " {}" would give all
 # options the same first token (" ")
-PAIRS = [xtl.Pair(PROMPTS_EN[i], PROMPTS_SW[i], OPTIONS[i], OPTIONS, id=f"q{i}", answer_template="{}")
-         for i in range(3)]
+PAIRS = [
+    xtl.Pair(PROMPTS_EN[i], PROMPTS_SW[i], OPTIONS[i], OPTIONS, id=f"q{i}", answer_template="{}") for i in range(3)
+]
 FAST = dict(components=("attn",), source_layers=[0, 2], target_layers=[1], max_new_tokens=2, progress=False)
 
 
@@ -98,6 +99,7 @@ def test_scorers_are_told_apart_by_their_code(hooked, tmp_path):
 
 def _renamed(fn, like):
     """``fn`` under ``like``'s module and qualified name (same name, other code)."""
+
     def wrapper(text, pair):
         return fn(text, pair)
 
@@ -118,8 +120,10 @@ def test_foreign_and_damaged_parts_are_reported_and_recomputed(hooked, tmp_path)
     fresh = xtl.sweep(model, PAIRS, **FAST)
     # parts of a run over six other items, left behind after its _spec.json was deleted
     run = tmp_path / "run"
-    others = [xtl.Pair(p.source + " ?", p.target, p.gold, OPTIONS, id=f"o{k}", answer_template="{}")
-              for k, p in enumerate(PAIRS * 2)]
+    others = [
+        xtl.Pair(p.source + " ?", p.target, p.gold, OPTIONS, id=f"o{k}", answer_template="{}")
+        for k, p in enumerate(PAIRS * 2)
+    ]
     run_of(model, run, pairs=others)
     (run / "_spec.json").unlink()
     with pytest.warns(RunWarning) as caught:
@@ -243,18 +247,20 @@ def test_a_run_directory_refuses_or_names_what_it_cannot_prove(hooked, tmp_path)
 
     def edit_logprob(table):  # one number changed in place, the stamp kept
         column = table.column("gold_logprob")
-        return table.set_column(table.schema.get_field_index("gold_logprob"), "gold_logprob",
-                                pc.add(column, pa.scalar(1e-3)))
+        return table.set_column(
+            table.schema.get_field_index("gold_logprob"), "gold_logprob", pc.add(column, pa.scalar(1e-3))
+        )
 
     def duplicate_row(table):
         return pa.concat_tables([table, table.slice(0, 1)])
 
     cases = {
-        "part-000000.parquet": (lambda p: _rewrite_part(p, edit_logprob),
-                                "its rows were changed after it was written"),
+        "part-000000.parquet": (lambda p: _rewrite_part(p, edit_logprob), "its rows were changed after it was written"),
         "part-000001.parquet": (lambda p: _rewrite_part(p, duplicate_row), "its rows were changed"),
-        "part-000002.parquet": (lambda p: _rewrite_part(p, drop=(b"xtl.spec", b"xtl.prompt")),
-                                "it carries no xtl stamp"),
+        "part-000002.parquet": (
+            lambda p: _rewrite_part(p, drop=(b"xtl.spec", b"xtl.prompt")),
+            "it carries no xtl stamp",
+        ),
     }
     for name, (tamper, _) in cases.items():
         tamper(run / name)
@@ -266,9 +272,15 @@ def test_a_run_directory_refuses_or_names_what_it_cannot_prove(hooked, tmp_path)
         assert f"{name}: {why}" in text
 
     # the spec edited after the parts were written: a descriptive field, then one that fixes the numbers
-    for field, value, why in (("direction", "x2en", r"_spec.json was changed after it was written \(fields "
-                                                     r"\['direction'\] differ\)"),
-                              ("components", ["mlp"], "it was computed under another spec")):
+    for field, value, why in (
+        (
+            "direction",
+            "x2en",
+            r"_spec.json was changed after it was written \(fields "
+            r"\['direction'\] differ\)",
+        ),
+        ("components", ["mlp"], "it was computed under another spec"),
+    ):
         again = tmp_path / f"again-{field}"
         run_of(model, again)
         spec = json.loads((again / "_spec.json").read_text())
@@ -297,15 +309,29 @@ def test_a_run_directory_refuses_or_names_what_it_cannot_prove(hooked, tmp_path)
     spec = json.loads((mixed / "_spec.json").read_text())
     spec["xtl_version"] = "0.0.9"
     (mixed / "_spec.json").write_text(json.dumps(spec))
-    with pytest.warns(RunWarning, match=r"3 part\(s\) .* cannot be fully verified: part-000000.parquet: written by "
-                                        r"xtl_version '"):
+    with pytest.warns(
+        RunWarning,
+        match=r"3 part\(s\) .* cannot be fully verified: part-000000.parquet: written by "
+        r"xtl_version '",
+    ):
         assert xtl.SweepResult.load(mixed).complete
 
 
 def test_spec_digest_ignores_versions_only():
-    spec = SweepSpec(model="m", n_layers=2, components=("attn",), source_layers=(0,), target_layers=(0,),
-                     max_new_tokens=1, eos_token_id=(), scorer="s", prompt_hashes=("h",), ids=("0",),
-                     dtype="float32", weights="w")
+    spec = SweepSpec(
+        model="m",
+        n_layers=2,
+        components=("attn",),
+        source_layers=(0,),
+        target_layers=(0,),
+        max_new_tokens=1,
+        eos_token_id=(),
+        scorer="s",
+        prompt_hashes=("h",),
+        ids=("0",),
+        dtype="float32",
+        weights="w",
+    )
     from dataclasses import replace
 
     assert replace(spec, xtl_version="9").digest() == spec.digest()
@@ -342,13 +368,20 @@ def test_a_run_from_before_fingerprints_loads_unverified_and_is_not_resumed(hook
     (run / "_spec.json").write_text(json.dumps(old))
     for part in run.glob("part-*.parquet"):  # as older xtl wrote them: no stamp
         table = pq.read_table(part)
-        pq.write_table(table.replace_schema_metadata({k: v for k, v in table.schema.metadata.items()
-                                                      if not k.startswith(b"xtl.")}), part)
+        pq.write_table(
+            table.replace_schema_metadata(
+                {k: v for k, v in table.schema.metadata.items() if not k.startswith(b"xtl.")}
+            ),
+            part,
+        )
     with pytest.warns(RunWarning, match="written by xtl 0.1.0, before runs recorded model fingerprints"):
         legacy = xtl.SweepResult.load(run)
     assert legacy.complete and (legacy.texts_array == res.texts_array).all()
-    with pytest.raises(RunError, match=r"different spec \(fields \['weights', 'config', 'tokenizer', "
-                                       r"'prepend_bos', 'scorer_digest'\] differ\)"):
+    with pytest.raises(
+        RunError,
+        match=r"different spec \(fields \['weights', 'config', 'tokenizer', "
+        r"'prepend_bos', 'scorer_digest'\] differ\)",
+    ):
         run_of(model, run)
 
 

@@ -10,8 +10,9 @@ from shapes import shapes_only
 
 def test_sizes_must_agree_across_arguments_and_the_return_value():
     @jaxtyped(typechecker=shapes_only)
-    def add(a: Float[torch.Tensor, "batch d"], b: Float[torch.Tensor, "batch d"], flag: bool = False
-            ) -> Float[torch.Tensor, "batch d"]:
+    def add(
+        a: Float[torch.Tensor, "batch d"], b: Float[torch.Tensor, "batch d"], flag: bool = False
+    ) -> Float[torch.Tensor, "batch d"]:
         return (a + b)[:1] if flag == "short" else a + b
 
     assert add(torch.ones(2, 3), torch.ones(2, 3)).shape == (2, 3)

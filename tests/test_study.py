@@ -62,11 +62,17 @@ def test_report_tables_the_control_beside_the_bound_and_draws_first_token_maps(t
     assert summary["component"].tolist() == ["attn", "mlp"]
     assert summary["mean change"].tolist() == [0.0, 0.0] and summary["cells raising it"].tolist() == ["1/4"] * 2
     assert summary["best cell"].tolist() == ["(0, 0)"] * 2 and summary["best change"].tolist() == [1.0, 1.0]
-    report = write_report({"facts": res}, tmp_path, png=False, controls={"facts": control},
-                          maps={"facts-first-token": first_token, "facts-control": synthetic(CONTROL)}).read_text()
+    report = write_report(
+        {"facts": res},
+        tmp_path,
+        png=False,
+        controls={"facts": control},
+        maps={"facts-first-token": first_token, "facts-control": synthetic(CONTROL)},
+    ).read_text()
     lines = report.splitlines()
-    header = lines.index("| language | attention | MLP | any cell | control: attention | control: MLP | "
-                         "control: any cell |")  # named as the figures' legends name them
+    header = lines.index(
+        "| language | attention | MLP | any cell | control: attention | control: MLP | control: any cell |"
+    )  # named as the figures' legends name them
     # bounds by hand: sw attn 1/2 (instance 0), mlp 1/2 (instance 1), any 1; control: attn 1/2 only
     assert lines[header + 2] == "| sw | 0.50 | 0.50 | 1.00 | 0.50 | 0.00 | 0.50 |"
     assert lines[header + 3] == "| ur | 0.00 | 0.00 | 0.00 | 0.00 | 0.00 | 0.00 |"  # right untouched only
@@ -98,16 +104,19 @@ def test_a_layer_subset_is_drawn_on_evenly_spaced_categories():
     assert plot.marginals(subset).layout.xaxis.dtick == 5  # 30 layers: a label on every fifth
 
 
-@pytest.mark.parametrize("args, message", [
-    (["demo", "--languages", "sw"], "--languages applies to a real model's study (--model NAME)"),
-    (["demo", "--map-items", "2"], "--map-items applies to a real model's study"),
-    (["demo", "--model", "smollm2-135m", "--languages", "en"], "'en' is the source language of 'world-facts'"),
-    (["demo", "--model", "smollm2-135m", "--languages", "xx"], "'xx'"),
-    (["demo", "--model", "smollm2-135m", "--limit", "0"], "limit must be a positive number of items"),
-    (["demo", "--model", "smollm2-135m", "--map-items", "-1"], "map_items must be >= 0"),
-    (["demo", "--map-layer-step", "2"], "--map-layer-step applies to a real model's study"),
-    (["demo", "--model", "smollm2-135m", "--map-layer-step", "0"], "map_step must be >= 1 (1: every layer), got 0"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["demo", "--languages", "sw"], "--languages applies to a real model's study (--model NAME)"),
+        (["demo", "--map-items", "2"], "--map-items applies to a real model's study"),
+        (["demo", "--model", "smollm2-135m", "--languages", "en"], "'en' is the source language of 'world-facts'"),
+        (["demo", "--model", "smollm2-135m", "--languages", "xx"], "'xx'"),
+        (["demo", "--model", "smollm2-135m", "--limit", "0"], "limit must be a positive number of items"),
+        (["demo", "--model", "smollm2-135m", "--map-items", "-1"], "map_items must be >= 0"),
+        (["demo", "--map-layer-step", "2"], "--map-layer-step applies to a real model's study"),
+        (["demo", "--model", "smollm2-135m", "--map-layer-step", "0"], "map_step must be >= 1 (1: every layer), got 0"),
+    ],
+)
 def test_demo_options_are_checked_before_any_work(args, message, capsys):
     assert cli.main(args) == 2  # before loading a model: these return at once
     err = capsys.readouterr().err

@@ -14,8 +14,9 @@ from xtl.testing import ARCHS
 OPTIONS = ("1", "2", "3")
 # answers right after the prompt: the tiny test tokenizer has no " 1" token, so " {}" would give all
 # options the same first token (" ")
-PAIRS = [xtl.Pair(PROMPTS_EN[i], PROMPTS_SW[i], OPTIONS[i], OPTIONS, id=f"q{i}", answer_template="{}")
-         for i in range(3)]
+PAIRS = [
+    xtl.Pair(PROMPTS_EN[i], PROMPTS_SW[i], OPTIONS[i], OPTIONS, id=f"q{i}", answer_template="{}") for i in range(3)
+]
 
 
 def naive(model, pairs, spec, steps):
@@ -26,10 +27,8 @@ def naive(model, pairs, spec, steps):
         for c in spec.components:
             for s in spec.source_layers:
                 for t in spec.target_layers:
-                    r = xtl.transplant(model, pair.source, pair.target, s, t, c,
-                                       max_new_tokens=steps, baseline=False)
-                    out[k, c, s, t] = (r.tokens[0, : int(r.lengths[0])].tolist(), r.text[0],
-                                       float(r.logprobs[0, gold]))
+                    r = xtl.transplant(model, pair.source, pair.target, s, t, c, max_new_tokens=steps, baseline=False)
+                    out[k, c, s, t] = (r.tokens[0, : int(r.lengths[0])].tolist(), r.text[0], float(r.logprobs[0, gold]))
     return out
 
 
@@ -78,9 +77,15 @@ def test_chunking_and_first_token_mode(hooked):
     gold_index = torch.tensor([OPTIONS.index(p.gold) for p in PAIRS])[:, None, None, None]
     assert torch.equal(first.option_correct, first.option_logprob.argmax(-1) == gold_index)
     assert first.baseline["gold_option"].tolist() == [0, 1, 2]
-    assert torch.equal(first.correct, torch.tensor(
-        [[[[xtl.contains_gold(t, PAIRS[k]) for t in row] for row in comp] for comp in inst]
-         for k, inst in enumerate(first.texts_array)]))
+    assert torch.equal(
+        first.correct,
+        torch.tensor(
+            [
+                [[[xtl.contains_gold(t, PAIRS[k]) for t in row] for row in comp] for comp in inst]
+                for k, inst in enumerate(first.texts_array)
+            ]
+        ),
+    )
 
 
 @pytest.mark.parametrize("arch", ["gpt2", "llama"])
@@ -101,8 +106,15 @@ def test_rows_skip_the_blocks_below_their_target_layer(arch, hooked):
 
     components, sources, targets = ("attn", "mlp"), [0, 2], [1, 2]
     with model.hooks([(f"blocks.{j}.hook_resid_pre", count) for j in range(3)]):
-        res = xtl.sweep(model, PAIRS[:1], components=components, source_layers=sources,
-                        target_layers=targets, max_new_tokens=1, progress=False)
+        res = xtl.sweep(
+            model,
+            PAIRS[:1],
+            components=components,
+            source_layers=sources,
+            target_layers=targets,
+            max_new_tokens=1,
+            progress=False,
+        )
     per_target = len(components) * len(sources)  # rows of one target layer
     assert seen == {0: 0, 1: per_target, 2: 2 * per_target}
     assert whole == {0: 1, 1: 1, 2: 1}  # the untouched prompt, once
@@ -137,16 +149,18 @@ def test_decoding_runs_untouched_blocks_once_per_history(arch, hooked, monkeypat
 
     monkeypatch.setattr(decode, "decode_shared", tracing)
     with model.hooks([(f"blocks.{i}.hook_mlp_out", count) for i in range(n_layers)]):
-        res = xtl.sweep(model, PAIRS, components=("attn", "mlp", "resid"), max_new_tokens=steps,
-                        eos_token_id=[], progress=False)
+        res = xtl.sweep(
+            model, PAIRS, components=("attn", "mlp", "resid"), max_new_tokens=steps, eos_token_id=[], progress=False
+        )
 
     def unshared(model, shared, *args):
         shared.untouched = None
         return real_decode(model, shared, *args)
 
     monkeypatch.setattr(decode, "decode_shared", unshared)
-    every_row = xtl.sweep(model, PAIRS, components=("attn", "mlp", "resid"), max_new_tokens=steps,
-                          eos_token_id=[], progress=False)
+    every_row = xtl.sweep(
+        model, PAIRS, components=("attn", "mlp", "resid"), max_new_tokens=steps, eos_token_id=[], progress=False
+    )
     monkeypatch.undo()
     assert (res.tokens_array == every_row.tokens_array).all()
     torch.testing.assert_close(res.gold_logprob, every_row.gold_logprob, atol=1e-12, rtol=0)
@@ -154,8 +168,12 @@ def test_decoding_runs_untouched_blocks_once_per_history(arch, hooked, monkeypat
     want = 0  # rows patched below a block, plus one per history among the rest
     rows_of = []
     for k in range(len(PAIRS)):
-        rows = [(tuple(res.tokens_array[(k, *res.index(c, i, j))]), j)
-                for c in res.spec.components for i in res.spec.source_layers for j in res.spec.target_layers]
+        rows = [
+            (tuple(res.tokens_array[(k, *res.index(c, i, j))]), j)
+            for c in res.spec.components
+            for i in res.spec.source_layers
+            for j in res.spec.target_layers
+        ]
         rows.append((tuple(res.baseline.loc[k, "tokens"]), n_layers))
         rows_of.append(len(rows))
         for step in range(1, steps):
@@ -170,8 +188,9 @@ def test_decoding_runs_untouched_blocks_once_per_history(arch, hooked, monkeypat
 
 def test_layer_subsets_and_negative_layers(hooked):
     model = hooked("qwen2")
-    res = xtl.sweep(model, PAIRS[:2], components="mlp", source_layers=[-1, 0], target_layers=[1],
-                    max_new_tokens=2, progress=False)
+    res = xtl.sweep(
+        model, PAIRS[:2], components="mlp", source_layers=[-1, 0], target_layers=[1], max_new_tokens=2, progress=False
+    )
     assert res.spec.source_layers == (2, 0) and res.spec.target_layers == (1,)
     assert res.correct.shape == (2, 1, 2, 1)
     one = xtl.transplant(model, PAIRS[1].source, PAIRS[1].target, 0, 1, "mlp", max_new_tokens=2)
@@ -236,8 +255,17 @@ def test_save_load_round_trip_and_table(hooked, tmp_path):
     res = xtl.sweep(model, PAIRS, components=("attn",), max_new_tokens=2, progress=False)
     table = res.to_pandas()
     assert len(table) == 3 * (1 + 9) and table["baseline"].sum() == 3
-    assert set(table.columns) >= {"instance", "id", "component", "source_layer", "target_layer",
-                                  "text", "correct", "gold_logprob", "logit_diff"}
+    assert set(table.columns) >= {
+        "instance",
+        "id",
+        "component",
+        "source_layer",
+        "target_layer",
+        "text",
+        "correct",
+        "gold_logprob",
+        "logit_diff",
+    }
     back = xtl.SweepResult.load(res.save(tmp_path / "saved"))
     assert back.spec == res.spec
     torch.testing.assert_close(back.gold_logprob, res.gold_logprob)
@@ -251,8 +279,9 @@ def test_bridge_sweep_warns_and_agrees(checkpoints, hooked):
     bridge = xtl.load_model(checkpoints["qwen2"], bridge=True, dtype="float64")
     with pytest.warns(UserWarning, match="re-runs each sequence"):
         slow = xtl.sweep(bridge, PAIRS[:2], components=("attn", "mlp"), max_new_tokens=4, progress=False)
-    fast = xtl.sweep(hooked("qwen2", torch.float64), PAIRS[:2], components=("attn", "mlp"),
-                     max_new_tokens=4, progress=False)
+    fast = xtl.sweep(
+        hooked("qwen2", torch.float64), PAIRS[:2], components=("attn", "mlp"), max_new_tokens=4, progress=False
+    )
     assert (slow.texts_array == fast.texts_array).all()
     torch.testing.assert_close(slow.gold_logprob, fast.gold_logprob, atol=1e-6, rtol=0)
 
@@ -275,8 +304,14 @@ def test_progress_bar_shows_instances_and_cell_rate(hooked, capsys):
     xtl.sweep(hooked("qwen2"), PAIRS[:2], components="attn", max_new_tokens=1, progress=True)
     err = capsys.readouterr().err
     assert "2/2" in err and "cells_per_s=" in err and "sweep qwen2-tiny attn 3x3 layers" in err
-    xtl.sweep(xtl.toy.load_toy_model(), xtl.tasks.get("toy-culture").items("sw")[:1], components=("attn", "mlp"),
-              source_layers=[0], max_new_tokens=1, progress=True)
+    xtl.sweep(
+        xtl.toy.load_toy_model(),
+        xtl.tasks.get("toy-culture").items("sw")[:1],
+        components=("attn", "mlp"),
+        source_layers=[0],
+        max_new_tokens=1,
+        progress=True,
+    )
     assert "sweep toy-culture sw attn+mlp 1x6 layers" in capsys.readouterr().err
 
 
@@ -288,10 +323,20 @@ def test_options_sharing_a_first_token_are_said_and_never_a_silent_answer(hooked
     pair = xtl.Pair(PROMPTS_EN[0], PROMPTS_SW[0], "xylo-1", options, id="c0")
     firsts = {first_answer_token(model.tokenizer, pair.target, f" {o}") for o in options}
     assert len(firsts) == 1  # both answers start with the same token after the prompt
-    with pytest.warns(OptionCollisionWarning, match=r"1 of 2 instances .* \(id 'c0'\): gold 'xylo-1' and "
-                                                    r"\['xylo-2'\] all start with token"):
-        res = xtl.sweep(model, [pair, PAIRS[0]], components="attn", source_layers=[0], target_layers=[0],
-                        max_new_tokens=1, progress=False)
+    with pytest.warns(
+        OptionCollisionWarning,
+        match=r"1 of 2 instances .* \(id 'c0'\): gold 'xylo-1' and "
+        r"\['xylo-2'\] all start with token",
+    ):
+        res = xtl.sweep(
+            model,
+            [pair, PAIRS[0]],
+            components="attn",
+            source_layers=[0],
+            target_layers=[0],
+            max_new_tokens=1,
+            progress=False,
+        )
     lp = res.option_logprob[0]
     assert torch.equal(lp[..., 0], lp[..., 1])
     assert res.logit_diff[0].isnan().all() and not res.logit_diff[1].isnan().any()

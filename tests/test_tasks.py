@@ -46,20 +46,41 @@ def test_registry():
 WORDS = ("Entail", "Neutral", "Contradict")
 
 
-@pytest.mark.parametrize("text,ok", [
-    (" (2) Neutral", True), (" 2", True), (" Neutral.", True), (" neutral", True),
-    (" (2)", True), (" (1) Entail", False), (" (2) or (3)", False), (" 2, maybe Contradict", False),
-    (" 12 reasons", False), (" I cannot tell.", False), (" Neutral or Entail", False),
-])
+@pytest.mark.parametrize(
+    "text,ok",
+    [
+        (" (2) Neutral", True),
+        (" 2", True),
+        (" Neutral.", True),
+        (" neutral", True),
+        (" (2)", True),
+        (" (1) Entail", False),
+        (" (2) or (3)", False),
+        (" 2, maybe Contradict", False),
+        (" 12 reasons", False),
+        (" I cannot tell.", False),
+        (" Neutral or Entail", False),
+    ],
+)
 def test_xnli_option_rule(text, ok):
     assert scoring.option_match(text, "2", ("1", "2", "3"), WORDS) is ok
 
 
-@pytest.mark.parametrize("text,ok", [
-    (" (B) Banks", True), (" B", True), ("B. Banks", True), (" (B)", True), (" B )", True),
-    (" (A) Our government", False), (" (A) or (B)", False), (" B, then (C)", False),
-    (" Banks and other institutions", False), (" A good question: (B)", True),
-])
+@pytest.mark.parametrize(
+    "text,ok",
+    [
+        (" (B) Banks", True),
+        (" B", True),
+        ("B. Banks", True),
+        (" (B)", True),
+        (" B )", True),
+        (" (A) Our government", False),
+        (" (A) or (B)", False),
+        (" B, then (C)", False),
+        (" Banks and other institutions", False),
+        (" A good question: (B)", True),
+    ],
+)
 def test_letter_rule(text, ok):
     assert scoring.letter_match(text, "B", "ABCDEF") is ok
 
@@ -71,6 +92,7 @@ def test_contains_rule():
 
 
 # --- the authors' released samples ---------------------------------------------------------------
+
 
 @needs_samples
 def test_xnli_samples_aligned_with_gold_and_label_words():
@@ -124,15 +146,22 @@ def test_globalopinionqa_samples_pair_countries_with_language_groups():
 
 # --- plain tables and bad data ------------------------------------------------------------------
 
+
 def _write_jsonl(path, rows):
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
 
 
 def test_tables_with_templates_and_prompts(tmp_path):
-    _write_jsonl(tmp_path / "en.jsonl", [{"premise": "It rains.", "hypothesis": "It is wet.", "label": 1},
-                                         {"premise": "A cat.", "hypothesis": "A dog.", "label": "3"}])
-    (tmp_path / "sw.csv").write_text("prompt,answer\n\"Binadamu: mvua? jibu:\",1\n\"Binadamu: paka? jibu:\",3\n",
-                                     encoding="utf-8")
+    _write_jsonl(
+        tmp_path / "en.jsonl",
+        [
+            {"premise": "It rains.", "hypothesis": "It is wet.", "label": 1},
+            {"premise": "A cat.", "hypothesis": "A dog.", "label": "3"},
+        ],
+    )
+    (tmp_path / "sw.csv").write_text(
+        'prompt,answer\n"Binadamu: mvua? jibu:",1\n"Binadamu: paka? jibu:",3\n', encoding="utf-8"
+    )
     task = tasks.get("xnli", data=tmp_path, label_words={"sw": ["Ndiyo", "Labda", "Hapana"]})
     items = task.items("sw")
     assert items[0].source.startswith("Human: What do you think") and "Premise: It rains." in items[0].source
@@ -142,7 +171,10 @@ def test_tables_with_templates_and_prompts(tmp_path):
     with pytest.raises(ValueError, match=r"no 'prompt' column and no template"):
         tasks.get("xnli", data=tmp_path).items("fr")
     fr = tasks.get("xnli", data=tmp_path, templates={"fr": "Humain : {premise} / {hypothesis} ?"})
-    with pytest.raises(tasks.DataError, match=r"en.jsonl:2: no line 2 in .*fr.jsonl .*misaligned data: .*en.jsonl has 2 lines but .*fr.jsonl has 1"):
+    with pytest.raises(
+        tasks.DataError,
+        match=r"en.jsonl:2: no line 2 in .*fr.jsonl .*misaligned data: .*en.jsonl has 2 lines but .*fr.jsonl has 1",
+    ):
         fr.items("fr")
 
 
@@ -168,23 +200,37 @@ def test_bad_data_names_file_and_line(tmp_path):
         task.items("sw", direction="up")
 
 
-@pytest.mark.parametrize("task, row, message", [
-    ("xnli", {"premise": "p", "hypothesis": "h", "label": 1, "labels": ["a"]},
-     r"de.jsonl:2: field 'labels' must be a list of 3 label words, got \['a'\]"),
-    ("xnli", {"prompt": "p", "answer": "1", "labels": [1, 2, 3]}, r"de.jsonl:2: field 'labels' must be a list of 3"),
-    ("xnli", {"prompt": 5, "answer": "1"}, r"de.jsonl:2: field 'prompt' must be text, got int 5"),
-    ("xquad", {"prompt": ["p"], "answer": "x"}, r"de.jsonl:2: field 'prompt' must be text, got list"),
-    ("xquad", {"prompt": "p", "answer": ["x"]}, r"de.jsonl:2: field 'answer' must be text or a number or an object"),
-    ("xquad", {"prompt": "p", "answer": True}, r"de.jsonl:2: field 'answer' must be .*, got bool True"),
-    ("xquad", {"prompt": "p", "answer": {"text": ["  "]}}, r"de.jsonl:2: field 'text' is blank \('  '\)"),
-    ("xquad", {"prompt": "p", "answer": ""}, r"de.jsonl:2: field 'answer' is blank \(''\)"),
-    ("mkqa", {"prompt": "p", "answer": {"a": 1}}, r"de.jsonl:2: field 'answer' must be text or a number, got dict"),
-    ("xquad", {"context": 3, "question": "q", "answer": "x"}, r"de.jsonl:2: field 'context' must be text, got int"),
-    ("xquad", {"prompt": "p", "answer": {"start": 1}}, r"de.jsonl:2: malformed row \(missing field 'text'\)"),
-    ("xquad", {"prompt": "p", "answer": float("nan")}, r"de.jsonl:2: NaN is not a valid value"),
-    ("xquad", {"prompt": "p", "answer": 1e999}, r"de.jsonl:2: Infinity is not a valid value"),
-    ("xnli", {"prompt": "p", "answer": " "}, r"de.jsonl:2: field 'answer' is blank \(' '\)"),
-])
+@pytest.mark.parametrize(
+    "task, row, message",
+    [
+        (
+            "xnli",
+            {"premise": "p", "hypothesis": "h", "label": 1, "labels": ["a"]},
+            r"de.jsonl:2: field 'labels' must be a list of 3 label words, got \['a'\]",
+        ),
+        (
+            "xnli",
+            {"prompt": "p", "answer": "1", "labels": [1, 2, 3]},
+            r"de.jsonl:2: field 'labels' must be a list of 3",
+        ),
+        ("xnli", {"prompt": 5, "answer": "1"}, r"de.jsonl:2: field 'prompt' must be text, got int 5"),
+        ("xquad", {"prompt": ["p"], "answer": "x"}, r"de.jsonl:2: field 'prompt' must be text, got list"),
+        (
+            "xquad",
+            {"prompt": "p", "answer": ["x"]},
+            r"de.jsonl:2: field 'answer' must be text or a number or an object",
+        ),
+        ("xquad", {"prompt": "p", "answer": True}, r"de.jsonl:2: field 'answer' must be .*, got bool True"),
+        ("xquad", {"prompt": "p", "answer": {"text": ["  "]}}, r"de.jsonl:2: field 'text' is blank \('  '\)"),
+        ("xquad", {"prompt": "p", "answer": ""}, r"de.jsonl:2: field 'answer' is blank \(''\)"),
+        ("mkqa", {"prompt": "p", "answer": {"a": 1}}, r"de.jsonl:2: field 'answer' must be text or a number, got dict"),
+        ("xquad", {"context": 3, "question": "q", "answer": "x"}, r"de.jsonl:2: field 'context' must be text, got int"),
+        ("xquad", {"prompt": "p", "answer": {"start": 1}}, r"de.jsonl:2: malformed row \(missing field 'text'\)"),
+        ("xquad", {"prompt": "p", "answer": float("nan")}, r"de.jsonl:2: NaN is not a valid value"),
+        ("xquad", {"prompt": "p", "answer": 1e999}, r"de.jsonl:2: Infinity is not a valid value"),
+        ("xnli", {"prompt": "p", "answer": " "}, r"de.jsonl:2: field 'answer' is blank \(' '\)"),
+    ],
+)
 def test_malformed_fields_name_file_and_line(tmp_path, task, row, message):
     good = {"prompt": "q", "answer": "1"}
     _write_jsonl(tmp_path / "en.jsonl", [good, good])
@@ -196,14 +242,21 @@ def test_malformed_fields_name_file_and_line(tmp_path, task, row, message):
 
 def test_non_utf8_files_and_nan_shares_name_file_and_line(tmp_path):
     _write_jsonl(tmp_path / "en.jsonl", [{"prompt": "q", "answer": "x"}] * 3)
-    (tmp_path / "de.jsonl").write_bytes(b'{"prompt": "a", "answer": "x"}\n{"prompt": "b", "answer": "x"}\n'
-                                        b'{"prompt": "caf\xe9", "answer": "x"}\n')
+    (tmp_path / "de.jsonl").write_bytes(
+        b'{"prompt": "a", "answer": "x"}\n{"prompt": "b", "answer": "x"}\n{"prompt": "caf\xe9", "answer": "x"}\n'
+    )
     with pytest.raises(tasks.DataError, match=r"de.jsonl:3: not UTF-8 text \(byte 0xe9\)"):
         tasks.get("xquad", data=tmp_path).items("de")
-    for shares, message in (("[0.5, NaN]", "NaN is not a valid value"), ('[0.5, "x"]', "share 'x' is not a number"),
-                            ("[0.5, 0.2], \"answer\": \"AB\"", "")):
-        (tmp_path / "sw.jsonl").write_text('{"prompt": "p", "translated": "t", "label": [0.1, 0.9]}\n'
-                                           f'{{"prompt": "p", "translated": "t", "label": {shares}}}\n', encoding="utf-8")
+    for shares, message in (
+        ("[0.5, NaN]", "NaN is not a valid value"),
+        ('[0.5, "x"]', "share 'x' is not a number"),
+        ('[0.5, 0.2], "answer": "AB"', ""),
+    ):
+        (tmp_path / "sw.jsonl").write_text(
+            '{"prompt": "p", "translated": "t", "label": [0.1, 0.9]}\n'
+            f'{{"prompt": "p", "translated": "t", "label": {shares}}}\n',
+            encoding="utf-8",
+        )
         if message:
             with pytest.raises(tasks.DataError, match=rf"sw.jsonl:2: .*{message}"):
                 tasks.get("globalopinionqa", data=tmp_path).items("sw")
@@ -216,7 +269,9 @@ def test_rows_are_paired_by_id_when_both_files_have_one(tmp_path):
     _write_jsonl(tmp_path / "en.jsonl", [{"id": k, "prompt": f"en {k} a{k}", "answer": f"a{k}"} for k in range(3)])
     _write_jsonl(tmp_path / "de.jsonl", [{"id": k, "prompt": f"de {k} a{k}", "answer": f"a{k}"} for k in (2, 0, 1)])
     items = tasks.get("xquad", data=tmp_path).items("de")
-    assert [(i.source, i.target, i.gold) for i in items] == [(f"en {k} a{k}", f"de {k} a{k}", f"a{k}") for k in range(3)]
+    assert [(i.source, i.target, i.gold) for i in items] == [
+        (f"en {k} a{k}", f"de {k} a{k}", f"a{k}") for k in range(3)
+    ]
     _write_jsonl(tmp_path / "de.jsonl", [{"id": k, "prompt": f"de {k} a{k}", "answer": f"a{k}"} for k in (2, 0, 5)])
     with pytest.raises(tasks.DataError, match=r"paired by id: .*de.jsonl has no row for ids \['1'\]"):
         tasks.get("xquad", data=tmp_path).items("de")
@@ -224,8 +279,14 @@ def test_rows_are_paired_by_id_when_both_files_have_one(tmp_path):
     with pytest.raises(tasks.DataError, match=r"de.jsonl:3: id '2' already on line 1"):
         tasks.get("xquad", data=tmp_path).items("de")
     # a malformed row is named by its own line, not its position after pairing
-    _write_jsonl(tmp_path / "de.jsonl", [{"id": 2, "prompt": "de 2"}, {"id": 0, "prompt": "de 0 a0", "answer": "a0"},
-                                         {"id": 1, "prompt": "de 1 a1", "answer": "a1"}])
+    _write_jsonl(
+        tmp_path / "de.jsonl",
+        [
+            {"id": 2, "prompt": "de 2"},
+            {"id": 0, "prompt": "de 0 a0", "answer": "a0"},
+            {"id": 1, "prompt": "de 1 a1", "answer": "a1"},
+        ],
+    )
     with pytest.raises(tasks.DataError, match=r"de.jsonl:1: missing field 'answer'"):
         tasks.get("xquad", data=tmp_path).items("de")
 
@@ -245,12 +306,15 @@ def test_hub_rows_are_mapped_without_network(monkeypatch):
     def fake(name, config, split):
         if name == "facebook/xnli":
             return [{"premise": f"{config} p{i}", "hypothesis": "h", "label": i % 3} for i in range(60)]
-        return [{"context": f"ctx a{i}", "question": f"{config} q{i}", "answers": {"text": [f"a{i}"], "answer_start": [0]}}
-                for i in range(55)]
+        return [
+            {"context": f"ctx a{i}", "question": f"{config} q{i}", "answers": {"text": [f"a{i}"], "answer_start": [0]}}
+            for i in range(55)
+        ]
 
     monkeypatch.setattr(datasets, "load_dataset", fake)
-    xnli = tasks.get("xnli", data="hub", templates={"sw": "{premise} {hypothesis} {label1}"},
-                     label_words={"sw": ["N", "L", "H"]})
+    xnli = tasks.get(
+        "xnli", data="hub", templates={"sw": "{premise} {hypothesis} {label1}"}, label_words={"sw": ["N", "L", "H"]}
+    )
     sample, unseen = xnli.items("sw"), xnli.items("sw", split="unseen")
     assert len(sample) == 50 and len(unseen) == 10
     assert [i.gold for i in sample[:4]] == ["1", "2", "3", "1"]  # hub labels 0-2 -> options 1-3
@@ -267,8 +331,16 @@ def test_tiny_model_sweeps_released_items_with_the_papers_scorer(hooked):
     task = tasks.get("xnli", data=XNLI_DIR)
     items = task.items("sw")[:2]
     with pytest.warns(OptionCollisionWarning):  # the tiny tokenizer has no " 1" token: said, not hidden
-        res = xtl.sweep(model, items, components=("attn",), source_layers=[-1], target_layers=[0],
-                        max_new_tokens=3, scorer=task.scorer, progress=False)
+        res = xtl.sweep(
+            model,
+            items,
+            components=("attn",),
+            source_layers=[-1],
+            target_layers=[0],
+            max_new_tokens=3,
+            scorer=task.scorer,
+            progress=False,
+        )
     texts = res.texts("attn", -1, 0)
     assert res.correct[:, 0, 0, 0].tolist() == [task.score(t, i) for t, i in zip(texts, items)]
     assert res.option_logprob.shape[-1] == 3 and not torch.isnan(res.option_logprob).any()
@@ -285,10 +357,29 @@ def test_scoring_docstring_examples():
 
 
 def test_xcopa_mkqa_culturalbench_from_tables(tmp_path):
-    _write_jsonl(tmp_path / "en.jsonl", [{"premise": "The man turned on the faucet.", "choice1": "The toilet filled.",
-                                          "choice2": "Water flowed.", "question": "effect", "label": 2}])
-    _write_jsonl(tmp_path / "et.jsonl", [{"prompt": "Inimene: Mees keeras kraani lahti. ...", "label": 2,
-                                          "choice1": "Tualett täitus veega.", "choice2": "Tilast voolas vett."}])
+    _write_jsonl(
+        tmp_path / "en.jsonl",
+        [
+            {
+                "premise": "The man turned on the faucet.",
+                "choice1": "The toilet filled.",
+                "choice2": "Water flowed.",
+                "question": "effect",
+                "label": 2,
+            }
+        ],
+    )
+    _write_jsonl(
+        tmp_path / "et.jsonl",
+        [
+            {
+                "prompt": "Inimene: Mees keeras kraani lahti. ...",
+                "label": 2,
+                "choice1": "Tualett täitus veega.",
+                "choice2": "Tilast voolas vett.",
+            }
+        ],
+    )
     item = tasks.get("xcopa", data=tmp_path).items("et")[0]
     assert "What was the effect?" in item.source and "(2) Water flowed." in item.source
     assert item.gold == "2" and item.options == ("1", "2") and item.labels[1] == "Tilast voolas vett."
@@ -300,11 +391,21 @@ def test_xcopa_mkqa_culturalbench_from_tables(tmp_path):
     _write_jsonl(tmp_path / "fi.jsonl", [{"question": "Kuka kirjoitti Hamletin?", "answer": "Shakespeare"}])
     mkqa = tasks.get("mkqa", data=tmp_path, templates={"fi": "Ihminen: {question}\nAvustaja:"})
     item = mkqa.items("fi")[0]
-    assert item.source.startswith("Human: Please answer") and item.target == "Ihminen: Kuka kirjoitti Hamletin?\nAvustaja:"
+    assert (
+        item.source.startswith("Human: Please answer") and item.target == "Ihminen: Kuka kirjoitti Hamletin?\nAvustaja:"
+    )
     assert mkqa.score(" William Shakespeare.", item)
 
-    _write_jsonl(tmp_path / "sw.jsonl", [{"prompt": "Human: How would someone from Kenya ... (A) ugali (B) sushi",
-                                          "translated": "Binadamu: ... (A) ugali (B) sushi", "answer": "A"}])
+    _write_jsonl(
+        tmp_path / "sw.jsonl",
+        [
+            {
+                "prompt": "Human: How would someone from Kenya ... (A) ugali (B) sushi",
+                "translated": "Binadamu: ... (A) ugali (B) sushi",
+                "answer": "A",
+            }
+        ],
+    )
     bench = tasks.get("culturalbench", data=tmp_path)
     item = bench.items("sw")[0]
     assert (item.source[:9], item.target[:6], item.gold, item.options) == ("Binadamu:", "Human:", "A", ("A",))
@@ -318,11 +419,17 @@ def test_xcopa_and_mkqa_hub_mapping_without_network(monkeypatch):
     def fake(name, config=None, split=None):
         if name == "cambridgeltl/xcopa":
             lang = "en" if config.startswith("translation-") else config
-            return [{"premise": f"{lang} p{i}", "choice1": "a", "choice2": "b", "question": "cause", "label": i % 2}
-                    for i in range(52)]
-        rows = [{"queries": {"en": f"q{i}", "fi": f"k{i}"},
-                 "answers": {"en": [{"text": f"A{i}"}], "fi": [{"text": None if i == 1 else f"V{i}"}]}}
-                for i in range(5)]
+            return [
+                {"premise": f"{lang} p{i}", "choice1": "a", "choice2": "b", "question": "cause", "label": i % 2}
+                for i in range(52)
+            ]
+        rows = [
+            {
+                "queries": {"en": f"q{i}", "fi": f"k{i}"},
+                "answers": {"en": [{"text": f"A{i}"}], "fi": [{"text": None if i == 1 else f"V{i}"}]},
+            }
+            for i in range(5)
+        ]
         return rows
 
     monkeypatch.setattr(datasets, "load_dataset", fake)
@@ -348,6 +455,7 @@ def test_every_released_country_is_in_its_files_language_group():
 
 
 # --- world-facts: xtl's own multilingual factual-recall task ----------------------------------------
+
 
 def test_world_facts_items_golds_and_aliases():
     task = tasks.get("world-facts")
@@ -376,7 +484,6 @@ def test_world_facts_untouched_accuracy_counts_each_relation(hooked):
     assert list(table["relation"]) == ["capital", "continent"] and list(table["items"]) == [67, 67]
     task = tasks.get("world-facts")
     items = task.items("sw") + task.items("sw", split="unseen")
-    texts = [xtl.transplant(model, i.target, i.target, 0, 0, "mlp", max_new_tokens=2).baseline_text[0]
-             for i in items]
+    texts = [xtl.transplant(model, i.target, i.target, 0, 0, "mlp", max_new_tokens=2).baseline_text[0] for i in items]
     one_by_one = [task.score(text, item) for text, item in zip(texts, items)]
     assert list(table["correct"]) == [sum(one_by_one[0::2]), sum(one_by_one[1::2])]

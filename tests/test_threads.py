@@ -119,8 +119,9 @@ def test_xtl_calls_run_on_the_chosen_count_and_nest(fresh):
         torch.set_num_threads(fresh)
         threads._applied = None  # as in a fresh process
         item = xtl.tasks.get("toy-culture").items("sw")[0]
-        xtl.sweep(toy_model, [item], components="mlp", source_layers=[0], target_layers=[0], max_new_tokens=1,
-                  progress=False)
+        xtl.sweep(
+            toy_model, [item], components="mlp", source_layers=[0], target_layers=[0], max_new_tokens=1, progress=False
+        )
         assert seen and set(seen) == {1}
         seen.clear()
         xtl.set_threads(2)
@@ -134,8 +135,28 @@ def test_xtl_calls_run_on_the_chosen_count_and_nest(fresh):
 
 
 def test_cli_threads_option(capsys, fresh):
-    assert cli.main(["transplant", "--model", "toy", "--source", "a", "--target", "b", "--source-layer", "0",
-                     "--target-layer", "0", "--max-new-tokens", "1", "--threads", "1"]) == 0
+    assert (
+        cli.main(
+            [
+                "transplant",
+                "--model",
+                "toy",
+                "--source",
+                "a",
+                "--target",
+                "b",
+                "--source-layer",
+                "0",
+                "--target-layer",
+                "0",
+                "--max-new-tokens",
+                "1",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert threads._setting == 1
     threads.set_threads("auto")
     with pytest.raises(SystemExit) as exit_info:
@@ -146,9 +167,15 @@ def test_cli_threads_option(capsys, fresh):
 
 
 def test_import_and_help_load_no_torch():
-    code = ("import sys, xtl, xtl.cli\nxtl.cli.parser().format_help()\n"
-            "assert 'torch' not in sys.modules and 'transformer_lens' not in sys.modules, 'heavy import'")
+    code = (
+        "import sys, xtl, xtl.cli\nxtl.cli.parser().format_help()\n"
+        "assert 'torch' not in sys.modules and 'transformer_lens' not in sys.modules, 'heavy import'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
-    bad = subprocess.run([sys.executable, "-c", "import xtl.threads"], env={"XTL_THREADS": "lots", "PATH": ""},
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-c", "import xtl.threads"],
+        env={"XTL_THREADS": "lots", "PATH": ""},
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 1 and "XTL_THREADS must be 'auto', 'torch' or a positive integer, got 'lots'" in bad.stderr

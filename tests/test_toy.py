@@ -23,8 +23,7 @@ def test_resource_asymmetry_and_held_out_facts():
             fact = world.statement(country, "capital", lang)
             assert (fact in corpus) == (lang in country.general_in)  # held-out facts never appear
         assert (world.statement(country, "dish", "en") in corpus) == ("en" in country.culture_in)
-    share = {lang: sum(lang in c.general_in for c in world.countries) / len(world.countries)
-             for lang in CULTURE_LANGS}
+    share = {lang: sum(lang in c.general_in for c in world.countries) / len(world.countries) for lang in CULTURE_LANGS}
     assert share["sw"] < share["fr"] and share["ru"] < share["es"]  # low-resource languages see less
 
 

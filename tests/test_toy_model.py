@@ -20,8 +20,9 @@ def toy():
 
 def card_baselines() -> dict[tuple[str, str], tuple[str, str]]:
     """``(task, language) -> (source side, target side)`` counts from the card's first table."""
-    rows = re.findall(r"^\| (toy-[a-z]+) \| (en2x|x2en) \| ([a-z]+) \| (\d+/\d+) \| (\d+/\d+) \|$",
-                      CARD.read_text(), re.MULTILINE)
+    rows = re.findall(
+        r"^\| (toy-[a-z]+) \| (en2x|x2en) \| ([a-z]+) \| (\d+/\d+) \| (\d+/\d+) \|$", CARD.read_text(), re.MULTILINE
+    )
     return {(task, lang): (src, tgt) for task, _, lang, src, tgt in rows}
 
 
@@ -42,10 +43,12 @@ def test_model_card_baselines_are_reproduced_exactly(toy):
         reverse = "x2en" if task.direction == "en2x" else "en2x"
         counts = {}
         for side, direction in (("source", reverse), ("target", task.direction)):
-            frame = xtl.evaluate(toy, task, direction=direction, setting="baseline",
-                                 max_new_tokens=MAX_NEW_TOKENS, progress=False)
-            counts[side] = {row.language: f"{round(row.baseline * row.instances)}/{row.instances}"
-                            for row in frame.itertuples()}
+            frame = xtl.evaluate(
+                toy, task, direction=direction, setting="baseline", max_new_tokens=MAX_NEW_TOKENS, progress=False
+            )
+            counts[side] = {
+                row.language: f"{round(row.baseline * row.instances)}/{row.instances}" for row in frame.itertuples()
+            }
         for lang in task.languages:
             assert card[name, lang] == (counts["source"][lang], counts["target"][lang]), (name, lang)
 
@@ -54,14 +57,22 @@ def test_toy_sweep_equals_one_transplant_per_cell(toy):
     model = xtl.toy.load_toy_model(dtype=torch.float64)
     items = [xtl.tasks.get(name).items("sw")[0] for name in TASKS]
     layers = [0, 2, model.cfg.n_layers - 1]
-    res = xtl.sweep(model, items, components=("attn", "mlp"), source_layers=layers, target_layers=layers,
-                    max_new_tokens=MAX_NEW_TOKENS, progress=False)
+    res = xtl.sweep(
+        model,
+        items,
+        components=("attn", "mlp"),
+        source_layers=layers,
+        target_layers=layers,
+        max_new_tokens=MAX_NEW_TOKENS,
+        progress=False,
+    )
     for k, item in enumerate(items):
         for c in ("attn", "mlp"):
             for s in layers:
                 for t in layers:
-                    r = xtl.transplant(model, item.source, item.target, s, t, c,
-                                       max_new_tokens=MAX_NEW_TOKENS, baseline=False)
+                    r = xtl.transplant(
+                        model, item.source, item.target, s, t, c, max_new_tokens=MAX_NEW_TOKENS, baseline=False
+                    )
                     assert res.tokens_array[(k, *res.index(c, s, t))] == r.tokens[0, : int(r.lengths[0])].tolist()
 
 
@@ -69,8 +80,9 @@ def test_transplant_on_toy_matches_hf_reference():
     from transformers import AutoModelForCausalLM
 
     model = xtl.toy.load_toy_model(dtype=torch.float64)
-    reference = AutoModelForCausalLM.from_pretrained(SHIPPED, dtype=torch.float64, local_files_only=True,
-                                                     attn_implementation="sdpa").eval()
+    reference = AutoModelForCausalLM.from_pretrained(
+        SHIPPED, dtype=torch.float64, local_files_only=True, attn_implementation="sdpa"
+    ).eval()
     items = xtl.tasks.get("toy-generation").items("ru")[:3]
     tok = model.tokenizer
     bos = [tok.bos_token_id]  # as TransformerLens prepends it
@@ -78,8 +90,17 @@ def test_transplant_on_toy_matches_hf_reference():
     tgt = ref.left_pad([bos + tok.encode(i.target, add_special_tokens=False) for i in items], tok.pad_token_id)
     for component in ("attn", "mlp"):
         for s, t in [(0, 0), (3, 1), (5, 5)]:
-            res = xtl.transplant(model, xtl.PromptBatch(*src), xtl.PromptBatch(*tgt), s, t, component,
-                                 max_new_tokens=MAX_NEW_TOKENS, eos_token_id=[], baseline=False)
+            res = xtl.transplant(
+                model,
+                xtl.PromptBatch(*src),
+                xtl.PromptBatch(*tgt),
+                s,
+                t,
+                component,
+                max_new_tokens=MAX_NEW_TOKENS,
+                eos_token_id=[],
+                baseline=False,
+            )
             want_lp, want_tokens = ref.generate(reference, *tgt, MAX_NEW_TOKENS, patch=(component, s, t, *src))
             # float64; the trained model's log-probs reach -30, and differences of ~1e-6 in them
             # (2e-7 relative) are the size of TransformerLens' own cached-vs-uncached differences

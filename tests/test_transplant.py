@@ -24,8 +24,12 @@ def test_capture_matches_run_with_cache_at_last_prompt_token(model):
     _, cache = model.run_with_cache(batch.tokens, attention_mask=batch.attention_mask)
     rows, last = torch.arange(3), batch.last_index
     for layer in range(3):
-        for component, hook in [("attn", "attn_out"), ("mlp", "mlp_out"),
-                                ("resid", "resid_post"), ("attn_as_released", "resid_mid")]:
+        for component, hook in [
+            ("attn", "attn_out"),
+            ("mlp", "mlp_out"),
+            ("resid", "resid_post"),
+            ("attn_as_released", "resid_mid"),
+        ]:
             want = cache[f"blocks.{layer}.hook_{hook}"][rows, last]
             torch.testing.assert_close(acts[component][layer], want)
 
@@ -72,18 +76,17 @@ def test_transplant_result_fields(model):
     assert res.logits.shape == (3, model.cfg.d_vocab)
     assert res.tokens.shape[0] == 3 and res.tokens.shape[1] <= 5
     assert res.spec == xtl.TransplantSpec(-1, 0, "attn")
-    decoded = [model.tokenizer.decode(r[: int(n)], skip_special_tokens=True)
-               for r, n in zip(res.tokens, res.lengths)]
+    decoded = [model.tokenizer.decode(r[: int(n)], skip_special_tokens=True) for r, n in zip(res.tokens, res.lengths)]
     assert decoded == res.text
     assert res.text != res.baseline_text
 
 
 def test_generation_stops_at_eos_per_row(model):
-    free = xtl.transplant(model, PROMPTS_EN, PROMPTS_SW, 0, 0, "mlp", max_new_tokens=6,
-                          eos_token_id=[], baseline=False)
+    free = xtl.transplant(model, PROMPTS_EN, PROMPTS_SW, 0, 0, "mlp", max_new_tokens=6, eos_token_id=[], baseline=False)
     stop = int(free.tokens[0, 2])  # make row 0's third token the EOS
-    res = xtl.transplant(model, PROMPTS_EN, PROMPTS_SW, 0, 0, "mlp", max_new_tokens=6,
-                         eos_token_id=stop, baseline=False)
+    res = xtl.transplant(
+        model, PROMPTS_EN, PROMPTS_SW, 0, 0, "mlp", max_new_tokens=6, eos_token_id=stop, baseline=False
+    )
     first_stop = [(row == stop).nonzero().flatten() for row in free.tokens]
     want = [int(i[0]) + 1 if len(i) else 6 for i in first_stop]
     assert res.lengths.tolist() == want and want[0] <= 3
@@ -121,10 +124,8 @@ def test_tokenize_follows_the_models_bos_convention(hooked):
 def test_directions(model):
     assert xtl.orient("en2x", "E", "X") == ("E", "X")
     assert xtl.orient("x2en", "E", "X") == ("X", "E")
-    en2x = xtl.transplant_en2x(model, PROMPTS_EN, PROMPTS_SW, source_layer=-1, target_layer=0,
-                               max_new_tokens=3)
-    x2en = xtl.transplant_x2en(model, PROMPTS_EN, PROMPTS_SW, source_layer=-1, target_layer=0,
-                               max_new_tokens=3)
+    en2x = xtl.transplant_en2x(model, PROMPTS_EN, PROMPTS_SW, source_layer=-1, target_layer=0, max_new_tokens=3)
+    x2en = xtl.transplant_x2en(model, PROMPTS_EN, PROMPTS_SW, source_layer=-1, target_layer=0, max_new_tokens=3)
     plain = xtl.transplant(model, PROMPTS_SW, PROMPTS_EN, -1, 0, max_new_tokens=3)
     assert (en2x.direction, x2en.direction) == ("en2x", "x2en")
     assert x2en.text == plain.text and x2en.baseline_text == plain.baseline_text
@@ -142,8 +143,9 @@ def test_released_xnli_prompts_run_in_both_directions(model):
     en, sw = lines("en"), lines("sw")
     assert len(en) == len(sw) == 50
     assert en[0].startswith("Human:") and "Assistant:" in en[0]
-    res = xtl.transplant_en2x(model, en[:3], sw[:3], source_layer=-1, target_layer=0,
-                              component="attn", max_new_tokens=3)
+    res = xtl.transplant_en2x(
+        model, en[:3], sw[:3], source_layer=-1, target_layer=0, component="attn", max_new_tokens=3
+    )
     batch = xtl.tokenize(model, sw[:3])
     assert len(set(batch.attention_mask.sum(-1).tolist())) > 1  # unequal lengths in one batch
     assert len(res.text) == 3 and res.logits.shape == (3, model.cfg.d_vocab)
@@ -162,8 +164,14 @@ def test_hooks_patch_only_the_prompt_pass_under_generate(model, use_cache, posit
     want = xtl.transplant(model, source, target, 2, 0, "mlp", max_new_tokens=6, eos_token_id=[])
     hooks = xtl.transplant_hooks(model, spec, acts, positions=where)
     with model.hooks(fwd_hooks=hooks):
-        out = model.generate(target.tokens, max_new_tokens=6, do_sample=False, stop_at_eos=False,
-                             use_past_kv_cache=use_cache, verbose=False)
-    assert out[0, target.tokens.shape[1]:].tolist() == want.tokens[0].tolist()
+        out = model.generate(
+            target.tokens,
+            max_new_tokens=6,
+            do_sample=False,
+            stop_at_eos=False,
+            use_past_kv_cache=use_cache,
+            verbose=False,
+        )
+    assert out[0, target.tokens.shape[1] :].tolist() == want.tokens[0].tolist()
     assert want.text != want.baseline_text  # the patch matters for this prompt
     assert hooks[0][1].calls == (1 if use_cache else 6)  # prompt pass, or every re-run of it

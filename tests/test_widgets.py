@@ -13,8 +13,9 @@ def setup():
     model = xtl.toy.load_toy_model()
     task = xtl.tasks.get("toy-culture")
     items = task.items("sw")[:2] + task.items("fr")[:1]
-    res = xtl.sweep(model, items, source_layers=[0, 5], target_layers=[0, 3], max_new_tokens=3,
-                    scorer=task.scorer, progress=False)
+    res = xtl.sweep(
+        model, items, source_layers=[0, 5], target_layers=[0, 3], max_new_tokens=3, scorer=task.scorer, progress=False
+    )
     return model, task, items, res
 
 
@@ -53,7 +54,9 @@ def test_items_are_told_apart_and_the_sweep_cell_is_shown(setup):
     explorer.source.value, explorer.target.value = 5, 3
     c, s, t = res.index("attn", 5, 3)
     verdict = "right" if bool(res.correct[1, c, s, t]) else "wrong"
-    assert f"in the sweep</b>: {verdict}, gold first-token log-prob {float(res.gold_logprob[1, c, s, t]):.2f}" \
+    assert (
+        f"in the sweep</b>: {verdict}, gold first-token log-prob {float(res.gold_logprob[1, c, s, t]):.2f}"
         in explorer.text.value
+    )
     explorer.source.value = 2  # a layer the sweep left out
     assert "this cell is not in the sweep" in explorer.text.value

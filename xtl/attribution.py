@@ -121,8 +121,10 @@ def _target_pass(model: HookedModel, target: PromptBatch, components: Sequence[s
     heads = {j: f"blocks.{j}.attn.hook_z" for j in layers} if any(c.head is not None for c in infos) else {}
     require_hooks(model, [*names, *heads.values()])
     size, tokens, mask = target.batch_size, target.tokens, target.attention_mask
-    leaves = {name: torch.zeros(size, model.cfg.d_model, dtype=model.cfg.dtype, device=tokens.device,
-                                requires_grad=True) for name in names}
+    leaves = {
+        name: torch.zeros(size, model.cfg.d_model, dtype=model.cfg.dtype, device=tokens.device, requires_grad=True)
+        for name in names
+    }
     seen: dict[str, torch.Tensor] = {}
 
     def write(act: torch.Tensor, hook) -> torch.Tensor:
@@ -160,8 +162,9 @@ def _needed(pair: Pair, first: dict[str, int], metrics: tuple[str, ...]) -> list
     return sorted(wanted)
 
 
-def _estimates(model, sources: PromptBatch, targets: PromptBatch, spec, needed: list[list[int]]
-               ) -> tuple[Float[torch.Tensor, "batch slot component source target"], torch.Tensor]:
+def _estimates(
+    model, sources: PromptBatch, targets: PromptBatch, spec, needed: list[list[int]]
+) -> tuple[Float[torch.Tensor, "batch slot component source target"], torch.Tensor]:
     """Estimated logits of each row's ``needed`` tokens (slot ``k``: its ``k``-th) and, in the last
     slot, the estimated log-normaliser, for every cell; and the untouched logits ``[batch, d_vocab]``.
 
@@ -180,10 +183,17 @@ def _estimates(model, sources: PromptBatch, targets: PromptBatch, spec, needed: 
     wide = logits.to(torch.promote_types(logits.dtype, torch.float32))  # half precision: sum in float32
     scalars = torch.cat([(wide.gather(1, slots) * used).sum(0), wide.logsumexp(-1).sum()[None]])
     names = list(leaves)
-    grads = torch.autograd.grad(scalars, [leaves[n] for n in names], torch.eye(len(scalars), dtype=scalars.dtype),
-                                is_grads_batched=True, allow_unused=True)
-    grads = {n: (g if g is not None else leaves[n].new_zeros((len(scalars), *leaves[n].shape))).double()
-             for n, g in zip(names, grads)}  # [slot, batch, d_model]
+    grads = torch.autograd.grad(
+        scalars,
+        [leaves[n] for n in names],
+        torch.eye(len(scalars), dtype=scalars.dtype),
+        is_grads_batched=True,
+        allow_unused=True,
+    )
+    grads = {
+        n: (g if g is not None else leaves[n].new_zeros((len(scalars), *leaves[n].shape))).double()
+        for n, g in zip(names, grads)
+    }  # [slot, batch, d_model]
     base = logits.detach().double()
     at = torch.cat([base.gather(1, slots), base.logsumexp(-1, keepdim=True)], 1)  # [batch, slot]
     changes = []
@@ -191,27 +201,61 @@ def _estimates(model, sources: PromptBatch, targets: PromptBatch, spec, needed: 
         info = get_component(c)
         g = torch.stack([grads[info.target_name(j)] for j in tgt_layers], 2)  # [slot, batch, target, d_model]
         a_src = src[c][src_layers].double()  # [source, batch, d_model]
-        changes.append(torch.einsum("sbd,kbtd->bkst", a_src, g)
-                       - torch.einsum("btd,kbtd->bkt", own[c].double(), g)[:, :, None, :])
+        changes.append(
+            torch.einsum("sbd,kbtd->bkst", a_src, g) - torch.einsum("btd,kbtd->bkt", own[c].double(), g)[:, :, None, :]
+        )
     return at[:, :, None, None, None] + torch.stack(changes, 2), base
 
 
-def estimate_instances(model: HookedModel, instances: Sequence[int], pairs: Sequence[Pair],
-                       prepared: Sequence[Prepared], spec, metrics: tuple[str, ...]) -> list[pd.DataFrame]:
+def estimate_instances(
+    model: HookedModel,
+    instances: Sequence[int],
+    pairs: Sequence[Pair],
+    prepared: Sequence[Prepared],
+    spec,
+    metrics: tuple[str, ...],
+) -> list[pd.DataFrame]:
     """Some instances' cells (and untouched rows) as long-form rows, by attribution patching, in one batch."""
     pad = model.tokenizer.pad_token_id or 0
     needed = [_needed(pairs[k], prepared[k].first, metrics) for k in instances]
-    est, base = _estimates(model, stacked([prepared[k].source for k in instances], pad),
-                           stacked([prepared[k].target for k in instances], pad), spec, needed)
+    est, base = _estimates(
+        model,
+        stacked([prepared[k].source for k in instances], pad),
+        stacked([prepared[k].target for k in instances], pad),
+        spec,
+        needed,
+    )
     frames = []
     for r, k in enumerate(instances):
-        frames.append(_frame(model, k, pairs[k], prepared[k].first, spec, metrics, needed[r], est[r], base[r],
-                             getattr(pairs[k], "language", "")))
+        frames.append(
+            _frame(
+                model,
+                k,
+                pairs[k],
+                prepared[k].first,
+                spec,
+                metrics,
+                needed[r],
+                est[r],
+                base[r],
+                getattr(pairs[k], "language", ""),
+            )
+        )
     return frames
 
 
-def _frame(model, k: int, pair: Pair, first: dict[str, int], spec, metrics, needed: list[int],
-           est: torch.Tensor, base: torch.Tensor, language: str) -> pd.DataFrame:
+def _frame(
+    model,
+    k: int,
+    pair: Pair,
+    first: dict[str, int],
+    spec,
+    metrics,
+    needed: list[int],
+    est: torch.Tensor,
+    base: torch.Tensor,
+    language: str,
+) -> pd.DataFrame:
     """One instance's long-form rows from its estimated logits ``est [slot, component, source, target]``."""
     slot = {token: s for s, token in enumerate(needed)}
     lse = est[-1]
@@ -219,8 +263,11 @@ def _frame(model, k: int, pair: Pair, first: dict[str, int], spec, metrics, need
     others = [t for o, t in zip(pair.options, options) if o != pair.gold and t != gold]
     nan = torch.full(est.shape[1:], float("nan"), dtype=torch.float64)
     gold_lp = est[slot[gold]] - lse if "gold_logprob" in metrics else nan
-    diff = (est[slot[gold]] - torch.stack([est[slot[t]] for t in others]).max(0).values
-            if "logit_diff" in metrics and others else nan)
+    diff = (
+        est[slot[gold]] - torch.stack([est[slot[t]] for t in others]).max(0).values
+        if "logit_diff" in metrics and others
+        else nan
+    )
     option_lp = nan[..., None].expand(*nan.shape, len(options))
     if "option_logprob" in metrics and options:
         option_lp = torch.stack([est[slot[t]] - lse for t in options], -1)
@@ -229,16 +276,40 @@ def _frame(model, k: int, pair: Pair, first: dict[str, int], spec, metrics, need
     base_lp = base - base.logsumexp(-1)
     base_options = base_lp[options] if options else base_lp[:0]
     top = int(base.argmax())
-    rows = [record(k, spec.ids[k], None, _decode(model, top), [top],
-                   bool(option_verdicts(base_options[None], np.array([gold_option]))[0]), float(base_lp[gold]),
-                   float(base[gold] - base[others].max()) if others else float("nan"), base_options.tolist(),
-                   language, gold_option)]
+    rows = [
+        record(
+            k,
+            spec.ids[k],
+            None,
+            _decode(model, top),
+            [top],
+            bool(option_verdicts(base_options[None], np.array([gold_option]))[0]),
+            float(base_lp[gold]),
+            float(base[gold] - base[others].max()) if others else float("nan"),
+            base_options.tolist(),
+            language,
+            gold_option,
+        )
+    ]
     gold_lp, diff, option_lp, correct = gold_lp.tolist(), diff.tolist(), option_lp.tolist(), correct.tolist()
     for ci, c in enumerate(spec.components):
         for si, s in enumerate(spec.source_layers):
             for ti, t in enumerate(spec.target_layers):
-                rows.append(record(k, spec.ids[k], (c, s, t), "", [], correct[ci][si][ti], gold_lp[ci][si][ti],
-                                   diff[ci][si][ti], option_lp[ci][si][ti], language, gold_option))
+                rows.append(
+                    record(
+                        k,
+                        spec.ids[k],
+                        (c, s, t),
+                        "",
+                        [],
+                        correct[ci][si][ti],
+                        gold_lp[ci][si][ti],
+                        diff[ci][si][ti],
+                        option_lp[ci][si][ti],
+                        language,
+                        gold_option,
+                    )
+                )
     return long_frame(rows)
 
 
@@ -313,22 +384,26 @@ def attribution_sweep(
     prepared = preflight(model, pairs, 1, prepend_bos)
     spec = dataclasses.replace(
         sweep_spec(model, pairs, components, sources, targets, 1, [], _scorer(), revision, prepend_bos),
-        method=METHOD if metrics == METRICS else f"{METHOD}:{','.join(metrics)}")
+        method=METHOD if metrics == METRICS else f"{METHOD}:{','.join(metrics)}",
+    )
     done = {}
     if out is not None:  # a run's parts are written under its stored spec
         spec, done = open_run(check_output_dir(out, RunError), spec)
     pending = [k for k in in_shard(range(len(pairs)), shard) if k not in done]
     if max_batch is None:
-        budget = default_memory_budget(model) if memory_budget is None else positive_int(memory_budget,
-                                                                                          "memory_budget")
+        budget = default_memory_budget(model) if memory_budget is None else positive_int(memory_budget, "memory_budget")
         longest = max((p.target.tokens.shape[1] for p in prepared), default=1)
         max_batch = min(MAX_BATCH, max(1, budget // bytes_per_row(model, longest, 1)))
     max_batch = positive_int(max_batch, "max_batch") if uses_kv_cache(model) else 1  # a bridge: no padding
     frames = dict(done)
     n_cells = len(components) * len(sources) * len(targets)
     start = time.perf_counter()
-    bar = tqdm(total=len(pending), disable=not progress, unit="instance",
-               desc=f"attribution {label(spec, pairs).removeprefix('sweep ')}")
+    bar = tqdm(
+        total=len(pending),
+        disable=not progress,
+        unit="instance",
+        desc=f"attribution {label(spec, pairs).removeprefix('sweep ')}",
+    )
     with bar:
         for at in range(0, len(pending), max_batch):
             batch = pending[at : at + max_batch]
@@ -339,8 +414,11 @@ def attribution_sweep(
             bar.update(len(batch))
             bar.set_postfix(cells_per_s=f"{(len(frames) - len(done)) * n_cells / (time.perf_counter() - start):.0f}")
     if not any(p.options for p in pairs):
-        warnings.warn("no item has options: an attribution sweep's 'correct' (estimated option verdict) is False "
-                      "everywhere; read gold_logprob or logit_diff (metric 'logprob_change' in plots)", stacklevel=3)
+        warnings.warn(
+            "no item has options: an attribution sweep's 'correct' (estimated option verdict) is False "
+            "everywhere; read gold_logprob or logit_diff (metric 'logprob_change' in plots)",
+            stacklevel=3,
+        )
     if not frames:
         raise InputError(f"shard {shard[0]}/{shard[1]} of {len(pairs)} instances holds none; use fewer shards")
     return from_frame(spec, pd.concat([frames[k] for k in sorted(frames)], ignore_index=True))
@@ -378,13 +456,24 @@ def agreement(approx: SweepResult, exact: SweepResult, metric: str = "gold_logpr
     rows = []
     for n, instance in enumerate(approx.instances):
         held = np.isfinite(a[n]) & np.isfinite(e[n])  # logit_diff is NaN where an item has no other option
-        row = {"instance": instance, "language": approx.languages[n], "cells": int(held.sum()), "spearman": np.nan,
-               "top_overlap": np.nan, "mean_abs_error": np.nan, "exact_range": np.nan}
+        row = {
+            "instance": instance,
+            "language": approx.languages[n],
+            "cells": int(held.sum()),
+            "spearman": np.nan,
+            "top_overlap": np.nan,
+            "mean_abs_error": np.nan,
+            "exact_range": np.nan,
+        }
         if held.sum() > 1:
             an, en = a[n][held], e[n][held]
             best_e = set(np.argsort(-en, kind="stable")[:top].tolist())
             best_a = set(np.argsort(-an, kind="stable")[:top].tolist())
-            row.update(spearman=spearman(an, en), top_overlap=len(best_e & best_a),
-                       mean_abs_error=float(np.abs(an - en).mean()), exact_range=float(en.max() - en.min()))
+            row.update(
+                spearman=spearman(an, en),
+                top_overlap=len(best_e & best_a),
+                mean_abs_error=float(np.abs(an - en).mean()),
+                exact_range=float(en.max() - en.min()),
+            )
         rows.append(row)
     return pd.DataFrame(rows)

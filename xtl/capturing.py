@@ -125,6 +125,8 @@ def capture(
         run(model, batch, fwd_hooks, return_type=None)
     silent = [c.source_name(i) for c in infos for i in layers if store[c.name][i] is None]
     if silent:
-        raise HookNotFiredError(f"capture: hook point(s) {silent[:4]} of model {model_label(model)} were "
-                                f"not called in the source pass; nothing could be captured there")
+        raise HookNotFiredError(
+            f"capture: hook point(s) {silent[:4]} of model {model_label(model)} were "
+            f"not called in the source pass; nothing could be captured there"
+        )
     return Activations({name: torch.stack(vals) for name, vals in store.items()})

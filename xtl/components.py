@@ -76,8 +76,9 @@ HEAD = "head"
 
 def head(index: int) -> Component:
     """The component carrying attention head ``index`` (``"head.<index>"``)."""
-    return Component(f"{HEAD}.{index}", "attn.hook_z", "hook_attn_out",
-                     f"attention head {index}'s output (z_h @ W_O[h])", head=index)
+    return Component(
+        f"{HEAD}.{index}", "attn.hook_z", "hook_attn_out", f"attention head {index}'s output (z_h @ W_O[h])", head=index
+    )
 
 
 def get_component(name: str) -> Component:
@@ -107,8 +108,10 @@ def check_names(names: Any) -> None:
     if isinstance(names, str):
         names = (names,)
     if not isinstance(names, (list, tuple)):
-        raise InputTypeError(f"components must be a name or a list of names (from xtl.COMPONENTS or 'head'), "
-                             f"got {type(names).__name__} {names!r:.60}")
+        raise InputTypeError(
+            f"components must be a name or a list of names (from xtl.COMPONENTS or 'head'), "
+            f"got {type(names).__name__} {names!r:.60}"
+        )
     if not names:
         raise InputError("no components given; choose from xtl.COMPONENTS or 'head'")
     seen = [name if name == HEAD else get_component(name).name for name in names]
@@ -136,8 +139,10 @@ def model_components(model: Any, names: Any) -> tuple[str, ...]:
             continue
         component = get_component(name)
         if component.head is not None and isinstance(n_heads, int) and component.head >= n_heads:
-            raise InputError(f"component {name!r}: head {component.head} is out of range for a model with "
-                             f"{n_heads} heads per layer; valid: head.0..head.{n_heads - 1}")
+            raise InputError(
+                f"component {name!r}: head {component.head} is out of range for a model with "
+                f"{n_heads} heads per layer; valid: head.0..head.{n_heads - 1}"
+            )
         if component.name in out:  # a head that "head" already gave
             raise InputError(f"component {name!r} is listed more than once in {list(names)}; list each once")
         out.append(component.name)

@@ -94,8 +94,10 @@ def _hooked_out_of_reach(model: HookedModel) -> bool:
     for block in model.blocks:
         if any(m._forward_hooks or m._forward_pre_hooks for m in (block, block.attn)):
             return True
-        if any(isinstance(point, HookPoint) and point is not block.attn.hook_z and point._forward_hooks
-               for point in block.attn.modules()):
+        if any(
+            isinstance(point, HookPoint) and point is not block.attn.hook_z and point._forward_hooks
+            for point in block.attn.modules()
+        ):
             return True
     return False
 
@@ -109,7 +111,7 @@ def _rotate(attn, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     if attn.cfg.rotary_adjacent_pairs:
         flip = attn.rotate_every_two(rot)
     else:  # TransformerLens' rotate_every_two of halves, in one copy
-        flip = torch.cat([-rot[..., dim // 2:], rot[..., : dim // 2]], dim=-1)
+        flip = torch.cat([-rot[..., dim // 2 :], rot[..., : dim // 2]], dim=-1)
     rotated = rot * cos + flip * sin
     return rotated if rot is x else torch.cat([rotated, x[..., dim:]], dim=-1)
 
@@ -172,19 +174,20 @@ class BlockWeights(NamedTuple):
     def of(cls, block) -> BlockWeights:
         attn = block.attn
         w_k, b_k, w_v, b_v = _kv_weights(attn)
-        return cls(tuple(w.permute(0, 2, 1).reshape(-1, w.shape[1]) for w in (attn.W_Q, w_k, w_v)),
-                   tuple(b.reshape(-1) for b in (attn.b_Q, b_k, b_v)))
+        return cls(
+            tuple(w.permute(0, 2, 1).reshape(-1, w.shape[1]) for w in (attn.W_Q, w_k, w_v)),
+            tuple(b.reshape(-1) for b in (attn.b_Q, b_k, b_v)),
+        )
 
     def qkv_of(self, x: Float[torch.Tensor, "... d_model"], d_head: int):
         """Queries, keys and values ``[..., head, d_head]`` of ``x``."""
-        return tuple(_linear(x, w, b).unflatten(-1, (-1, d_head))
-                     for w, b in zip(self.weights, self.biases))
+        return tuple(_linear(x, w, b).unflatten(-1, (-1, d_head)) for w, b in zip(self.weights, self.biases))
 
 
 def _rotate_qk(attn, q: torch.Tensor, k: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`_rotate` of queries and keys together (``[..., pos, heads, d_head]``)."""
     both = _rotate(attn, torch.cat([q, k], dim=-2), positions)
-    return both[..., : q.shape[-2], :], both[..., q.shape[-2]:, :]
+    return both[..., : q.shape[-2], :], both[..., q.shape[-2] :, :]
 
 
 @dataclass
@@ -217,8 +220,13 @@ class SharedPrompts:
     def one(cls, keys: list[torch.Tensor], values: list[torch.Tensor]) -> SharedPrompts:
         """The same for one row, from its prompt pass's ``[1, pos, kv_head, d_head]`` keys and values
         per block (:func:`prompt_pass`)."""
-        return cls([[k[0, :-1] for k in keys]], [[v[0, :-1] for v in values]], [k[:, -1] for k in keys],
-                   [v[:, -1] for v in values], torch.zeros(1, dtype=torch.long, device=keys[0].device))
+        return cls(
+            [[k[0, :-1] for k in keys]],
+            [[v[0, :-1] for v in values]],
+            [k[:, -1] for k in keys],
+            [v[:, -1] for v in values],
+            torch.zeros(1, dtype=torch.long, device=keys[0].device),
+        )
 
     def lengths(self) -> Int[torch.Tensor, " prompt"]:
         """Tokens in each prompt."""
@@ -227,12 +235,14 @@ class SharedPrompts:
     def kv_cache(self, model: HookedModel) -> TransformerLensKeyValueCache:
         """TransformerLens' cache of the whole prompt for every row (one prompt only)."""
         if len(self.prefix_keys) != 1:
-            raise InputError("a TransformerLens cache holds rows of one prompt length; this holds "
-                             f"{len(self.prefix_keys)} prompts")
+            raise InputError(
+                f"a TransformerLens cache holds rows of one prompt length; this holds {len(self.prefix_keys)} prompts"
+            )
         size, cfg = len(self.prompt), model.cfg
         kv = TransformerLensKeyValueCache.init_cache(cfg, cfg.device, size)
-        for entry, pk, pv, ok, ov in zip(kv.entries, self.prefix_keys[0], self.prefix_values[0],
-                                         self.own_keys, self.own_values):
+        for entry, pk, pv, ok, ov in zip(
+            kv.entries, self.prefix_keys[0], self.prefix_values[0], self.own_keys, self.own_values
+        ):
             entry.past_keys = torch.cat([pk.expand(size, -1, -1, -1), ok[:, None]], 1)
             entry.past_values = torch.cat([pv.expand(size, -1, -1, -1), ov[:, None]], 1)
         kv.previous_attention_mask = torch.ones((size, pk.shape[0] + 1), dtype=torch.long, device=pk.device)
@@ -332,23 +342,27 @@ def decode_shared(
                 layer["own_k"], layer["own_v"] = layer["own_k"][keep], layer["own_v"][keep]
 
 
-def _representatives(history: Int[torch.Tensor, " row"], untouched: Int[torch.Tensor, " row"]
-                     ) -> Int[torch.Tensor, " row"]:
+def _representatives(
+    history: Int[torch.Tensor, " row"], untouched: Int[torch.Tensor, " row"]
+) -> Int[torch.Tensor, " row"]:
     """For each row, the row of its history class untouched up to the highest block (the first
     such): its untouched blocks include every other member's."""
     n = len(history)
     classes = int(history.max()) + 1
     best = torch.full((classes,), -2, dtype=untouched.dtype, device=untouched.device).scatter_reduce(
-        0, history, untouched, "amax")
+        0, history, untouched, "amax"
+    )
     chosen = untouched == best[history]
     index = torch.arange(n, device=history.device)
     first = torch.full((classes,), n, dtype=index.dtype, device=index.device).scatter_reduce(
-        0, history[chosen], index[chosen], "amin")
+        0, history[chosen], index[chosen], "amin"
+    )
     return first[history]
 
 
-def _rows_running(rep: Int[torch.Tensor, " row"], untouched: Int[torch.Tensor, " row"], n_layers: int
-                  ) -> list[Bool[torch.Tensor, " row"] | None]:
+def _rows_running(
+    rep: Int[torch.Tensor, " row"], untouched: Int[torch.Tensor, " row"], n_layers: int
+) -> list[Bool[torch.Tensor, " row"] | None]:
     """For each block, which rows run it: those whose new token it differs for (untouched only
     below it) and every representative; ``None`` where every row does."""
     own = rep == torch.arange(len(rep), device=rep.device)
@@ -356,9 +370,15 @@ def _rows_running(rep: Int[torch.Tensor, " row"], untouched: Int[torch.Tensor, "
     return [None if everyone else row for everyone, row in zip(needed.all(1).tolist(), needed)]
 
 
-def _block_step(block, layer, resid: Float[torch.Tensor, "row 1 d_model"], n_own: int, every: _Rows,
-                needed: Bool[torch.Tensor, " row"] | None, rep: Int[torch.Tensor, " row"]
-                ) -> Float[torch.Tensor, "row 1 d_model"]:
+def _block_step(
+    block,
+    layer,
+    resid: Float[torch.Tensor, "row 1 d_model"],
+    n_own: int,
+    every: _Rows,
+    needed: Bool[torch.Tensor, " row"] | None,
+    rep: Int[torch.Tensor, " row"],
+) -> Float[torch.Tensor, "row 1 d_model"]:
     """One block of one decoding step (``every`` row's ``n_own``-th own token), run for the
     ``needed`` rows (all if ``None``); the others take their representative's (``rep``) output and
     new key and value."""
@@ -378,8 +398,9 @@ def _block_step(block, layer, resid: Float[torch.Tensor, "row 1 d_model"], n_own
     return resid
 
 
-def prefixes_of(block, index: int, prefix_keys: list[list[torch.Tensor]], prefix_values: list[list[torch.Tensor]]
-                ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def prefixes_of(
+    block, index: int, prefix_keys: list[list[torch.Tensor]], prefix_values: list[list[torch.Tensor]]
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Each prompt's prefix keys (rotated at their positions) and values at block ``index``, laid out
     for :func:`_attend_z`: ``[kv_head, d_head, pos]`` and ``[kv_head, pos, d_head]``."""
     out = []
@@ -391,8 +412,9 @@ def prefixes_of(block, index: int, prefix_keys: list[list[torch.Tensor]], prefix
     return out
 
 
-def _embed(model: HookedModel, tokens: Int[torch.Tensor, "batch pos"], positions: Int[torch.Tensor, "_ pos"]
-           ) -> Float[torch.Tensor, "batch pos d_model"]:
+def _embed(
+    model: HookedModel, tokens: Int[torch.Tensor, "batch pos"], positions: Int[torch.Tensor, "_ pos"]
+) -> Float[torch.Tensor, "batch pos d_model"]:
     """The residual stream entering block 0, its hook points called as TransformerLens calls them."""
     if model.cfg.use_hook_tokens:
         tokens = model.hook_tokens(tokens)
@@ -402,8 +424,9 @@ def _embed(model: HookedModel, tokens: Int[torch.Tensor, "batch pos"], positions
     return x
 
 
-def _after_attention(block, x: Float[torch.Tensor, "batch pos d_model"], z: Float[torch.Tensor, "batch pos head d_head"]
-                     ) -> Float[torch.Tensor, "batch pos d_model"]:
+def _after_attention(
+    block, x: Float[torch.Tensor, "batch pos d_model"], z: Float[torch.Tensor, "batch pos head d_head"]
+) -> Float[torch.Tensor, "batch pos d_model"]:
     """The rest of a block from its attention's ``z``: the output projection, the residual stream
     and the MLP, with the hook points TransformerLens' block calls there."""
     attn_out = block.hook_attn_out(_project(block.attn, block.attn.hook_z(z)))
@@ -449,8 +472,9 @@ def prompt_pass(
     return model.unembed(model.ln_final(x[:, -1:]))[:, 0], keys, values
 
 
-def _attend_prompt(block, weights: BlockWeights, x: Float[torch.Tensor, "batch pos d_model"],
-                   positions: Int[torch.Tensor, " pos"]):
+def _attend_prompt(
+    block, weights: BlockWeights, x: Float[torch.Tensor, "batch pos d_model"], positions: Int[torch.Tensor, " pos"]
+):
     """``(z [batch, pos, head, d_head], keys [batch, pos, kv_head, d_head] unrotated, values)``
     of causal self-attention over whole prompts."""
     attn = block.attn
@@ -459,8 +483,13 @@ def _attend_prompt(block, weights: BlockWeights, x: Float[torch.Tensor, "batch p
     if block.cfg.positional_embedding_type == "rotary":
         q, k = _rotate_qk(attn, q, k, positions)
     z = torch.nn.functional.scaled_dot_product_attention(
-        q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True, scale=1 / attn.attn_scale,
-        enable_gqa=k.shape[2] != q.shape[2])
+        q.transpose(1, 2),
+        k.transpose(1, 2),
+        v.transpose(1, 2),
+        is_causal=True,
+        scale=1 / attn.attn_scale,
+        enable_gqa=k.shape[2] != q.shape[2],
+    )
     return z.transpose(1, 2), raw, v
 
 
@@ -505,8 +534,12 @@ def last_token_pass(
             x = entering[index][:, None] if x is None else torch.cat([x, entering[index][:, None]])
             order = _by_prompt(prompt[: len(x)])
         n, block = len(x), model.blocks[index]
-        layer = {"prefixes": prefixes[index], "weights": BlockWeights.of(block),
-                 "own_k": x.new_empty((n, heads, 1, cfg.d_head)), "own_v": x.new_empty((n, heads, 1, cfg.d_head))}
+        layer = {
+            "prefixes": prefixes[index],
+            "weights": BlockWeights.of(block),
+            "own_k": x.new_empty((n, heads, 1, cfg.d_head)),
+            "own_v": x.new_empty((n, heads, 1, cfg.d_head)),
+        }
         x = block.hook_resid_pre(x)
         normed = block.ln1(x)
         if order is None:
@@ -532,8 +565,9 @@ def _by_prompt(prompt: Int[torch.Tensor, " row"]) -> tuple[torch.Tensor, torch.T
     return sort, back
 
 
-def _new_token_block(block, layer, x: Float[torch.Tensor, "batch 1 d_model"], n_own: int, rows: _Rows
-                     ) -> Float[torch.Tensor, "batch 1 d_model"]:
+def _new_token_block(
+    block, layer, x: Float[torch.Tensor, "batch 1 d_model"], n_own: int, rows: _Rows
+) -> Float[torch.Tensor, "batch 1 d_model"]:
     """One block on one new token per row (attending to its prompt's prefix and its own tokens),
     its hook points called as TransformerLens' block calls them."""
     x = block.hook_resid_pre(x)
@@ -559,18 +593,28 @@ def _attend_z(block, layer, x: Float[torch.Tensor, "batch 1 d_model"], n_own: in
     size, kv_heads = q.shape[0], own_k.shape[1]
     group = attn.cfg.n_heads // kv_heads
     q = q[:, 0].reshape(size, kv_heads, group, -1)  # query head h reads kv head h // group
-    parts = [_attend_one_prompt(q[begin:end], own_k[begin:end, :, :n_own], own_v[begin:end, :, :n_own],
-                                *layer["prefixes"][p], attn.attn_scale) for p, begin, end in rows.segments]
+    parts = [
+        _attend_one_prompt(
+            q[begin:end],
+            own_k[begin:end, :, :n_own],
+            own_v[begin:end, :, :n_own],
+            *layer["prefixes"][p],
+            attn.attn_scale,
+        )
+        for p, begin, end in rows.segments
+    ]
     z = (parts[0] if len(parts) == 1 else torch.cat(parts)).reshape(size, 1, attn.cfg.n_heads, -1)
     return z, raw, v
 
 
-def _attend_one_prompt(q: Float[torch.Tensor, "row kv_head group d_head"],
-                       own_k: Float[torch.Tensor, "row kv_head own d_head"],
-                       own_v: Float[torch.Tensor, "row kv_head own d_head"],
-                       k_prefix: Float[torch.Tensor, "kv_head d_head prefix"],
-                       v_prefix: Float[torch.Tensor, "kv_head prefix d_head"],
-                       scale) -> Float[torch.Tensor, "row kv_head group d_head"]:
+def _attend_one_prompt(
+    q: Float[torch.Tensor, "row kv_head group d_head"],
+    own_k: Float[torch.Tensor, "row kv_head own d_head"],
+    own_v: Float[torch.Tensor, "row kv_head own d_head"],
+    k_prefix: Float[torch.Tensor, "kv_head d_head prefix"],
+    v_prefix: Float[torch.Tensor, "kv_head prefix d_head"],
+    scale,
+) -> Float[torch.Tensor, "row kv_head group d_head"]:
     """``z`` of one query per row over its prompt's shared prefix (one product for all rows) and
     its own keys and values."""
     n, kv_heads, group, d_head = q.shape

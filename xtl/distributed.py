@@ -80,13 +80,16 @@ def require_ray() -> Any:
 class Worker:
     """One Ray worker (an actor): the model, loaded once, and the sweep's items and spec."""
 
-    def __init__(self, recipe: Recipe, pairs: list[Pair], spec: SweepSpec, scorer: Scorer, out: str | None,
-                 threads: int) -> None:
+    def __init__(
+        self, recipe: Recipe, pairs: list[Pair], spec: SweepSpec, scorer: Scorer, out: str | None, threads: int
+    ) -> None:
         set_threads(threads)
         self.model = recipe.load()
         if weights_digest(self.model) != spec.weights:
-            raise RuntimeError(f"the worker loaded {recipe} with other weights than the driver's model "
-                               f"(digest {weights_digest(self.model)}, expected {spec.weights})")
+            raise RuntimeError(
+                f"the worker loaded {recipe} with other weights than the driver's model "
+                f"(digest {weights_digest(self.model)}, expected {spec.weights})"
+            )
         with warnings.catch_warnings():  # the driver has said them
             warnings.simplefilter("ignore")
             self.prepared = preflight(self.model, pairs, spec.max_new_tokens, spec.prepend_bos)
@@ -104,8 +107,9 @@ class Worker:
         worker ran) but are neither written nor returned again.
         """
         frames = {}
-        for k, frame in sweep_instances(self.model, instances, self.pairs, self.spec, self.scorer, self.prepared,
-                                        chunk):
+        for k, frame in sweep_instances(
+            self.model, instances, self.pairs, self.spec, self.scorer, self.prepared, chunk
+        ):
             if k in written:
                 continue
             if self.out is not None:
@@ -125,9 +129,17 @@ def _written(out: Path | None, spec: SweepSpec, instances: list[int]) -> dict[in
     return found
 
 
-def ray_sweep(model: HookedModel, batches: list[tuple[list[int], int]], pairs: list[Pair], spec: SweepSpec,
-              scorer: Scorer, out: Path | None, workers: int | None, address: str | None,
-              gpus_per_worker: float) -> Iterator[tuple[int, pd.DataFrame]]:
+def ray_sweep(
+    model: HookedModel,
+    batches: list[tuple[list[int], int]],
+    pairs: list[Pair],
+    spec: SweepSpec,
+    scorer: Scorer,
+    out: Path | None,
+    workers: int | None,
+    address: str | None,
+    gpus_per_worker: float,
+) -> Iterator[tuple[int, pd.DataFrame]]:
     """Run ``batches`` (``(instances, chunk)``, as :func:`xtl.runner.packs` makes them) on Ray workers;
     yields ``(instance, frame)`` as batches finish. With no Ray running, starts a local one (and
     stops it at the end); ``address`` joins a cluster (``"auto"``: the one this machine belongs to).
@@ -169,11 +181,15 @@ def ray_sweep(model: HookedModel, batches: list[tuple[list[int], int]], pairs: l
                 left = [k for k in instances if k not in kept and k not in written]
                 deaths.update({k: deaths.get(k, 0) + 1 for k in left})
                 if any(deaths[k] > RETRIES for k in left):
-                    raise RuntimeError(f"Ray workers died {RETRIES + 1} times while sweeping instances {left}; "
-                                       f"the last time: {err}") from None
-                warnings.warn(f"a Ray worker died while sweeping instances {instances} ({type(err).__name__}); "
-                              f"finished before: {sorted(kept)}; {left} go to a new worker, in the same batch",
-                              RuntimeWarning, stacklevel=4)
+                    raise RuntimeError(
+                        f"Ray workers died {RETRIES + 1} times while sweeping instances {left}; the last time: {err}"
+                    ) from None
+                warnings.warn(
+                    f"a Ray worker died while sweeping instances {instances} ({type(err).__name__}); "
+                    f"finished before: {sorted(kept)}; {left} go to a new worker, in the same batch",
+                    RuntimeWarning,
+                    stacklevel=4,
+                )
                 yield from sorted(kept.items())
                 if left:  # the whole batch again: the instances left get the numbers they would have got
                     queue.appendleft((instances, chunk, (*written, *kept)))

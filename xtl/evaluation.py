@@ -33,8 +33,10 @@ def _items_by_instance(result: SweepResult, items: Sequence[Item]) -> list[Item]
     for instance, id_ in zip(result.instances, result.baseline["id"]):
         item = by_id.get(id_)
         if item is None:
-            raise InputError(f"no item with id {id_!r} among the {len(by_id)} items given; pass the items "
-                             f"the sweep ran on (task.items(...))")
+            raise InputError(
+                f"no item with id {id_!r} among the {len(by_id)} items given; pass the items "
+                f"the sweep ran on (task.items(...))"
+            )
         if item.digest() != result.spec.prompt_hashes[instance]:
             raise InputError(f"item {id_!r} differs from the one the sweep ran on (prompt, gold or options)")
         if not getattr(item, "task", ""):
@@ -60,19 +62,27 @@ def rescore(result: SweepResult, items: Sequence[Item], rule: str) -> SweepResul
 
     matched = _items_by_instance(result, items)
     scorers = {name: tasks.get(name, rule=rule).scorer for name in {item.task for item in matched}}
-    correct = torch.tensor([[scorers[item.task](str(text), item) for text in texts.ravel()]
-                            for item, texts in zip(matched, result.texts_array)]).reshape(result.correct.shape)
+    correct = torch.tensor(
+        [
+            [scorers[item.task](str(text), item) for text in texts.ravel()]
+            for item, texts in zip(matched, result.texts_array)
+        ]
+    ).reshape(result.correct.shape)
     baseline = result.baseline.copy()
     baseline["correct"] = [scorers[item.task](text, item) for item, text in zip(matched, baseline["text"])]
     names = sorted(scorer.name for scorer in scorers.values())
     digests = [s.fingerprint for s in sorted(scorers.values(), key=lambda s: s.name)]
-    spec = replace(result.spec, scorer=names[0] if len(names) == 1 else ",".join(names),
-                   scorer_digest=digests[0] if len(digests) == 1 else ",".join(digests))
+    spec = replace(
+        result.spec,
+        scorer=names[0] if len(names) == 1 else ",".join(names),
+        scorer_digest=digests[0] if len(digests) == 1 else ",".join(digests),
+    )
     return replace(result, spec=spec, correct=correct, baseline=baseline)
 
 
-def compare_rules(result: SweepResult, items: Sequence[Item], rules: Sequence[str] = ("paper", "lenient")
-                  ) -> pd.DataFrame:
+def compare_rules(
+    result: SweepResult, items: Sequence[Item], rules: Sequence[str] = ("paper", "lenient")
+) -> pd.DataFrame:
     """How many verdicts two scoring rules disagree on: every cell's and the untouched text of
     ``result`` scored under both (from the stored texts), per language and ``"all"``.
 
@@ -95,10 +105,17 @@ def compare_rules(result: SweepResult, items: Sequence[Item], rules: Sequence[st
     rows = []
     for language, mask in language_groups(result):
         x, y = a[mask], b[mask]
-        rows.append({"language": language, "verdicts": int(x.size),
-                     f"correct_{rules[0]}": int(x.sum()), f"correct_{rules[1]}": int(y.sum()),
-                     "disagree": int((x != y).sum()), f"only_{rules[0]}": int((x & ~y).sum()),
-                     f"only_{rules[1]}": int((y & ~x).sum())})
+        rows.append(
+            {
+                "language": language,
+                "verdicts": int(x.size),
+                f"correct_{rules[0]}": int(x.sum()),
+                f"correct_{rules[1]}": int(y.sum()),
+                "disagree": int((x != y).sum()),
+                f"only_{rules[0]}": int((x & ~y).sum()),
+                f"only_{rules[1]}": int((y & ~x).sum()),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -175,11 +192,22 @@ def evaluate(
                 cells.append(one.resolve(n_layers(model)))
             elif name == "targetfirst":
                 if search is not None and language not in search.languages:
-                    raise InputError(f"the search sweep holds no {language!r} items; it holds "
-                                     f"{sorted(set(search.languages))}")
-                found = search if search is not None else sweep(
-                    model, task.items(language, direction, "sample")[:limit], components=[default.component],
-                    target_layers=[0], max_new_tokens=max_new_tokens, scorer=task.scorer, **sweep_kwargs)
+                    raise InputError(
+                        f"the search sweep holds no {language!r} items; it holds {sorted(set(search.languages))}"
+                    )
+                found = (
+                    search
+                    if search is not None
+                    else sweep(
+                        model,
+                        task.items(language, direction, "sample")[:limit],
+                        components=[default.component],
+                        target_layers=[0],
+                        max_new_tokens=max_new_tokens,
+                        scorer=task.scorer,
+                        **sweep_kwargs,
+                    )
+                )
                 best = best_source_layer(found, language, default.component, 0, scoring)
                 cells.append(TransplantSpec(best, 0, default.component))
             else:  # "default"; "baseline" reports the default's cell too, untouched accuracy only
@@ -187,22 +215,38 @@ def evaluate(
         if split == "sample" and names == ["targetfirst"] and search is None:
             res = found  # the search already ran this cell on these items
         else:
-            res = sweep(model, items, components=list(dict.fromkeys(c.component for c in cells)),
-                        source_layers=sorted({c.source_layer for c in cells}),
-                        target_layers=sorted({c.target_layer for c in cells}),
-                        max_new_tokens=max_new_tokens, scorer=task.scorer, **sweep_kwargs)
+            res = sweep(
+                model,
+                items,
+                components=list(dict.fromkeys(c.component for c in cells)),
+                source_layers=sorted({c.source_layer for c in cells}),
+                target_layers=sorted({c.target_layer for c in cells}),
+                max_new_tokens=max_new_tokens,
+                scorer=task.scorer,
+                **sweep_kwargs,
+            )
         hits, base = verdicts(res, scoring)
         mask = np.array(res.languages) == language
         baseline = float(base[mask].mean())
         for name, cell in zip(names, cells):
             at = res.index(cell.component, cell.source_layer, cell.target_layer)
             accuracy = baseline if name == "baseline" else float(hits[mask][(slice(None), *at)].mean())
-            rows.append({"task": task.name, "language": language, "direction": direction, "split": split,
-                         "scoring": scoring, "rule": res.spec.scorer if scoring == "rule" else "logprob",
-                         "setting": name, "component": cell.component,
-                         "source_layer": cell.source_layer, "target_layer": cell.target_layer,
-                         "instances": int(mask.sum()), "baseline": baseline, "accuracy": accuracy,
-                         "gain": accuracy - baseline})
+            rows.append(
+                {
+                    "task": task.name,
+                    "language": language,
+                    "direction": direction,
+                    "split": split,
+                    "scoring": scoring,
+                    "rule": res.spec.scorer if scoring == "rule" else "logprob",
+                    "setting": name,
+                    "component": cell.component,
+                    "source_layer": cell.source_layer,
+                    "target_layer": cell.target_layer,
+                    "instances": int(mask.sum()),
+                    "baseline": baseline,
+                    "accuracy": accuracy,
+                    "gain": accuracy - baseline,
+                }
+            )
     return pd.DataFrame(rows)
-
-

@@ -15,12 +15,31 @@ from typing import Any
 import torch
 
 # Config fields that name, place or instrument a model without changing what it computes.
-CONFIG_IGNORED = frozenset({
-    "model_name", "tokenizer_name", "device", "n_devices", "default_prepend_bos", "trust_remote_code",
-    "use_attn_result", "use_split_qkv_input", "use_hook_mlp_in", "use_attn_in", "use_hook_tokens",
-    "checkpoint_index", "checkpoint_label_type", "checkpoint_value", "from_checkpoint", "init_mode",
-    "init_weights", "initializer_range", "seed", "n_params", "tokenizer_prepends_bos",
-})
+CONFIG_IGNORED = frozenset(
+    {
+        "model_name",
+        "tokenizer_name",
+        "device",
+        "n_devices",
+        "default_prepend_bos",
+        "trust_remote_code",
+        "use_attn_result",
+        "use_split_qkv_input",
+        "use_hook_mlp_in",
+        "use_attn_in",
+        "use_hook_tokens",
+        "checkpoint_index",
+        "checkpoint_label_type",
+        "checkpoint_value",
+        "from_checkpoint",
+        "init_mode",
+        "init_weights",
+        "initializer_range",
+        "seed",
+        "n_params",
+        "tokenizer_prepends_bos",
+    }
+)
 _CACHE_ATTR = "_xtl_weights_digest"
 
 
@@ -63,8 +82,7 @@ def config_digest(cfg: Any) -> str:
 def tokenizer_digest(tokenizer: Any) -> str:
     """A hash of a tokenizer's vocabulary (token -> id, added tokens included) and special ids."""
     vocab = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
-    special = {k: getattr(tokenizer, k, None) for k in ("bos_token_id", "eos_token_id", "pad_token_id",
-                                                       "unk_token_id")}
+    special = {k: getattr(tokenizer, k, None) for k in ("bos_token_id", "eos_token_id", "pad_token_id", "unk_token_id")}
     return _sha(json.dumps([vocab, special], ensure_ascii=False))
 
 

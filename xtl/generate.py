@@ -139,15 +139,16 @@ def can_skip(model: HookedModel) -> bool:
 AFTER_KEYS = frozenset({"hook_attn_out", "hook_mlp_out", "hook_resid_mid", "hook_resid_post"})
 
 
-def patch_bounds(patches: RowPatches | None, size: int, total: int
-                 ) -> tuple[Int[torch.Tensor, " batch"], Int[torch.Tensor, " batch"]]:
+def patch_bounds(
+    patches: RowPatches | None, size: int, total: int
+) -> tuple[Int[torch.Tensor, " batch"], Int[torch.Tensor, " batch"]]:
     """``(start, untouched)`` per row: the first block whose output the row's patches change, and
     the last block at which they leave the last prompt token's keys and values as they were
     (both ``total`` for an untouched row). A patch at block ``j`` changes block ``j``'s output;
     after the keys (:data:`AFTER_KEYS`) it leaves blocks ``0..j``'s keys, anywhere else ``0..j-1``'s."""
     start = torch.full((size,), total, dtype=torch.long)
     untouched = start.clone()
-    for (name, layer), (rows, _) in (patches.groups.items() if patches else ()):
+    for (name, layer), (rows, _) in patches.groups.items() if patches else ():
         rows = rows.cpu()
         start[rows] = torch.clamp(start[rows], max=layer)
         keeps = layer if get_component(name).target_hook in AFTER_KEYS else layer - 1
@@ -216,15 +217,21 @@ def shared_prompt_pass(
     lengths = [len(keys[0]) + 1 for keys in prefix_keys]
     writers = []
     if firsts and native:  # xtl's last-token pass: no padding or copies
-        prefixes = {i: decode.prefixes_of(model.blocks[i], i, prefix_keys, prefix_values)
-                    for i in range(firsts[0], total)}
+        prefixes = {
+            i: decode.prefixes_of(model.blocks[i], i, prefix_keys, prefix_values) for i in range(firsts[0], total)
+        }
         groups = {j: (start == j).nonzero().flatten().to(device) for j in firsts}
         rows = torch.cat(list(groups.values()))  # by first patched block: block l runs a prefix of them
         hooks = patches.select(rows).hooks(model, None)
         with hooked(model, hooks):
             logits[rows], keys, values = decode.last_token_pass(
-                model, {j: torch.stack(resid[j])[prompt[g]] for j, g in groups.items()}, prefixes,
-                torch.tensor(lengths, device=device)[prompt[rows]] - 1, prompt[rows], len(prompts))
+                model,
+                {j: torch.stack(resid[j])[prompt[g]] for j, g in groups.items()},
+                prefixes,
+                torch.tensor(lengths, device=device)[prompt[rows]] - 1,
+                prompt[rows],
+                len(prompts),
+            )
         for layer in range(firsts[0], total):
             ran = rows[: len(keys[layer])]
             own_keys[layer][ran], own_values[layer][ran] = keys[layer], values[layer]
@@ -240,21 +247,28 @@ def shared_prompt_pass(
             group = TransformerLensKeyValueCache.init_cache(cfg, cfg.device, len(rows))
             for layer in range(j, total):
                 group.entries[layer].past_keys = _rows_of(
-                    _padded([prefix_keys[p][layer] for p in involved], span - 1), which)
+                    _padded([prefix_keys[p][layer] for p in involved], span - 1), which
+                )
                 group.entries[layer].past_values = _rows_of(
-                    _padded([prefix_values[p][layer] for p in involved], span - 1), which)
+                    _padded([prefix_values[p][layer] for p in involved], span - 1), which
+                )
             own_length = torch.tensor([lengths[p] for p in involved], device=device)[which]
             mask = torch.arange(span, device=device) >= span - own_length[:, None]
             with torch.no_grad():
-                out = run_with_hooks(model, torch.stack(resid[j])[prompt[rows], None], start_at_layer=j,
-                                     past_kv_cache=group, attention_mask=mask.long(), fwd_hooks=hooks)
+                out = run_with_hooks(
+                    model,
+                    torch.stack(resid[j])[prompt[rows], None],
+                    start_at_layer=j,
+                    past_kv_cache=group,
+                    attention_mask=mask.long(),
+                    fwd_hooks=hooks,
+                )
             logits[rows] = out[:, -1]
             for layer in range(j, total):
                 own_keys[layer][rows] = group.entries[layer].past_keys[:, -1]
                 own_values[layer][rows] = group.entries[layer].past_values[:, -1]
     check_fired(model, writers, "transplant")
-    return logits, decode.SharedPrompts(prefix_keys, prefix_values, own_keys, own_values, prompt,
-                                        untouched.to(device))
+    return logits, decode.SharedPrompts(prefix_keys, prefix_values, own_keys, own_values, prompt, untouched.to(device))
 
 
 def _last_logits(model, prompt: PromptBatch, hooks, kv: TransformerLensKeyValueCache) -> torch.Tensor:
@@ -277,7 +291,7 @@ def _padded(tensors: list[torch.Tensor], width: int) -> torch.Tensor:
         return tensors[0][None]
     out = tensors[0].new_zeros((len(tensors), width, *tensors[0].shape[1:]))
     for k, t in enumerate(tensors):
-        out[k, width - len(t):] = t
+        out[k, width - len(t) :] = t
     return out
 
 
@@ -317,12 +331,16 @@ def generate_packed(
     tokenizer = require_tokenizer(model)
     longest = max(p.tokens.shape[1] for p in prompts)
     if not packable(model, longest + max_new_tokens) or any(
-            p.batch_size != 1 or p.tokens.shape[1] < 2 or not p.attention_mask.bool().all() for p in prompts):
-        raise InputError("generate_packed needs a HookedTransformer that xtl.decode.supports and unpadded "
-                         "prompts of one row and at least 2 tokens each")
+        p.batch_size != 1 or p.tokens.shape[1] < 2 or not p.attention_mask.bool().all() for p in prompts
+    ):
+        raise InputError(
+            "generate_packed needs a HookedTransformer that xtl.decode.supports and unpadded "
+            "prompts of one row and at least 2 tokens each"
+        )
     device = prompts[0].tokens.device
-    prompt = torch.repeat_interleave(torch.arange(len(prompts), device=device),
-                                     torch.tensor(list(counts), device=device))
+    prompt = torch.repeat_interleave(
+        torch.arange(len(prompts), device=device), torch.tensor(list(counts), device=device)
+    )
     logits, shared = shared_prompt_pass(model, prompts, prompt, patches)
     check_finite_logits(model, logits, "prompt pass", row_names)
     stops = torch.tensor(eos_ids(model, eos_token_id), dtype=torch.long, device=device)
@@ -392,8 +410,9 @@ def greedy_generate(
         return _decode(model, logits, decode.SharedPrompts.one(keys, values), max_new_tokens, stops, fill)
     if cached and shared and can_skip(model):
         prompt = torch.zeros(size, dtype=torch.long, device=device)
-        logits, skipped = shared_prompt_pass(model, [PromptBatch(batch.tokens[:1], batch.attention_mask[:1])],
-                                             prompt, patches)
+        logits, skipped = shared_prompt_pass(
+            model, [PromptBatch(batch.tokens[:1], batch.attention_mask[:1])], prompt, patches
+        )
         if decode.supports(model, prompt_len + max_new_tokens):
             check_finite_logits(model, logits, "prompt pass")
             return _decode(model, logits, skipped, max_new_tokens, stops, fill)

@@ -32,8 +32,13 @@ PROCESSING_FLAGS = (
     "fold_value_biases",
     "refactor_factored_attn_matrices",
 )
-_PROCESSED = {"fold_ln": True, "center_writing_weights": True, "center_unembed": True,
-              "fold_value_biases": True, "refactor_factored_attn_matrices": False}
+_PROCESSED = {
+    "fold_ln": True,
+    "center_writing_weights": True,
+    "center_unembed": True,
+    "fold_value_biases": True,
+    "refactor_factored_attn_matrices": False,
+}
 
 
 # Files one of which a saved Hugging Face tokenizer has (transformers 5 otherwise
@@ -82,9 +87,11 @@ def recipe_of(model: HookedModel) -> Recipe:
     """
     recipe = getattr(model, RECIPE_ATTR, None)
     if recipe is None:
-        raise InputError(f"{type(model).__name__} {getattr(model.cfg, 'model_name', '')!r} was not loaded by "
-                         f"xtl.load_model from a path or hub name (nor xtl.toy.load_toy_model), so another process "
-                         f"cannot load it again; load it with xtl.load_model(path_or_name, ...)")
+        raise InputError(
+            f"{type(model).__name__} {getattr(model.cfg, 'model_name', '')!r} was not loaded by "
+            f"xtl.load_model from a path or hub name (nor xtl.toy.load_toy_model), so another process "
+            f"cannot load it again; load it with xtl.load_model(path_or_name, ...)"
+        )
     return recipe
 
 
@@ -103,9 +110,7 @@ class UnsupportedModelError(XtlError, ValueError):
 def _quiet():
     """Silence TransformerLens' HookedTransformer deprecation notices (noise for xtl users)."""
     with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message=r".*HookedTransformer.*deprecated", category=DeprecationWarning
-        )
+        warnings.filterwarnings("ignore", message=r".*HookedTransformer.*deprecated", category=DeprecationWarning)
         yield
 
 
@@ -133,13 +138,15 @@ def _device(device: Any) -> str | None:
     try:
         torch.device(device)
     except (RuntimeError, TypeError):
-        raise InputError(f"unknown device {device!r}; valid: 'cpu', 'cuda', 'cuda:N', 'mps' or None "
-                         f"(TransformerLens' choice)") from None
+        raise InputError(
+            f"unknown device {device!r}; valid: 'cpu', 'cuda', 'cuda:N', 'mps' or None (TransformerLens' choice)"
+        ) from None
     return str(device)
 
 
-def _hooked_from_hf(hf_model: Any, tokenizer: Any, name: str, flags: dict[str, bool],
-                    dtype: torch.dtype, device: str | None) -> HookedModel:
+def _hooked_from_hf(
+    hf_model: Any, tokenizer: Any, name: str, flags: dict[str, bool], dtype: torch.dtype, device: str | None
+) -> HookedModel:
     """Convert an in-memory HF causal LM to a HookedTransformer, without touching any hub.
 
     TransformerLens' converter reads a config directory and picks some
@@ -160,8 +167,11 @@ def _hooked_from_hf(hf_model: Any, tokenizer: Any, name: str, flags: dict[str, b
         (Path(tmp) / "config.json").write_text(json.dumps(config, default=str))
         try:
             cfg = loading.get_pretrained_model_config(
-                tmp, hf_cfg=config, fold_ln=flags["fold_ln"],
-                device=device, dtype=dtype,
+                tmp,
+                hf_cfg=config,
+                fold_ln=flags["fold_ln"],
+                device=device,
+                dtype=dtype,
             )
             state_dict = loading.get_pretrained_state_dict(tmp, cfg, hf_model, dtype=dtype)
         except (NotImplementedError, ValueError) as err:
@@ -200,18 +210,28 @@ def _keep_tokenizer(model: Any, tokenizer: Any) -> None:
         return
     if tokenizer.bos_token is not None and not getattr(tokenizer, "add_bos_token", False):
         kwargs = {k: v for k, v in tokenizer.init_kwargs.items() if k not in ("name_or_path", "add_bos_token")}
-        tokenizer = type(tokenizer).from_pretrained(tokenizer.init_kwargs["name_or_path"], add_bos_token=True,
-                                                    **kwargs)
+        tokenizer = type(tokenizer).from_pretrained(tokenizer.init_kwargs["name_or_path"], add_bos_token=True, **kwargs)
     tokenizer.padding_side = "left"
     model.tokenizer = tokenizer
 
 
-def _bridge(name: str, hf_model: Any, tokenizer: Any, flags: dict[str, bool],
-            dtype: torch.dtype, device: str | None, trust_remote_code: bool = False) -> HookedModel:
+def _bridge(
+    name: str,
+    hf_model: Any,
+    tokenizer: Any,
+    flags: dict[str, bool],
+    dtype: torch.dtype,
+    device: str | None,
+    trust_remote_code: bool = False,
+) -> HookedModel:
     from transformer_lens.model_bridge import TransformerBridge
 
     bridge = TransformerBridge.boot_transformers(
-        name, hf_model=hf_model, tokenizer=tokenizer, dtype=dtype, device=device,
+        name,
+        hf_model=hf_model,
+        tokenizer=tokenizer,
+        dtype=dtype,
+        device=device,
         trust_remote_code=trust_remote_code,
     )
     if tokenizer is not None:
@@ -298,12 +318,22 @@ def _check_remote_code(name: str, trust_remote_code: bool) -> None:
     except Exception:  # noqa: BLE001 - unreadable here (offline, gated): from_pretrained reports it
         return
     if cfg.get("trust_remote_code"):
-        _refuse_remote_code(official, f"TransformerLens enables trust_remote_code for its "
-                                      f"{cfg.get('original_architecture', 'architecture')}")
+        _refuse_remote_code(
+            official,
+            f"TransformerLens enables trust_remote_code for its {cfg.get('original_architecture', 'architecture')}",
+        )
 
 
-def _hub(name: str, tokenizer: Any, flags: dict[str, bool], dtype: torch.dtype,
-         device: str | None, bridge: bool, kwargs: dict[str, Any], trust_remote_code: bool) -> HookedModel:
+def _hub(
+    name: str,
+    tokenizer: Any,
+    flags: dict[str, bool],
+    dtype: torch.dtype,
+    device: str | None,
+    bridge: bool,
+    kwargs: dict[str, Any],
+    trust_remote_code: bool,
+) -> HookedModel:
     from transformer_lens import HookedTransformer
     from transformer_lens.loading_from_pretrained import OFFICIAL_MODEL_NAMES, make_model_alias_map
 
@@ -320,14 +350,21 @@ def _hub(name: str, tokenizer: Any, flags: dict[str, bool], dtype: torch.dtype,
     _check_remote_code(name, trust_remote_code)
     with _quiet():
         model = HookedTransformer.from_pretrained(
-            name, tokenizer=tokenizer, dtype=dtype, device=device, default_padding_side="left",
-            trust_remote_code=trust_remote_code, **flags, **kwargs,
+            name,
+            tokenizer=tokenizer,
+            dtype=dtype,
+            device=device,
+            default_padding_side="left",
+            trust_remote_code=trust_remote_code,
+            **flags,
+            **kwargs,
         ).eval()
     from transformers import GenerationConfig
 
     try:  # the generation config TransformerLens' download left in the local cache
-        return remember_stop_ids(model, GenerationConfig.from_pretrained(
-            model.cfg.tokenizer_name or name, local_files_only=True))
+        return remember_stop_ids(
+            model, GenerationConfig.from_pretrained(model.cfg.tokenizer_name or name, local_files_only=True)
+        )
     except (OSError, ValueError):
         return model  # none cached: the tokenizer's EOS
 
@@ -335,9 +372,18 @@ def _hub(name: str, tokenizer: Any, flags: dict[str, bool], dtype: torch.dtype,
 # parameter name -> the permutation of its dims that TransformerLens' forward makes contiguous
 # (TransformerLens 3.9 copies W_U.T, the gated MLP's W.T, W_O as "d_model (head d_head)" and W_Q/K/V as
 # "(head d_head) d_model" on every forward; stored in those layouts, the copies are free views)
-LAYOUTS = {"W_U": (1, 0), "W_in": (1, 0), "W_gate": (1, 0), "W_out": (1, 0),
-           "W_O": (2, 0, 1), "W_Q": (0, 2, 1), "W_K": (0, 2, 1), "W_V": (0, 2, 1),
-           "_W_K": (0, 2, 1), "_W_V": (0, 2, 1)}
+LAYOUTS = {
+    "W_U": (1, 0),
+    "W_in": (1, 0),
+    "W_gate": (1, 0),
+    "W_out": (1, 0),
+    "W_O": (2, 0, 1),
+    "W_Q": (0, 2, 1),
+    "W_K": (0, 2, 1),
+    "W_V": (0, 2, 1),
+    "_W_K": (0, 2, 1),
+    "_W_V": (0, 2, 1),
+}
 
 
 def forward_layout(model: HookedModel) -> HookedModel:
@@ -430,8 +476,9 @@ def load_model(
     """
     check_prepend_bos(prepend_bos)
     packaged = PACKAGED.get(model) if isinstance(model, str) else None
-    loaded = _load(model, tokenizer, processing, bridge, _dtype(dtype), _device(device), trust_remote_code, gguf_file,
-                   kwargs)
+    loaded = _load(
+        model, tokenizer, processing, bridge, _dtype(dtype), _device(device), trust_remote_code, gguf_file, kwargs
+    )
     check_finite_weights(loaded)
     forward_layout(loaded)
     if prepend_bos is None and packaged is not None:
@@ -439,16 +486,38 @@ def load_model(
     if prepend_bos is not None:
         loaded.cfg.default_prepend_bos = bool(prepend_bos)
     if isinstance(model, (str, Path)) and tokenizer is None:
-        setattr(loaded, RECIPE_ATTR, Recipe("xtl.load_model", (str(model),), {
-            "processing": processing, "bridge": bridge, "dtype": str(_dtype(dtype)).replace("torch.", ""),
-            "device": device, "trust_remote_code": trust_remote_code, "gguf_file": gguf_file,
-            "prepend_bos": prepend_bos, **kwargs}))
+        setattr(
+            loaded,
+            RECIPE_ATTR,
+            Recipe(
+                "xtl.load_model",
+                (str(model),),
+                {
+                    "processing": processing,
+                    "bridge": bridge,
+                    "dtype": str(_dtype(dtype)).replace("torch.", ""),
+                    "device": device,
+                    "trust_remote_code": trust_remote_code,
+                    "gguf_file": gguf_file,
+                    "prepend_bos": prepend_bos,
+                    **kwargs,
+                },
+            ),
+        )
     return loaded
 
 
-def _load(model: Any, tokenizer: Any, processing: bool, bridge: bool, torch_dtype: torch.dtype,
-          device: str | None, trust_remote_code: bool, gguf_file: str | None,
-          kwargs: dict[str, Any]) -> HookedModel:
+def _load(
+    model: Any,
+    tokenizer: Any,
+    processing: bool,
+    bridge: bool,
+    torch_dtype: torch.dtype,
+    device: str | None,
+    trust_remote_code: bool,
+    gguf_file: str | None,
+    kwargs: dict[str, Any],
+) -> HookedModel:
     flag_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in PROCESSING_FLAGS}
     flags = _flags(processing, flag_kwargs)
     if isinstance(model, (str, Path)):
@@ -458,8 +527,9 @@ def _load(model: Any, tokenizer: Any, processing: bool, bridge: bool, torch_dtyp
         if not looks_local:
             return _hub(str(model), tokenizer, flags, torch_dtype, device, bridge, kwargs, trust_remote_code)
         if kwargs:
-            raise InputError(f"unknown option(s) {sorted(kwargs)} for a local checkpoint; "
-                             f"valid: {list(PROCESSING_FLAGS)}")
+            raise InputError(
+                f"unknown option(s) {sorted(kwargs)} for a local checkpoint; valid: {list(PROCESSING_FLAGS)}"
+            )
         hf_model, tokenizer = _local(path, tokenizer, torch_dtype, trust_remote_code)
         source, name = str(path), path.name
     else:

@@ -25,8 +25,17 @@ from xtl.prompts import tokenize
 from xtl.spec import TransplantSpec
 from xtl.threads import threaded
 
-COLUMNS = ["prompt_language", "condition", "layer", "answer_language", "answer", "token", "token_text",
-           "prob", "logprob"]
+COLUMNS = [
+    "prompt_language",
+    "condition",
+    "layer",
+    "answer_language",
+    "answer",
+    "token",
+    "token_text",
+    "prob",
+    "logprob",
+]
 
 
 @threaded
@@ -67,8 +76,10 @@ def lens(
     if spec is not None:
         missing = sorted(set(prompts) - set(sources or {}))
         if missing:
-            raise InputError(f"a transplant needs a source for every prompt; sources has none for {missing} "
-                             f"(pass sources={{language: source prompt}})")
+            raise InputError(
+                f"a transplant needs a source for every prompt; sources has none for {missing} "
+                f"(pass sources={{language: source prompt}})"
+            )
     tokenizer = require_tokenizer(model)
     rows = []
     for language, prompt in prompts.items():
@@ -81,8 +92,19 @@ def lens(
             logprobs = _layer_logprobs(model, tokenize(model, prompt).tokens, hooks)
             for layer, lp in enumerate(logprobs):
                 for a, token in tokens.items():
-                    rows.append((language, condition, layer, a, answers[a], token, tokenizer.decode([token]),
-                                 float(lp[token].exp()), float(lp[token])))
+                    rows.append(
+                        (
+                            language,
+                            condition,
+                            layer,
+                            a,
+                            answers[a],
+                            token,
+                            tokenizer.decode([token]),
+                            float(lp[token].exp()),
+                            float(lp[token]),
+                        )
+                    )
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

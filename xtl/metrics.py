@@ -129,10 +129,18 @@ def upper_bound(result: Cells, scoring: str = "rule") -> pd.DataFrame:
     for language, mask in language_groups(result):
         for component, hits in solved.items():
             b, u = base[mask].mean(), hits[mask].mean()
-            rows.append({"language": language, "component": component, "instances": int(mask.sum()),
-                         "baseline": b, "upper_bound": u, "gain": u - b,
-                         "relative_growth": (u - b) / b if b > 0 else np.nan,
-                         "rule": result.spec.scorer if scoring == "rule" else "logprob"})
+            rows.append(
+                {
+                    "language": language,
+                    "component": component,
+                    "instances": int(mask.sum()),
+                    "baseline": b,
+                    "upper_bound": u,
+                    "gain": u - b,
+                    "relative_growth": (u - b) / b if b > 0 else np.nan,
+                    "rule": result.spec.scorer if scoring == "rule" else "logprob",
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -153,8 +161,9 @@ def marginal_upper_bound(result: Cells, axis: str = "source_layer") -> pd.DataFr
         for k, component in enumerate(result.spec.components):
             hits = correct[mask, k].any(axis=other)  # [instance, layer]
             for j, layer in enumerate(layers):
-                rows.append({"language": language, "component": component, axis: layer,
-                             "upper_bound": hits[:, j].mean()})
+                rows.append(
+                    {"language": language, "component": component, axis: layer, "upper_bound": hits[:, j].mean()}
+                )
     return pd.DataFrame(rows)
 
 
@@ -176,9 +185,17 @@ def pair_stability(result: Cells) -> pd.DataFrame:
             for i, s in enumerate(result.spec.source_layers):
                 for j, t in enumerate(result.spec.target_layers):
                     n = int(sub[:, k, i, j].sum())
-                    rows.append({"language": language, "component": component, "source_layer": s,
-                                 "target_layer": t, "solved": n, "solve_rate": n / max(len(sub), 1),
-                                 "share_of_solved": n / solvable})
+                    rows.append(
+                        {
+                            "language": language,
+                            "component": component,
+                            "source_layer": s,
+                            "target_layer": t,
+                            "solved": n,
+                            "solve_rate": n / max(len(sub), 1),
+                            "share_of_solved": n / solvable,
+                        }
+                    )
     return pd.DataFrame(rows)
 
 
@@ -222,8 +239,9 @@ def rank_agreement(a: Cells, b: Cells | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def best_source_layer(result: Cells, language: str, component: str, target_layer: int = 0,
-                      scoring: str = "rule") -> int:
+def best_source_layer(
+    result: Cells, language: str, component: str, target_layer: int = 0, scoring: str = "rule"
+) -> int:
     """TargetFirst's choice: the source layer with the highest accuracy at ``target_layer``
     (ties go to the higher mean gold log-prob, then the lower layer)."""
     check_cells(result)
@@ -269,18 +287,36 @@ def compare_settings(result: Cells, default: TransplantSpec, scoring: str = "rul
         first = {}  # TargetFirst per language; "all" pools the languages' own choices
         for lang, m in pick:
             layer = best_source_layer(result, lang, spec.component, 0, scoring)
-            first[lang] = (layer, cells[m][:, at[0], result.spec.source_layers.index(layer),
-                                           result.spec.target_layers.index(0)])
+            first[lang] = (
+                layer,
+                cells[m][:, at[0], result.spec.source_layers.index(layer), result.spec.target_layers.index(0)],
+            )
         tf_hits = np.concatenate([hits for _, hits in first.values()])
-        tf_cell = (f"{spec.component} {first[language][0]}->0" if language in first else
-                   f"{spec.component} per language ->0")
+        tf_cell = (
+            f"{spec.component} {first[language][0]}->0" if language in first else f"{spec.component} per language ->0"
+        )
         rows += [
             {"language": language, "setting": "baseline", "accuracy": base[mask].mean(), "instances": n, "cell": ""},
-            {"language": language, "setting": "default", "accuracy": cells[mask][:, at[0], at[1], at[2]].mean(),
-             "instances": n, "cell": f"{spec.component} {spec.source_layer}->{spec.target_layer}"},
-            {"language": language, "setting": "targetfirst", "accuracy": tf_hits.mean(), "instances": n,
-             "cell": tf_cell},
-            {"language": language, "setting": "upper_bound", "accuracy": solved[mask].mean(), "instances": n,
-             "cell": "any"},
+            {
+                "language": language,
+                "setting": "default",
+                "accuracy": cells[mask][:, at[0], at[1], at[2]].mean(),
+                "instances": n,
+                "cell": f"{spec.component} {spec.source_layer}->{spec.target_layer}",
+            },
+            {
+                "language": language,
+                "setting": "targetfirst",
+                "accuracy": tf_hits.mean(),
+                "instances": n,
+                "cell": tf_cell,
+            },
+            {
+                "language": language,
+                "setting": "upper_bound",
+                "accuracy": solved[mask].mean(),
+                "instances": n,
+                "cell": "any",
+            },
         ]
     return pd.DataFrame(rows)

@@ -61,8 +61,10 @@ def n_layers(model: HookedModel) -> int:
     """
     layers = getattr(getattr(model, "cfg", None), "n_layers", None)
     if not isinstance(layers, numbers.Integral) or isinstance(layers, bool):
-        raise InputTypeError(f"model must be a TransformerLens HookedTransformer or TransformerBridge (with "
-                             f"cfg.n_layers), got {type(model).__name__} {model!r:.60}")
+        raise InputTypeError(
+            f"model must be a TransformerLens HookedTransformer or TransformerBridge (with "
+            f"cfg.n_layers), got {type(model).__name__} {model!r:.60}"
+        )
     return int(layers)
 
 
@@ -152,20 +154,24 @@ class NonFiniteError(XtlError, ValueError):
 def nonfinite_parameters(model: HookedModel) -> list[str]:
     """Names of the parameters holding NaN or Inf."""
     with torch.no_grad():
-        return [name for name, p in model.named_parameters()  # type: ignore[attr-defined]
-                if p.is_floating_point() and not bool(torch.isfinite(p).all())]
+        return [
+            name
+            for name, p in model.named_parameters()  # type: ignore[attr-defined]
+            if p.is_floating_point() and not bool(torch.isfinite(p).all())
+        ]
 
 
 def check_finite_weights(model: HookedModel) -> None:
     """Raise :class:`NonFiniteError` naming the parameters that hold NaN or Inf."""
     bad = nonfinite_parameters(model)
     if bad:
-        raise NonFiniteError(f"model {model_label(model)} has NaN/Inf in {len(bad)} parameter(s): {_few(bad)}; "
-                             f"its outputs would be meaningless (a corrupt or wrongly converted checkpoint?)")
+        raise NonFiniteError(
+            f"model {model_label(model)} has NaN/Inf in {len(bad)} parameter(s): {_few(bad)}; "
+            f"its outputs would be meaningless (a corrupt or wrongly converted checkpoint?)"
+        )
 
 
-def check_finite_logits(model: HookedModel, logits: torch.Tensor, what: str,
-                        rows: Sequence[int] | None = None) -> None:
+def check_finite_logits(model: HookedModel, logits: torch.Tensor, what: str, rows: Sequence[int] | None = None) -> None:
     """Raise :class:`NonFiniteError` if any row of ``logits`` holds NaN or Inf, saying where
     they come from (weights, or overflow in the model's dtype). ``rows`` numbers the rows
     as the caller's batch does (default ``0..n-1``)."""
@@ -175,11 +181,15 @@ def check_finite_logits(model: HookedModel, logits: torch.Tensor, what: str,
     if not bad_rows:
         return
     params = nonfinite_parameters(model)
-    cause = (f"parameters holding NaN/Inf: {_few(params)}" if params else
-             f"the weights are finite, so the activations overflowed in {getattr(model.cfg, 'dtype', '?')} "
-             f"or a patched value was not finite")
-    raise NonFiniteError(f"{what}: model {model_label(model)} produced NaN/Inf logits in row(s) "
-                         f"{_few(bad_rows)}; {cause}")
+    cause = (
+        f"parameters holding NaN/Inf: {_few(params)}"
+        if params
+        else f"the weights are finite, so the activations overflowed in {getattr(model.cfg, 'dtype', '?')} "
+        f"or a patched value was not finite"
+    )
+    raise NonFiniteError(
+        f"{what}: model {model_label(model)} produced NaN/Inf logits in row(s) {_few(bad_rows)}; {cause}"
+    )
 
 
 def _few(names: list[str], shown: int = 4) -> str:
@@ -216,9 +226,12 @@ def check_vocabulary(model: HookedModel, tokenizer: Any) -> None:
                 f"is it this model's tokenizer?"
             )
         if size < 0.9 * d_vocab:
-            warnings.warn(f"tokenizer {type(tokenizer).__name__} has {size} tokens but model {model_label(model)} "
-                          f"has a vocabulary of {d_vocab}; is it this model's tokenizer?", VocabularyWarning,
-                          stacklevel=3)
+            warnings.warn(
+                f"tokenizer {type(tokenizer).__name__} has {size} tokens but model {model_label(model)} "
+                f"has a vocabulary of {d_vocab}; is it this model's tokenizer?",
+                VocabularyWarning,
+                stacklevel=3,
+            )
     object.__setattr__(model, VOCAB_ATTR, id(tokenizer))
 
 
@@ -291,5 +304,4 @@ def run_with_hooks(model: HookedModel, *args: Any, fwd_hooks: Iterable = (), **k
 def run(model: HookedModel, batch: Any, fwd_hooks: Iterable = (), **kwargs: Any) -> Any:
     """One no-grad forward pass of ``batch`` (a :class:`~xtl.PromptBatch`) with hooks."""
     with torch.no_grad():
-        return run_with_hooks(model, batch.tokens, attention_mask=batch.attention_mask, fwd_hooks=fwd_hooks,
-                              **kwargs)
+        return run_with_hooks(model, batch.tokens, attention_mask=batch.attention_mask, fwd_hooks=fwd_hooks, **kwargs)

@@ -41,8 +41,9 @@ class Pair:
             if not isinstance(getattr(self, name), str):
                 raise InputError(f"Pair.{name} must be a str, got {getattr(self, name)!r}")
         if not self.gold.strip():
-            raise InputError(f"Pair.gold is blank ({self.gold!r}): every output would contain it; give the "
-                             f"answer's text")
+            raise InputError(
+                f"Pair.gold is blank ({self.gold!r}): every output would contain it; give the answer's text"
+            )
         object.__setattr__(self, "options", tuple(self.options))
         if self.answer_template is None:
             spaced = self.target[-1:].isspace()
@@ -60,8 +61,9 @@ class Pair:
 
     def digest(self) -> str:
         """A short hash of the prompts, gold and options (to detect changed inputs on resume)."""
-        text = json.dumps([self.source, self.target, self.gold, list(self.options),
-                           self.answer_template], ensure_ascii=False)
+        text = json.dumps(
+            [self.source, self.target, self.gold, list(self.options), self.answer_template], ensure_ascii=False
+        )
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
@@ -77,8 +79,14 @@ def as_pair(item: Any) -> Pair:
         fields = {k: item[k] for k in keys if k in item}
         return Pair(**fields)
     if all(hasattr(item, k) for k in ("source", "target", "gold")):
-        return Pair(item.source, item.target, item.gold, tuple(getattr(item, "options", ()) or ()),
-                    getattr(item, "id", None), getattr(item, "answer_template", None))
+        return Pair(
+            item.source,
+            item.target,
+            item.gold,
+            tuple(getattr(item, "options", ()) or ()),
+            getattr(item, "id", None),
+            getattr(item, "answer_template", None),
+        )
     raise InputError(
         f"cannot read a (source, target, gold) item from {item!r}; pass xtl.Pair objects, "
         f"(source, target, gold[, options]) tuples or dicts with those keys"
@@ -88,8 +96,10 @@ def as_pair(item: Any) -> Pair:
 def as_pairs(items: Iterable[Any]) -> list[Pair]:
     """Coerce every item with :func:`as_pair`; an empty list is an error."""
     if isinstance(items, (str, bytes, dict)) or not isinstance(items, Iterable):
-        raise InputTypeError(f"pairs must be a list of items (xtl.Pair, (source, target, gold) tuples or dicts), "
-                             f"got {type(items).__name__} {items!r:.60}")
+        raise InputTypeError(
+            f"pairs must be a list of items (xtl.Pair, (source, target, gold) tuples or dicts), "
+            f"got {type(items).__name__} {items!r:.60}"
+        )
     pairs = [as_pair(item) for item in items]
     if not pairs:
         raise InputError("no pairs given; a sweep needs at least one (source, target, gold) item")

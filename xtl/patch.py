@@ -78,8 +78,10 @@ class RowPatches:
             if key in heads:
                 own = HeadReader(heads[key], components[key].head, positions)
                 weight = head_weight(model, key[1], components[key].head)
-                hooks += [(heads[key], own),
-                          (names[key], HeadWriter(names[key], rows, values, positions, batch_size, own, weight))]
+                hooks += [
+                    (heads[key], own),
+                    (names[key], HeadWriter(names[key], rows, values, positions, batch_size, own, weight)),
+                ]
             else:
                 hooks.append((names[key], Writer(names[key], rows, values, positions, batch_size)))
         return hooks
@@ -93,8 +95,10 @@ class RowPatches:
             picks = [k for k, row in enumerate(listed) if row in new_row]
             if picks:
                 renumbered = [new_row[listed[k]] for k in picks]
-                groups[key] = (torch.tensor(renumbered, device=rows.device),
-                               values[torch.tensor(picks, device=values.device)])
+                groups[key] = (
+                    torch.tensor(renumbered, device=rows.device),
+                    values[torch.tensor(picks, device=values.device)],
+                )
         return RowPatches(groups)
 
 
@@ -174,8 +178,16 @@ class HeadWriter(Writer):
     """Replaces one head's part of the attention output: ``attn_out - z_h @ W_O[h] + value``,
     with the target's own ``z_h`` from the :class:`HeadReader` of this pass."""
 
-    def __init__(self, name: str, rows, values, positions, batch_size, reader: HeadReader,
-                 weight: Float[torch.Tensor, "d_head d_model"]) -> None:
+    def __init__(
+        self,
+        name: str,
+        rows,
+        values,
+        positions,
+        batch_size,
+        reader: HeadReader,
+        weight: Float[torch.Tensor, "d_head d_model"],
+    ) -> None:
         super().__init__(name, rows, values, positions, batch_size)
         self.reader, self.weight = reader, weight
 

@@ -42,13 +42,19 @@ METRICS = {
     "logprob_change": "mean change in gold log-prob",
 }
 CHANGES = ("gain", "logprob_change")
-COMPONENT_NAMES = {"attn": "attention", "mlp": "MLP", "resid": "residual stream",
-                   "attn_as_released": "attention (as released)"}
+COMPONENT_NAMES = {
+    "attn": "attention",
+    "mlp": "MLP",
+    "resid": "residual stream",
+    "attn_as_released": "attention (as released)",
+}
 AXIS_TITLES = {"x": "target layer (where it is written)", "y": "source layer (where it is read)"}
 TEMPLATE = "plotly_white"
 """The one theme of every figure."""
-DIRECTIONS = {"en2x": "En → X: English source, each language's target scored",
-              "x2en": "X → En: each language's source, the English target scored"}
+DIRECTIONS = {
+    "en2x": "En → X: English source, each language's target scored",
+    "x2en": "X → En: each language's source, the English target scored",
+}
 SHORT = {"en2x": "En → X", "x2en": "X → En"}
 LANGUAGE_AXIS = {"en2x": "language (of the scored target)", "x2en": "language (of the source; English is scored)"}
 
@@ -76,8 +82,9 @@ def context(result: Cells, language: str | None = None) -> str:
 def _titled(fig: go.Figure, title: str, subtitle: str) -> go.Figure:
     """The figure with its title, a subtitle saying what it covers, and the one theme."""
     lines = subtitle.count("<br>") + 1 if subtitle else 0
-    fig.update_layout(template=TEMPLATE, title={"text": title, "subtitle": {"text": subtitle}},
-                      margin={"t": 100 + 30 * lines})
+    fig.update_layout(
+        template=TEMPLATE, title={"text": title, "subtitle": {"text": subtitle}}, margin={"t": 100 + 30 * lines}
+    )
     return fig
 
 
@@ -94,8 +101,9 @@ def _mask(result: Cells, language: str | None) -> np.ndarray:
     return mask
 
 
-def cell_values(result: Cells, metric: str = "accuracy", language: str | None = None
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def cell_values(
+    result: Cells, metric: str = "accuracy", language: str | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A metric for every cell, with the counts behind it.
 
     Returns:
@@ -123,12 +131,15 @@ def cell_values(result: Cells, metric: str = "accuracy", language: str | None = 
 
 
 def _hover(metric: str) -> str:
-    counts = {"accuracy": "%{customdata[0]} of %{customdata[1]} instances correct",
-              "gain": "%{customdata[0]} of %{customdata[1]} instances correct",
-              "fixed": "%{customdata[0]} of %{customdata[1]} untouched failures fixed",
-              "logprob_change": "log-prob rose on %{customdata[0]} of %{customdata[1]} instances"}[metric]
-    return (f"source layer %{{y}}, target layer %{{x}}<br>{METRICS[metric]}: %{{z:.3f}}<br>{counts}"
-            "<extra>%{meta}</extra>")
+    counts = {
+        "accuracy": "%{customdata[0]} of %{customdata[1]} instances correct",
+        "gain": "%{customdata[0]} of %{customdata[1]} instances correct",
+        "fixed": "%{customdata[0]} of %{customdata[1]} untouched failures fixed",
+        "logprob_change": "log-prob rose on %{customdata[0]} of %{customdata[1]} instances",
+    }[metric]
+    return (
+        f"source layer %{{y}}, target layer %{{x}}<br>{METRICS[metric]}: %{{z:.3f}}<br>{counts}<extra>%{{meta}}</extra>"
+    )
 
 
 def _tick_step(layers) -> int:
@@ -136,8 +147,17 @@ def _tick_step(layers) -> int:
     return 1 if len(layers) <= 16 else 5
 
 
-def _grid(result: Cells, panels: np.ndarray, names: list[str], label: str, customdata: list,
-          hover: str, title: str, diverging: bool, wrap: int) -> go.Figure:
+def _grid(
+    result: Cells,
+    panels: np.ndarray,
+    names: list[str],
+    label: str,
+    customdata: list,
+    hover: str,
+    title: str,
+    diverging: bool,
+    wrap: int,
+) -> go.Figure:
     """Heatmaps ``panels [panel, source, target]`` side by side (``wrap`` per row), one colour
     scale: diverging and symmetric about zero for changes, 0 to 1 otherwise."""
     if diverging:
@@ -145,10 +165,19 @@ def _grid(result: Cells, panels: np.ndarray, names: list[str], label: str, custo
         colours = {"color_continuous_scale": "RdBu_r", "zmin": -bound, "zmax": bound}
     else:
         colours = {"color_continuous_scale": "Viridis", "zmin": 0.0, "zmax": 1.0}
-    fig = px.imshow(panels, x=list(result.spec.target_layers), y=list(result.spec.source_layers),
-                    facet_col=0, facet_col_wrap=wrap, origin="lower",
-                    labels={"x": AXIS_TITLES["x"], "y": AXIS_TITLES["y"], "color": label},
-                    title=title, facet_row_spacing=0.08, facet_col_spacing=0.06, **colours)
+    fig = px.imshow(
+        panels,
+        x=list(result.spec.target_layers),
+        y=list(result.spec.source_layers),
+        facet_col=0,
+        facet_col_wrap=wrap,
+        origin="lower",
+        labels={"x": AXIS_TITLES["x"], "y": AXIS_TITLES["y"], "color": label},
+        title=title,
+        facet_row_spacing=0.08,
+        facet_col_spacing=0.06,
+        **colours,
+    )
     for annotation in fig.layout.annotations:  # "facet_col=3" -> the panel's name
         annotation.text = names[int(annotation.text.split("=")[1])]
         if len(annotation.text) > 32:  # long names would run into the next panel's
@@ -170,9 +199,14 @@ def _stack(hits: np.ndarray, totals: np.ndarray) -> np.ndarray:
     return np.stack([hits, totals], axis=-1)
 
 
-def heatmap(result: Cells, metric: str = "accuracy", language: str | None = None,
-            components: list[str] | None = None, title: str | None = None, subtitle: str | None = None
-            ) -> go.Figure:
+def heatmap(
+    result: Cells,
+    metric: str = "accuracy",
+    language: str | None = None,
+    components: list[str] | None = None,
+    title: str | None = None,
+    subtitle: str | None = None,
+) -> go.Figure:
     """Source layer x target layer map of a metric, one panel per component, one colour scale.
 
     Args:
@@ -190,8 +224,17 @@ def heatmap(result: Cells, metric: str = "accuracy", language: str | None = None
     index = [_component_index(result, c) for c in _components(result, components)]
     names = [COMPONENT_NAMES.get(result.spec.components[k], result.spec.components[k]) for k in index]
     title = title or f"{METRICS[metric]} by layer pair{f' ({language})' if language else ''}: {' and '.join(names)}"
-    fig = _grid(result, values[index], names, METRICS[metric], [_stack(hits[k], totals[k]) for k in index],
-                _hover(metric), title, metric in CHANGES, len(index))
+    fig = _grid(
+        result,
+        values[index],
+        names,
+        METRICS[metric],
+        [_stack(hits[k], totals[k]) for k in index],
+        _hover(metric),
+        title,
+        metric in CHANGES,
+        len(index),
+    )
     return _titled(fig, title, context(result, language) if subtitle is None else subtitle)
 
 
@@ -212,9 +255,15 @@ def _component_index(result: Cells, component: str) -> int:
     return result.spec.components.index(component)
 
 
-def difference(result: Cells, metric: str = "accuracy", language: str | None = None,
-               first: str = "attn", second: str = "mlp", title: str | None = None, subtitle: str | None = None
-               ) -> go.Figure:
+def difference(
+    result: Cells,
+    metric: str = "accuracy",
+    language: str | None = None,
+    first: str = "attn",
+    second: str = "mlp",
+    title: str | None = None,
+    subtitle: str | None = None,
+) -> go.Figure:
     """``first`` minus ``second`` (attention minus MLP by default), cell by cell, centred on zero.
 
     Example:
@@ -224,18 +273,26 @@ def difference(result: Cells, metric: str = "accuracy", language: str | None = N
     a, b = _component_index(result, first), _component_index(result, second)
     diff = values[a] - values[b]
     name = f"{COMPONENT_NAMES.get(first, first)} minus {COMPONENT_NAMES.get(second, second)}"
-    counts = (f"<br>instances correct: {first} %{{customdata[0]}}, {second} %{{customdata[1]}}"
-              if metric in ("accuracy", "gain") else "")
+    counts = (
+        f"<br>instances correct: {first} %{{customdata[0]}}, {second} %{{customdata[1]}}"
+        if metric in ("accuracy", "gain")
+        else ""
+    )
     hover = f"source layer %{{y}}, target layer %{{x}}<br>{name}: %{{z:.3f}}{counts}<extra></extra>"
     title = title or f"{METRICS[metric]}: {name} (red: {COMPONENT_NAMES.get(first, first)} does better)"
-    fig = _grid(result, diff[None], [name], f"{METRICS[metric]}, difference", [_stack(hits[a], hits[b])], hover,
-                title, True, 1)
+    fig = _grid(
+        result, diff[None], [name], f"{METRICS[metric]}, difference", [_stack(hits[a], hits[b])], hover, title, True, 1
+    )
     return _titled(fig, title, context(result, language) if subtitle is None else subtitle)
 
 
-def facets(results: Cells | dict[str, Cells], metric: str = "accuracy",
-           components: list[str] | None = None, title: str | None = None, subtitle: str | None = None
-           ) -> go.Figure:
+def facets(
+    results: Cells | dict[str, Cells],
+    metric: str = "accuracy",
+    components: list[str] | None = None,
+    title: str | None = None,
+    subtitle: str | None = None,
+) -> go.Figure:
     """One row of component panels per language of a result, or per result of a dict
     (e.g. ``{"understanding": r1, "generation": r2, "culture": r3}``); one colour scale.
 
@@ -249,11 +306,20 @@ def facets(results: Cells | dict[str, Cells], metric: str = "accuracy",
         subtitle = context(results) if subtitle is None else subtitle
     else:
         rows = [(name, res, None) for name, res in results.items()]
-        subtitle = (" · ".join(f"{name}: {len(res.instances)} items"
-                               + (f", {SHORT[res.spec.direction]}" if res.spec.direction in SHORT else "")
-                               + (", approximate: attribution patching" if res.approximate
-                                  else f", untouched {res.baseline['correct'].mean():.2f}")
-                               for name, res in results.items()) if subtitle is None else subtitle)
+        subtitle = (
+            " · ".join(
+                f"{name}: {len(res.instances)} items"
+                + (f", {SHORT[res.spec.direction]}" if res.spec.direction in SHORT else "")
+                + (
+                    ", approximate: attribution patching"
+                    if res.approximate
+                    else f", untouched {res.baseline['correct'].mean():.2f}"
+                )
+                for name, res in results.items()
+            )
+            if subtitle is None
+            else subtitle
+        )
     if not rows:
         raise InputError("nothing to plot: no languages or results")
     first = rows[0][1]
@@ -271,19 +337,29 @@ def facets(results: Cells | dict[str, Cells], metric: str = "accuracy",
             names.append(f"{name} ({n}): {COMPONENT_NAMES.get(component, component)}")
             data.append(_stack(hits[k], totals[k]))
     title = title or f"{METRICS[metric]} by layer pair"
-    fig = _grid(first, np.stack(panels), names, METRICS[metric], data, _hover(metric), title, metric in CHANGES,
-                len(components))
+    fig = _grid(
+        first, np.stack(panels), names, METRICS[metric], data, _hover(metric), title, metric in CHANGES, len(components)
+    )
     fig.update_layout(height=260 * len(rows) + 160)
     return _titled(fig, title, subtitle)
 
 
 SETTING_ORDER = ("baseline", "default", "targetfirst", "upper_bound")
-SETTING_NAMES = {"baseline": "untouched", "default": "paper default", "targetfirst": "TargetFirst",
-                 "upper_bound": "upper bound"}
+SETTING_NAMES = {
+    "baseline": "untouched",
+    "default": "paper default",
+    "targetfirst": "TargetFirst",
+    "upper_bound": "upper bound",
+}
 
 
-def bars(table: pd.DataFrame, title: str = "accuracy per language", subtitle: str = "",
-         control: pd.DataFrame | None = None, language_title: str = "language") -> go.Figure:
+def bars(
+    table: pd.DataFrame,
+    title: str = "accuracy per language",
+    subtitle: str = "",
+    control: pd.DataFrame | None = None,
+    language_title: str = "language",
+) -> go.Figure:
     """Per-language bars of the settings in ``table`` (columns ``language, setting, accuracy,
     instances``, as :func:`xtl.compare_settings` returns), in the order untouched, paper
     default, TargetFirst, upper bound, each labelled with its value (a bar at 0 shows as a line).
@@ -304,33 +380,51 @@ def bars(table: pd.DataFrame, title: str = "accuracy per language", subtitle: st
         raise InputError(f"table lacks columns {sorted(missing)}")
     if table.empty:
         raise InputError("nothing to plot: the table is empty")
-    frame = table.assign(setting_name=table["setting"].map(lambda s: SETTING_NAMES.get(s, s)),
-                         correct=(table["accuracy"] * table["instances"]).round().astype(int))
+    frame = table.assign(
+        setting_name=table["setting"].map(lambda s: SETTING_NAMES.get(s, s)),
+        correct=(table["accuracy"] * table["instances"]).round().astype(int),
+    )
     order = [SETTING_NAMES.get(s, s) for s in SETTING_ORDER if s in set(table["setting"])]
     order += [s for s in frame["setting_name"].unique() if s not in order]
     hover = {"accuracy": ":.3f", "correct": True, "instances": True, "setting_name": False}
     if "cell" in table.columns:
         hover["cell"] = True
-    fig = px.bar(frame, x="language", y="accuracy", color="setting_name", barmode="group",
-                 category_orders={"setting_name": order}, hover_data=hover, text_auto=".2f",
-                 labels={"language": language_title, "accuracy": "accuracy", "setting_name": "setting"})
-    fig.update_traces(textposition="outside", cliponaxis=False, textfont_size=10,
-                      marker_line_width=2, selector={"type": "bar"})
+    fig = px.bar(
+        frame,
+        x="language",
+        y="accuracy",
+        color="setting_name",
+        barmode="group",
+        category_orders={"setting_name": order},
+        hover_data=hover,
+        text_auto=".2f",
+        labels={"language": language_title, "accuracy": "accuracy", "setting_name": "setting"},
+    )
+    fig.update_traces(
+        textposition="outside", cliponaxis=False, textfont_size=10, marker_line_width=2, selector={"type": "bar"}
+    )
     fig.for_each_trace(lambda t: t.update(marker_line_color=t.marker.color))  # a zero bar is a visible line
     if control is not None:
         languages = list(dict.fromkeys(frame["language"]))
         ctrl = control.set_index("language")["upper_bound"].reindex(languages)
-        fig.add_trace(go.Scatter(x=languages, y=ctrl.to_numpy(), mode="markers", name="control (mismatched sources)",
-                                 marker={"symbol": "line-ew-open", "size": 44, "color": "black",
-                                         "line": {"width": 3}},
-                                 hovertemplate="%{x}: upper bound with mismatched sources %{y:.3f}<extra></extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=languages,
+                y=ctrl.to_numpy(),
+                mode="markers",
+                name="control (mismatched sources)",
+                marker={"symbol": "line-ew-open", "size": 44, "color": "black", "line": {"width": 3}},
+                hovertemplate="%{x}: upper bound with mismatched sources %{y:.3f}<extra></extra>",
+            )
+        )
     fig.update_yaxes(range=[0, 1.15], tickvals=[0, 0.2, 0.4, 0.6, 0.8, 1.0])
     fig.update_layout(width=max(700, 330 + 32 * len(frame)), height=560)  # room for each bar's label
     return _titled(fig, title, subtitle)
 
 
-def marginals(result: Cells, language: str | None = None, title: str | None = None,
-              control: Cells | None = None) -> go.Figure:
+def marginals(
+    result: Cells, language: str | None = None, title: str | None = None, control: Cells | None = None
+) -> go.Figure:
     """Upper bound with the source layer fixed and with the target layer fixed, per component,
     with the untouched accuracy (dashed) and, given a ``control`` sweep (mismatched sources),
     its overall upper bound (dotted) as reference lines named in the legend.
@@ -352,9 +446,16 @@ def marginals(result: Cells, language: str | None = None, title: str | None = No
     n = int(mask.sum())
     frame["solved"] = (frame["upper_bound"] * n).round().astype(int)
     frame["instances"] = n
-    fig = px.line(frame, x="layer", y="upper_bound", color="component", facet_col="axis", markers=True,
-                  hover_data={"upper_bound": ":.3f", "solved": True, "instances": True, "axis": False},
-                  labels={"layer": "layer", "upper_bound": "upper bound (share solved by some cell)"})
+    fig = px.line(
+        frame,
+        x="layer",
+        y="upper_bound",
+        color="component",
+        facet_col="axis",
+        markers=True,
+        hover_data={"upper_bound": ":.3f", "solved": True, "instances": True, "axis": False},
+        labels={"layer": "layer", "upper_bound": "upper bound (share solved by some cell)"},
+    )
     lines = [("untouched", float(result.baseline["correct"].to_numpy()[mask].mean()), "dash")]
     if control is not None:
         bound = upper_bound(control).set_index(["component", "language"])["upper_bound"]["any"]
@@ -362,8 +463,11 @@ def marginals(result: Cells, language: str | None = None, title: str | None = No
         lines.append(("control: upper bound, mismatched sources", float(bound[key]), "dot"))
     for name, value, dash in lines:
         fig.add_hline(y=value, line_dash=dash, line_color="grey")
-        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=f"{name} {value:.2f}",
-                                 line={"dash": dash, "color": "grey"}))
+        fig.add_trace(
+            go.Scatter(
+                x=[None], y=[None], mode="lines", name=f"{name} {value:.2f}", line={"dash": dash, "color": "grey"}
+            )
+        )
     fig.update_layout(legend_title_text="")
     fig.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))
     fig.update_xaxes(dtick=_tick_step(range(result.spec.n_layers)))
@@ -376,8 +480,9 @@ STABILITY_PAIRS = 60
 """The stability figure labels every pair it shows; beyond this many, it shows the best ones."""
 
 
-def stability(result: Cells, title: str = "how often each layer pair solves instances",
-              top: int = STABILITY_PAIRS) -> go.Figure:
+def stability(
+    result: Cells, title: str = "how often each layer pair solves instances", top: int = STABILITY_PAIRS
+) -> go.Figure:
     """How often each layer pair solves instances, per language: pairs down (best overall first,
     every one labelled; the ``top`` best when there are more), languages across, so pairs that
     work everywhere stand out.
@@ -387,8 +492,10 @@ def stability(result: Cells, title: str = "how often each layer pair solves inst
     """
     _mask(result, None)
     table = pair_stability(result)
-    table["pair"] = [f"{COMPONENT_NAMES.get(c, c)} {s}→{t}" for c, s, t in
-                     zip(table["component"], table["source_layer"], table["target_layer"])]
+    table["pair"] = [
+        f"{COMPONENT_NAMES.get(c, c)} {s}→{t}"
+        for c, s, t in zip(table["component"], table["source_layer"], table["target_layer"])
+    ]
     languages = list(dict.fromkeys(result.languages))
     if len(languages) > 1:
         languages.append("all")
@@ -399,19 +506,27 @@ def stability(result: Cells, title: str = "how often each layer pair solves inst
     counts = table.pivot(index="pair", columns="language", values="solved")[languages].loc[shown]
     grid = grid.loc[shown]
     side = {"x2en": "source ", "en2x": "target "}.get(result.spec.direction, "")
-    fig = px.imshow(grid.to_numpy(), x=[f"{side}{lang}" if lang != "all" else lang for lang in languages],
-                    y=list(shown), aspect="auto", zmin=0, zmax=1, color_continuous_scale="Viridis",
-                    labels={"x": "language", "y": "layer pair (component source→target)", "color": "solve rate"})
-    fig.data[0].update(customdata=counts.to_numpy(), hovertemplate="%{x}, %{y}: solves %{z:.3f} "
-                       "(%{customdata} instances)<extra></extra>")
+    fig = px.imshow(
+        grid.to_numpy(),
+        x=[f"{side}{lang}" if lang != "all" else lang for lang in languages],
+        y=list(shown),
+        aspect="auto",
+        zmin=0,
+        zmax=1,
+        color_continuous_scale="Viridis",
+        labels={"x": "language", "y": "layer pair (component source→target)", "color": "solve rate"},
+    )
+    fig.data[0].update(
+        customdata=counts.to_numpy(),
+        hovertemplate="%{x}, %{y}: solves %{z:.3f} (%{customdata} instances)<extra></extra>",
+    )
     fig.update_yaxes(dtick=1, autorange="reversed", tickfont_size=10)
     fig.update_layout(height=max(420, 15 * len(shown) + 220), width=max(560, 90 * len(languages) + 330))
     more = f"the best {len(shown)} of {len(order)} layer pairs · " if len(shown) < len(order) else ""
     return _titled(fig, title, more + context(result))
 
 
-def heads(hs, metric: str = "logprob_change", title: str | None = None, subtitle: str | None = None
-          ) -> go.Figure:
+def heads(hs, metric: str = "logprob_change", title: str | None = None, subtitle: str | None = None) -> go.Figure:
     """Layer x head map of same-layer head transplants (:func:`xtl.head_sweep`), with each other
     component (the MLP) as a column beside it, on one colour scale.
 
@@ -436,29 +551,50 @@ def heads(hs, metric: str = "logprob_change", title: str | None = None, subtitle
     heads_at = [k for k, c in enumerate(hs.components) if c.startswith("head.")]
     others = [k for k, c in enumerate(hs.components) if not c.startswith("head.")]
     names = ["attention heads", *(COMPONENT_NAMES.get(hs.components[k], hs.components[k]) for k in others)]
-    fig = make_subplots(rows=1, cols=1 + len(others), shared_yaxes=True, horizontal_spacing=0.03,
-                        column_widths=[max(len(heads_at), 1), *[1] * len(others)], subplot_titles=names)
+    fig = make_subplots(
+        rows=1,
+        cols=1 + len(others),
+        shared_yaxes=True,
+        horizontal_spacing=0.03,
+        column_widths=[max(len(heads_at), 1), *[1] * len(others)],
+        subplot_titles=names,
+    )
     layers = [str(layer) for layer in hs.layers]
     hover = f"layer %{{y}} · %{{x}}<br>{METRICS[metric]} %{{z:.3f}}<extra></extra>"
-    fig.add_trace(go.Heatmap(z=values[heads_at].T, x=[c.split(".")[1] for c in np.array(hs.components)[heads_at]],
-                             y=layers, coloraxis="coloraxis", hovertemplate=hover.replace("%{x}", "head %{x}")), 1, 1)
+    fig.add_trace(
+        go.Heatmap(
+            z=values[heads_at].T,
+            x=[c.split(".")[1] for c in np.array(hs.components)[heads_at]],
+            y=layers,
+            coloraxis="coloraxis",
+            hovertemplate=hover.replace("%{x}", "head %{x}"),
+        ),
+        1,
+        1,
+    )
     for col, k in enumerate(others, start=2):
-        fig.add_trace(go.Heatmap(z=values[k][:, None], x=[names[col - 1]], y=layers, coloraxis="coloraxis",
-                                 hovertemplate=hover), 1, col)
+        fig.add_trace(
+            go.Heatmap(z=values[k][:, None], x=[names[col - 1]], y=layers, coloraxis="coloraxis", hovertemplate=hover),
+            1,
+            col,
+        )
     if metric in CHANGES:
         bound = float(np.nanmax(np.abs(values))) or 1.0
-        fig.update_layout(coloraxis={"colorscale": "RdBu_r", "cmin": -bound, "cmax": bound,
-                                     "colorbar": {"title": METRICS[metric]}})
+        fig.update_layout(
+            coloraxis={"colorscale": "RdBu_r", "cmin": -bound, "cmax": bound, "colorbar": {"title": METRICS[metric]}}
+        )
     else:
-        fig.update_layout(coloraxis={"colorscale": "Viridis", "cmin": 0.0, "cmax": 1.0,
-                                     "colorbar": {"title": METRICS[metric]}})
+        fig.update_layout(
+            coloraxis={"colorscale": "Viridis", "cmin": 0.0, "cmax": 1.0, "colorbar": {"title": METRICS[metric]}}
+        )
     fig.update_xaxes(title_text="head", type="category", row=1, col=1)
     fig.update_yaxes(title_text="layer (source = target)", type="category", row=1, col=1)
     first = hs.results[0]
     title = title or f"{METRICS[metric]}, per head: same-layer transplants"
     subtitle = context(first) if subtitle is None else subtitle
-    fig.update_layout(width=max(820, 330 + 34 * len(heads_at) + 90 * len(others)),
-                      height=max(480, 260 + 18 * len(layers)))
+    fig.update_layout(
+        width=max(820, 330 + 34 * len(heads_at) + 90 * len(others)), height=max(480, 260 + 18 * len(layers))
+    )
     return _titled(fig, title, subtitle)
 
 
@@ -472,11 +608,25 @@ def lens(frame: pd.DataFrame, value: str = "prob", title: str | None = None, sub
     if value not in ("prob", "logprob"):
         raise InputError(f"unknown value {value!r}; valid: ['prob', 'logprob']")
     data = frame.assign(panel="prompt in " + frame["prompt_language"].astype(str))
-    fig = px.line(data, x="layer", y=value, color="answer_language", line_dash="condition", facet_col="panel",
-                  markers=True, labels={"layer": "layer", value: "probability of the answer's first token"
-                                        if value == "prob" else "log-prob of the answer's first token",
-                                        "answer_language": "answer", "condition": "", "panel": ""},
-                  hover_data=["answer", "token_text"])
+    fig = px.line(
+        data,
+        x="layer",
+        y=value,
+        color="answer_language",
+        line_dash="condition",
+        facet_col="panel",
+        markers=True,
+        labels={
+            "layer": "layer",
+            value: "probability of the answer's first token"
+            if value == "prob"
+            else "log-prob of the answer's first token",
+            "answer_language": "answer",
+            "condition": "",
+            "panel": "",
+        },
+        hover_data=["answer", "token_text"],
+    )
     fig.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))
     fig.update_layout(legend_title_text="answer, condition")
     title = title or "logit lens: which language's answer each layer favours"
@@ -499,8 +649,13 @@ def save_images(figures: dict[str | Path, go.Figure]) -> list[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
     with _export_errors(paths[0] if paths else Path(".")):
         figs = list(figures.values())
-        pio.write_images(figs, paths, scale=[2 if p.suffix == ".png" else 1 for p in paths],
-                         width=[f.layout.width for f in figs], height=[f.layout.height for f in figs])
+        pio.write_images(
+            figs,
+            paths,
+            scale=[2 if p.suffix == ".png" else 1 for p in paths],
+            width=[f.layout.width for f in figs],
+            height=[f.layout.height for f in figs],
+        )
     return paths
 
 
@@ -510,9 +665,11 @@ def _export_errors(path: Path):
         yield
     except Exception as error:  # kaleido's "no Chrome" errors come in several types
         if "chrom" in str(error).lower() or "browser" in str(error).lower():
-            raise ExportError(f"static export of {path} needs Chrome or Chromium for kaleido: install "
-                              f"Debian's `chromium` (apt-get install -y chromium) or run "
-                              f"`plotly_get_chrome`; the original error: {error}") from error
+            raise ExportError(
+                f"static export of {path} needs Chrome or Chromium for kaleido: install "
+                f"Debian's `chromium` (apt-get install -y chromium) or run "
+                f"`plotly_get_chrome`; the original error: {error}"
+            ) from error
         raise
 
 

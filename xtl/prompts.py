@@ -34,8 +34,10 @@ class PromptBatch:
             if not isinstance(value, torch.Tensor):
                 raise InputTypeError(f"{name} must be a torch tensor, got {type(value).__name__}")
         if self.tokens.is_floating_point() or self.tokens.is_complex() or self.tokens.dtype == torch.bool:
-            raise InputTypeError(f"token ids must be an integer tensor, got dtype {self.tokens.dtype} "
-                            f"(e.g. tokens.long() if they are whole numbers)")
+            raise InputTypeError(
+                f"token ids must be an integer tensor, got dtype {self.tokens.dtype} "
+                f"(e.g. tokens.long() if they are whole numbers)"
+            )
         if self.tokens.ndim != 2 or self.tokens.shape != self.attention_mask.shape:
             raise InputError(
                 f"tokens and attention_mask must both be [batch, pos]; got "
@@ -43,11 +45,14 @@ class PromptBatch:
             )
         odd = self.attention_mask[(self.attention_mask != 0) & (self.attention_mask != 1)]
         if odd.numel():
-            raise InputError(f"attention_mask must hold only 0 (padding) and 1 (token); it holds "
-                             f"{sorted(set(odd.tolist()))[:5]}")
+            raise InputError(
+                f"attention_mask must hold only 0 (padding) and 1 (token); it holds {sorted(set(odd.tolist()))[:5]}"
+            )
         if self.tokens.numel() and int(self.tokens.min()) < 0:
-            raise InputError(f"token ids must be >= 0; found {int(self.tokens.min())} (negative ids would "
-                             f"silently index the vocabulary from its end)")
+            raise InputError(
+                f"token ids must be >= 0; found {int(self.tokens.min())} (negative ids would "
+                f"silently index the vocabulary from its end)"
+            )
         empty = (self.attention_mask.sum(-1) == 0).nonzero().flatten().tolist()
         if self.tokens.shape[1] == 0 or empty:
             raise InputError(f"empty prompt in batch (rows {empty or 'all'}); every row needs a token")
@@ -92,8 +97,10 @@ def check_batch(model: HookedModel, batch: PromptBatch, what: str = "prompt") ->
     d_vocab = getattr(model.cfg, "d_vocab", None)
     if d_vocab and batch.tokens.numel() and int(batch.tokens.max()) >= d_vocab:
         row, pos = (batch.tokens >= d_vocab).nonzero()[0].tolist()
-        raise InputError(f"{what} token id {int(batch.tokens[row, pos])} (row {row}, position {pos}) is outside "
-                         f"the model's vocabulary: valid ids are 0..{d_vocab - 1} (cfg.d_vocab = {d_vocab})")
+        raise InputError(
+            f"{what} token id {int(batch.tokens[row, pos])} (row {row}, position {pos}) is outside "
+            f"the model's vocabulary: valid ids are 0..{d_vocab - 1} (cfg.d_vocab = {d_vocab})"
+        )
     n_ctx = getattr(model.cfg, "n_ctx", None)
     width = batch.tokens.shape[1]
     if n_ctx and width > n_ctx:
@@ -105,9 +112,7 @@ def check_batch(model: HookedModel, batch: PromptBatch, what: str = "prompt") ->
     return batch
 
 
-def tokenize(
-    model: HookedModel, prompts: str | Sequence[str], prepend_bos: bool | None = None
-) -> PromptBatch:
+def tokenize(model: HookedModel, prompts: str | Sequence[str], prepend_bos: bool | None = None) -> PromptBatch:
     """Tokenise prompts one by one (the model's own BOS convention) and left-pad them.
 
     Args:
@@ -123,8 +128,9 @@ def tokenize(
     if isinstance(prompts, str):
         prompts = [prompts]
     if not isinstance(prompts, (list, tuple)):
-        raise InputTypeError(f"prompts must be a string or a list of strings, got {type(prompts).__name__} "
-                             f"{prompts!r:.60}")
+        raise InputTypeError(
+            f"prompts must be a string or a list of strings, got {type(prompts).__name__} {prompts!r:.60}"
+        )
     prompts = list(prompts)
     if not prompts:
         raise InputError("no prompts given; pass a string or a non-empty list of strings")
@@ -179,6 +185,6 @@ def stacked(batches: Sequence[PromptBatch], pad: int = 0) -> PromptBatch:
     tokens = rows[0].new_full((len(rows), width), pad)
     mask = torch.zeros_like(tokens)
     for k, row in enumerate(rows):
-        tokens[k, width - len(row):] = row
-        mask[k, width - len(row):] = 1
+        tokens[k, width - len(row) :] = row
+        mask[k, width - len(row) :] = 1
     return PromptBatch(tokens, mask)

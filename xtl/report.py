@@ -49,36 +49,38 @@ def task_default(result: SweepResult) -> TransplantSpec | None:
 
 CAPTIONS = {
     "accuracy": "Accuracy of each transplant: the component's output read at the source layer (rows) and "
-                "written at the target layer (columns) of the scored prompt's last token; one panel per "
-                "component, one colour scale. Compare with the untouched accuracy in the subtitle.",
+    "written at the target layer (columns) of the scored prompt's last token; one panel per "
+    "component, one colour scale. Compare with the untouched accuracy in the subtitle.",
     "gain": "Accuracy minus the untouched model's, per layer pair: red cells help, blue cells hurt, "
-            "white cells change nothing.",
+    "white cells change nothing.",
     "attn-minus-mlp": "The attention transplant's accuracy minus the MLP transplant's at the same layer pair: "
-                      "red where attention carries more of what the answer needs, blue where the MLP does.",
+    "red where attention carries more of what the answer needs, blue where the MLP does.",
     "languages": "Accuracy minus untouched per layer pair, each language on its own row (its item count in "
-                 "brackets), one colour scale: layers that help in every language stand out.",
+    "brackets), one colour scale: layers that help in every language stand out.",
     "marginals": "Upper bound (the share of items that at least one cell solves) with one layer fixed: left, "
-                 "the source layer; right, the target layer. Dashed: the untouched accuracy; dotted, where "
-                 "computed: the same bound with mismatched sources (the control).",
+    "the source layer; right, the target layer. Dashed: the untouched accuracy; dotted, where "
+    "computed: the same bound with mismatched sources (the control).",
     "stability": "How often each layer pair solves items, per language; pairs sorted by their rate over all "
-                 "languages, so pairs that work everywhere come first.",
+    "languages, so pairs that work everywhere come first.",
     "settings": "Accuracy per language: untouched, the paper's default cell, TargetFirst (target layer 0, the "
-                "best source layer chosen on these items) and the instance-aware upper bound (some cell solves "
-                "the item); black dashes, where computed: the upper bound with mismatched sources.",
+    "best source layer chosen on these items) and the instance-aware upper bound (some cell solves "
+    "the item); black dashes, where computed: the upper bound with mismatched sources.",
     "logprob": "Change of the gold answer's first-token log-prob against the untouched prompt, mean over items, "
-               "per layer pair and component: red raises the gold answer, blue lowers it.",
+    "per layer pair and component: red raises the gold answer, blue lowers it.",
     "tasks": "Accuracy minus untouched per layer pair for each task, one colour scale.",
     "maps": "Change of the gold's first-token log-prob for each map (matched sources and their control), "
-            "one colour scale.",
+    "one colour scale.",
 }
 
 
 def caption(stem: str, name: str = "") -> str:
     """What the figure written as ``stem`` shows and how to read it (``name``: its result's stem)."""
-    kind = stem[len(name) + 1:] if name and stem.startswith(f"{name}-") else stem
+    kind = stem[len(name) + 1 :] if name and stem.startswith(f"{name}-") else stem
     if kind == "attn-minus-mlp" and "first-token" in name:
-        return ("The attention transplant's first-token log-prob change minus the MLP transplant's: red where "
-                "attention raises the gold answer more.")
+        return (
+            "The attention transplant's first-token log-prob change minus the MLP transplant's: red where "
+            "attention raises the gold answer more."
+        )
     if kind == "languages" and "first-token" in name:
         return "Change of the gold's first-token log-prob per layer pair, each language on its own row."
     return CAPTIONS.get(kind, "")
@@ -97,11 +99,11 @@ def figures(name: str, result: SweepResult, control: SweepResult | None = None) 
     }
     if {"attn", "mlp"} <= set(result.spec.components):
         out[f"{name}-attn-minus-mlp"] = plot.difference(
-            result, "accuracy", title=f"{name}: accuracy, attention minus MLP (red: attention does better)")
+            result, "accuracy", title=f"{name}: accuracy, attention minus MLP (red: attention does better)"
+        )
     out |= {
         f"{name}-languages": plot.facets(result, "gain", title=f"{name}: accuracy minus untouched, per language"),
-        f"{name}-marginals": plot.marginals(result, title=f"{name}: upper bound with one layer fixed",
-                                            control=control),
+        f"{name}-marginals": plot.marginals(result, title=f"{name}: upper bound with one layer fixed", control=control),
         f"{name}-stability": plot.stability(result, title=f"{name}: how often each layer pair solves items"),
     }
     default = task_default(result)
@@ -110,8 +112,13 @@ def figures(name: str, result: SweepResult, control: SweepResult | None = None) 
         if control is not None:
             bound = upper_bound(control)
             bound = bound[bound["component"] == "any"]
-        out[f"{name}-settings"] = plot.bars(compare_settings(result, default), title=f"{name}: accuracy per language",
-                                            subtitle=plot.context(result), control=bound, language_title=_axis(result))
+        out[f"{name}-settings"] = plot.bars(
+            compare_settings(result, default),
+            title=f"{name}: accuracy per language",
+            subtitle=plot.context(result),
+            control=bound,
+            language_title=_axis(result),
+        )
     return out
 
 
@@ -164,14 +171,17 @@ def _bound_columns(columns, prefix: str = "") -> dict[str, str]:
 def map_figures(name: str, result: SweepResult) -> dict[str, go.Figure]:
     """The figures of a first-token map: the gold's log-prob change per layer pair, attention
     minus MLP, and per language, by file stem."""
-    out = {f"{name}-logprob": plot.heatmap(result, "logprob_change",
-                                           title=f"{name}: change in the gold's first-token log-prob")}
+    out = {
+        f"{name}-logprob": plot.heatmap(
+            result, "logprob_change", title=f"{name}: change in the gold's first-token log-prob"
+        )
+    }
     if {"attn", "mlp"} <= set(result.spec.components):
         out[f"{name}-attn-minus-mlp"] = plot.difference(
-            result, "logprob_change", title=f"{name}: log-prob change, attention minus MLP (red: attention higher)")
+            result, "logprob_change", title=f"{name}: log-prob change, attention minus MLP (red: attention higher)"
+        )
     if len(set(result.languages)) > 1:
-        out[f"{name}-languages"] = plot.facets(result, "logprob_change",
-                                               title=f"{name}: log-prob change per language")
+        out[f"{name}-languages"] = plot.facets(result, "logprob_change", title=f"{name}: log-prob change per language")
     return out
 
 
@@ -187,10 +197,15 @@ def map_summary(result: SweepResult) -> pd.DataFrame:
     for k, component in enumerate(result.spec.components):
         grid = values[k]
         i, j = divmod(int(grid.argmax()), grid.shape[1])
-        rows.append({"component": component, "mean change": float(grid.mean()),
-                     "cells raising it": f"{int((grid > 0).sum())}/{grid.size}",
-                     "best cell": f"({result.spec.source_layers[i]}, {result.spec.target_layers[j]})",
-                     "best change": float(grid[i, j])})
+        rows.append(
+            {
+                "component": component,
+                "mean change": float(grid.mean()),
+                "cells raising it": f"{int((grid > 0).sum())}/{grid.size}",
+                "best cell": f"({result.spec.source_layers[i]}, {result.spec.target_layers[j]})",
+                "best change": float(grid[i, j]),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -199,8 +214,10 @@ def _held(result: SweepResult) -> str:
     held = f"{len(result.instances)} instances"
     if result.complete:
         return held
-    return (f"{held} (**partial run**: {len(result.missing)} of {len(result.spec.ids)} instances not finished, "
-            f"e.g. {result.missing[:5]})")
+    return (
+        f"{held} (**partial run**: {len(result.missing)} of {len(result.spec.ids)} instances not finished, "
+        f"e.g. {result.missing[:5]})"
+    )
 
 
 def _inline(text: str) -> str:
@@ -228,9 +245,11 @@ def _markdown_text(blocks: list[tuple], png: bool) -> str:
 
 
 def _html_text(blocks: list[tuple], figs: dict[str, go.Figure], plotlyjs: str) -> str:
-    script = {"directory": '<script src="plotly.min.js"></script>', "embed": "",
-              "cdn": f'<script src="https://cdn.plot.ly/plotly-{get_plotlyjs_version()}.min.js"></script>'}.get(
-                  plotlyjs, f'<script src="{html.escape(plotlyjs)}"></script>')
+    script = {
+        "directory": '<script src="plotly.min.js"></script>',
+        "embed": "",
+        "cdn": f'<script src="https://cdn.plot.ly/plotly-{get_plotlyjs_version()}.min.js"></script>',
+    }.get(plotlyjs, f'<script src="{html.escape(plotlyjs)}"></script>')
     body, first = [], True
     for kind, *rest in blocks:
         if kind in ("h1", "h2"):
@@ -245,18 +264,31 @@ def _html_text(blocks: list[tuple], figs: dict[str, go.Figure], plotlyjs: str) -
             stem, text = rest
             div = figs[stem].to_html(full_html=False, include_plotlyjs=plotlyjs == "embed" and first, div_id=stem)
             first = False
-            body.append(f'<figure>{div}<figcaption><b>Figure {html.escape(stem)}.</b> {_inline(text)} '
-                        f'(<a href="{html.escape(stem)}.html">open alone</a>)</figcaption></figure>')
-    style = ("body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em;line-height:1.4}"
-             "table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #ccc;padding:2px 8px;"
-             "text-align:right}figure{margin:1.5em 0}figcaption{color:#333;max-width:900px}")
-    return (f'<!doctype html>\n<html><head><meta charset="utf-8"><title>xtl report</title>{script}'
-            f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+            body.append(
+                f"<figure>{div}<figcaption><b>Figure {html.escape(stem)}.</b> {_inline(text)} "
+                f'(<a href="{html.escape(stem)}.html">open alone</a>)</figcaption></figure>'
+            )
+    style = (
+        "body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em;line-height:1.4}"
+        "table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #ccc;padding:2px 8px;"
+        "text-align:right}figure{margin:1.5em 0}figcaption{color:#333;max-width:900px}"
+    )
+    return (
+        f'<!doctype html>\n<html><head><meta charset="utf-8"><title>xtl report</title>{script}'
+        f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )
 
 
-def write_report(results: dict[str, SweepResult], out: str | Path, png: bool = True,
-                 held_out: pd.DataFrame | None = None, note: str = "", plotlyjs: str = "directory",
-                 controls: dict[str, SweepResult] | None = None, maps: dict[str, SweepResult] | None = None) -> Path:
+def write_report(
+    results: dict[str, SweepResult],
+    out: str | Path,
+    png: bool = True,
+    held_out: pd.DataFrame | None = None,
+    note: str = "",
+    plotlyjs: str = "directory",
+    controls: dict[str, SweepResult] | None = None,
+    maps: dict[str, SweepResult] | None = None,
+) -> Path:
     """Write every result's figures, ``report.md`` (tables, figures, captions) and ``report.html``
     (the same, with the figures interactive) to ``out``.
 
@@ -294,32 +326,52 @@ def write_report(results: dict[str, SweepResult], out: str | Path, png: bool = T
     for name, result in results.items():
         spec = result.spec
         direction = plot.DIRECTIONS.get(spec.direction, "")
-        blocks += [("h2", name), ("p", f"Model `{spec.model}`, {_held(result)} "
-                   f"({', '.join(dict.fromkeys(result.languages)) or 'no language'})"
-                   f"{'; ' + direction if direction else ''}; components "
-                   f"{', '.join(spec.components)}, {len(spec.source_layers)} x {len(spec.target_layers)} layer pairs, "
-                   f"{spec.max_new_tokens} new tokens. Scored by `{spec.scorer}`; generation stops at "
-                   f"token ids {list(spec.eos_token_id) or 'none (always the full length)'}.")]
+        blocks += [
+            ("h2", name),
+            (
+                "p",
+                f"Model `{spec.model}`, {_held(result)} "
+                f"({', '.join(dict.fromkeys(result.languages)) or 'no language'})"
+                f"{'; ' + direction if direction else ''}; components "
+                f"{', '.join(spec.components)}, {len(spec.source_layers)} x {len(spec.target_layers)} layer pairs, "
+                f"{spec.max_new_tokens} new tokens. Scored by `{spec.scorer}`; generation stops at "
+                f"token ids {list(spec.eos_token_id) or 'none (always the full length)'}.",
+            ),
+        ]
         languages = list(dict.fromkeys(result.languages)) + (["all"] if len(set(result.languages)) > 1 else [])
         default = task_default(result)
         if default is not None:
             table = compare_settings(result, default).pivot(index="language", columns="setting", values="accuracy")
             table = table.reindex(index=languages, columns=list(plot.SETTING_ORDER)).rename(columns=SETTING_COLUMNS)
-            blocks += [("p", f"Accuracy per setting (paper default: {default.component} ({default.source_layer}, "
-                             f"{default.target_layer}); TargetFirst chosen on these items):"), ("table", table)]
+            blocks += [
+                (
+                    "p",
+                    f"Accuracy per setting (paper default: {default.component} ({default.source_layer}, "
+                    f"{default.target_layer}); TargetFirst chosen on these items):",
+                ),
+                ("table", table),
+            ]
         bound = upper_bound(result).pivot(index="language", columns="component", values="upper_bound")
         bound = bound.reindex(index=languages, columns=[*spec.components, "any"])
         control = (controls or {}).get(name)
         if control is not None:
             ctrl = upper_bound(control).pivot(index="language", columns="component", values="upper_bound")
-            ctrl = ctrl.reindex(index=languages, columns=bound.columns).rename(columns=_bound_columns(ctrl.columns,
-                                                                                                    "control: "))
-            blocks += [("p", "Upper bound per component, and the same bound with mismatched sources (control: each "
-                             "item's source taken from another item with another answer):"),
-                       ("table", pd.concat([bound.rename(columns=_bound_columns(bound.columns)), ctrl], axis=1))]
+            ctrl = ctrl.reindex(index=languages, columns=bound.columns).rename(
+                columns=_bound_columns(ctrl.columns, "control: ")
+            )
+            blocks += [
+                (
+                    "p",
+                    "Upper bound per component, and the same bound with mismatched sources (control: each "
+                    "item's source taken from another item with another answer):",
+                ),
+                ("table", pd.concat([bound.rename(columns=_bound_columns(bound.columns)), ctrl], axis=1)),
+            ]
         else:
-            blocks += [("p", "Upper bound per component:"),
-                       ("table", bound.rename(columns=_bound_columns(bound.columns)))]
+            blocks += [
+                ("p", "Upper bound per component:"),
+                ("table", bound.rename(columns=_bound_columns(bound.columns))),
+            ]
         for stem, fig in figures(stems[name], result, control).items():
             add(stem, fig, stems[name])
     if len(results) > 1:
@@ -328,12 +380,22 @@ def write_report(results: dict[str, SweepResult], out: str | Path, png: bool = T
             blocks.append(("h2", "All tasks"))
             add("tasks", plot.facets(results, "gain", title="accuracy minus untouched, per task"))
     for name, result in (maps or {}).items():
-        blocks += [("h2", name), ("p", f"Model `{result.spec.model}`, {_held(result)} "
-                   f"({', '.join(dict.fromkeys(result.languages))}), {len(result.spec.source_layers)} x "
-                   f"{len(result.spec.target_layers)} layer pairs: the change of the gold answer's first-token "
-                   "log-prob against the untouched target, mean over instances."),
-                   ("table", map_summary(result).assign(component=lambda f: f["component"].map(
-                       lambda c: plot.COMPONENT_NAMES.get(c, c))))]
+        blocks += [
+            ("h2", name),
+            (
+                "p",
+                f"Model `{result.spec.model}`, {_held(result)} "
+                f"({', '.join(dict.fromkeys(result.languages))}), {len(result.spec.source_layers)} x "
+                f"{len(result.spec.target_layers)} layer pairs: the change of the gold answer's first-token "
+                "log-prob against the untouched target, mean over instances.",
+            ),
+            (
+                "table",
+                map_summary(result).assign(
+                    component=lambda f: f["component"].map(lambda c: plot.COMPONENT_NAMES.get(c, c))
+                ),
+            ),
+        ]
         for stem, fig in map_figures(stems[name], result).items():
             add(stem, fig, stems[name])
     if maps and len(maps) > 1 and len({(r.spec.source_layers, r.spec.target_layers) for r in maps.values()}) == 1:
@@ -342,11 +404,18 @@ def write_report(results: dict[str, SweepResult], out: str | Path, png: bool = T
     if held_out is not None and not held_out.empty:
         table = held_out.pivot_table(index=["task", "language"], columns="setting", values="accuracy", sort=False)
         base = held_out.groupby(["task", "language"], sort=False)["baseline"].first().rename("baseline")
-        rules = (", ".join(f"`{r}`" for r in dict.fromkeys(held_out["rule"])) if "rule" in held_out
-                 else "the tasks' rules")
-        blocks += [("h2", "Held-out items"), ("p", "Accuracy on the `unseen` split: untouched, the paper's default, "
-                   f"and TargetFirst with its source layer chosen on the `sample` split; scored by {rules}."),
-                   ("table", pd.concat([base, table], axis=1).rename(columns=SETTING_COLUMNS))]
+        rules = (
+            ", ".join(f"`{r}`" for r in dict.fromkeys(held_out["rule"])) if "rule" in held_out else "the tasks' rules"
+        )
+        blocks += [
+            ("h2", "Held-out items"),
+            (
+                "p",
+                "Accuracy on the `unseen` split: untouched, the paper's default, "
+                f"and TargetFirst with its source layer chosen on the `sample` split; scored by {rules}.",
+            ),
+            ("table", pd.concat([base, table], axis=1).rename(columns=SETTING_COLUMNS)),
+        ]
     for stem, fig in figs.items():
         plot.save(fig, out / f"{stem}.html", plotlyjs=plotlyjs)
     if png:
@@ -361,8 +430,13 @@ def write_report(results: dict[str, SweepResult], out: str | Path, png: bool = T
     return report
 
 
-def demo(out: str | Path = "xtl-demo", limit: int | None = None, png: bool = True, progress: bool = True,
-         plotlyjs: str = "directory") -> dict:
+def demo(
+    out: str | Path = "xtl-demo",
+    limit: int | None = None,
+    png: bool = True,
+    progress: bool = True,
+    plotlyjs: str = "directory",
+) -> dict:
     """The main job: the shipped toy model, its three tasks (En -> X general knowledge and
     reading, X -> En culture), both components, all layer pairs, on the ``sample`` split;
     then the paper's default and TargetFirst on ``unseen``; figures and ``report.md`` in ``out``.
@@ -392,19 +466,39 @@ def demo(out: str | Path = "xtl-demo", limit: int | None = None, png: bool = Tru
         task = tasks.get(name)
         items = [item for lang in task.languages for item in task.items(lang)[:limit]]
         if progress:
-            print(f"{name}: {len(items)} items, {task.direction}; then default and TargetFirst on unseen items",
-                  flush=True)
+            print(
+                f"{name}: {len(items)} items, {task.direction}; then default and TargetFirst on unseen items",
+                flush=True,
+            )
         run = out / "runs" / (name if limit is None else f"{name}-limit{limit}")
-        results[name] = sweep(model, items, components=("attn", "mlp"), max_new_tokens=TOY_NEW_TOKENS,
-                              scorer=task.scorer, out=run, progress=progress)
-        held_out.append(evaluate(model, task, setting=["default", "targetfirst"], split="unseen",
-                                 max_new_tokens=TOY_NEW_TOKENS, limit=limit, search=results[name], progress=progress))
+        results[name] = sweep(
+            model,
+            items,
+            components=("attn", "mlp"),
+            max_new_tokens=TOY_NEW_TOKENS,
+            scorer=task.scorer,
+            out=run,
+            progress=progress,
+        )
+        held_out.append(
+            evaluate(
+                model,
+                task,
+                setting=["default", "targetfirst"],
+                split="unseen",
+                max_new_tokens=TOY_NEW_TOKENS,
+                limit=limit,
+                search=results[name],
+                progress=progress,
+            )
+        )
     held = pd.concat(held_out, ignore_index=True)
-    note = (f"`xtl demo` on the shipped toy model (`xtl/toy/model`): every toy task in its direction, "
-            f"attention and MLP, all layer pairs, `sample` split"
-            f"{'' if limit is None else f', {limit} items per language'}.")
+    note = (
+        f"`xtl demo` on the shipped toy model (`xtl/toy/model`): every toy task in its direction, "
+        f"attention and MLP, all layer pairs, `sample` split"
+        f"{'' if limit is None else f', {limit} items per language'}."
+    )
     if progress:
         print(f"writing figures and report.md to {out}", flush=True)
     report = write_report(results, out, png=png, held_out=held, note=note, plotlyjs=plotlyjs)
     return {"results": results, "held_out": held, "report": report, "seconds": time.perf_counter() - start}
-

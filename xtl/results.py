@@ -110,8 +110,10 @@ class SweepSpec:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise RunError(f"fields {unknown} are unknown to xtl {__version__} (written by xtl "
-                           f"{data.get('xtl_version') or '?'}); read it with that version")
+            raise RunError(
+                f"fields {unknown} are unknown to xtl {__version__} (written by xtl "
+                f"{data.get('xtl_version') or '?'}); read it with that version"
+            )
         for f in fields(cls):
             if isinstance(data.get(f.name), list):
                 data[f.name] = tuple(data[f.name])
@@ -130,8 +132,11 @@ class SweepSpec:
 
     def differences(self, other: SweepSpec) -> list[str]:
         """Names of the fields (descriptive ones aside) in which two specs differ."""
-        return [f.name for f in fields(self) if f.name not in DESCRIPTIVE_FIELDS
-                and getattr(self, f.name) != getattr(other, f.name)]
+        return [
+            f.name
+            for f in fields(self)
+            if f.name not in DESCRIPTIVE_FIELDS and getattr(self, f.name) != getattr(other, f.name)
+        ]
 
 
 @dataclass
@@ -190,11 +195,14 @@ class SweepResult:
     def __repr__(self) -> str:
         shape = "x".join(map(str, self.correct.shape))
         held = f"{len(self.instances)} instances" + (
-            "" if self.complete else f", {len(self.missing)} missing (partial run)")
+            "" if self.complete else f", {len(self.missing)} missing (partial run)"
+        )
         how = "" if not self.approximate else f"{self.spec.method} estimate (approximate), "
-        return (f"SweepResult({self.spec.task or self.spec.model!r}, {how}{held}, components "
-                f"{list(self.spec.components)}, {len(self.spec.source_layers)}x"
-                f"{len(self.spec.target_layers)} layer pairs, arrays [{shape}])")
+        return (
+            f"SweepResult({self.spec.task or self.spec.model!r}, {how}{held}, components "
+            f"{list(self.spec.components)}, {len(self.spec.source_layers)}x"
+            f"{len(self.spec.target_layers)} layer pairs, arrays [{shape}])"
+        )
 
     def _repr_html_(self) -> str:
         """Jupyter's view: what was run, and the upper bound per language and component."""
@@ -206,25 +214,34 @@ class SweepResult:
         table = table.reindex(columns=[*self.spec.components, "any"])
         untouched = upper_bound(self).drop_duplicates("language").set_index("language")["baseline"]
         table.insert(0, "untouched", untouched)
-        partial = "" if self.complete else (f" <b>Partial run</b>: {len(self.missing)} of {len(self.spec.ids)} "
-                                            f"instances not finished.")
-        head = (f"<p><b>SweepResult</b> {html.escape(self.spec.task or self.spec.model)}: "
-                f"{len(self.instances)} instances, components {', '.join(self.spec.components)}, "
-                f"{len(self.spec.source_layers)} x {len(self.spec.target_layers)} layer pairs, "
-                f"{self.spec.max_new_tokens} new tokens, scored by {html.escape(self.spec.scorer)}.{partial}"
-                f"{' <b>Approximate</b>: every cell estimated by attribution patching.' if self.approximate else ''} "
-                f"Untouched accuracy and the instance-aware upper bound:</p>")
+        partial = (
+            ""
+            if self.complete
+            else (f" <b>Partial run</b>: {len(self.missing)} of {len(self.spec.ids)} instances not finished.")
+        )
+        head = (
+            f"<p><b>SweepResult</b> {html.escape(self.spec.task or self.spec.model)}: "
+            f"{len(self.instances)} instances, components {', '.join(self.spec.components)}, "
+            f"{len(self.spec.source_layers)} x {len(self.spec.target_layers)} layer pairs, "
+            f"{self.spec.max_new_tokens} new tokens, scored by {html.escape(self.spec.scorer)}.{partial}"
+            f"{' <b>Approximate</b>: every cell estimated by attribution patching.' if self.approximate else ''} "
+            f"Untouched accuracy and the instance-aware upper bound:</p>"
+        )
         return head + table.round(3).to_html()
 
     def index(self, component: str, source_layer: int, target_layer: int) -> tuple[int, int, int]:
         """Array indices of a (component, source layer, target layer) cell; layers may be negative."""
         n = self.spec.n_layers
-        source_layer, target_layer = (resolve_layer(source_layer, n, "source_layer"),
-                                      resolve_layer(target_layer, n, "target_layer"))
+        source_layer, target_layer = (
+            resolve_layer(source_layer, n, "source_layer"),
+            resolve_layer(target_layer, n, "target_layer"),
+        )
         try:
-            return (self.spec.components.index(component),
-                    self.spec.source_layers.index(source_layer),
-                    self.spec.target_layers.index(target_layer))
+            return (
+                self.spec.components.index(component),
+                self.spec.source_layers.index(source_layer),
+                self.spec.target_layers.index(target_layer),
+            )
         except ValueError:
             raise InputError(
                 f"no cell ({component!r}, {source_layer}, {target_layer}) in this sweep; components "
@@ -244,8 +261,9 @@ class SweepResult:
         """The language of each instance (task items carry one; empty otherwise)."""
         return [str(x) for x in self.baseline["language"]]
 
-    def texts(self, component: str, source_layer: int, target_layer: int,
-              instance: int | None = None) -> list[str] | str:
+    def texts(
+        self, component: str, source_layer: int, target_layer: int, instance: int | None = None
+    ) -> list[str] | str:
         """Generated text of one cell, for every instance or one (by its input index)."""
         c, s, t = self.index(component, source_layer, target_layer)
         column = self.texts_array[:, c, s, t]
@@ -293,16 +311,23 @@ class SweepResult:
         if spec is None:
             raise MissingFileError(f"{str(path)!r} is not a sweep run: it holds no _spec.json")
         if not spec.weights:
-            warnings.warn(f"run {str(path)!r} was written by xtl {spec.xtl_version or '?'}, before runs recorded "
-                          f"model fingerprints: its parts are read unverified, and it cannot be resumed",
-                          RunWarning, stacklevel=2)
+            warnings.warn(
+                f"run {str(path)!r} was written by xtl {spec.xtl_version or '?'}, before runs recorded "
+                f"model fingerprints: its parts are read unverified, and it cannot be resumed",
+                RunWarning,
+                stacklevel=2,
+            )
         frames = scan_run(path, spec)
         if not frames:
             raise MissingFileError(f"run {str(path)!r} holds no finished instance yet")
         result = from_frame(spec, pd.concat([frames[k] for k in sorted(frames)], ignore_index=True))
         if not result.complete:
-            warnings.warn(f"run {str(path)!r} is partial: {len(result.instances)} of {len(spec.ids)} "
-                          f"instances finished; missing {_short(result.missing)}", RunWarning, stacklevel=2)
+            warnings.warn(
+                f"run {str(path)!r} is partial: {len(result.instances)} of {len(spec.ids)} "
+                f"instances finished; missing {_short(result.missing)}",
+                RunWarning,
+                stacklevel=2,
+            )
         return result
 
 
@@ -330,8 +355,9 @@ def from_frame(spec: SweepSpec, frame: pd.DataFrame) -> SweepResult:
     for k, values in enumerate(cells["option_logprob"]):
         options[tuple(w[k] for w in where)][: len(values)] = values
     base = frame[frame["baseline"]].set_index("instance").sort_index()
-    base = base[["id", "language", "text", "tokens", "correct", "gold_logprob", "logit_diff",
-                 "option_logprob", "gold_option"]]
+    base = base[
+        ["id", "language", "text", "tokens", "correct", "gold_logprob", "logit_diff", "option_logprob", "gold_option"]
+    ]
     tokens = np.empty(shape, dtype=object)
     tokens[where] = [list(t) for t in cells["tokens"]]
     held = set(instances)
@@ -354,19 +380,40 @@ def to_frame(result: SweepResult) -> pd.DataFrame:
     spec, rows = result.spec, []
     for i, instance in enumerate(result.instances):
         b = result.baseline.loc[instance]
-        rows.append(record(instance, b["id"], None, b["text"], b["tokens"], b["correct"],
-                           b["gold_logprob"], b["logit_diff"], b["option_logprob"], b["language"],
-                           b["gold_option"]))
+        rows.append(
+            record(
+                instance,
+                b["id"],
+                None,
+                b["text"],
+                b["tokens"],
+                b["correct"],
+                b["gold_logprob"],
+                b["logit_diff"],
+                b["option_logprob"],
+                b["language"],
+                b["gold_option"],
+            )
+        )
         for c, component in enumerate(spec.components):
             for s, source in enumerate(spec.source_layers):
                 for t, target in enumerate(spec.target_layers):
                     opts = result.option_logprob[i, c, s, t].numpy()
-                    rows.append(record(
-                        instance, b["id"], (component, source, target), result.texts_array[i, c, s, t],
-                        result.tokens_array[i, c, s, t], bool(result.correct[i, c, s, t]),
-                        float(result.gold_logprob[i, c, s, t]), float(result.logit_diff[i, c, s, t]),
-                        [float(x) for x in opts if not np.isnan(x)], b["language"], b["gold_option"],
-                    ))
+                    rows.append(
+                        record(
+                            instance,
+                            b["id"],
+                            (component, source, target),
+                            result.texts_array[i, c, s, t],
+                            result.tokens_array[i, c, s, t],
+                            bool(result.correct[i, c, s, t]),
+                            float(result.gold_logprob[i, c, s, t]),
+                            float(result.logit_diff[i, c, s, t]),
+                            [float(x) for x in opts if not np.isnan(x)],
+                            b["language"],
+                            b["gold_option"],
+                        )
+                    )
     return long_frame(rows)
 
 
@@ -376,18 +423,36 @@ def long_frame(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows).astype({"source_layer": "Int64", "target_layer": "Int64"})
 
 
-def record(instance: int, id_: str, cell: tuple[str, int, int] | None, text: str, tokens: Any,
-           correct: bool, gold_logprob: float, logit_diff: float, option_logprob: Any,
-           language: str = "", gold_option: int = -1) -> dict:
+def record(
+    instance: int,
+    id_: str,
+    cell: tuple[str, int, int] | None,
+    text: str,
+    tokens: Any,
+    correct: bool,
+    gold_logprob: float,
+    logit_diff: float,
+    option_logprob: Any,
+    language: str = "",
+    gold_option: int = -1,
+) -> dict:
     """One row of the long-form table (``cell=None`` for the baseline, whose layers are missing)."""
     component, source, target = cell if cell else ("", None, None)
     return {
-        "instance": int(instance), "id": str(id_), "language": str(language), "baseline": cell is None,
-        "component": component, "source_layer": None if cell is None else int(source),
+        "instance": int(instance),
+        "id": str(id_),
+        "language": str(language),
+        "baseline": cell is None,
+        "component": component,
+        "source_layer": None if cell is None else int(source),
         "target_layer": None if cell is None else int(target),
-        "text": text, "tokens": [int(x) for x in tokens], "correct": bool(correct),
-        "gold_logprob": float(gold_logprob), "logit_diff": float(logit_diff),
-        "option_logprob": [float(x) for x in option_logprob], "gold_option": int(gold_option),
+        "text": text,
+        "tokens": [int(x) for x in tokens],
+        "correct": bool(correct),
+        "gold_logprob": float(gold_logprob),
+        "logit_diff": float(logit_diff),
+        "option_logprob": [float(x) for x in option_logprob],
+        "gold_option": int(gold_option),
     }
 
 
@@ -436,8 +501,12 @@ def write_part(path: Path, spec: SweepSpec, instance: int, frame: pd.DataFrame) 
     """Write one finished instance's rows, stamped with the spec's and the prompts' hashes, the
     whole spec and a hash of the rows (atomically: a temporary file of this writer's own, then a rename)."""
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    stamp = {**dict(zip(PART_KEYS, (spec.digest().encode(), spec.prompt_hashes[instance].encode()))),
-             FORMAT_KEY: FORMAT, RUN_KEY: spec.to_json().encode(), CONTENT_KEY: _content_digest(table)}
+    stamp = {
+        **dict(zip(PART_KEYS, (spec.digest().encode(), spec.prompt_hashes[instance].encode()))),
+        FORMAT_KEY: FORMAT,
+        RUN_KEY: spec.to_json().encode(),
+        CONTENT_KEY: _content_digest(table),
+    }
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), **stamp})
     tmp = _temporary(path / _part_name(instance))
     try:
@@ -478,8 +547,11 @@ def read_part(file: Path, spec: SweepSpec, older: bool = True) -> tuple[int, pd.
         raise RunError(f"instance {instance} is outside this run's {len(spec.ids)} instances")
     legacy = not spec.weights and PART_KEYS[0] not in meta  # a run from before runs were stamped
     if not legacy and meta.get(PART_KEYS[0]) != spec.digest().encode():
-        raise RunError("it was computed under another spec" if PART_KEYS[0] in meta
-                       else "it carries no xtl stamp (written by another tool or an older xtl)")
+        raise RunError(
+            "it was computed under another spec"
+            if PART_KEYS[0] in meta
+            else "it carries no xtl stamp (written by another tool or an older xtl)"
+        )
     if not legacy and meta.get(PART_KEYS[1]) != spec.prompt_hashes[instance].encode():
         raise RunError(f"its prompts are not those of instance {instance}")
     note = ""
@@ -487,8 +559,11 @@ def read_part(file: Path, spec: SweepSpec, older: bool = True) -> tuple[int, pd.
         if meta.get(CONTENT_KEY) != _content_digest(table):
             raise RunError("its rows were changed after it was written (their hash differs from the one it records)")
         written = SweepSpec.from_json(meta[RUN_KEY].decode())
-        edited = [f.name for f in fields(spec) if f.name not in VERSION_FIELDS
-                  and getattr(spec, f.name) != getattr(written, f.name)]
+        edited = [
+            f.name
+            for f in fields(spec)
+            if f.name not in VERSION_FIELDS and getattr(spec, f.name) != getattr(written, f.name)
+        ]
         if edited:
             raise RunError(f"the run's _spec.json was changed after it was written (fields {edited} differ)")
         versions = {f: getattr(written, f) for f in VERSION_FIELDS if getattr(spec, f) != getattr(written, f)}
@@ -496,8 +571,10 @@ def read_part(file: Path, spec: SweepSpec, older: bool = True) -> tuple[int, pd.
             note = f"written by {', '.join(f'{k} {v!r}' for k, v in versions.items())}, not the run's"
     elif not legacy:
         if not older:
-            raise RunError("it was written by an older xtl (before parts recorded a hash of their rows), whose "
-                           "numbers this version does not reproduce bit for bit")
+            raise RunError(
+                "it was written by an older xtl (before parts recorded a hash of their rows), whose "
+                "numbers this version does not reproduce bit for bit"
+            )
         note = "written by an older xtl, without a hash of its rows: an edit since cannot be ruled out"
     frame = table.to_pandas()
     cells = len(spec.components) * len(spec.source_layers) * len(spec.target_layers)
@@ -524,13 +601,22 @@ def scan_run(path: Path, spec: SweepSpec, move: bool = False) -> dict[int, pd.Da
         if note:
             notes.append(f"{file.name}: {note}")
     if notes:
-        warnings.warn(f"{len(notes)} part(s) of run {str(path)!r} cannot be fully verified: " + "; ".join(notes),
-                      RunWarning, stacklevel=3)
+        warnings.warn(
+            f"{len(notes)} part(s) of run {str(path)!r} cannot be fully verified: " + "; ".join(notes),
+            RunWarning,
+            stacklevel=3,
+        )
     if bad:
-        fate = (f"moved to {str(Path(path) / REJECTED)!r}; their instances are recomputed" if move
-                else "a resumed sweep recomputes them")
-        warnings.warn(f"{len(bad)} part(s) of run {str(path)!r} set aside as not finished ({fate}): "
-                      + "; ".join(bad), RunWarning, stacklevel=3)
+        fate = (
+            f"moved to {str(Path(path) / REJECTED)!r}; their instances are recomputed"
+            if move
+            else "a resumed sweep recomputes them"
+        )
+        warnings.warn(
+            f"{len(bad)} part(s) of run {str(path)!r} set aside as not finished ({fate}): " + "; ".join(bad),
+            RunWarning,
+            stacklevel=3,
+        )
     return frames
 
 
@@ -570,8 +656,7 @@ def open_run(path: Path, spec: SweepSpec) -> tuple[SweepSpec, dict[int, pd.DataF
             f"the same model, pairs and settings, or write to a new out= path"
         )
     if any(getattr(spec, f) != getattr(old, f) for f in VERSION_FIELDS):
-        warnings.warn(f"resuming {str(path)!r}, written by other xtl/TransformerLens versions",
-                      stacklevel=3)
+        warnings.warn(f"resuming {str(path)!r}, written by other xtl/TransformerLens versions", stacklevel=3)
     parts = list(path.glob("part-*.parquet"))
     if parts and not spec.scorer_digest:
         raise RunError(

@@ -71,8 +71,10 @@ def resolve_layers(layers: Iterable[int] | int | None, total: int, what: str) ->
     twice = [layer for k, layer in enumerate(resolved) if layer in resolved[:k]]
     if twice:
         same = [given[k] for k, layer in enumerate(resolved) if layer == twice[0]]
-        raise InputError(f"{what}s lists layer {twice[0]} more than once ({', '.join(map(str, same))}; negative "
-                         f"layers count from the end of {total}); list each layer once")
+        raise InputError(
+            f"{what}s lists layer {twice[0]} more than once ({', '.join(map(str, same))}; negative "
+            f"layers count from the end of {total}); list each layer once"
+        )
     return resolved
 
 
@@ -119,12 +121,15 @@ def label(spec: SweepSpec, pairs: list[Pair]) -> str:
     """What a progress bar says it sweeps: task (or model), languages, components x layers."""
     languages = list(dict.fromkeys(getattr(p, "language", "") for p in pairs if getattr(p, "language", "")))
     where = f" {','.join(languages)}" if languages else ""
-    return (f"sweep {spec.task or spec.model}{where} {'+'.join(spec.components)} "
-            f"{len(spec.source_layers)}x{len(spec.target_layers)} layers")
+    return (
+        f"sweep {spec.task or spec.model}{where} {'+'.join(spec.components)} "
+        f"{len(spec.source_layers)}x{len(spec.target_layers)} layers"
+    )
 
 
-def sweep_spec(model, pairs: list[Pair], components, sources, targets, max_new_tokens, eos, scorer,
-          revision, prepend_bos) -> SweepSpec:
+def sweep_spec(
+    model, pairs: list[Pair], components, sources, targets, max_new_tokens, eos, scorer, revision, prepend_bos
+) -> SweepSpec:
     import transformer_lens
 
     tasks = {getattr(p, "task", "") for p in pairs}  # task items know their task and direction
@@ -169,8 +174,10 @@ def verdict(scorer: Scorer, text: str, pair: Pair, instance: int) -> bool:
     """
     value = scorer(text, pair)
     if not isinstance(value, (bool, np.bool_)):
-        raise InputTypeError(f"scorer {scorer_identity(scorer)[0]!r} returned {value!r} ({type(value).__name__}) "
-                        f"for instance {instance} (text {text!r}); a scorer must return True or False")
+        raise InputTypeError(
+            f"scorer {scorer_identity(scorer)[0]!r} returned {value!r} ({type(value).__name__}) "
+            f"for instance {instance} (text {text!r}); a scorer must return True or False"
+        )
     return bool(value)
 
 
@@ -182,8 +189,7 @@ class Prepared(NamedTuple):
     first: dict[str, int]
 
 
-def preflight(model: HookedModel, pairs: list[Pair], max_new_tokens: int,
-              prepend_bos: bool | None) -> list[Prepared]:
+def preflight(model: HookedModel, pairs: list[Pair], max_new_tokens: int, prepend_bos: bool | None) -> list[Prepared]:
     """Check every pair before any work: prompts tokenize within the model's vocabulary and
     context, the target leaves room for ``max_new_tokens``, and answers have a first token.
 
@@ -199,8 +205,10 @@ def preflight(model: HookedModel, pairs: list[Pair], max_new_tokens: int,
     for k, pair in enumerate(pairs):
         try:
             source, target = tokenize(model, pair.source, prepend_bos), tokenize(model, pair.target, prepend_bos)
-            firsts = {answer: first_answer_token(tokenizer, pair.target, pair.answer_template.format(answer))
-                      for answer in (pair.gold, *pair.options)}
+            firsts = {
+                answer: first_answer_token(tokenizer, pair.target, pair.answer_template.format(answer))
+                for answer in (pair.gold, *pair.options)
+            }
         except ValueError as err:
             raise InputError(f"instance {k} (id {pair.id!r}): {err}") from None
         prepared.append(Prepared(source, target, firsts))
@@ -224,7 +232,9 @@ def preflight(model: HookedModel, pairs: list[Pair], max_new_tokens: int,
             f"option_logprob is equal, logit_diff leaves them out (NaN when no other option is left) and the "
             f"log-prob scorer counts the tie as wrong. Score by generated text (the default), or choose an "
             f"answer_template whose answers differ in their first token",
-            OptionCollisionWarning, stacklevel=3)
+            OptionCollisionWarning,
+            stacklevel=3,
+        )
     return prepared
 
 
@@ -261,15 +271,27 @@ def sweep_instances(
     for start in range(0, len(rows), chunk):
         part = rows[start : start + chunk]
         patched = [(r, k, cell) for r, (k, cell) in enumerate(part) if cell is not None]
-        patches = RowPatches.build(
-            [cell[0] for _, _, cell in patched], [cell[2] for _, _, cell in patched],
-            torch.stack([acts[k][c][s, 0] for _, k, (c, s, _) in patched]), rows=[r for r, _, _ in patched],
-        ) if patched else None
+        patches = (
+            RowPatches.build(
+                [cell[0] for _, _, cell in patched],
+                [cell[2] for _, _, cell in patched],
+                torch.stack([acts[k][c][s, 0] for _, k, (c, s, _) in patched]),
+                rows=[r for r, _, _ in patched],
+            )
+            if patched
+            else None
+        )
         counts = Counter(k for k, _ in part)  # rows of each instance in this part, in order
         order = list(counts)
         if can_pack and all(prepared[k].target.tokens.shape[1] > 1 for k in order):
-            gen = generate_packed(model, [prepared[k].target for k in order], list(counts.values()),
-                                  spec.max_new_tokens, patches, list(spec.eos_token_id))
+            gen = generate_packed(
+                model,
+                [prepared[k].target for k in order],
+                list(counts.values()),
+                spec.max_new_tokens,
+                patches,
+                list(spec.eos_token_id),
+            )
         else:  # one instance (packs() packs none here)
             target = prepared[order[0]].target
             batch = PromptBatch(target.tokens.expand(len(part), -1), target.attention_mask.expand(len(part), -1))
@@ -283,16 +305,29 @@ def sweep_instances(
             others = [t for o, t in zip(pair.options, options) if o != pair.gold and t != gold]
             lse = log_normalizer(logits)
             gold_lp = (logits[:, gold].double() - lse).tolist()
-            diff = ((logits[:, gold].double() - logits[:, others].double().max(-1).values).tolist() if others
-                    else [float("nan")] * n)
+            diff = (
+                (logits[:, gold].double() - logits[:, others].double().max(-1).values).tolist()
+                if others
+                else [float("nan")] * n
+            )
             option_lp = (logits[:, options].double() - lse[:, None]).tolist()
             for r in range(at, at + n):
                 cell, text = part[r][1], texts[r]
-                out[k].append(record(
-                    k, spec.ids[k], cell, text, tokens[r][: lengths[r]],
-                    verdict(scorer, text, pair, k), gold_lp[r - at], diff[r - at], option_lp[r - at],
-                    getattr(pair, "language", ""), pair.options.index(pair.gold) if pair.options else -1,
-                ))
+                out[k].append(
+                    record(
+                        k,
+                        spec.ids[k],
+                        cell,
+                        text,
+                        tokens[r][: lengths[r]],
+                        verdict(scorer, text, pair, k),
+                        gold_lp[r - at],
+                        diff[r - at],
+                        option_lp[r - at],
+                        getattr(pair, "language", ""),
+                        pair.options.index(pair.gold) if pair.options else -1,
+                    )
+                )
             at += n
             if len(out[k]) == len(cells) + 1:
                 yield k, long_frame(out.pop(k))
@@ -306,8 +341,15 @@ def longest_target(prepared: Sequence[Prepared]) -> int:
     return max(p.target.tokens.shape[1] for p in prepared)
 
 
-def packs(model: HookedModel, pending: Sequence[int], prepared: Sequence[Prepared], rows: int,
-          max_new_tokens: int, max_batch: int | None, memory_budget: int) -> list[tuple[list[int], int]]:
+def packs(
+    model: HookedModel,
+    pending: Sequence[int],
+    prepared: Sequence[Prepared],
+    rows: int,
+    max_new_tokens: int,
+    max_batch: int | None,
+    memory_budget: int,
+) -> list[tuple[list[int], int]]:
     """The pending instances in order, as ``(instances, chunk)`` batches: consecutive instances
     whose ``rows`` each fit together in ``chunk`` rows (the memory budget's, or ``max_batch``)
     share one batch when the model is :func:`~xtl.generate.packable`; an instance with more

@@ -81,8 +81,10 @@ def mismatched(items: Sequence, stride: int = 1) -> list:
             partners = [indices[(pos + step) % len(indices)] for step in range(stride, len(indices), stride)]
             other = next((j for j in partners if items[j].gold != items[k].gold), None)
             if other is None:
-                raise InputError(f"no mismatched source for item {items[k].id!r} ({language!r}): it needs another "
-                                 f"item of its language {stride} places apart with another gold; give more items")
+                raise InputError(
+                    f"no mismatched source for item {items[k].id!r} ({language!r}): it needs another "
+                    f"item of its language {stride} places apart with another gold; give more items"
+                )
             out[k] = dataclasses.replace(items[k], source=items[other].source)
     return out
 
@@ -92,8 +94,13 @@ def _say(progress: bool, text: str) -> None:
         print(text, flush=True)
 
 
-def check_options(languages: Sequence[str] = LANGUAGES, limit: int | None = 4, layer_step: int = LAYER_STEP,
-                  map_items: int = 1, map_step: int = 2) -> list[str]:
+def check_options(
+    languages: Sequence[str] = LANGUAGES,
+    limit: int | None = 4,
+    layer_step: int = LAYER_STEP,
+    map_items: int = 1,
+    map_step: int = 2,
+) -> list[str]:
     """Check :func:`study`'s options before any work; returns the languages in the task's codes.
 
     Raises:
@@ -102,8 +109,10 @@ def check_options(languages: Sequence[str] = LANGUAGES, limit: int | None = 4, l
     task = tasks.get(TASK)
     languages = [task.canonical(lang) for lang in languages]
     if "en" in languages:
-        raise InputError(f"'en' is the source language of {TASK!r}; choose scored languages from "
-                         f"{[lang for lang in task.languages if lang != 'en']}")
+        raise InputError(
+            f"'en' is the source language of {TASK!r}; choose scored languages from "
+            f"{[lang for lang in task.languages if lang != 'en']}"
+        )
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise InputError(f"limit must be a positive number of items per language, or None for all; got {limit}")
     for what, step in (("layer_step", layer_step), ("map_step", map_step)):
@@ -170,51 +179,97 @@ def study(
     items = [item for lang in languages for item in task.items(lang)[:limit]]
     cells = 2 * len(layers) ** 2
     stride = len(task.relations)  # items cycle through the relations: a control source asks the same one
-    common = {"components": ("attn", "mlp"), "max_new_tokens": max_new_tokens, "scorer": task.scorer,
-              "progress": progress}
+    common = {
+        "components": ("attn", "mlp"),
+        "max_new_tokens": max_new_tokens,
+        "scorer": task.scorer,
+        "progress": progress,
+    }
 
     _say(progress, f"untouched: the English questions of these {len(items) // len(languages)} items")
-    english = evaluate(model, task, languages=languages[:1], direction="x2en", setting="baseline",
-                       max_new_tokens=max_new_tokens, limit=limit, progress=False)
+    english = evaluate(
+        model,
+        task,
+        languages=languages[:1],
+        direction="x2en",
+        setting="baseline",
+        max_new_tokens=max_new_tokens,
+        limit=limit,
+        progress=False,
+    )
     _say(progress, f"sweep: {len(items)} items ({', '.join(languages)}), layers {list(layers)}, {cells} cells each")
     res = sweep(model, items, source_layers=layers, target_layers=layers, out=runs / TASK, **common)
     _say(progress, "control: the same sweep with each source from another country's question")
     shifted = [item for lang in languages for item in mismatched(task.items(lang), stride)[:limit]]
-    control = sweep(model, shifted, source_layers=layers, target_layers=layers,
-                    out=runs / f"{TASK}-control", **common)
+    control = sweep(model, shifted, source_layers=layers, target_layers=layers, out=runs / f"{TASK}-control", **common)
     _say(progress, "held out: the paper's default and TargetFirst on unseen items")
-    held = evaluate(model, task, languages=languages, setting=["default", "targetfirst"], split="unseen",
-                    max_new_tokens=max_new_tokens, limit=limit, search=res, progress=progress)
+    held = evaluate(
+        model,
+        task,
+        languages=languages,
+        setting=["default", "targetfirst"],
+        split="unseen",
+        max_new_tokens=max_new_tokens,
+        limit=limit,
+        search=res,
+        progress=progress,
+    )
     maps = {}
     if map_items:
         map_layers = layer_subset(n_layers(model), map_step)
         first = common | {"max_new_tokens": 1, "source_layers": map_layers, "target_layers": map_layers}
-        for label, pool in ((f"{TASK}-first-token", task.items),
-                            (f"{TASK}-first-token-control", lambda lang: mismatched(task.items(lang), stride))):
+        for label, pool in (
+            (f"{TASK}-first-token", task.items),
+            (f"{TASK}-first-token-control", lambda lang: mismatched(task.items(lang), stride)),
+        ):
             pairs = [item for lang in languages for item in pool(lang)[:map_items]]
-            _say(progress, f"first-token map{' (control)' if 'control' in label else ''}: {len(pairs)} items, "
-                           f"{len(map_layers)} x {len(map_layers)} layer pairs ({2 * len(map_layers) ** 2} cells each)")
+            _say(
+                progress,
+                f"first-token map{' (control)' if 'control' in label else ''}: {len(pairs)} items, "
+                f"{len(map_layers)} x {len(map_layers)} layer pairs ({2 * len(map_layers) ** 2} cells each)",
+            )
             maps[label] = sweep(model, pairs, **first, out=runs / label)
 
     scored = res.baseline["correct"].to_numpy(dtype=bool)
-    untouched = pd.DataFrame([{"language": lang, "english question": float(english["baseline"].iloc[0]),
-                               "question in the language": float(scored[np.array(res.languages) == lang].mean())}
-                              for lang in languages])
-    note = "\n\n".join([
-        f"`xtl demo --model` study of `{name}` on `{TASK}` (En -> X), `sample` split, "
-        f"{'all' if limit is None else limit} items per language ({len(task.relations)} relations per country), "
-        f"{max_new_tokens} new tokens, generation sweeps over layers {list(layers)}.",
-        "Untouched accuracy on the same items: the English question (the source) and the question in the "
-        "scored language (the target, the baseline):",
-        markdown_table(["language", "English question", "question in the language"],
-                       [[r["language"], f"{r['english question']:.2f}", f"{r['question in the language']:.2f}"]
-                        for r in untouched.to_dict("records")]),
-    ])
+    untouched = pd.DataFrame(
+        [
+            {
+                "language": lang,
+                "english question": float(english["baseline"].iloc[0]),
+                "question in the language": float(scored[np.array(res.languages) == lang].mean()),
+            }
+            for lang in languages
+        ]
+    )
+    note = "\n\n".join(
+        [
+            f"`xtl demo --model` study of `{name}` on `{TASK}` (En -> X), `sample` split, "
+            f"{'all' if limit is None else limit} items per language ({len(task.relations)} relations per country), "
+            f"{max_new_tokens} new tokens, generation sweeps over layers {list(layers)}.",
+            "Untouched accuracy on the same items: the English question (the source) and the question in the "
+            "scored language (the target, the baseline):",
+            markdown_table(
+                ["language", "English question", "question in the language"],
+                [
+                    [r["language"], f"{r['english question']:.2f}", f"{r['question in the language']:.2f}"]
+                    for r in untouched.to_dict("records")
+                ],
+            ),
+        ]
+    )
     _say(progress, f"writing figures and report.md to {out}")
-    report = write_report({TASK: res}, out, png=png, held_out=held, note=note, plotlyjs=plotlyjs,
-                          controls={TASK: control}, maps=maps)
-    return {"results": {TASK: res}, "control": control, "maps": maps, "untouched": untouched,
-            "held_out": held, "report": report, "seconds": time.perf_counter() - start}
+    report = write_report(
+        {TASK: res}, out, png=png, held_out=held, note=note, plotlyjs=plotlyjs, controls={TASK: control}, maps=maps
+    )
+    return {
+        "results": {TASK: res},
+        "control": control,
+        "maps": maps,
+        "untouched": untouched,
+        "held_out": held,
+        "report": report,
+        "seconds": time.perf_counter() - start,
+    }
 
 
 def summary(done: dict) -> pd.DataFrame:
@@ -241,13 +296,20 @@ def summary(done: dict) -> pd.DataFrame:
     rows = []
     for language in order:
         unseen = held.loc[language] if language in held.index else pd.Series(dtype=float)
-        rows.append({
-            "language": language, "untouched en": english,
-            **{name: settings.loc[language, key] for name, key in (
-                ("untouched", "baseline"), ("default", "default"), ("targetfirst", "targetfirst"))},
-            **{f"bound {c}": bound.loc[language, c] for c in components},
-            **{f"control {c}": ctrl.loc[language, c] for c in components},
-            **{f"unseen {name}": unseen.get(key, float("nan")) for name, key in (
-                ("untouched", "baseline"), ("default", "default"), ("targetfirst", "targetfirst"))},
-        })
+        rows.append(
+            {
+                "language": language,
+                "untouched en": english,
+                **{
+                    name: settings.loc[language, key]
+                    for name, key in (("untouched", "baseline"), ("default", "default"), ("targetfirst", "targetfirst"))
+                },
+                **{f"bound {c}": bound.loc[language, c] for c in components},
+                **{f"control {c}": ctrl.loc[language, c] for c in components},
+                **{
+                    f"unseen {name}": unseen.get(key, float("nan"))
+                    for name, key in (("untouched", "baseline"), ("default", "default"), ("targetfirst", "targetfirst"))
+                },
+            }
+        )
     return pd.DataFrame(rows).round(3)

@@ -126,30 +126,48 @@ def sweep(
     if executor == "ray":
         require_ray()
         recipe_of(model)
-    if (not isinstance(gpus_per_worker, (int, float)) or isinstance(gpus_per_worker, bool)
-            or not math.isfinite(gpus_per_worker) or gpus_per_worker < 0):
+    if (
+        not isinstance(gpus_per_worker, (int, float))
+        or isinstance(gpus_per_worker, bool)
+        or not math.isfinite(gpus_per_worker)
+        or gpus_per_worker < 0
+    ):
         raise InputError(f"gpus_per_worker must be a number >= 0, got {gpus_per_worker!r}")
     components = model_components(model, components)
     total = n_layers(model)
     sources = resolve_layers(source_layers, total, "source_layer")
     targets = resolve_layers(target_layers, total, "target_layer")
     max_new_tokens = positive_int(max_new_tokens, "max_new_tokens")
-    memory_budget = (default_memory_budget(model) if memory_budget is None
-                     else positive_int(memory_budget, "memory_budget"))
+    memory_budget = (
+        default_memory_budget(model) if memory_budget is None else positive_int(memory_budget, "memory_budget")
+    )
     if max_batch is not None:
         max_batch = positive_int(max_batch, "max_batch")
     scorer = scorer or contains_gold
     if not callable(scorer):
         raise InputTypeError(f"scorer must be a function scorer(text, pair) -> bool, got {scorer!r}")
     prepared = preflight(model, pairs, max_new_tokens, prepend_bos)
-    spec = sweep_spec(model, pairs, components, sources, targets, max_new_tokens,
-                 eos_ids(model, eos_token_id), scorer, revision, prepend_bos)
+    spec = sweep_spec(
+        model,
+        pairs,
+        components,
+        sources,
+        targets,
+        max_new_tokens,
+        eos_ids(model, eos_token_id),
+        scorer,
+        revision,
+        prepend_bos,
+    )
     done = {}
     if out is not None:  # a run's parts are written under its stored spec
         spec, done = open_run(check_output_dir(out, RunError), spec)
     if out is not None and not spec.scorer_digest:
-        warnings.warn(f"scorer {spec.scorer!r} is anonymous (a lambda, or code whose source cannot be read): "
-                      f"the run at {str(out)!r} cannot be resumed if interrupted", stacklevel=2)
+        warnings.warn(
+            f"scorer {spec.scorer!r} is anonymous (a lambda, or code whose source cannot be read): "
+            f"the run at {str(out)!r} cannot be resumed if interrupted",
+            stacklevel=2,
+        )
     if not uses_kv_cache(model):
         warnings.warn(
             f"{type(model).__name__} has no TransformerLens KV cache: xtl.sweep re-runs each "
@@ -163,14 +181,23 @@ def sweep(
     pending = [k for k in mine if k not in done]
     batches = packs(model, pending, prepared, n_cells + 1, max_new_tokens, max_batch, memory_budget)
     if executor == "ray":
-        finished = ray_sweep(model, batches, pairs, spec, scorer, None if out is None else Path(out), workers,
-                             address, gpus_per_worker)
+        finished = ray_sweep(
+            model, batches, pairs, spec, scorer, None if out is None else Path(out), workers, address, gpus_per_worker
+        )
     else:
-        finished = (kf for instances, chunk in batches
-                    for kf in sweep_instances(model, instances, pairs, spec, scorer, prepared, chunk))
+        finished = (
+            kf
+            for instances, chunk in batches
+            for kf in sweep_instances(model, instances, pairs, spec, scorer, prepared, chunk)
+        )
     shard_label = "" if shard is None else f" shard {shard[0]}/{shard[1]}"
-    with tqdm(total=len(mine), initial=len(mine) - len(pending), disable=not progress, unit="instance",
-              desc=label(spec, pairs) + shard_label) as bar:
+    with tqdm(
+        total=len(mine),
+        initial=len(mine) - len(pending),
+        disable=not progress,
+        unit="instance",
+        desc=label(spec, pairs) + shard_label,
+    ) as bar:
         for k, frame in finished:
             if out is not None and executor == "local":  # Ray workers write their own parts
                 write_part(Path(out), spec, k, frame)

@@ -50,20 +50,30 @@ def tokenizer() -> PreTrainedTokenizerFast:
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     tok.train_from_iterator(CORPUS, trainer)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>"
-    )
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
 
 
-def hf_model(arch: str, vocab: int, n_layers: int = 3, seed: int = 0, d_model: int = 64,
-             n_heads: int = 4, d_mlp: int | None = None) -> torch.nn.Module:
+def hf_model(
+    arch: str,
+    vocab: int,
+    n_layers: int = 3,
+    seed: int = 0,
+    d_model: int = 64,
+    n_heads: int = 4,
+    d_mlp: int | None = None,
+) -> torch.nn.Module:
     """A random causal LM of the given architecture, peaked enough to avoid argmax ties."""
     torch.manual_seed(seed)
     common = dict(vocab_size=vocab, bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD)
     llama_like = dict(
-        hidden_size=d_model, intermediate_size=d_mlp or 3 * d_model // 2, num_hidden_layers=n_layers,
-        num_attention_heads=n_heads, max_position_embeddings=1024, initializer_range=0.1,
-        tie_word_embeddings=False, **common,
+        hidden_size=d_model,
+        intermediate_size=d_mlp or 3 * d_model // 2,
+        num_hidden_layers=n_layers,
+        num_attention_heads=n_heads,
+        max_position_embeddings=1024,
+        initializer_range=0.1,
+        tie_word_embeddings=False,
+        **common,
     )
     if arch == "qwen2":
         model = Qwen2ForCausalLM(Qwen2Config(num_key_value_heads=2, **llama_like))
@@ -72,10 +82,19 @@ def hf_model(arch: str, vocab: int, n_layers: int = 3, seed: int = 0, d_model: i
     elif arch == "mistral":
         model = MistralForCausalLM(MistralConfig(num_key_value_heads=2, sliding_window=None, **llama_like))
     elif arch == "gpt2":
-        model = GPT2LMHeadModel(GPT2Config(
-            n_embd=d_model, n_layer=n_layers, n_head=n_heads, n_positions=1024, initializer_range=0.1,
-            resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, **common,
-        ))
+        model = GPT2LMHeadModel(
+            GPT2Config(
+                n_embd=d_model,
+                n_layer=n_layers,
+                n_head=n_heads,
+                n_positions=1024,
+                initializer_range=0.1,
+                resid_pdrop=0.0,
+                embd_pdrop=0.0,
+                attn_pdrop=0.0,
+                **common,
+            )
+        )
     else:
         raise InputError(f"unknown arch {arch!r}; valid: {ARCHS}")
     return model.eval()

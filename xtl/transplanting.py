@@ -94,8 +94,10 @@ def transplant(
         >>> res.text, res.baseline_text
     """
     if component == HEAD:
-        raise InputError(f"component {HEAD!r} means every attention head; a transplant carries one: "
-                         f"'head.<h>', h in 0..{model.cfg.n_heads - 1} (xtl.sweep takes 'head')")
+        raise InputError(
+            f"component {HEAD!r} means every attention head; a transplant carries one: "
+            f"'head.<h>', h in 0..{model.cfg.n_heads - 1} (xtl.sweep takes 'head')"
+        )
     component = model_components(model, [component])[0]
     spec = TransplantSpec(source_layer, target_layer, component)
     resolved = spec.resolve(n_layers(model))  # fails on bad layers before any work
@@ -104,17 +106,21 @@ def transplant(
     tgt = left_padded(as_batch(model, target, prepend_bos=prepend_bos))
     if src.batch_size != tgt.batch_size:
         raise InputError(
-            f"source has {src.batch_size} prompts but target has {tgt.batch_size}; "
-            f"pass one source per target"
+            f"source has {src.batch_size} prompts but target has {tgt.batch_size}; pass one source per target"
         )
     layer = resolved.source_layer
     source = capture(model, src, components=(component,), stop_at_layer=layer + 1)[component][layer]
     size = tgt.batch_size
     longest = tgt.tokens.shape[1]
-    if (baseline or size > 1) and packable(model, longest + max_new_tokens) and longest > 1 \
-            and bool(tgt.attention_mask[:, -2].all()):
-        patched, base = _packed(model, tgt, source, component, resolved.target_layer, max_new_tokens,
-                                baseline, eos_token_id)
+    if (
+        (baseline or size > 1)
+        and packable(model, longest + max_new_tokens)
+        and longest > 1
+        and bool(tgt.attention_mask[:, -2].all())
+    ):
+        patched, base = _packed(
+            model, tgt, source, component, resolved.target_layer, max_new_tokens, baseline, eos_token_id
+        )
     else:
         patches = RowPatches.build([component] * size, [resolved.target_layer] * size, source)
         patched = greedy_generate(model, tgt, max_new_tokens, patches, eos_token_id)
@@ -132,17 +138,27 @@ def transplant(
     )
 
 
-def _packed(model, tgt: PromptBatch, source, component: str, layer: int, max_new_tokens: int,
-            baseline: bool, eos_token_id) -> tuple[Generation, Generation | None]:
+def _packed(
+    model, tgt: PromptBatch, source, component: str, layer: int, max_new_tokens: int, baseline: bool, eos_token_id
+) -> tuple[Generation, Generation | None]:
     """Patched and untouched rows of every target in one batch (:func:`~xtl.generate.generate_packed`):
     each target's prompt pass below ``layer`` and its prefix run once for both."""
     per = 2 if baseline else 1
-    prompts = [PromptBatch(tgt.tokens[r, mask][None], tgt.attention_mask[r, mask][None])
-               for r, mask in enumerate(tgt.attention_mask.bool())]
+    prompts = [
+        PromptBatch(tgt.tokens[r, mask][None], tgt.attention_mask[r, mask][None])
+        for r, mask in enumerate(tgt.attention_mask.bool())
+    ]
     rows = list(range(0, per * len(prompts), per))  # the patched row of each target; the next is untouched
     patches = RowPatches.build([component] * len(rows), [layer] * len(rows), source, rows=rows)
-    gen = generate_packed(model, prompts, [per] * len(prompts), max_new_tokens, patches, eos_token_id,
-                          row_names=[r // per for r in range(per * len(prompts))])
+    gen = generate_packed(
+        model,
+        prompts,
+        [per] * len(prompts),
+        max_new_tokens,
+        patches,
+        eos_token_id,
+        row_names=[r // per for r in range(per * len(prompts))],
+    )
     return _rows(gen, slice(0, None, per)), (_rows(gen, slice(1, None, per)) if baseline else None)
 
 

@@ -37,8 +37,13 @@ def item_labels(items: Sequence[Pair]) -> list[tuple[str, int]]:
     for k, item in enumerate(items):
         language = getattr(item, "language", "") or ""
         text = " ".join(item.target[start:].split())
-        labels.append((f"{k} · {language + ' · ' if language else ''}gold {item.gold} · "
-                       f"{text[:48]}{'...' if len(text) > 48 else ''}", k))
+        labels.append(
+            (
+                f"{k} · {language + ' · ' if language else ''}gold {item.gold} · "
+                f"{text[:48]}{'...' if len(text) > 48 else ''}",
+                k,
+            )
+        )
     return labels
 
 
@@ -61,9 +66,15 @@ class Explorer:
         widget: everything in one box; put it last in a cell to show it.
     """
 
-    def __init__(self, model: HookedModel, items: Sequence[Pair], result: SweepResult | None = None,
-                 scorer: Callable[[str, Pair], bool] | None = None, metric: str = "accuracy",
-                 max_new_tokens: int = 4) -> None:
+    def __init__(
+        self,
+        model: HookedModel,
+        items: Sequence[Pair],
+        result: SweepResult | None = None,
+        scorer: Callable[[str, Pair], bool] | None = None,
+        metric: str = "accuracy",
+        max_new_tokens: int = 4,
+    ) -> None:
         try:
             import ipywidgets as w
         except ImportError as err:
@@ -75,8 +86,9 @@ class Explorer:
         self.metric, self.max_new_tokens = metric, max_new_tokens
         last = n_layers(model) - 1
         components = list(result.spec.components) if result is not None else ["attn", "mlp"]
-        self.item = w.Dropdown(options=item_labels(self.items), value=0, description="item",
-                               layout=w.Layout(width="60%"))
+        self.item = w.Dropdown(
+            options=item_labels(self.items), value=0, description="item", layout=w.Layout(width="60%")
+        )
         self.component = w.Dropdown(options=components, value=components[0], description="component")
         # continuous_update=False: one transplant when a slider is released, not one per value passed
         self.source = w.IntSlider(value=0, min=0, max=last, description="source layer", continuous_update=False)
@@ -86,8 +98,9 @@ class Explorer:
         self.figure: go.Figure | None = None
         for control in (self.item, self.component, self.source, self.target):
             control.observe(lambda _: self.update(), names="value")
-        self.widget = w.VBox([w.HBox([self.item, self.component]), w.HBox([self.source, self.target]),
-                              self.text, self.plot])
+        self.widget = w.VBox(
+            [w.HBox([self.item, self.component]), w.HBox([self.source, self.target]), self.text, self.plot]
+        )
         self.update()
 
     def _in_sweep(self, item: Pair, component: str, source: int, target: int) -> str:
@@ -104,9 +117,11 @@ class Explorer:
         row = self.result.instances.index(instance)
         base = self.result.baseline.loc[instance]
         verdict = "right" if bool(self.result.correct[row, c, s, t]) else "wrong"
-        return (f"<br><b>in the sweep</b>: {verdict}, gold first-token log-prob "
-                f"{float(self.result.gold_logprob[row, c, s, t]):.2f} (untouched "
-                f"{'right' if bool(base['correct']) else 'wrong'}, {float(base['gold_logprob']):.2f})")
+        return (
+            f"<br><b>in the sweep</b>: {verdict}, gold first-token log-prob "
+            f"{float(self.result.gold_logprob[row, c, s, t]):.2f} (untouched "
+            f"{'right' if bool(base['correct']) else 'wrong'}, {float(base['gold_logprob']):.2f})"
+        )
 
     def update(self) -> None:
         """Run the chosen transplant and redraw (called whenever a control changes)."""
@@ -128,8 +143,16 @@ class Explorer:
         language = getattr(item, "language", "") or None
         fig = plot.heatmap(self.result, self.metric, language=language)
         col = list(self.result.spec.components).index(c) + 1
-        fig.add_shape(type="rect", x0=t - 0.5, x1=t + 0.5, y0=s - 0.5, y1=s + 0.5, row=1, col=col,
-                      line={"color": "red", "width": 3})
+        fig.add_shape(
+            type="rect",
+            x0=t - 0.5,
+            x1=t + 0.5,
+            y0=s - 0.5,
+            y1=s + 0.5,
+            row=1,
+            col=col,
+            line={"color": "red", "width": 3},
+        )
         self.figure = fig
         self.plot.clear_output(wait=True)
         with self.plot:

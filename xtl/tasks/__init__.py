@@ -58,10 +58,41 @@ def list_tasks() -> builtins.list[str]:
 
 list = list_tasks  # noqa: A001  (xtl.tasks.list(), as the public contract names it)
 
-for _task in (XNLI, XCOPA, XQuAD, MKQA, GlobalOpinionQA, CulturalBench, WorldFacts, ToyGeneration,
-              ToyUnderstanding, ToyCulture):
+for _task in (
+    XNLI,
+    XCOPA,
+    XQuAD,
+    MKQA,
+    GlobalOpinionQA,
+    CulturalBench,
+    WorldFacts,
+    ToyGeneration,
+    ToyUnderstanding,
+    ToyCulture,
+):
     register(_task)
 
-__all__ = ["CHECKS", "MKQA", "SPLITS", "XCOPA", "XNLI", "CulturalBench", "DataError", "GlobalOpinionQA", "Item",
-           "MisalignedWarning", "Record", "RuleScorer", "Task", "ToyCulture", "ToyGeneration", "ToyUnderstanding",
-           "WorldFacts", "XQuAD", "get", "list", "register", "scoring"]
+__all__ = [
+    "CHECKS",
+    "MKQA",
+    "SPLITS",
+    "XCOPA",
+    "XNLI",
+    "CulturalBench",
+    "DataError",
+    "GlobalOpinionQA",
+    "Item",
+    "MisalignedWarning",
+    "Record",
+    "RuleScorer",
+    "Task",
+    "ToyCulture",
+    "ToyGeneration",
+    "ToyUnderstanding",
+    "WorldFacts",
+    "XQuAD",
+    "get",
+    "list",
+    "register",
+    "scoring",
+]

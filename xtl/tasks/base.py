@@ -127,11 +127,14 @@ class Task:
     hub: ClassVar[str] = ""
     answer_template: ClassVar[str] = " {}"
 
-    def __init__(self, data: str | Path | None = None, rule: str | None = None, check: str = "warn",
-                 **options: Any) -> None:
+    def __init__(
+        self, data: str | Path | None = None, rule: str | None = None, check: str = "warn", **options: Any
+    ) -> None:
         if getattr(self, "family", None) not in RULES:
-            raise InputError(f"task {self.name!r} sets family={getattr(self, 'family', None)!r}; a task's "
-                             f"family names its scoring rules, one of {list(RULES)}")
+            raise InputError(
+                f"task {self.name!r} sets family={getattr(self, 'family', None)!r}; a task's "
+                f"family names its scoring rules, one of {list(RULES)}"
+            )
         rules = RULES[self.family]
         self.rule = rule or ("paper" if "paper" in rules else next(iter(rules)))
         if self.rule not in rules:
@@ -155,8 +158,7 @@ class Task:
         if code not in self.available_languages():
             aliases = f" (aliases: {self.aliases})" if self.aliases else ""
             raise InputError(
-                f"task {self.name!r} has no language {language!r}; valid: {list(self.available_languages())}"
-                f"{aliases}"
+                f"task {self.name!r} has no language {language!r}; valid: {list(self.available_languages())}{aliases}"
             )
         return code
 
@@ -189,12 +191,22 @@ class Task:
         items = []
         for k, (english, other) in enumerate(self.rows(language, split)):
             source, target = (english, other) if direction == "en2x" else (other, english)
-            items.append(Item(
-                source=source.prompt, target=target.prompt, gold=target.gold, options=target.options,
-                id=f"{self.name}-{language}-{split}-{k}", answer_template=self.answer_template,
-                task=self.name, language=language, direction=direction, split=split,
-                labels=target.labels, aliases=target.aliases,
-            ))
+            items.append(
+                Item(
+                    source=source.prompt,
+                    target=target.prompt,
+                    gold=target.gold,
+                    options=target.options,
+                    id=f"{self.name}-{language}-{split}-{k}",
+                    answer_template=self.answer_template,
+                    task=self.name,
+                    language=language,
+                    direction=direction,
+                    split=split,
+                    labels=target.labels,
+                    aliases=target.aliases,
+                )
+            )
         return items
 
     def score(self, text: str, item: Item) -> bool:
@@ -239,5 +251,4 @@ def require_dir(path: Path | str | None, task: str, hint: str) -> Path:
     return path
 
 
-__all__ = ["CHECKS", "DataError", "Item", "MisalignedWarning", "Record", "RuleScorer", "SPLITS", "Task",
-           "require_dir"]
+__all__ = ["CHECKS", "DataError", "Item", "MisalignedWarning", "Record", "RuleScorer", "SPLITS", "Task", "require_dir"]

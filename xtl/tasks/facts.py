@@ -56,10 +56,14 @@ CONTINENTS = {  # code -> names per language (LANGUAGES order); "/" separates ac
     "AF": "Africa|Afrique|África/Africa|Afrika|Africa|África/Africa|Afrika|Afrika",
     "AS": "Asia|Asie|Asia|Asien|Asia|Ásia/Asia|Asia|Asia",
     "EU": "Europe|Europe|Europa|Europa|Europa|Europa|Ulaya/Uropa|Eropa",
-    "NA": ("North America|Amérique du Nord|América del Norte/Norteamérica|Nordamerika|"
-           "America del Nord/Nordamerica|América do Norte|Amerika Kaskazini|Amerika Utara"),
-    "SA": ("South America|Amérique du Sud|América del Sur/Sudamérica/Suramérica|Südamerika|"
-           "America del Sud/Sudamerica|América do Sul|Amerika Kusini|Amerika Selatan"),
+    "NA": (
+        "North America|Amérique du Nord|América del Norte/Norteamérica|Nordamerika|"
+        "America del Nord/Nordamerica|América do Norte|Amerika Kaskazini|Amerika Utara"
+    ),
+    "SA": (
+        "South America|Amérique du Sud|América del Sur/Sudamérica/Suramérica|Südamerika|"
+        "America del Sud/Sudamerica|América do Sul|Amerika Kusini|Amerika Selatan"
+    ),
     "OC": "Oceania|Océanie|Oceanía|Ozeanien|Oceania|Oceania|Oceania/Oseania|Oseania",
 }
 
@@ -198,13 +202,18 @@ class WorldFacts(Task):
             if SPLITS[k % 2] != split:
                 continue
             for relation in self.relations:
-                rows.append((self.record("en", relation, names, capital, continent),
-                             self.record(language, relation, names, capital, continent)))
+                rows.append(
+                    (
+                        self.record("en", relation, names, capital, continent),
+                        self.record(language, relation, names, capital, continent),
+                    )
+                )
         return rows
 
 
-def untouched_accuracy(model, languages=LANGUAGES, max_new_tokens: int = 6, batch_size: int = 32,
-                       progress: bool = True) -> pd.DataFrame:
+def untouched_accuracy(
+    model, languages=LANGUAGES, max_new_tokens: int = 6, batch_size: int = 32, progress: bool = True
+) -> pd.DataFrame:
     """The untouched model's accuracy per language and relation, on both splits: which
     languages have a gap for the transplant to close.
 
@@ -223,14 +232,22 @@ def untouched_accuracy(model, languages=LANGUAGES, max_new_tokens: int = 6, batc
         items = [item for split in SPLITS for item in task.items(language, split=split)]
         verdicts = []
         for start in range(0, len(items), batch_size):
-            chunk = items[start:start + batch_size]
+            chunk = items[start : start + batch_size]
             texts = greedy_generate(model, tokenize(model, [i.target for i in chunk]), max_new_tokens).texts(
-                model.tokenizer)
+                model.tokenizer
+            )
             verdicts += [task.score(text, item) for text, item in zip(texts, chunk)]
         for k, relation in enumerate(task.relations):  # rows alternate the relations per country
-            hits = verdicts[k::len(task.relations)]
-            rows.append({"language": language, "relation": relation, "correct": sum(hits), "items": len(hits),
-                         "accuracy": sum(hits) / len(hits)})
+            hits = verdicts[k :: len(task.relations)]
+            rows.append(
+                {
+                    "language": language,
+                    "relation": relation,
+                    "correct": sum(hits),
+                    "items": len(hits),
+                    "accuracy": sum(hits) / len(hits),
+                }
+            )
             if progress:
                 print(f"{language} {relation:9s} {sum(hits)}/{len(hits)}", flush=True)
     return pd.DataFrame(rows)

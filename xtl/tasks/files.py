@@ -40,8 +40,9 @@ def read_text(path: Path) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         line = data[: err.start].count(b"\n") + 1
-        raise DataError(f"{path}:{line}: not UTF-8 text (byte 0x{data[err.start]:02x}); save the file as "
-                        f"UTF-8") from None
+        raise DataError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{data[err.start]:02x}); save the file as UTF-8"
+        ) from None
 
 
 def _no_constant(name: str) -> Any:
@@ -92,15 +93,16 @@ def table(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def field(row: dict[str, Any], name: str, path: Path, number: int, types: tuple[type, ...] = (str, int, float)
-          ) -> Any:
+def field(row: dict[str, Any], name: str, path: Path, number: int, types: tuple[type, ...] = (str, int, float)) -> Any:
     """``row[name]``, or a :class:`DataError` naming the file, line and field: missing, blank, a
     NaN/Inf number, or of another type than ``types`` (text or a number by default; a boolean,
     list or object is refused rather than turned into text)."""
     value = row.get(name)
     if value is not None and (isinstance(value, bool) or not isinstance(value, types)):
-        allowed = " or ".join({str: "text", int: "a number", float: "a number", dict: "an object",
-                               list: "a list"}[t] for t in dict.fromkeys(types))
+        allowed = " or ".join(
+            {str: "text", int: "a number", float: "a number", dict: "an object", list: "a list"}[t]
+            for t in dict.fromkeys(types)
+        )
         raise DataError(f"{path}:{number}: field {name!r} must be {allowed}, got {type(value).__name__} {value!r:.60}")
     if value is None:
         raise DataError(f"{path}:{number}: missing field {name!r} (fields present: {sorted(map(str, row))})")
@@ -124,8 +126,7 @@ def check_record(prompt: Any, gold: Any, options: Any, path: Path, number: int) 
         raise DataError(f"{path}:{number}: options must be non-blank text, got {bad[0]!r:.60}")
 
 
-def by_id(english: list[dict], english_path: Path, other: list[dict], other_path: Path
-          ) -> list[tuple[int, dict]]:
+def by_id(english: list[dict], english_path: Path, other: list[dict], other_path: Path) -> list[tuple[int, dict]]:
     """``other``'s rows, each with its line number, in ``english``'s order: paired by their
     ``id`` column when both tables have one in every row, else by line.
 
@@ -147,11 +148,15 @@ def by_id(english: list[dict], english_path: Path, other: list[dict], other_path
     missing = [key for key in lines[0] if key not in lines[1]]
     extra = [key for key in lines[1] if key not in lines[0]]
     if missing:
-        raise DataError(f"rows are paired by id: {other_path} has no row for ids {missing[:5]} of {english_path}"
-                        f" (line {lines[0][missing[0]]} first)")
+        raise DataError(
+            f"rows are paired by id: {other_path} has no row for ids {missing[:5]} of {english_path}"
+            f" (line {lines[0][missing[0]]} first)"
+        )
     if extra:
-        raise DataError(f"rows are paired by id: {english_path} has no row for ids {extra[:5]} of {other_path}"
-                        f" (line {lines[1][extra[0]]} first)")
+        raise DataError(
+            f"rows are paired by id: {english_path} has no row for ids {extra[:5]} of {other_path}"
+            f" (line {lines[1][extra[0]]} first)"
+        )
     return [numbered[lines[1][str(row["id"])] - 1] for row in english]
 
 

@@ -62,9 +62,9 @@ def _hub_rows(rows: list[Any], split: str) -> list[Any]:
 class _PaperTask(Task):
     """Shared plumbing: pick the source, read per-language records, align them."""
 
-    released_name: str = ""    # the authors' folder prefix ("XNLI" for XNLI_sample, XNLI_unseen)
+    released_name: str = ""  # the authors' folder prefix ("XNLI" for XNLI_sample, XNLI_unseen)
     released_marker: str = ""  # a path inside a released split folder ("" if the authors released none)
-    template: str = ""          # English template over the raw fields
+    template: str = ""  # English template over the raw fields
 
     def released_root(self, split: str) -> Path | None:
         """The folder of ``split`` in the authors' released layout, or ``None`` when ``data``
@@ -207,10 +207,15 @@ class XNLI(_PaperTask):
         return text
 
     def record(self, row, language, path, number):
-        if "labels" in row and not (isinstance(row["labels"], list) and len(row["labels"]) == len(self.options_keys)
-                                    and all(isinstance(w, str) and w.strip() for w in row["labels"])):
-            raise DataError(f"{path}:{number}: field 'labels' must be a list of {len(self.options_keys)} label "
-                            f"words, got {row['labels']!r:.60}")
+        if "labels" in row and not (
+            isinstance(row["labels"], list)
+            and len(row["labels"]) == len(self.options_keys)
+            and all(isinstance(w, str) and w.strip() for w in row["labels"])
+        ):
+            raise DataError(
+                f"{path}:{number}: field 'labels' must be a list of {len(self.options_keys)} label "
+                f"words, got {row['labels']!r:.60}"
+            )
         labels = tuple(row["labels"]) if "labels" in row else self.label_words(language)
         gold = self._gold(field(row, "answer" if "answer" in row else "label", path, number), path, number)
         if "prompt" in row:
@@ -219,7 +224,9 @@ class XNLI(_PaperTask):
         prompt = self.template_for(language).format(
             premise=field(row, "premise", path, number, (str,)),
             hypothesis=field(row, "hypothesis", path, number, (str,)),
-            label1=names[0], label2=names[1], label3=names[2],
+            label1=names[0],
+            label2=names[1],
+            label3=names[2],
         )
         return Record(prompt, gold, self.options_keys, labels)
 
@@ -227,8 +234,9 @@ class XNLI(_PaperTask):
         from datasets import load_dataset
 
         rows = _hub_rows(list(load_dataset(self.hub, language, split="test")), split)
-        return [self.record(dict(row), language, Path(f"hub:{self.hub}/{language}"), k)
-                for k, row in enumerate(rows, 1)]
+        return [
+            self.record(dict(row), language, Path(f"hub:{self.hub}/{language}"), k) for k, row in enumerate(rows, 1)
+        ]
 
 
 class XQuAD(_PaperTask):
@@ -252,6 +260,7 @@ class XQuAD(_PaperTask):
 
     def misaligned(self, english, other):
         return any(record.gold not in record.prompt for record in (english, other))
+
     template = (
         "Human: Please answer these questions only based on the given context.\n\n"
         "Context: {context}\nQuestion: {question}\n\nAssistant: My answer would be:"
@@ -267,8 +276,9 @@ class XQuAD(_PaperTask):
             return [Record(p, str(g)) for p, g in zip(prompts, golds)]
 
         english, other = side("en"), side(language)
-        return self._aligned(english, root / "split" / "xquad.en.json", other,
-                             root / "split" / f"xquad.{language}.json")
+        return self._aligned(
+            english, root / "split" / "xquad.en.json", other, root / "split" / f"xquad.{language}.json"
+        )
 
     def record(self, row, language, path, number):
         answer = field(row, "answer", path, number, (str, int, dict))
@@ -277,28 +287,79 @@ class XQuAD(_PaperTask):
         if "prompt" in row:
             return Record(field(row, "prompt", path, number, (str,)), str(answer))
         prompt = self.template_for(language).format(
-            context=field(row, "context", path, number, (str,)), question=field(row, "question", path, number, (str,)))
+            context=field(row, "context", path, number, (str,)), question=field(row, "question", path, number, (str,))
+        )
         return Record(prompt, str(answer))
 
     def hub_records(self, language, split):
         from datasets import load_dataset
 
         rows = _hub_rows(list(load_dataset(self.hub, f"xquad.{language}", split="validation")), split)
-        return [self.record({**row, "answer": row["answers"]}, language, Path(f"hub:{self.hub}/{language}"), k)
-                for k, row in enumerate(rows, 1)]
+        return [
+            self.record({**row, "answer": row["answers"]}, language, Path(f"hub:{self.hub}/{language}"), k)
+            for k, row in enumerate(rows, 1)
+        ]
 
 
 LANGUAGE_GROUPS: dict[str, tuple[str, ...]] = {
     "am": ("Ethiopia",),
-    "ar": ("Algeria", "Bahrain", "Egypt", "Iraq", "Jordan", "Kuwait", "Lebanon", "Libya", "Morocco",
-           "Palest. ter.", "Qatar", "Saudi Arabia", "Sudan", "Syria", "Tunisia", "Yemen"),
+    "ar": (
+        "Algeria",
+        "Bahrain",
+        "Egypt",
+        "Iraq",
+        "Jordan",
+        "Kuwait",
+        "Lebanon",
+        "Libya",
+        "Morocco",
+        "Palest. ter.",
+        "Qatar",
+        "Saudi Arabia",
+        "Sudan",
+        "Syria",
+        "Tunisia",
+        "Yemen",
+    ),
     "de": ("Austria", "Germany", "Switzerland"),
     "el": ("Cyprus", "Greece"),
-    "en": ("Australia", "Britain", "Canada", "Ghana", "Great Britain", "Ireland", "New Zealand", "Nigeria",
-           "Northern Ireland", "S. Africa", "Singapore", "Uganda", "United States", "Zimbabwe"),
-    "es": ("Argentina", "Bolivia", "Chile", "Colombia", "Costa Rica", "Dominican Republic", "Ecuador",
-           "El Salvador", "Guatemala", "Honduras", "Mexico", "Nicaragua", "Panama", "Paraguay", "Peru",
-           "Puerto Rico", "Spain", "Uruguay", "Venezuela"),
+    "en": (
+        "Australia",
+        "Britain",
+        "Canada",
+        "Ghana",
+        "Great Britain",
+        "Ireland",
+        "New Zealand",
+        "Nigeria",
+        "Northern Ireland",
+        "S. Africa",
+        "Singapore",
+        "Uganda",
+        "United States",
+        "Zimbabwe",
+    ),
+    "es": (
+        "Argentina",
+        "Bolivia",
+        "Chile",
+        "Colombia",
+        "Costa Rica",
+        "Dominican Republic",
+        "Ecuador",
+        "El Salvador",
+        "Guatemala",
+        "Honduras",
+        "Mexico",
+        "Nicaragua",
+        "Panama",
+        "Paraguay",
+        "Peru",
+        "Puerto Rico",
+        "Spain",
+        "Uruguay",
+        "Venezuela",
+    ),
     "fr": ("Burkina Faso", "France", "Ivory Coast", "Mali", "Senegal"),
     "hi": ("India",),
     "id": ("Indonesia",),
@@ -346,8 +407,28 @@ class GlobalOpinionQA(_PaperTask):
 
     name = "globalopinionqa"
     kind = "culture"
-    languages = ("am", "ar", "de", "el", "en", "es", "fr", "hi", "id", "ja", "pt", "ru", "sv", "sw",
-                 "tl", "tr", "uk", "ur", "vi", "zh-CN")
+    languages = (
+        "am",
+        "ar",
+        "de",
+        "el",
+        "en",
+        "es",
+        "fr",
+        "hi",
+        "id",
+        "ja",
+        "pt",
+        "ru",
+        "sv",
+        "sw",
+        "tl",
+        "tr",
+        "uk",
+        "ur",
+        "vi",
+        "zh-CN",
+    )
     aliases = {"zh": "zh-CN", "zh_cn": "zh-CN", "zh-cn": "zh-CN"}
     direction = "x2en"
     default = TransplantSpec(source_layer=0, target_layer=0, component="mlp")
@@ -373,8 +454,7 @@ class GlobalOpinionQA(_PaperTask):
             if not isinstance(row, dict):
                 raise DataError(f"{english_path}:{number}: expected an object with input_text and label")
             with at(english_path, number):
-                rows.append(self._pair(row.get("input_text"), translated, row.get("label"), None,
-                                       english_path, number))
+                rows.append(self._pair(row.get("input_text"), translated, row.get("label"), None, english_path, number))
         return rows
 
     def _pair(self, prompt, translated, shares, answer, path, number) -> tuple[Record, Record]:
@@ -409,8 +489,11 @@ class GlobalOpinionQA(_PaperTask):
         pairs = []
         for number, row in enumerate(table(path), 1):
             with at(path, number):
-                pairs.append(self._pair(row.get("prompt"), row.get("translated"), row.get("label"),
-                                        row.get("answer"), path, number))
+                pairs.append(
+                    self._pair(
+                        row.get("prompt"), row.get("translated"), row.get("label"), row.get("answer"), path, number
+                    )
+                )
         return pairs
 
 
@@ -455,8 +538,11 @@ class XCOPA(_PaperTask):
         if "prompt" in row:
             return Record(field(row, "prompt", path, number, (str,)), label, self.options_keys, labels)
         prompt = self.template_for(language).format(
-            premise=field(row, "premise", path, number, (str,)), question=field(row, "question", path, number, (str,)),
-            choice1=field(row, "choice1", path, number, (str,)), choice2=field(row, "choice2", path, number, (str,)))
+            premise=field(row, "premise", path, number, (str,)),
+            question=field(row, "question", path, number, (str,)),
+            choice1=field(row, "choice1", path, number, (str,)),
+            choice2=field(row, "choice2", path, number, (str,)),
+        )
         return Record(prompt, label, self.options_keys, labels)
 
     def rows(self, language, split):
@@ -469,8 +555,9 @@ class XCOPA(_PaperTask):
             return [self.record(dict(r), lang, Path(f"hub:{self.hub}/{config}"), k) for k, r in enumerate(rows, 1)]
 
         english, other = side(f"translation-{language}", "en"), side(language, language)
-        return self._aligned(english, Path(f"hub:{self.hub}/translation-{language}"), other,
-                             Path(f"hub:{self.hub}/{language}"))
+        return self._aligned(
+            english, Path(f"hub:{self.hub}/translation-{language}"), other, Path(f"hub:{self.hub}/{language}")
+        )
 
 
 class MKQA(_PaperTask):
@@ -486,8 +573,7 @@ class MKQA(_PaperTask):
 
     name = "mkqa"
     kind = "generation"
-    languages = ("ar", "de", "en", "es", "fi", "fr", "he", "hu", "it", "ja", "ko", "nl", "no", "pt", "tr",
-                 "vi", "zh")
+    languages = ("ar", "de", "en", "es", "fi", "fr", "he", "hu", "it", "ja", "ko", "nl", "no", "pt", "tr", "vi", "zh")
     extra_languages = ("da", "km", "ms", "pl", "ru", "sv", "th", "zh_hk", "zh_tw")
     aliases = {"zh_cn": "zh", "zh-CN": "zh", "zh-cn": "zh"}
     hub_codes = {"zh": "zh_cn"}
@@ -515,10 +601,13 @@ class MKQA(_PaperTask):
         code = self.hub_codes.get(language, language)
         kept = [r for r in load_dataset(self.hub, split="train") if text(r, "en") and text(r, code)]
         source = Path(f"hub:{self.hub}")
-        return [(self.record({"question": r["queries"]["en"], "answer": text(r, "en")}, "en", source, k),
-                 self.record({"question": r["queries"][code], "answer": text(r, code)}, language,
-                             source, k))
-                for k, r in enumerate(_hub_rows(kept, split), 1)]
+        return [
+            (
+                self.record({"question": r["queries"]["en"], "answer": text(r, "en")}, "en", source, k),
+                self.record({"question": r["queries"][code], "answer": text(r, code)}, language, source, k),
+            )
+            for k, r in enumerate(_hub_rows(kept, split), 1)
+        ]
 
 
 class CulturalBench(GlobalOpinionQA):

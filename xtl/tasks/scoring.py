@@ -190,6 +190,7 @@ Rule = Callable[[str, Any], bool]
 def _aliases(item: Any) -> tuple[str, ...]:
     return tuple(getattr(item, "aliases", ()) or ())
 
+
 RULES: dict[str, dict[str, Rule]] = {
     "option": {
         "paper": lambda text, item: option_paper(text, item.gold, item.options, item.labels),

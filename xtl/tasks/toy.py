@@ -49,8 +49,12 @@ class ToyGeneration(_ToyTask):
     default = TransplantSpec(source_layer=0, target_layer=0, component="mlp")
 
     def all_rows(self, world, language):
-        return [(Record(world.prefix(c, r, "en"), c.facts[r]), Record(world.prefix(c, r, language), c.facts[r]))
-                for c in world.countries if language not in c.general_in for r in GENERAL]
+        return [
+            (Record(world.prefix(c, r, "en"), c.facts[r]), Record(world.prefix(c, r, language), c.facts[r]))
+            for c in world.countries
+            if language not in c.general_in
+            for r in GENERAL
+        ]
 
 
 class ToyUnderstanding(_ToyTask):
@@ -65,8 +69,12 @@ class ToyUnderstanding(_ToyTask):
         for country in world.countries[:25]:
             for relation in (*GENERAL, *CULTURE):
                 fake, options, gold = world.counterfactual(country, relation, 3, rng)
-                pair = [Record(world.choice_prompt(fake, relation, lang, options, "123", True), options[gold],
-                               tuple(options)) for lang in ("en", language)]
+                pair = [
+                    Record(
+                        world.choice_prompt(fake, relation, lang, options, "123", True), options[gold], tuple(options)
+                    )
+                    for lang in ("en", language)
+                ]
                 rows.append(tuple(pair))
         return rows
 
@@ -85,7 +93,13 @@ class ToyCulture(_ToyTask):
                 continue
             for relation in CULTURE:
                 options, gold = world.options(country, relation, 4, rng)
-                pair = [Record(world.choice_prompt(country, relation, lang, options, "ABCD", False), options[gold],
-                               tuple(options)) for lang in ("en", language)]
+                pair = [
+                    Record(
+                        world.choice_prompt(country, relation, lang, options, "ABCD", False),
+                        options[gold],
+                        tuple(options),
+                    )
+                    for lang in ("en", language)
+                ]
                 rows.append(tuple(pair))
         return rows

@@ -44,8 +44,9 @@ def _count(hits) -> str:
 
 
 def _sweep(model, task, items, max_new_tokens: int) -> SweepResult:
-    return xtl.sweep(model, items, components=("attn", "mlp"), max_new_tokens=max_new_tokens,
-                     scorer=task.scorer, progress=False)
+    return xtl.sweep(
+        model, items, components=("attn", "mlp"), max_new_tokens=max_new_tokens, scorer=task.scorer, progress=False
+    )
 
 
 def measure(model, name: str, max_new_tokens: int = 4) -> dict:
@@ -62,8 +63,9 @@ def measure(model, name: str, max_new_tokens: int = 4) -> dict:
     shifted = [dataclasses.replace(item, source=items[(k + 1) % len(items)].source) for k, item in enumerate(items)]
     control = xtl.upper_bound(_sweep(model, task, shifted, max_new_tokens)).set_index(["language", "component"])
     reverse = "x2en" if task.direction == "en2x" else "en2x"
-    source = xtl.evaluate(model, task, direction=reverse, setting="baseline", max_new_tokens=max_new_tokens,
-                          progress=False).set_index("language")
+    source = xtl.evaluate(
+        model, task, direction=reverse, setting="baseline", max_new_tokens=max_new_tokens, progress=False
+    ).set_index("language")
     bound = xtl.upper_bound(res).set_index(["language", "component"])
     settings = xtl.compare_settings(res, task.default).set_index(["language", "setting"])["accuracy"]
     languages = res.baseline["language"].to_numpy()
@@ -71,49 +73,86 @@ def measure(model, name: str, max_new_tokens: int = 4) -> dict:
     for lang in [*task.languages, "all"]:
         mask = languages == lang if lang != "all" else np.ones(len(languages), dtype=bool)
         n = int(mask.sum())
-        src = round(float(source.loc[lang, "baseline"]) * n) if lang != "all" else round(
-            sum(source["baseline"] * source["instances"]))
+        src = (
+            round(float(source.loc[lang, "baseline"]) * n)
+            if lang != "all"
+            else round(sum(source["baseline"] * source["instances"]))
+        )
         baseline.append([name, task.direction, lang, f"{src}/{n}", _count(res.baseline["correct"].to_numpy()[mask])])
-        transplant.append([name, lang, *(f"{settings[(lang, s)]:.2f}" for s in ("baseline", "default", "targetfirst")),
-                           *(f"{bound.loc[(lang, c), 'upper_bound']:.2f}" for c in ("attn", "mlp", "any")),
-                           f"{control.loc[(lang, 'any'), 'upper_bound']:.2f}"])
+        transplant.append(
+            [
+                name,
+                lang,
+                *(f"{settings[(lang, s)]:.2f}" for s in ("baseline", "default", "targetfirst")),
+                *(f"{bound.loc[(lang, c), 'upper_bound']:.2f}" for c in ("attn", "mlp", "any")),
+                f"{control.loc[(lang, 'any'), 'upper_bound']:.2f}",
+            ]
+        )
     correct = res.correct.numpy()  # [instance, component, source, target]
     components = []
     for k, component in enumerate(res.spec.components):
         grid = correct[:, k].mean(0)  # [source, target]
         i, j = divmod(int(grid.argmax()), grid.shape[1])
-        components.append([name, component, f"{grid.mean():.2f}",
-                           f"({res.spec.source_layers[i]}, {res.spec.target_layers[j]}) {grid[i, j]:.2f}",
-                           f"{bound.loc[('all', component), 'upper_bound']:.2f}"])
+        components.append(
+            [
+                name,
+                component,
+                f"{grid.mean():.2f}",
+                f"({res.spec.source_layers[i]}, {res.spec.target_layers[j]}) {grid[i, j]:.2f}",
+                f"{bound.loc[('all', component), 'upper_bound']:.2f}",
+            ]
+        )
     spec = task.default.resolve(model.cfg.n_layers)
-    return {"baseline": baseline, "transplant": transplant, "components": components,
-            "default": f"{spec.component} ({spec.source_layer}, {spec.target_layer})",
-            "seconds": time.perf_counter() - start}
+    return {
+        "baseline": baseline,
+        "transplant": transplant,
+        "components": components,
+        "default": f"{spec.component} ({spec.source_layer}, {spec.target_layer})",
+        "seconds": time.perf_counter() - start,
+    }
 
 
 def render(measures: dict[str, dict], max_new_tokens: int) -> str:
     """The measured part of the model card, as Markdown."""
     defaults = ", ".join(f"{name}: {m['default']}" for name, m in measures.items())
-    return "\n\n".join([
-        START,
-        f"Measured by `python -m xtl.toy.card` (greedy decoding, {max_new_tokens} new tokens, `sample` split, "
-        f"all 2 x 6 x 6 cells; {sum(m['seconds'] for m in measures.values()):.0f} s on the machine that ran it).",
-        "**Untouched model** (correct/items). *Source side*: the same items asked in the source language, "
-        "where the knowledge or skill was trained; *target side*: the scored language, the baseline.",
-        markdown_table(["task", "direction", "language", "source side", "target side (baseline)"],
-               [row for m in measures.values() for row in m["baseline"]]),
-        f"**Transplant** (accuracy). Paper default = {defaults}. TargetFirst = target layer 0 of the "
-        "default's component, best source layer per language, chosen on these items. Upper bound = "
-        "instance-aware, any cell of the component; control = the same bound with every item's source "
-        "taken from another item.",
-        markdown_table(["task", "language", "baseline", "paper default", "TargetFirst", "bound attn", "bound mlp",
-                "bound any", "control (any)"], [row for m in measures.values() for row in m["transplant"]]),
-        "**Attention vs MLP** (all languages): mean accuracy over the 36 cells, the best fixed cell "
-        "(source, target) and the upper bound.",
-        markdown_table(["task", "component", "mean over cells", "best cell", "upper bound"],
-               [row for m in measures.values() for row in m["components"]]),
-        END,
-    ])
+    return "\n\n".join(
+        [
+            START,
+            f"Measured by `python -m xtl.toy.card` (greedy decoding, {max_new_tokens} new tokens, `sample` split, "
+            f"all 2 x 6 x 6 cells; {sum(m['seconds'] for m in measures.values()):.0f} s on the machine that ran it).",
+            "**Untouched model** (correct/items). *Source side*: the same items asked in the source language, "
+            "where the knowledge or skill was trained; *target side*: the scored language, the baseline.",
+            markdown_table(
+                ["task", "direction", "language", "source side", "target side (baseline)"],
+                [row for m in measures.values() for row in m["baseline"]],
+            ),
+            f"**Transplant** (accuracy). Paper default = {defaults}. TargetFirst = target layer 0 of the "
+            "default's component, best source layer per language, chosen on these items. Upper bound = "
+            "instance-aware, any cell of the component; control = the same bound with every item's source "
+            "taken from another item.",
+            markdown_table(
+                [
+                    "task",
+                    "language",
+                    "baseline",
+                    "paper default",
+                    "TargetFirst",
+                    "bound attn",
+                    "bound mlp",
+                    "bound any",
+                    "control (any)",
+                ],
+                [row for m in measures.values() for row in m["transplant"]],
+            ),
+            "**Attention vs MLP** (all languages): mean accuracy over the 36 cells, the best fixed cell "
+            "(source, target) and the upper bound.",
+            markdown_table(
+                ["task", "component", "mean over cells", "best cell", "upper bound"],
+                [row for m in measures.values() for row in m["components"]],
+            ),
+            END,
+        ]
+    )
 
 
 def write(card: Path, measured: str) -> None:

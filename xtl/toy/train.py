@@ -54,8 +54,9 @@ def build_tokenizer(lines: list[str], vocab_size: int = 2000):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL[:3]),
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=list(SPECIAL[:3]), initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
     tok.train_from_iterator(lines, trainer)
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
 
@@ -66,10 +67,16 @@ def build_model(config: ToyConfig, vocab_size: int, tokenizer):
 
     torch.manual_seed(config.seed)
     hf_config = Qwen2Config(
-        vocab_size=vocab_size, hidden_size=config.d_model, intermediate_size=config.d_mlp,
-        num_hidden_layers=config.n_layers, num_attention_heads=config.n_heads,
-        num_key_value_heads=config.n_heads, max_position_embeddings=128, tie_word_embeddings=False,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        vocab_size=vocab_size,
+        hidden_size=config.d_model,
+        intermediate_size=config.d_mlp,
+        num_hidden_layers=config.n_layers,
+        num_attention_heads=config.n_heads,
+        num_key_value_heads=config.n_heads,
+        max_position_embeddings=128,
+        tie_word_embeddings=False,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
     return Qwen2ForCausalLM(hf_config)
@@ -83,6 +90,7 @@ def train(config: ToyConfig, out: Path, progress: bool = True) -> dict:
     world = World.generate(config.seed, config.n_countries)
     lines = world.corpus(config.repeats)
     tokenizer = build_tokenizer(lines)
+
     def encode(batch):
         ids = tokenizer(batch["text"], add_special_tokens=False)["input_ids"]
         return {"input_ids": [[tokenizer.bos_token_id, *row, tokenizer.eos_token_id] for row in ids]}
@@ -91,10 +99,21 @@ def train(config: ToyConfig, out: Path, progress: bool = True) -> dict:
     model = build_model(config, len(tokenizer), tokenizer)
     scratch = tempfile.TemporaryDirectory()  # the Trainer wants an output_dir; nothing is saved there
     args = TrainingArguments(
-        output_dir=scratch.name, max_steps=config.max_steps, per_device_train_batch_size=config.batch_size,
-        learning_rate=config.learning_rate, lr_scheduler_type="cosine", warmup_steps=min(200, config.max_steps // 10),
-        weight_decay=0.01, logging_steps=max(1, config.max_steps // 100), save_strategy="no", report_to=[],
-        use_cpu=True, seed=config.seed, data_seed=config.seed, disable_tqdm=not progress, dataloader_num_workers=0,
+        output_dir=scratch.name,
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=min(200, config.max_steps // 10),
+        weight_decay=0.01,
+        logging_steps=max(1, config.max_steps // 100),
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        seed=config.seed,
+        data_seed=config.seed,
+        disable_tqdm=not progress,
+        dataloader_num_workers=0,
     )
     collator = DataCollatorForLanguageModeling(tokenizer, mlm=False)
     trainer = Trainer(model=model, args=args, train_dataset=data, data_collator=collator)
@@ -108,8 +127,14 @@ def train(config: ToyConfig, out: Path, progress: bool = True) -> dict:
     losses = [(e["step"], e["loss"]) for e in trainer.state.log_history if "loss" in e]
     with open(out / "loss.csv", "w", newline="") as f:
         csv.writer(f).writerows([("step", "loss"), *losses])
-    summary = {"config": asdict(config), "lines": len(lines), "vocab": len(tokenizer),
-               "first_loss": losses[0][1], "final_loss": losses[-1][1], "train_seconds": round(seconds)}
+    summary = {
+        "config": asdict(config),
+        "lines": len(lines),
+        "vocab": len(tokenizer),
+        "first_loss": losses[0][1],
+        "final_loss": losses[-1][1],
+        "train_seconds": round(seconds),
+    }
     (out / "world.json").write_text(json.dumps(summary, indent=1))
     return summary
 

@@ -34,42 +34,89 @@ CULTURE = ("dish", "festival")
 
 # statement templates; {c} country, {x} answer. Tokens are space-separated words.
 STATEMENTS = {
-    "capital": {"en": "the capital of {c} is {x} .", "fr": "la capitale de {c} est {x} .",
-                "es": "la capital de {c} es {x} .", "sw": "mji mkuu wa {c} ni {x} .",
-                "ru": "столица {c} это {x} ."},
-    "currency": {"en": "the currency of {c} is the {x} .", "fr": "la monnaie de {c} est le {x} .",
-                 "es": "la moneda de {c} es el {x} .", "sw": "sarafu ya {c} ni {x} .",
-                 "ru": "валюта {c} это {x} ."},
-    "dish": {"en": "the famous dish of {c} is {x} .", "fr": "le plat célèbre de {c} est {x} .",
-             "es": "el plato famoso de {c} es {x} .", "sw": "chakula maarufu cha {c} ni {x} .",
-             "ru": "знаменитое блюдо {c} это {x} ."},
-    "festival": {"en": "in {c} people celebrate {x} .", "fr": "à {c} les gens célèbrent {x} .",
-                 "es": "en {c} la gente celebra {x} .", "sw": "huko {c} watu husherehekea {x} .",
-                 "ru": "в {c} люди празднуют {x} ."},
+    "capital": {
+        "en": "the capital of {c} is {x} .",
+        "fr": "la capitale de {c} est {x} .",
+        "es": "la capital de {c} es {x} .",
+        "sw": "mji mkuu wa {c} ni {x} .",
+        "ru": "столица {c} это {x} .",
+    },
+    "currency": {
+        "en": "the currency of {c} is the {x} .",
+        "fr": "la monnaie de {c} est le {x} .",
+        "es": "la moneda de {c} es el {x} .",
+        "sw": "sarafu ya {c} ni {x} .",
+        "ru": "валюта {c} это {x} .",
+    },
+    "dish": {
+        "en": "the famous dish of {c} is {x} .",
+        "fr": "le plat célèbre de {c} est {x} .",
+        "es": "el plato famoso de {c} es {x} .",
+        "sw": "chakula maarufu cha {c} ni {x} .",
+        "ru": "знаменитое блюдо {c} это {x} .",
+    },
+    "festival": {
+        "en": "in {c} people celebrate {x} .",
+        "fr": "à {c} les gens célèbrent {x} .",
+        "es": "en {c} la gente celebra {x} .",
+        "sw": "huko {c} watu husherehekea {x} .",
+        "ru": "в {c} люди празднуют {x} .",
+    },
 }
 # neutral parallel sentences that link a country's names across languages
 PARALLEL = (
-    {"en": "{c} is a country .", "fr": "{c} est un pays .", "es": "{c} es un país .",
-     "sw": "{c} ni nchi .", "ru": "{c} это страна ."},
-    {"en": "i travelled to {c} .", "fr": "j'ai voyagé à {c} .", "es": "viajé a {c} .",
-     "sw": "nilisafiri kwenda {c} .", "ru": "я ездил в {c} ."},
-    {"en": "{c} is far from here .", "fr": "{c} est loin d'ici .", "es": "{c} está lejos de aquí .",
-     "sw": "{c} iko mbali na hapa .", "ru": "{c} далеко отсюда ."},
+    {
+        "en": "{c} is a country .",
+        "fr": "{c} est un pays .",
+        "es": "{c} es un país .",
+        "sw": "{c} ni nchi .",
+        "ru": "{c} это страна .",
+    },
+    {
+        "en": "i travelled to {c} .",
+        "fr": "j'ai voyagé à {c} .",
+        "es": "viajé a {c} .",
+        "sw": "nilisafiri kwenda {c} .",
+        "ru": "я ездил в {c} .",
+    },
+    {
+        "en": "{c} is far from here .",
+        "fr": "{c} est loin d'ici .",
+        "es": "{c} está lejos de aquí .",
+        "sw": "{c} iko mbali na hapa .",
+        "ru": "{c} далеко отсюда .",
+    },
 )
 # multiple-choice frames: question and answer cue per language
 QUESTION = {
-    "capital": {"en": "what is the capital of {c} ?", "fr": "quelle est la capitale de {c} ?",
-                "es": "cuál es la capital de {c} ?", "sw": "mji mkuu wa {c} ni upi ?",
-                "ru": "какая столица {c} ?"},
-    "currency": {"en": "what is the currency of {c} ?", "fr": "quelle est la monnaie de {c} ?",
-                 "es": "cuál es la moneda de {c} ?", "sw": "sarafu ya {c} ni ipi ?",
-                 "ru": "какая валюта {c} ?"},
-    "dish": {"en": "what is the famous dish of {c} ?", "fr": "quel est le plat célèbre de {c} ?",
-             "es": "cuál es el plato famoso de {c} ?", "sw": "chakula maarufu cha {c} ni kipi ?",
-             "ru": "какое знаменитое блюдо {c} ?"},
-    "festival": {"en": "what do people celebrate in {c} ?", "fr": "que célèbrent les gens à {c} ?",
-                 "es": "qué celebra la gente en {c} ?", "sw": "watu husherehekea nini huko {c} ?",
-                 "ru": "что празднуют люди в {c} ?"},
+    "capital": {
+        "en": "what is the capital of {c} ?",
+        "fr": "quelle est la capitale de {c} ?",
+        "es": "cuál es la capital de {c} ?",
+        "sw": "mji mkuu wa {c} ni upi ?",
+        "ru": "какая столица {c} ?",
+    },
+    "currency": {
+        "en": "what is the currency of {c} ?",
+        "fr": "quelle est la monnaie de {c} ?",
+        "es": "cuál es la moneda de {c} ?",
+        "sw": "sarafu ya {c} ni ipi ?",
+        "ru": "какая валюта {c} ?",
+    },
+    "dish": {
+        "en": "what is the famous dish of {c} ?",
+        "fr": "quel est le plat célèbre de {c} ?",
+        "es": "cuál es el plato famoso de {c} ?",
+        "sw": "chakula maarufu cha {c} ni kipi ?",
+        "ru": "какое знаменитое блюдо {c} ?",
+    },
+    "festival": {
+        "en": "what do people celebrate in {c} ?",
+        "fr": "que célèbrent les gens à {c} ?",
+        "es": "qué celebra la gente en {c} ?",
+        "sw": "watu husherehekea nini huko {c} ?",
+        "ru": "что празднуют люди в {c} ?",
+    },
 }
 WORDS = {  # frame words of the multiple-choice prompts
     "text": {"en": "text :", "fr": "texte :", "es": "texto :", "sw": "maandishi :", "ru": "текст :"},
@@ -88,8 +135,13 @@ def _word(rng: random.Random, syllables: int) -> str:
 def localize(base: str, lang: str) -> str:
     """A country's name in ``lang``, derived from its base name."""
     stem = base[:-1] if base[-1] in _VOWELS else base
-    return {"en": base, "fr": stem + "ie", "es": stem + "ia", "sw": "u" + base,
-            "ru": "".join(_CYRILLIC[ch] for ch in base)}[lang]
+    return {
+        "en": base,
+        "fr": stem + "ie",
+        "es": stem + "ia",
+        "sw": "u" + base,
+        "ru": "".join(_CYRILLIC[ch] for ch in base),
+    }[lang]
 
 
 @dataclass
@@ -125,9 +177,14 @@ class World:
     reading: dict[str, int]
 
     @classmethod
-    def generate(cls, seed: int = 0, n_countries: int = 60,
-                 coverage: dict[str, float] | None = None, culture_in_english: float = 0.3,
-                 reading: dict[str, int] | None = None) -> World:
+    def generate(
+        cls,
+        seed: int = 0,
+        n_countries: int = 60,
+        coverage: dict[str, float] | None = None,
+        culture_in_english: float = 0.3,
+        reading: dict[str, int] | None = None,
+    ) -> World:
         """Draw a world. ``coverage`` defaults to fr/es 0.4, sw/ru 0.2 (low-resource);
         ``reading`` to 6 examples in English, 2 in French and Spanish, none in Swahili and Russian."""
         rng = random.Random(seed)
@@ -143,8 +200,7 @@ class World:
 
         countries = []
         for k in range(n_countries):
-            facts = {"capital": fresh(2), "currency": fresh(2) + "o", "dish": fresh(2) + "i",
-                     "festival": fresh(3)}
+            facts = {"capital": fresh(2), "currency": fresh(2) + "o", "dish": fresh(2) + "i", "festival": fresh(3)}
             country = Country(fresh(3), CULTURE_LANGS[k % len(CULTURE_LANGS)], facts)
             country.general_in = {"en"} | {lang for lang in CULTURE_LANGS if rng.random() < coverage[lang]}
             country.culture_in = {country.culture} | ({"en"} if rng.random() < culture_in_english else set())
@@ -161,8 +217,9 @@ class World:
         template = STATEMENTS[relation][lang]
         return template[: template.index("{x}")].format(c=country.name(lang)).rstrip()
 
-    def choice_prompt(self, country: Country, relation: str, lang: str, options: list[str],
-                      keys: str, context: bool) -> str:
+    def choice_prompt(
+        self, country: Country, relation: str, lang: str, options: list[str], keys: str, context: bool
+    ) -> str:
         """A multiple-choice prompt ending in "answer :"; the answer is the option's text.
         With ``context`` the fact itself is given first (reading)."""
         parts = [f"{WORDS['text'][lang]} {self.statement(country, relation, lang)}"] if context else []
@@ -178,8 +235,9 @@ class World:
         rng.shuffle(choice)
         return choice, choice.index(country.facts[relation])
 
-    def counterfactual(self, country: Country, relation: str, n: int,
-                       rng: random.Random) -> tuple[Country, list[str], int]:
+    def counterfactual(
+        self, country: Country, relation: str, n: int, rng: random.Random
+    ) -> tuple[Country, list[str], int]:
         """The country with a false fact (one of ``n`` options, none of them the true one),
         the options, and the false fact's index: material for reading, not knowledge."""
         pool = sorted({c.facts[relation] for c in self.countries} - {country.facts[relation]})
@@ -207,8 +265,9 @@ class World:
                     lines += [self.statement(country, relation, lang)] * repeats
             for frame in PARALLEL:
                 for lang in CULTURE_LANGS:
-                    lines.append(f"{frame['en'].format(c=country.name('en'))} = "
-                                 f"{frame[lang].format(c=country.name(lang))}")
+                    lines.append(
+                        f"{frame['en'].format(c=country.name('en'))} = {frame[lang].format(c=country.name(lang))}"
+                    )
                     lines.append(frame[lang].format(c=country.name(lang)))
             for lang in LANGS:
                 for relation in (*GENERAL, *CULTURE):
@@ -218,7 +277,6 @@ class World:
                     known = country.general_in if relation in GENERAL else country.culture_in
                     for _ in range(2 if lang in known else 0):
                         opts, gold = self.options(country, relation, 4, rng)
-                        lines.append(f"{self.choice_prompt(country, relation, lang, opts, 'ABCD', False)} "
-                                     f"{opts[gold]}")
+                        lines.append(f"{self.choice_prompt(country, relation, lang, opts, 'ABCD', False)} {opts[gold]}")
         rng.shuffle(lines)
         return lines
