@@ -129,4 +129,4 @@ def capture(
             f"capture: hook point(s) {silent[:4]} of model {model_label(model)} were "
             f"not called in the source pass; nothing could be captured there"
         )
-    return Activations({name: torch.stack(vals) for name, vals in store.items()})
+    return Activations({name: torch.stack([v for v in vals if v is not None]) for name, vals in store.items()})

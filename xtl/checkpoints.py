@@ -118,7 +118,7 @@ def dequantized(path: Path) -> Path:
     model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype="float32")
     # The weights are floats now; unmark the GGUF quantization so that the model saves as a
     # plain checkpoint (and its config carries no quantization_config for TransformerLens).
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]  # transformers types it as set
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     folder.parent.mkdir(parents=True, exist_ok=True)

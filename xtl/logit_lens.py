@@ -84,8 +84,8 @@ def lens(
     rows = []
     for language, prompt in prompts.items():
         tokens = {a: first_answer_token(tokenizer, prompt, text) for a, text in answers.items()}
-        conditions = {"untouched": []}
-        if spec is not None:
+        conditions: dict[str, list] = {"untouched": []}
+        if spec is not None and sources is not None:  # sources were checked above
             acts = capture(model, sources[language], components=(spec.component,))
             conditions["transplanted"] = transplant_hooks(model, spec, acts)
         for condition, hooks in conditions.items():

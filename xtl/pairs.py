@@ -117,8 +117,9 @@ def contains_gold(text: str, pair: Pair) -> bool:
 def scorer_name(scorer: Scorer) -> str:
     """A stable name for a scorer, recorded with results: its ``name`` if it has one as text
     (a task's rule: ``"xnli/paper"``), else its module and qualified name."""
-    if isinstance(getattr(scorer, "name", None), str):
-        return scorer.name
+    name = getattr(scorer, "name", None)
+    if isinstance(name, str):
+        return name
     module = getattr(scorer, "__module__", "") or ""
     name = getattr(scorer, "__qualname__", None) or type(scorer).__name__
     return f"{module}.{name}" if module else name

@@ -302,7 +302,9 @@ def facets(
     """
     if not isinstance(results, Mapping):
         side = {"x2en": "source ", "en2x": "target "}.get(results.spec.direction, "")
-        rows = [(f"{side}{lang}", results, lang) for lang in dict.fromkeys(results.languages)]
+        rows: list[tuple[str, Cells, str | None]] = [
+            (f"{side}{lang}", results, lang) for lang in dict.fromkeys(results.languages)
+        ]
         subtitle = context(results) if subtitle is None else subtitle
     else:
         rows = [(name, res, None) for name, res in results.items()]

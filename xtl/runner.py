@@ -61,7 +61,7 @@ def resolve_layers(layers: Iterable[int] | int | None, total: int, what: str) ->
     if layers is None:
         return tuple(range(total))
     if getattr(layers, "ndim", None) == 0 or isinstance(layers, int):
-        layers = [layers]  # one layer
+        layers = [layers]  # type: ignore[list-item]  # one layer (an int of any type, checked below)
     if isinstance(layers, (str, bytes)) or not isinstance(layers, Iterable):
         raise InputError(f"{what}s must be layers (ints), a list of them or None for all; got {layers!r}")
     given = list(layers)
@@ -206,7 +206,7 @@ def preflight(model: HookedModel, pairs: list[Pair], max_new_tokens: int, prepen
         try:
             source, target = tokenize(model, pair.source, prepend_bos), tokenize(model, pair.target, prepend_bos)
             firsts = {
-                answer: first_answer_token(tokenizer, pair.target, pair.answer_template.format(answer))
+                answer: first_answer_token(tokenizer, pair.target, str(pair.answer_template).format(answer))
                 for answer in (pair.gold, *pair.options)
             }
         except ValueError as err:

@@ -159,7 +159,7 @@ def sweep(
         revision,
         prepend_bos,
     )
-    done = {}
+    done: dict[int, pd.DataFrame] = {}
     if out is not None:  # a run's parts are written under its stored spec
         spec, done = open_run(check_output_dir(out, RunError), spec)
     if out is not None and not spec.scorer_digest:
@@ -205,6 +205,6 @@ def sweep(
             bar.update(1)
             rate = (len(frames) - len(done)) * n_cells / (time.perf_counter() - start)
             bar.set_postfix(cells_per_s=f"{rate:.1f}")
-    if not frames:
+    if not frames and shard is not None:  # only a shard can hold no instance
         raise InputError(f"shard {shard[0]}/{shard[1]} of {len(pairs)} instances holds none; use fewer shards")
     return from_frame(spec, pd.concat([frames[k] for k in sorted(frames)], ignore_index=True))

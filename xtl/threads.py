@@ -160,8 +160,9 @@ def others_busy() -> float:
     if _sample is None or now[0] - _sample[0] > STALE_S:
         _sample = now
         time.sleep(0.1)
-        now = _cpu_seconds()
-    wall, busy, own = (b - a for a, b in zip(_sample, now))
+        now = _cpu_seconds() or now
+    before = _sample
+    wall, busy, own = (b - a for a, b in zip(before, now))
     if wall >= 0.05:
         _others, _sample = max(0.0, (busy - own) / wall), now
     return _others

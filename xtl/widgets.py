@@ -128,6 +128,7 @@ class Explorer:
         item = self.items[self.item.value]
         s, t, c = self.source.value, self.target.value, self.component.value
         res = transplant(self.model, item.source, item.target, s, t, c, max_new_tokens=self.max_new_tokens)
+        assert res.baseline_text is not None  # transplant() runs the untouched baseline by default
         verdict = ""
         if self.scorer is not None:
             marks = ["right" if self.scorer(text, item) else "wrong" for text in (res.baseline_text[0], res.text[0])]

@@ -83,7 +83,9 @@ def table(path: Path) -> list[dict[str, Any]]:
         rows = []
         for row in reader:
             if None in row:
-                raise DataError(f"{path}:{reader.line_num}: more cells than the header's {len(reader.fieldnames)}")
+                raise DataError(
+                    f"{path}:{reader.line_num}: more cells than the header's {len(reader.fieldnames or ())}"
+                )
             rows.append(dict(row))
         return rows
     rows = json_lines(path)

@@ -23,7 +23,7 @@ Rows that already carry a ``prompt`` need no template.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from xtl.errors import InputError, MissingFileError
 from xtl.spec import TransplantSpec
@@ -407,7 +407,7 @@ class GlobalOpinionQA(_PaperTask):
 
     name = "globalopinionqa"
     kind = "culture"
-    languages = (
+    languages: ClassVar[tuple[str, ...]] = (
         "am",
         "ar",
         "de",

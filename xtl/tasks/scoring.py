@@ -53,12 +53,12 @@ def option_paper(text: str, gold: str, keys: Sequence[str], tags: Sequence[str] 
         False
     """
     text = text.replace("（", "(").replace("）", ")")
-    tags = list(tags) or [None] * len(keys)
+    marks: list[str | None] = list(tags) or [None] * len(keys)
 
     def hit(key: str, tag: str | None) -> bool:
         return f"({key})" in text or text.strip() == key or (tag is not None and tag in text)
 
-    hits = {k: hit(k, t) for k, t in zip(keys, tags)}
+    hits = {k: hit(k, t) for k, t in zip(keys, marks)}
     return hits[gold] and not any(h for k, h in hits.items() if k != gold)
 
 
