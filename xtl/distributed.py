@@ -120,8 +120,10 @@ class Worker:
 
 def _written(out: Path | None, spec: SweepSpec, instances: list[int]) -> dict[int, pd.DataFrame]:
     """The parts of ``instances`` already in ``out`` (a dead worker's finished instances)."""
-    found = {}
-    for k in instances if out is not None else ():
+    found: dict[int, pd.DataFrame] = {}
+    if out is None:
+        return found
+    for k in instances:
         try:
             found[k] = read_part(out / f"part-{k:06d}.parquet", spec, older=False)[1]
         except RunError:  # not written, or not whole
@@ -166,8 +168,9 @@ def ray_sweep(
         actor = ray.remote(num_cpus=cpus, num_gpus=gpus_per_worker, max_restarts=0)(Worker)
         args = (recipe, ray.put(pairs), spec, scorer, None if out is None else str(out), cpus)
         idle = [actor.remote(*args) for _ in range(workers)]
-        queue = deque((instances, chunk, ()) for instances, chunk in batches)
-        running, deaths = {}, {}
+        queue: deque[tuple[list[int], int, tuple[int, ...]]] = deque((k, chunk, ()) for k, chunk in batches)
+        running: dict[Any, tuple[Any, list[int], int, tuple[int, ...]]] = {}
+        deaths: dict[int, int] = {}
         while queue or running:
             while queue and idle:
                 worker, (instances, chunk, written) = idle.pop(), queue.popleft()

@@ -189,6 +189,7 @@ def evaluate(
         cells, found = [], None  # the cell of each setting; a search sweep that already measured TargetFirst
         for one, name in zip(settings, names):
             if name == "fixed":
+                assert isinstance(one, TransplantSpec)  # "fixed" names a spec
                 cells.append(one.resolve(n_layers(model)))
             elif name == "targetfirst":
                 if search is not None and language not in search.languages:
@@ -225,12 +226,13 @@ def evaluate(
                 scorer=task.scorer,
                 **sweep_kwargs,
             )
+        assert res is not None  # a sweep ran, or the search that already measured TargetFirst
         hits, base = verdicts(res, scoring)
         mask = np.array(res.languages) == language
         baseline = float(base[mask].mean())
         for name, cell in zip(names, cells):
             at = res.index(cell.component, cell.source_layer, cell.target_layer)
-            accuracy = baseline if name == "baseline" else float(hits[mask][(slice(None), *at)].mean())
+            accuracy = baseline if name == "baseline" else float(hits[mask][(slice(None),) + at].mean())
             rows.append(
                 {
                     "task": task.name,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 import torch
 from jaxtyping import Float, Int
@@ -75,9 +76,10 @@ class RowPatches:
         require_hooks(model, [*names.values(), *heads.values()])
         hooks: list[tuple[str, Callable]] = []
         for key, (rows, values) in self.groups.items():
-            if key in heads:
-                own = HeadReader(heads[key], components[key].head, positions)
-                weight = head_weight(model, key[1], components[key].head)
+            head = components[key].head
+            if key in heads and head is not None:
+                own = HeadReader(heads[key], head, positions)
+                weight = head_weight(model, key[1], head)
                 hooks += [
                     (heads[key], own),
                     (names[key], HeadWriter(names[key], rows, values, positions, batch_size, own, weight)),
@@ -136,6 +138,7 @@ class Writer:
         """The patched position of each of ``rows``."""
         if isinstance(self.positions, torch.Tensor):
             return self.positions.to(act.device)[rows]
+        assert self.prompt_len is not None  # set by the first prompt pass, which calls this
         return self.prompt_len - 1
 
     def replacement(self, act: torch.Tensor, rows: torch.Tensor, where) -> torch.Tensor:
@@ -164,7 +167,7 @@ class HeadReader(Writer):
 
     def __init__(self, name: str, head: int, positions) -> None:
         super().__init__(name, None, None, positions, None)
-        self.head, self.z = head, None
+        self.head, self.z = head, cast("torch.Tensor | None", None)
 
     def __call__(self, act: torch.Tensor, hook) -> torch.Tensor:
         if self.prompt_pass(act):
@@ -192,5 +195,6 @@ class HeadWriter(Writer):
         self.reader, self.weight = reader, weight
 
     def replacement(self, act: torch.Tensor, rows: torch.Tensor, where) -> torch.Tensor:
+        assert self.reader.z is not None  # its reader runs first in the same pass
         own = self.reader.z[rows].to(act.dtype) @ self.weight.to(device=act.device, dtype=act.dtype)
         return act[rows, where] - own + super().replacement(act, rows, where)

@@ -287,7 +287,7 @@ def difference(
 
 
 def facets(
-    results: Cells | dict[str, Cells],
+    results: Cells | Mapping[str, Cells],
     metric: str = "accuracy",
     components: list[str] | None = None,
     title: str | None = None,

@@ -437,7 +437,7 @@ def record(
     gold_option: int = -1,
 ) -> dict:
     """One row of the long-form table (``cell=None`` for the baseline, whose layers are missing)."""
-    component, source, target = cell if cell else ("", None, None)
+    component, source, target = cell if cell else ("", -1, -1)
     return {
         "instance": int(instance),
         "id": str(id_),
@@ -649,6 +649,8 @@ def open_run(path: Path, spec: SweepSpec) -> tuple[SweepSpec, dict[int, pd.DataF
     if old is None:
         _create_spec(path, spec)
         old = read_spec(path)  # another writer may have been first
+    if old is None:
+        raise RunError(f"{str(path)!r}: _spec.json could not be created")
     diff = spec.differences(old)
     if diff:
         raise RunError(
