@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import types
 import typing
 from typing import Any
 
@@ -23,7 +24,7 @@ def _arrays(hint: Any) -> tuple[type, ...] | None:
     if isinstance(hint, type) and issubclass(hint, AbstractArray):
         return (hint,)
     args = typing.get_args(hint)
-    if args and typing.get_origin(hint) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if args and typing.get_origin(hint) in (typing.Union, types.UnionType):
         arrays = [a for a in args if isinstance(a, type) and issubclass(a, AbstractArray)]
         if arrays and all(a in arrays or a is type(None) for a in args):
             return (*arrays, type(None)) if type(None) in args else tuple(arrays)
