@@ -132,9 +132,14 @@ def _kv_weights(attn):
 MIN_ROWS = 16
 
 
+def _rows(x: torch.Tensor) -> int:
+    """How many rows a product over ``x``'s last axis has (0 for an empty or zero-width ``x``)."""
+    return x.numel() // x.shape[-1] if x.shape[-1] else 0
+
+
 def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """``F.linear`` on at least :data:`MIN_ROWS` rows."""
-    rows = x.numel() // x.shape[-1] if x.shape[-1] else 0
+    rows = _rows(x)
     if rows >= MIN_ROWS or rows == 0:
         return F.linear(x, weight, bias)
     flat = x.reshape(rows, x.shape[-1])
@@ -159,7 +164,7 @@ class _MinRows(TorchFunctionMode):
 
 def _min_rows(x: torch.Tensor):
     """A context in which TransformerLens' products on ``x``'s rows run on at least :data:`MIN_ROWS`."""
-    return _MinRows() if 0 < x.numel() // max(x.shape[-1], 1) < MIN_ROWS else nullcontext()
+    return _MinRows() if 0 < _rows(x) < MIN_ROWS else nullcontext()
 
 
 class BlockWeights(NamedTuple):

@@ -437,15 +437,15 @@ def record(
     gold_option: int = -1,
 ) -> dict:
     """One row of the long-form table (``cell=None`` for the baseline, whose layers are missing)."""
-    component, source, target = cell if cell else ("", -1, -1)
+    component, source, target = cell if cell is not None else ("", None, None)
     return {
         "instance": int(instance),
         "id": str(id_),
         "language": str(language),
         "baseline": cell is None,
         "component": component,
-        "source_layer": None if cell is None else int(source),
-        "target_layer": None if cell is None else int(target),
+        "source_layer": None if source is None else int(source),
+        "target_layer": None if target is None else int(target),
         "text": text,
         "tokens": [int(x) for x in tokens],
         "correct": bool(correct),
