@@ -33,8 +33,9 @@ def test_prompt_pass_matches_hf_and_transformer_lens(arch, hooked, hf):
     for i in range(model.cfg.n_layers):  # unrotated keys, as TransformerLens caches them
         torch.testing.assert_close(keys[i], cache[f"blocks.{i}.attn.hook_k"], atol=1e-10, rtol=0)
         torch.testing.assert_close(values[i], cache[f"blocks.{i}.attn.hook_v"], atol=1e-10, rtol=0)
-    none, early_keys, _ = decode.prompt_pass(model, ids, stop=1)
-    assert none is None and len(early_keys) == 1
+    resid, early_keys, _ = decode.run_blocks(model, ids, stop=1)
+    torch.testing.assert_close(resid, cache["blocks.0.hook_resid_post"], atol=1e-10, rtol=0)
+    assert len(early_keys) == 1
     torch.testing.assert_close(early_keys[0], keys[0], atol=0, rtol=0)
 
 

@@ -352,6 +352,52 @@ NAN, INF = float("nan"), float("inf")
             TypeError,
             r"spec must be an xtl.TransplantSpec \(the second argument\), got Activations",
         ),
+        (lambda m, t, r: xtl.Pair(" ", "b", "x"), ValueError, r"Pair.source is blank \(' '\); every prompt needs text"),
+        (lambda m, t, r: xtl.contains_gold(3, xtl.Pair("a", "b", "x")), TypeError, r"takes a str and an xtl.Pair"),
+        (
+            lambda m, t, r: xtl.evaluate(m, 3, progress=False),
+            TypeError,
+            r"task must be a task \(xtl.tasks.get\(name\)\) or a registered task's name .* got int 3",
+        ),
+        (lambda m, t, r: xtl.evaluate(m, "toy-nope", progress=False), ValueError, r"unknown task 'toy-nope'"),
+        (
+            lambda m, t, r: xtl.tasks.get("world-facts", colour="red"),
+            ValueError,
+            r"task 'world-facts' has no option 'colour'; valid: data, rule, check$",
+        ),
+        (
+            lambda m, t, r: xtl.tasks.get("toy-culture", n_country=3),
+            ValueError,
+            r"no option 'n_country'; valid: data, rule, check, seed, n_countries",
+        ),
+        (
+            lambda m, t, r: xtl.transplant_hooks(
+                m, xtl.TransplantSpec(0, 0), xtl.capture(m, ["a b", "c d"]), positions=torch.tensor([1, 2, 3])
+            ),
+            ValueError,
+            r"positions must hold one integer index per row \(2, the rows of acts\), got a torch.int64 tensor "
+            r"of shape \(3,\)",
+        ),
+        (
+            lambda m, t, r: xtl.transplant_hooks(m, xtl.TransplantSpec(0, 0), xtl.capture(m, "a b"), positions="last"),
+            TypeError,
+            r"positions must be None, an int, one index per row or the target PromptBatch, got str 'last'",
+        ),
+        (
+            lambda m, t, r: xtl.report.write_report({"x": 3}, "unused", png=False),
+            TypeError,
+            r"results must map names to xtl.SweepResult; not results: \{'x': 'int'\}",
+        ),
+        (
+            lambda m, t, r: xtl.report.write_report([r], "unused", png=False),
+            TypeError,
+            r"results must be a dict of name -> xtl.SweepResult, got list",
+        ),
+        (
+            lambda m, t, r: xtl.report.write_report({"x": r}, f"{__file__}/out", png=False),  # under a file
+            ValueError,
+            r"cannot create the output directory '.*test_errors.py/out': Not a directory; choose a writable path",
+        ),
         (
             lambda m, t, r: xtl.load_model(xtl.toy.SHIPPED, device="tpu"),
             ValueError,

@@ -183,7 +183,7 @@ def _estimates(
     wide = logits.to(torch.promote_types(logits.dtype, torch.float32))  # half precision: sum in float32
     scalars = torch.cat([(wide.gather(1, slots) * used).sum(0), wide.logsumexp(-1).sum()[None]])
     names = list(leaves)
-    grads = torch.autograd.grad(
+    raw = torch.autograd.grad(
         scalars,
         [leaves[n] for n in names],
         torch.eye(len(scalars), dtype=scalars.dtype),
@@ -192,7 +192,7 @@ def _estimates(
     )
     grads = {
         n: (g if g is not None else leaves[n].new_zeros((len(scalars), *leaves[n].shape))).double()
-        for n, g in zip(names, grads)
+        for n, g in zip(names, raw)
     }  # [slot, batch, d_model]
     base = logits.detach().double()
     at = torch.cat([base.gather(1, slots), base.logsumexp(-1, keepdim=True)], 1)  # [batch, slot]
@@ -291,7 +291,7 @@ def _frame(
             gold_option,
         )
     ]
-    gold_lp, diff, option_lp, correct = gold_lp.tolist(), diff.tolist(), option_lp.tolist(), correct.tolist()
+    gold_lps, diffs, option_lps, corrects = gold_lp.tolist(), diff.tolist(), option_lp.tolist(), correct.tolist()
     for ci, c in enumerate(spec.components):
         for si, s in enumerate(spec.source_layers):
             for ti, t in enumerate(spec.target_layers):
@@ -302,10 +302,10 @@ def _frame(
                         (c, s, t),
                         "",
                         [],
-                        correct[ci][si][ti],
-                        gold_lp[ci][si][ti],
-                        diff[ci][si][ti],
-                        option_lp[ci][si][ti],
+                        corrects[ci][si][ti],
+                        gold_lps[ci][si][ti],
+                        diffs[ci][si][ti],
+                        option_lps[ci][si][ti],
                         language,
                         gold_option,
                     )
@@ -386,7 +386,7 @@ def attribution_sweep(
         sweep_spec(model, pairs, components, sources, targets, 1, [], _scorer(), revision, prepend_bos),
         method=METHOD if metrics == METRICS else f"{METHOD}:{','.join(metrics)}",
     )
-    done = {}
+    done: dict[int, pd.DataFrame] = {}
     if out is not None:  # a run's parts are written under its stored spec
         spec, done = open_run(check_output_dir(out, RunError), spec)
     pending = [k for k in in_shard(range(len(pairs)), shard) if k not in done]
@@ -419,7 +419,7 @@ def attribution_sweep(
             "everywhere; read gold_logprob or logit_diff (metric 'logprob_change' in plots)",
             stacklevel=3,
         )
-    if not frames:
+    if not frames and shard is not None:  # only a shard can hold no instance
         raise InputError(f"shard {shard[0]}/{shard[1]} of {len(pairs)} instances holds none; use fewer shards")
     return from_frame(spec, pd.concat([frames[k] for k in sorted(frames)], ignore_index=True))
 

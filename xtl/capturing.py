@@ -68,7 +68,7 @@ def capture(
 
     Only the vector at each row's last prompt token is kept, which is all a
     transplant reads. Unpadded prompts of a model :func:`xtl.decode.supports` run
-    through :func:`xtl.decode.prompt_pass` (the same computation with less overhead),
+    through :func:`xtl.decode.run_blocks` (the same computation with less overhead),
     others through TransformerLens' forward.
 
     Args:
@@ -118,7 +118,7 @@ def capture(
     fwd_hooks = [(c.source_name(i), keeper(c, i)) for c in infos for i in layers]
     if decode.supports(model, batch.tokens.shape[1]) and bool(batch.attention_mask.bool().all()):
         with hooked(model, fwd_hooks):
-            decode.prompt_pass(model, batch.tokens, stop=len(layers))
+            decode.run_blocks(model, batch.tokens, stop=len(layers))
     elif isinstance(model, HookedTransformer):
         run(model, batch, fwd_hooks, return_type=None, stop_at_layer=len(layers))
     else:

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from xtl.errors import InputError, XtlError
 
@@ -72,7 +73,7 @@ def _plotlyjs(text: str) -> str:
     raise argparse.ArgumentTypeError(f"--plotlyjs must be directory, embed, cdn or a path ending in .js, got {text!r}")
 
 
-PLOTLYJS = {
+PLOTLYJS: dict[str, Any] = {
     "default": "directory",
     "type": _plotlyjs,
     "help": "HTML figures: one offline plotly.js beside them (directory, the default), "
@@ -173,7 +174,10 @@ def _demo(args: argparse.Namespace) -> int:
     from xtl.report import task_default
 
     for name, result in done["results"].items():
-        table = compare_settings(result, task_default(result)).set_index(["language", "setting"])["accuracy"]
+        default = task_default(result)
+        if default is None:  # the sweep does not hold the task's default cell
+            continue
+        table = compare_settings(result, default).set_index(["language", "setting"])["accuracy"]
         language = "all" if "all" in table.index.get_level_values(0) else result.languages[0]
         row = table[language]
         print(
@@ -300,7 +304,7 @@ def _lens(args: argparse.Namespace) -> int:
             raise InputError(f"--index {args.index} is out of range: the task has {len(items)} items in this language")
         item = as_pair(items[args.index])  # its answer template resolved against the target prompt
         prompts = {"source": item.source, "target": item.target}
-        answers = answers or {"gold": item.answer_template.format(item.gold)}
+        answers = answers or {"gold": str(item.answer_template).format(item.gold)}
         if args.transplant == "default":
             spec = task.default
         sources = {"target": item.source, "source": item.source}
@@ -388,7 +392,7 @@ def _transplant(args: argparse.Namespace) -> int:
         args.component,
         max_new_tokens=args.max_new_tokens,
     )
-    print(f"untouched    : {args.target}{res.baseline_text[0]}")
+    print(f"untouched    : {args.target}{(res.baseline_text or [''])[0]}")
     print(
         f"transplanted : {args.target}{res.text[0]}   "
         f"({args.component}, source layer {args.source_layer} -> target layer {args.target_layer})"

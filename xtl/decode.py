@@ -33,13 +33,14 @@ through TransformerLens' forward and cache.
 from __future__ import annotations
 
 from contextlib import nullcontext
-from dataclasses import dataclass
-from typing import NamedTuple
+from dataclasses import dataclass, replace
+from typing import NamedTuple, TypeGuard
 
 import torch
 import torch.nn.functional as F
 from jaxtyping import Bool, Float, Int
 from torch.overrides import TorchFunctionMode
+from transformer_lens import HookedTransformer
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 from transformer_lens.hook_points import HookPoint
 from transformer_lens.utilities.activation_functions import softcap_enabled
@@ -48,7 +49,7 @@ from xtl.errors import InputError
 from xtl.model import HookedModel
 
 
-def supports(model: HookedModel, total_len: int) -> bool:
+def supports(model: HookedModel, total_len: int) -> TypeGuard[HookedTransformer]:
     """Whether this module's passes compute what TransformerLens would for ``model``.
 
     Standard pre-norm decoder blocks with rotary or learned absolute positions and a final
@@ -57,7 +58,6 @@ def supports(model: HookedModel, total_len: int) -> bool:
     attention sinks, local windows shorter than the sequence, parallel blocks,
     or multi-device models.
     """
-    from transformer_lens import HookedTransformer
     from transformer_lens.components.transformer_block import POST_NORM_ARCHITECTURES
 
     if not isinstance(model, HookedTransformer):
@@ -87,7 +87,7 @@ def supports(model: HookedModel, total_len: int) -> bool:
     )
 
 
-def _hooked_out_of_reach(model: HookedModel) -> bool:
+def _hooked_out_of_reach(model: HookedTransformer) -> bool:
     """Whether a hook waits where these passes do not call: a hook point inside an attention block
     before ``z`` (``hook_q``, ``hook_pattern`` ...), or a PyTorch hook on a whole block or its
     attention module. TransformerLens' forward then runs instead, so the hook acts."""
@@ -189,6 +189,17 @@ class BlockWeights(NamedTuple):
         return tuple(_linear(x, w, b).unflatten(-1, (-1, d_head)) for w, b in zip(self.weights, self.biases))
 
 
+@dataclass
+class _Layer:
+    """One block's state while decoding: each prompt's prefix keys and values, the block's flattened
+    weights, and the rows' own keys and values ``[row, kv_head, own, d_head]`` (rotated)."""
+
+    prefixes: list[tuple[torch.Tensor, torch.Tensor]]
+    weights: BlockWeights
+    own_k: torch.Tensor
+    own_v: torch.Tensor
+
+
 def _rotate_qk(attn, q: torch.Tensor, k: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`_rotate` of queries and keys together (``[..., pos, heads, d_head]``)."""
     both = _rotate(attn, torch.cat([q, k], dim=-2), positions)
@@ -237,7 +248,7 @@ class SharedPrompts:
         """Tokens in each prompt."""
         return torch.tensor([keys[0].shape[0] + 1 for keys in self.prefix_keys], device=self.prompt.device)
 
-    def kv_cache(self, model: HookedModel) -> TransformerLensKeyValueCache:
+    def kv_cache(self, model: HookedTransformer) -> TransformerLensKeyValueCache:
         """TransformerLens' cache of the whole prompt for every row (one prompt only)."""
         if len(self.prefix_keys) != 1:
             raise InputError(
@@ -278,7 +289,7 @@ class _Rows(NamedTuple):
 
 @torch.no_grad()
 def decode_shared(
-    model: HookedModel,
+    model: HookedTransformer,
     shared: SharedPrompts,
     active: Int[torch.Tensor, " row"],
     token: Int[torch.Tensor, " row"],
@@ -314,7 +325,7 @@ def decode_shared(
         own_v = own_k.new_empty((size, heads, steps, cfg.d_head))
         own_k[:, :, 0] = k_own
         own_v[:, :, 0] = shared.own_values[index][active]
-        layers.append({"prefixes": prefixes, "own_k": own_k, "own_v": own_v, "weights": BlockWeights.of(block)})
+        layers.append(_Layer(prefixes, BlockWeights.of(block), own_k, own_v))
     unembed = model.unembed.W_U.T.contiguous()
     for step in range(1, steps):
         n_own, pos = step + 1, last + step  # [row] positions of the new tokens
@@ -344,7 +355,7 @@ def decode_shared(
             active, token, prompt, last = active[keep], token[keep], prompt[keep], last[keep]
             untouched, history = untouched[keep], history[keep]
             for layer in layers:
-                layer["own_k"], layer["own_v"] = layer["own_k"][keep], layer["own_v"][keep]
+                layer.own_k, layer.own_v = layer.own_k[keep], layer.own_v[keep]
 
 
 def _representatives(
@@ -377,7 +388,7 @@ def _rows_running(
 
 def _block_step(
     block,
-    layer,
+    layer: _Layer,
     resid: Float[torch.Tensor, "row 1 d_model"],
     n_own: int,
     every: _Rows,
@@ -390,16 +401,16 @@ def _block_step(
     if needed is None:
         return _new_token_block(block, layer, resid, n_own, every)
     run, skipped = needed.nonzero().flatten(), (~needed).nonzero().flatten()
-    sub = dict(layer, own_k=layer["own_k"][run, :, :n_own], own_v=layer["own_v"][run, :, :n_own])
-    x = _new_token_block(block, sub, resid[run], n_own, every.select(run, len(layer["prefixes"])))
+    sub = replace(layer, own_k=layer.own_k[run, :, :n_own], own_v=layer.own_v[run, :, :n_own])
+    x = _new_token_block(block, sub, resid[run], n_own, every.select(run, len(layer.prefixes)))
     new = n_own - 1
-    layer["own_k"][run, :, new] = sub["own_k"][:, :, new]
-    layer["own_v"][run, :, new] = sub["own_v"][:, :, new]
+    layer.own_k[run, :, new] = sub.own_k[:, :, new]
+    layer.own_v[run, :, new] = sub.own_v[:, :, new]
     resid = resid.clone()
     resid[run] = x
     resid[skipped] = resid[rep[skipped]]
-    layer["own_k"][skipped, :, new] = layer["own_k"][rep[skipped], :, new]
-    layer["own_v"][skipped, :, new] = layer["own_v"][rep[skipped], :, new]
+    layer.own_k[skipped, :, new] = layer.own_k[rep[skipped], :, new]
+    layer.own_v[skipped, :, new] = layer.own_v[rep[skipped], :, new]
     return resid
 
 
@@ -418,7 +429,7 @@ def prefixes_of(
 
 
 def _embed(
-    model: HookedModel, tokens: Int[torch.Tensor, "batch pos"], positions: Int[torch.Tensor, "_ pos"]
+    model: HookedTransformer, tokens: Int[torch.Tensor, "batch pos"], positions: Int[torch.Tensor, "_ pos"]
 ) -> Float[torch.Tensor, "batch pos d_model"]:
     """The residual stream entering block 0, its hook points called as TransformerLens calls them."""
     if model.cfg.use_hook_tokens:
@@ -444,23 +455,24 @@ def _after_attention(
 
 
 @torch.no_grad()
-def prompt_pass(
-    model: HookedModel, tokens: Int[torch.Tensor, "batch pos"], stop: int | None = None
-) -> tuple[Float[torch.Tensor, "batch d_vocab"] | None, list[torch.Tensor], list[torch.Tensor]]:
-    """Unpadded prompts through the model, as TransformerLens' forward computes them, with less
-    overhead: its modules for norms, MLPs, embeddings and unembedding, and one fused causal
-    attention per block. The hook points of the embedding, the residual stream, the norms, the
-    attention's ``z`` and the attention and MLP outputs are called as TransformerLens calls them,
-    so hooks there act; those inside the attention before ``z`` are not.
+def run_blocks(
+    model: HookedTransformer, tokens: Int[torch.Tensor, "batch pos"], stop: int | None = None
+) -> tuple[Float[torch.Tensor, "batch pos d_model"], list[torch.Tensor], list[torch.Tensor]]:
+    """Unpadded prompts through blocks ``0..stop-1`` (all blocks without ``stop``), as
+    TransformerLens' forward computes them, with less overhead: its modules for norms, MLPs and
+    embeddings, and one fused causal attention per block. The hook points of the embedding, the
+    residual stream, the norms, the attention's ``z`` and the attention and MLP outputs are called
+    as TransformerLens calls them, so hooks there act; those inside the attention before ``z`` are
+    not.
 
     Args:
         model: a model :func:`supports` for this length.
         tokens: ``[batch, pos]`` prompts of equal length, without padding.
-        stop: run blocks ``0..stop-1`` only, and return no logits.
+        stop: run blocks ``0..stop-1`` only.
 
     Returns:
-        The last position's logits (``None`` with ``stop``), and each block's keys (unrotated)
-        and values, ``[batch, pos, kv_head, d_head]``.
+        The residual stream after the last block run, and each block's keys (unrotated) and
+        values, ``[batch, pos, kv_head, d_head]``.
     """
     positions = torch.arange(tokens.shape[1], device=tokens.device)
     x = _embed(model, tokens, positions[None])
@@ -472,8 +484,20 @@ def prompt_pass(
         x = _after_attention(block, x, z)
         keys.append(k)
         values.append(v)
-    if stop is not None:
-        return None, keys, values
+    return x, keys, values
+
+
+def prompt_pass(
+    model: HookedTransformer, tokens: Int[torch.Tensor, "batch pos"]
+) -> tuple[Float[torch.Tensor, "batch d_vocab"], list[torch.Tensor], list[torch.Tensor]]:
+    """:func:`run_blocks` through every block, then the final norm and unembedding of the last
+    position (their hook points called as TransformerLens calls them).
+
+    Returns:
+        The last position's logits, and each block's keys (unrotated) and values,
+        ``[batch, pos, kv_head, d_head]``.
+    """
+    x, keys, values = run_blocks(model, tokens)
     return model.unembed(model.ln_final(x[:, -1:]))[:, 0], keys, values
 
 
@@ -500,7 +524,7 @@ def _attend_prompt(
 
 @torch.no_grad()
 def last_token_pass(
-    model: HookedModel,
+    model: HookedTransformer,
     entering: dict[int, Float[torch.Tensor, "group d_model"]],
     prefixes: dict[int, list[tuple[torch.Tensor, torch.Tensor]]],
     last: Int[torch.Tensor, " row"],
@@ -532,19 +556,21 @@ def last_token_pass(
     """
     cfg = model.cfg
     heads = cfg.n_key_value_heads or cfg.n_heads
-    x, order = None, None
+    first = min(entering)
+    x = entering[first][:, None]
+    order = _by_prompt(prompt[: len(x)])
     own_keys, own_values = {}, {}
-    for index in range(min(entering), cfg.n_layers):
-        if index in entering:
-            x = entering[index][:, None] if x is None else torch.cat([x, entering[index][:, None]])
+    for index in range(first, cfg.n_layers):
+        if index in entering and index != first:
+            x = torch.cat([x, entering[index][:, None]])
             order = _by_prompt(prompt[: len(x)])
         n, block = len(x), model.blocks[index]
-        layer = {
-            "prefixes": prefixes[index],
-            "weights": BlockWeights.of(block),
-            "own_k": x.new_empty((n, heads, 1, cfg.d_head)),
-            "own_v": x.new_empty((n, heads, 1, cfg.d_head)),
-        }
+        layer = _Layer(
+            prefixes[index],
+            BlockWeights.of(block),
+            x.new_empty((n, heads, 1, cfg.d_head)),
+            x.new_empty((n, heads, 1, cfg.d_head)),
+        )
         x = block.hook_resid_pre(x)
         normed = block.ln1(x)
         if order is None:
@@ -571,7 +597,7 @@ def _by_prompt(prompt: Int[torch.Tensor, " row"]) -> tuple[torch.Tensor, torch.T
 
 
 def _new_token_block(
-    block, layer, x: Float[torch.Tensor, "batch 1 d_model"], n_own: int, rows: _Rows
+    block, layer: _Layer, x: Float[torch.Tensor, "batch 1 d_model"], n_own: int, rows: _Rows
 ) -> Float[torch.Tensor, "batch 1 d_model"]:
     """One block on one new token per row (attending to its prompt's prefix and its own tokens),
     its hook points called as TransformerLens' block calls them."""
@@ -584,15 +610,15 @@ def _project(attn, z: Float[torch.Tensor, "batch pos head d_head"]) -> Float[tor
     return _linear(z.flatten(-2), w_o.T, attn.b_O)
 
 
-def _attend_z(block, layer, x: Float[torch.Tensor, "batch 1 d_model"], n_own: int, rows: _Rows):
+def _attend_z(block, layer: _Layer, x: Float[torch.Tensor, "batch 1 d_model"], n_own: int, rows: _Rows):
     """``(z [batch, 1, head, d_head], key [batch, 1, kv_head, d_head] unrotated, value)`` of one new
     token per row; its rotated key and value go into ``layer``'s own keys and values at ``n_own - 1``."""
     attn = block.attn
-    q, k, v = layer["weights"].qkv_of(x, attn.cfg.d_head)  # [batch, 1, head, d_head]
+    q, k, v = layer.weights.qkv_of(x, attn.cfg.d_head)  # [batch, 1, head, d_head]
     raw = k
     if block.cfg.positional_embedding_type == "rotary":
         q, k = _rotate_qk(attn, q, k, rows.pos[:, None])
-    own_k, own_v = layer["own_k"], layer["own_v"]
+    own_k, own_v = layer.own_k, layer.own_v
     own_k[:, :, n_own - 1] = k[:, 0]
     own_v[:, :, n_own - 1] = v[:, 0]
     size, kv_heads = q.shape[0], own_k.shape[1]
@@ -603,7 +629,7 @@ def _attend_z(block, layer, x: Float[torch.Tensor, "batch 1 d_model"], n_own: in
             q[begin:end],
             own_k[begin:end, :, :n_own],
             own_v[begin:end, :, :n_own],
-            *layer["prefixes"][p],
+            *layer.prefixes[p],
             attn.attn_scale,
         )
         for p, begin, end in rows.segments

@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from xtl import tasks
 from xtl.components import positive_int
-from xtl.errors import InputError
+from xtl.errors import InputError, InputTypeError
 from xtl.metrics import SCORINGS, best_source_layer, language_groups, verdicts
 from xtl.model import HookedModel, n_layers
 from xtl.results import SweepResult
@@ -122,7 +123,7 @@ def compare_rules(
 @threaded
 def evaluate(
     model: HookedModel,
-    task: Task,
+    task: Task | str,
     languages: Iterable[str] | None = None,
     direction: str | None = None,
     setting: str | TransplantSpec | Sequence[str | TransplantSpec] | None = "default",
@@ -137,7 +138,8 @@ def evaluate(
 
     Args:
         model: a TransformerLens model.
-        task: a task from :func:`xtl.tasks.get`.
+        task: a task from :func:`xtl.tasks.get`, or the name of one that needs no data
+            (``"world-facts"``, the toy tasks).
         languages: default the languages the paper runs for the task (aliases accepted).
         direction: ``"en2x"``/``"x2en"``; default the task's.
         setting: ``"baseline"`` (untouched only), ``"default"`` (the paper's setting
@@ -165,6 +167,13 @@ def evaluate(
         >>> xtl.evaluate(model, xtl.tasks.get("xnli", data=path), languages=["sw"], setting="default")
         >>> xtl.evaluate(model, task, setting=["default", "targetfirst"], split="unseen", search=res)
     """
+    if isinstance(task, str):
+        task = tasks.get(task)
+    if not isinstance(task, Task):
+        raise InputTypeError(
+            f"task must be a task (xtl.tasks.get(name)) or a registered task's name {tasks.list()}, "
+            f"got {type(task).__name__} {task!r:.60}"
+        )
     direction = direction or task.direction
     if isinstance(languages, str):
         languages = [languages]

@@ -22,9 +22,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeGuard
 
 import torch
 from jaxtyping import Float, Int
+from transformer_lens import HookedTransformer
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 from transformer_lens.utilities.activation_functions import apply_softcap
 
@@ -83,9 +85,12 @@ def eos_ids(model: HookedModel, eos_token_id: int | Sequence[int] | None) -> lis
     values = list(eos_token_id) if isinstance(eos_token_id, (list, tuple, set, range)) else [eos_token_id]
     ids = [as_int(value, "eos_token_id") for value in values]
     d_vocab = getattr(model.cfg, "d_vocab", None)
-    bad = [i for i in ids if i < 0 or (isinstance(d_vocab, int) and i >= d_vocab)]
+    if not isinstance(d_vocab, int):
+        d_vocab = None
+    bad = [i for i in ids if i < 0 or (d_vocab is not None and i >= d_vocab)]
     if bad:
-        raise InputError(f"eos_token_id {bad} outside the model's vocabulary; valid ids are 0..{d_vocab - 1}")
+        valid = f"0..{d_vocab - 1}" if d_vocab is not None else "non-negative"
+        raise InputError(f"eos_token_id {bad} outside the model's vocabulary; valid ids are {valid}")
     return ids
 
 
@@ -127,11 +132,9 @@ def _prompt_pass_cached(model, batch: PromptBatch, patches: RowPatches | None, s
     return logits, kv
 
 
-def can_skip(model: HookedModel) -> bool:
+def can_skip(model: HookedModel) -> TypeGuard[HookedTransformer]:
     """Whether a pass may start at a later block from a given residual stream (a
     ``HookedTransformer`` whose blocks see nothing but the residual stream and the cache)."""
-    from transformer_lens import HookedTransformer
-
     return isinstance(model, HookedTransformer) and model.cfg.positional_embedding_type != "shortformer"
 
 
@@ -157,7 +160,7 @@ def patch_bounds(
 
 
 def shared_prompt_pass(
-    model: HookedModel,
+    model: HookedTransformer,
     prompts: Sequence[PromptBatch],
     prompt: Int[torch.Tensor, " batch"],
     patches: RowPatches | None,
@@ -222,9 +225,9 @@ def shared_prompt_pass(
         }
         groups = {j: (start == j).nonzero().flatten().to(device) for j in firsts}
         rows = torch.cat(list(groups.values()))  # by first patched block: block l runs a prefix of them
-        hooks = patches.select(rows).hooks(model, None)
+        hooks = patches.select(rows).hooks(model, None) if patches else []
         with hooked(model, hooks):
-            logits[rows], keys, values = decode.last_token_pass(
+            logits[rows], new_keys, new_values = decode.last_token_pass(
                 model,
                 {j: torch.stack(resid[j])[prompt[g]] for j, g in groups.items()},
                 prefixes,
@@ -233,13 +236,13 @@ def shared_prompt_pass(
                 len(prompts),
             )
         for layer in range(firsts[0], total):
-            ran = rows[: len(keys[layer])]
-            own_keys[layer][ran], own_values[layer][ran] = keys[layer], values[layer]
+            ran = rows[: len(new_keys[layer])]
+            own_keys[layer][ran], own_values[layer][ran] = new_keys[layer], new_values[layer]
         writers = [h for _, h in hooks]
     else:  # TransformerLens' attention over padded per-row caches, one group per first block
         for j in firsts:
             rows = (start == j).nonzero().flatten().to(device)
-            hooks = patches.select(rows).hooks(model, None)
+            hooks = patches.select(rows).hooks(model, None) if patches else []
             writers += [h for _, h in hooks]
             involved = sorted(set(prompt[rows].tolist()))  # the prompts of this group's rows, renumbered
             which = torch.searchsorted(torch.tensor(involved, device=device), prompt[rows])
@@ -275,7 +278,7 @@ def _last_logits(model, prompt: PromptBatch, hooks, kv: TransformerLensKeyValueC
     """One untouched pass of a one-row prompt into ``kv``, unembedding its last position only
     (the unembedding of every position would cost more than the blocks for a large vocabulary)."""
     final = model.ln_final if model.cfg.normalization_type is not None else model.blocks[-1]
-    seen = {}
+    seen: dict[str, torch.Tensor] = {}
     handle = final.register_forward_hook(lambda module, args, out: seen.__setitem__("x", out[:, -1:]))
     try:
         run(model, prompt, hooks, past_kv_cache=kv, return_type=None)
@@ -300,7 +303,7 @@ def _rows_of(prefixes: torch.Tensor, which: torch.Tensor) -> torch.Tensor:
     return prefixes.expand(len(which), *prefixes.shape[1:]) if len(prefixes) == 1 else prefixes[which]
 
 
-def packable(model: HookedModel, total_len: int) -> bool:
+def packable(model: HookedModel, total_len: int) -> TypeGuard[HookedTransformer]:
     """Whether rows continuing *different* prompts can share one batch (:func:`generate_packed`)."""
     return uses_kv_cache(model) and can_skip(model) and decode.supports(model, total_len)
 

@@ -8,7 +8,7 @@ import torch
 from jaxtyping import Int
 
 from xtl.capturing import Activations
-from xtl.errors import InputTypeError
+from xtl.errors import InputError, InputTypeError
 from xtl.model import HookedModel, n_layers
 from xtl.patch import RowPatches
 from xtl.prompts import PromptBatch
@@ -64,4 +64,18 @@ def transplant_hooks(
     patches = RowPatches.build([spec.component] * size, [resolved.target_layer] * size, source)
     if isinstance(positions, PromptBatch):
         positions = positions.last_index
+    if isinstance(positions, torch.Tensor):
+        integer = not positions.is_floating_point() and positions.dtype != torch.bool
+        if positions.ndim != 1 or len(positions) != size or not integer:
+            raise InputError(
+                f"positions must hold one integer index per row ({size}, the rows of acts), got a "
+                f"{positions.dtype} tensor of shape {tuple(positions.shape)}"
+            )
+        if bool((positions < 0).any()):
+            raise InputError(f"positions must be >= 0 (one index per row), got {positions.tolist()}")
+    elif positions is not None and (not isinstance(positions, int) or isinstance(positions, bool)):
+        raise InputTypeError(
+            f"positions must be None, an int, one index per row or the target PromptBatch, got "
+            f"{type(positions).__name__} {positions!r:.60}"
+        )
     return patches.hooks(model, positions, batch_size=size)

@@ -348,6 +348,7 @@ def _hub(
             f"transformer_lens.loading_from_pretrained.OFFICIAL_MODEL_NAMES)"
         )
     _check_remote_code(name, trust_remote_code)
+    options: dict[str, Any] = {**flags, **kwargs}
     with _quiet():
         model = HookedTransformer.from_pretrained(
             name,
@@ -356,8 +357,7 @@ def _hub(
             device=device,
             default_padding_side="left",
             trust_remote_code=trust_remote_code,
-            **flags,
-            **kwargs,
+            **options,
         ).eval()
     from transformers import GenerationConfig
 

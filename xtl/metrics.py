@@ -52,14 +52,14 @@ def option_verdicts(logprobs: torch.Tensor | np.ndarray, gold: np.ndarray) -> to
     """Whether the gold option (index ``gold`` per instance, -1 for none) has a strictly higher
     log-prob than every other option, over ``logprobs [instance, ..., option]`` (NaN: no option)."""
     lp = torch.as_tensor(logprobs, dtype=torch.float64).nan_to_num(float("-inf"))
-    gold = torch.from_numpy(np.array(gold, dtype=np.int64))
+    golds = torch.from_numpy(np.array(gold, dtype=np.int64))
     extra = (1,) * (lp.ndim - 2)
     if not lp.shape[-1]:
         return torch.zeros(lp.shape[:-1], dtype=torch.bool)
-    picked = lp.gather(-1, gold.clamp(min=0).view(-1, *extra, 1).expand(*lp.shape[:-1], 1)).squeeze(-1)
+    picked = lp.gather(-1, golds.clamp(min=0).view(-1, *extra, 1).expand(*lp.shape[:-1], 1)).squeeze(-1)
     others = lp.clone()
-    others.scatter_(-1, gold.clamp(min=0).view(-1, *extra, 1).expand(*lp.shape[:-1], 1), float("-inf"))
-    return (picked > others.max(-1).values) & (gold >= 0).view(-1, *extra)
+    others.scatter_(-1, golds.clamp(min=0).view(-1, *extra, 1).expand(*lp.shape[:-1], 1), float("-inf"))
+    return (picked > others.max(-1).values) & (golds >= 0).view(-1, *extra)
 
 
 def check_cells(result: Any, what: str = "result") -> None:
@@ -96,7 +96,7 @@ def language_groups(result: Cells) -> list[tuple[str, np.ndarray]]:
     """``(language, mask over instances)`` per language in order of appearance, then ``("all", mask)``
     when there are several."""
     languages = np.array(result.languages)
-    groups = [(lang, languages == lang) for lang in dict.fromkeys(result.languages)]
+    groups = [(lang, np.asarray(languages == lang)) for lang in dict.fromkeys(result.languages)]
     return groups + [("all", np.ones(len(languages), dtype=bool))] if len(groups) > 1 else groups
 
 
@@ -123,8 +123,8 @@ def upper_bound(result: Cells, scoring: str = "rule") -> pd.DataFrame:
         >>> xtl.upper_bound(res)
     """
     correct, base = verdicts(result, scoring)  # [instance, component, source, target], [instance]
-    solved = {c: correct[:, k].any(axis=(1, 2)) for k, c in enumerate(result.spec.components)}
-    solved["any"] = correct.any(axis=(1, 2, 3))
+    solved = {c: np.asarray(correct[:, k].any(axis=(1, 2))) for k, c in enumerate(result.spec.components)}
+    solved["any"] = np.asarray(correct.any(axis=(1, 2, 3)))
     rows = []
     for language, mask in language_groups(result):
         for component, hits in solved.items():
@@ -279,7 +279,7 @@ def compare_settings(result: Cells, default: TransplantSpec, scoring: str = "rul
     cells, base = verdicts(result, scoring)
     spec = default.resolve(result.spec.n_layers)
     at = result.index(spec.component, spec.source_layer, spec.target_layer)
-    solved = cells.any(axis=(1, 2, 3))
+    solved = np.asarray(cells.any(axis=(1, 2, 3)))
     rows = []
     for language, mask in language_groups(result):
         n = int(mask.sum())

@@ -43,9 +43,18 @@ class HookedModel(Protocol):
 
     def run_with_hooks(self, *args: Any, **kwargs: Any) -> Any: ...
 
-    def hooks(self, fwd_hooks: Any = ..., bwd_hooks: Any = ..., **kwargs: Any) -> Any: ...
+    def hooks(
+        self, fwd_hooks: Any = ..., bwd_hooks: Any = ..., reset_hooks_end: Any = ..., clear_contexts: Any = ...
+    ) -> Any: ...
 
-    def to_tokens(self, input: Any, **kwargs: Any) -> torch.Tensor: ...
+    def to_tokens(
+        self,
+        input: Any,
+        prepend_bos: Any = ...,
+        padding_side: Any = ...,
+        move_to_device: Any = ...,
+        truncate: Any = ...,
+    ) -> torch.Tensor: ...
 
 
 # Where xtl.load_model keeps the checkpoint's generation-config EOS ids on a model.
@@ -286,7 +295,7 @@ def hooked(model: HookedModel, fwd_hooks: Iterable = ()) -> Iterator[HookedModel
     level, points = model.context_level, []
     try:
         for name, hook in fwd_hooks:
-            points.append(model.mod_dict[name])
+            points.append(model.hook_dict[name])
             points[-1].add_hook(hook, dir="fwd", level=level)
         yield model
     finally:

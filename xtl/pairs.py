@@ -40,6 +40,9 @@ class Pair:
         for name in ("source", "target", "gold"):
             if not isinstance(getattr(self, name), str):
                 raise InputError(f"Pair.{name} must be a str, got {getattr(self, name)!r}")
+        for name in ("source", "target"):
+            if not getattr(self, name).strip():
+                raise InputError(f"Pair.{name} is blank ({getattr(self, name)!r}); every prompt needs text")
         if not self.gold.strip():
             raise InputError(
                 f"Pair.gold is blank ({self.gold!r}): every output would contain it; give the answer's text"
@@ -111,6 +114,11 @@ Scorer = Callable[[str, Pair], bool]
 
 def contains_gold(text: str, pair: Pair) -> bool:
     """Default scorer: the gold answer (stripped) is a case-insensitive substring of the output."""
+    if not isinstance(text, str) or not isinstance(pair, Pair):
+        raise InputTypeError(
+            f"contains_gold(text, pair) takes a str and an xtl.Pair, got {type(text).__name__} and "
+            f"{type(pair).__name__}"
+        )
     return pair.gold.strip().lower() in text.lower()
 
 

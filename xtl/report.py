@@ -23,7 +23,7 @@ from plotly.offline import get_plotlyjs_version
 
 from xtl import plot, tasks
 from xtl.components import positive_int
-from xtl.errors import InputError
+from xtl.errors import InputError, InputTypeError
 from xtl.evaluation import evaluate
 from xtl.metrics import compare_settings, upper_bound
 from xtl.results import SweepResult, output_dir
@@ -313,6 +313,14 @@ def write_report(
     """
     if not results:
         raise InputError("no sweep results to report")
+    for what, given in (("results", results), ("controls", controls), ("maps", maps)):
+        if given is None and what != "results":
+            continue
+        if not isinstance(given, dict):
+            raise InputTypeError(f"{what} must be a dict of name -> xtl.SweepResult, got {type(given).__name__}")
+        bad = {name: type(r).__name__ for name, r in given.items() if not isinstance(r, SweepResult)}
+        if bad:
+            raise InputTypeError(f"{what} must map names to xtl.SweepResult; not results: {bad}")
     plot.check_plotlyjs(plotlyjs)
     out = output_dir(out)
     figs: dict[str, go.Figure] = {}

@@ -686,9 +686,14 @@ def check_output_dir(out: str | os.PathLike, error: type[Exception] = InputError
 
 
 def output_dir(out: str | os.PathLike, error: type[Exception] = InputError) -> Path:
-    """:func:`check_output_dir`, then the directory is created (``OSError`` if it cannot be)."""
+    """:func:`check_output_dir`, then the directory is created (``error`` naming the path and the
+    system's reason if it cannot be)."""
     path = check_output_dir(out, error)
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        reason = e.strerror or e
+        raise error(f"cannot create the output directory {str(out)!r}: {reason}; choose a writable path") from e
     return path
 
 

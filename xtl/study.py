@@ -30,6 +30,7 @@ import dataclasses
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -42,6 +43,7 @@ from xtl.model import HookedModel, n_layers
 from xtl.report import markdown_table, write_report
 from xtl.results import output_dir
 from xtl.sweeping import sweep
+from xtl.tasks.facts import WorldFacts
 
 TASK = "world-facts"
 LANGUAGES = ("fr", "de", "sw", "id")
@@ -167,6 +169,7 @@ def study(
 
     start = time.perf_counter()
     task = tasks.get(TASK)
+    assert isinstance(task, WorldFacts)  # the registry's world-facts task
     languages = check_options(languages, limit, layer_step, map_items, map_step)
     out = output_dir(out)
     if isinstance(model, str):
@@ -179,7 +182,7 @@ def study(
     items = [item for lang in languages for item in task.items(lang)[:limit]]
     cells = 2 * len(layers) ** 2
     stride = len(task.relations)  # items cycle through the relations: a control source asks the same one
-    common = {
+    common: dict[str, Any] = {
         "components": ("attn", "mlp"),
         "max_new_tokens": max_new_tokens,
         "scorer": task.scorer,

@@ -11,6 +11,7 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -21,6 +22,7 @@ from transformers import (
     LlamaForCausalLM,
     MistralConfig,
     MistralForCausalLM,
+    PreTrainedModel,
     PreTrainedTokenizerFast,
     Qwen2Config,
     Qwen2ForCausalLM,
@@ -61,11 +63,12 @@ def hf_model(
     d_model: int = 64,
     n_heads: int = 4,
     d_mlp: int | None = None,
-) -> torch.nn.Module:
+) -> PreTrainedModel:
     """A random causal LM of the given architecture, peaked enough to avoid argmax ties."""
     torch.manual_seed(seed)
-    common = dict(vocab_size=vocab, bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD)
-    llama_like = dict(
+    model: PreTrainedModel
+    common: dict[str, Any] = dict(vocab_size=vocab, bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD)
+    llama_like: dict[str, Any] = dict(
         hidden_size=d_model,
         intermediate_size=d_mlp or 3 * d_model // 2,
         num_hidden_layers=n_layers,

@@ -112,6 +112,7 @@ class Task:
             so parallel files must agree on it line by line.
         alignment_test: what :meth:`misaligned` compares, in words (for its warning).
         hub: the Hugging Face dataset the hub loader reads (documentation only in tests).
+        option_names: the task's own options, passed to ``xtl.tasks.get(name, **options)``.
     """
 
     name: ClassVar[str]
@@ -126,6 +127,7 @@ class Task:
     alignment_test: ClassVar[str] = "the gold answer"
     hub: ClassVar[str] = ""
     answer_template: ClassVar[str] = " {}"
+    option_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self, data: str | Path | None = None, rule: str | None = None, check: str = "warn", **options: Any
@@ -141,6 +143,12 @@ class Task:
             raise InputError(f"task {self.name!r} has no scoring rule {self.rule!r}; valid: {list(rules)}")
         if check not in CHECKS:
             raise InputError(f"unknown check {check!r}; valid: {list(CHECKS)}")
+        unknown = sorted(set(options) - set(self.option_names))
+        if unknown:
+            raise InputError(
+                f"task {self.name!r} has no option {unknown[0]!r}; valid: data, rule, check"
+                + "".join(f", {name}" for name in self.option_names)
+            )
         self.data = Path(data).expanduser() if data is not None and data != "hub" else data
         self.check = check
         self.options = options

@@ -65,6 +65,7 @@ class _PaperTask(Task):
     released_name: str = ""  # the authors' folder prefix ("XNLI" for XNLI_sample, XNLI_unseen)
     released_marker: str = ""  # a path inside a released split folder ("" if the authors released none)
     template: str = ""  # English template over the raw fields
+    option_names: ClassVar[tuple[str, ...]] = ("templates",)
 
     def released_root(self, split: str) -> Path | None:
         """The folder of ``split`` in the authors' released layout, or ``None`` when ``data``
@@ -168,6 +169,7 @@ class XNLI(_PaperTask):
     released_marker = "ans_lang"
     options_keys = ("1", "2", "3")
     english_labels = ("Entail", "Neutral", "Contradict")
+    option_names = ("templates", "label_words")
     template = (
         "Human: What do you think is the relationship between the premise and the hypothesis?"
         "\n\nPremise: {premise}\nHypothesis: {hypothesis}\n\n(1) {label1} \n(2) {label2}\n(3) {label3}"

@@ -29,6 +29,7 @@ from xtl.toy.world import CULTURE, CULTURE_LANGS, GENERAL, World
 
 class _ToyTask(Task):
     languages = CULTURE_LANGS
+    option_names = ("seed", "n_countries")
 
     def world(self) -> World:
         return World.generate(self.options.get("seed", 0), self.options.get("n_countries", 60))
