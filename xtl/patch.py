@@ -18,7 +18,7 @@ from jaxtyping import Float, Int
 
 from xtl.components import get_component
 from xtl.errors import InputError
-from xtl.model import HookedModel, head_weight, require_hooks
+from xtl.model import HookedModel, head_weight, post_attention_norm, require_hooks
 
 
 @dataclass
@@ -73,17 +73,24 @@ class RowPatches:
         components = {key: get_component(key[0]) for key in self.groups}
         names = {key: components[key].target_name(key[1]) for key in self.groups}
         heads = {key: f"blocks.{key[1]}.attn.hook_z" for key, c in components.items() if c.head is not None}
-        require_hooks(model, [*names.values(), *heads.values()])
+        post_norm = post_attention_norm(model)
+        for key in heads:  # a head's part is written before the attention output's own norm
+            names[key] = f"blocks.{key[1]}.ln1_post.hook_normalized" if post_norm else names[key]
+        scales = {key: f"blocks.{key[1]}.ln1_post.hook_scale" for key in heads if post_norm}
+        require_hooks(model, [*names.values(), *heads.values(), *scales.values()])
         hooks: list[tuple[str, Callable]] = []
         for key, (rows, values) in self.groups.items():
             head = components[key].head
             if key in heads and head is not None:
                 own = HeadReader(heads[key], head, positions)
                 weight = head_weight(model, key[1], head)
-                hooks += [
-                    (heads[key], own),
-                    (names[key], HeadWriter(names[key], rows, values, positions, batch_size, own, weight)),
-                ]
+                hooks.append((heads[key], own))
+                if key in scales:
+                    scale = ScaleReader(scales[key], positions)
+                    args = (rows, values, positions, batch_size, own, weight, scale, float(model.cfg.eps))
+                    hooks += [(scales[key], scale), (names[key], PostNormHeadWriter(names[key], *args))]
+                else:
+                    hooks.append((names[key], HeadWriter(names[key], rows, values, positions, batch_size, own, weight)))
             else:
                 hooks.append((names[key], Writer(names[key], rows, values, positions, batch_size)))
         return hooks
@@ -198,3 +205,36 @@ class HeadWriter(Writer):
         assert self.reader.z is not None  # its reader runs first in the same pass
         own = self.reader.z[rows].to(act.dtype) @ self.weight.to(device=act.device, dtype=act.dtype)
         return act[rows, where] - own + super().replacement(act, rows, where)
+
+
+class ScaleReader(HeadReader):
+    """Keeps the RMS scale ``[batch, 1]`` of the attention output's own norm (``ln1_post.hook_scale``)
+    at the patched position, for the :class:`PostNormHeadWriter` of the same block."""
+
+    def __init__(self, name: str, positions) -> None:
+        super().__init__(name, 0, positions)
+
+    def __call__(self, act: torch.Tensor, hook) -> torch.Tensor:
+        if self.prompt_pass(act):
+            self.calls += 1
+            every = torch.arange(act.shape[0], device=act.device)
+            self.z = act[every, self.where(act, every)]
+        return act
+
+
+class PostNormHeadWriter(HeadWriter):
+    """A head's part in a block whose attention output is normalized before it joins the residual
+    stream (Gemma 2/3's ``ln1_post``): the attention output ``a = normalized * scale`` is rebuilt at
+    the norm's ``hook_normalized``, the head's part replaced (``a - z_h @ W_O[h] + value``) and the
+    result normalized again as the RMS norm does, so the norm's weight then applies to it."""
+
+    def __init__(self, name, rows, values, positions, batch_size, reader, weight, scale: ScaleReader, eps: float):
+        super().__init__(name, rows, values, positions, batch_size, reader, weight)
+        self.scale, self.eps = scale, eps
+
+    def replacement(self, act: torch.Tensor, rows: torch.Tensor, where) -> torch.Tensor:
+        assert self.reader.z is not None and self.scale.z is not None  # both read earlier in the same pass
+        before_norm = act[rows, where] * self.scale.z[rows].to(act.dtype)
+        own = self.reader.z[rows].to(act.dtype) @ self.weight.to(device=act.device, dtype=act.dtype)
+        patched = before_norm - own + Writer.replacement(self, act, rows, where)
+        return patched / (patched.pow(2).mean(-1, keepdim=True) + self.eps).sqrt()

@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (
+    Gemma3ForCausalLM,
+    Gemma3TextConfig,
     GPT2Config,
     GPT2LMHeadModel,
     LlamaConfig,
@@ -38,7 +40,9 @@ CORPUS = [
     "Humain : Quelle est selon vous la relation entre la prémisse et l'hypothèse ?",
 ]
 PAD, BOS, EOS = 0, 1, 2
-ARCHS = ("qwen2", "llama", "mistral", "gpt2")
+ARCHS = ("qwen2", "llama", "mistral", "gpt2", "gemma3")
+# gemma3: a sliding window this short, so that the tests' prompts run past it
+GEMMA3_WINDOW = 8
 
 
 def tokenizer() -> PreTrainedTokenizerFast:
@@ -84,6 +88,22 @@ def hf_model(
         model = LlamaForCausalLM(LlamaConfig(num_key_value_heads=4, **llama_like))
     elif arch == "mistral":
         model = MistralForCausalLM(MistralConfig(num_key_value_heads=2, sliding_window=None, **llama_like))
+    elif arch == "gemma3":  # local and global attention, query/key norms, norms after attention and MLP
+        model = Gemma3ForCausalLM(
+            Gemma3TextConfig(
+                num_key_value_heads=2,
+                head_dim=d_model // n_heads,
+                query_pre_attn_scalar=d_model // n_heads,
+                hidden_activation="gelu_pytorch_tanh",
+                sliding_window=GEMMA3_WINDOW,
+                layer_types=["full_attention" if (i + 1) % 3 == 0 else "sliding_attention" for i in range(n_layers)],
+                rope_parameters={
+                    "full_attention": {"rope_type": "default", "rope_theta": 1_000_000.0},
+                    "sliding_attention": {"rope_type": "default", "rope_theta": 10_000.0},
+                },
+                **{**llama_like, "tie_word_embeddings": True},  # as Gemma's checkpoints are
+            )
+        )
     elif arch == "gpt2":
         model = GPT2LMHeadModel(
             GPT2Config(
