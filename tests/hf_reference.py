@@ -208,8 +208,10 @@ def attribution(
     """
     layers, attn, mlp, _ = blocks(model)
     block = layers[tgt_layer]
-    where = "attn_out" if component.startswith("head.") else READ_WRITE[component][1]
-    module = {"attn_out": attn(block), "mlp_out": mlp(block), "block_out": block}[where]
+    if component.startswith("head."):  # a head's part joins the attention module's output, before any norm
+        module = block.self_attn if hasattr(block, "self_attn") else block.attn
+    else:
+        module = {"attn_out": attn(block), "mlp_out": mlp(block), "block_out": block}[READ_WRITE[component][1]]
     leaf = torch.zeros(model.config.hidden_size, dtype=model.dtype, requires_grad=True)
     own = {}
 

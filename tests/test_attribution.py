@@ -39,7 +39,7 @@ def _reference_changes(model, reference, pair, component, s, t):
     return ref.attribution(reference, tgt, ones(tgt), component, t, value, tokens)
 
 
-@pytest.mark.parametrize("arch", ["qwen2", "llama", "gpt2", "mistral"])
+@pytest.mark.parametrize("arch", ["qwen2", "llama", "gpt2", "mistral", "gemma3"])
 def test_estimates_match_reference(arch, checkpoints, hooked, hf):
     """Three instances of unequal length in one batch (left-padded, prefix cached): each cell's
     estimated option log-prob change equals the reference's gradient . (source - own value)."""

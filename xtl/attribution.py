@@ -32,7 +32,7 @@ import dataclasses
 import hashlib
 import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -45,7 +45,7 @@ from tqdm.auto import tqdm
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
 from xtl.capturing import capture
-from xtl.components import get_component, model_components, positive_int
+from xtl.components import Component, get_component, model_components, positive_int
 from xtl.distributed import in_shard, parse_shard
 from xtl.errors import InputError
 from xtl.metrics import option_verdicts, spearman
@@ -53,6 +53,7 @@ from xtl.model import (
     HookedModel,
     head_weight,
     n_layers,
+    post_attention_norm,
     require_hooks,
     run,
     run_with_hooks,
@@ -117,15 +118,17 @@ def _target_pass(model: HookedModel, target: PromptBatch, components: Sequence[s
         own {component: [batch, layer, d_model]})``.
     """
     infos = [get_component(c) for c in components]
-    names = list(dict.fromkeys(c.target_name(j) for c in infos for j in layers))
+    names = list(dict.fromkeys(written(model, c, j) for c in infos for j in layers))
     heads = {j: f"blocks.{j}.attn.hook_z" for j in layers} if any(c.head is not None for c in infos) else {}
-    require_hooks(model, [*names, *heads.values()])
+    before_norm = {n: n.replace("hook_normalized", "hook_scale") for n in names if n.endswith(".hook_normalized")}
+    require_hooks(model, [*names, *heads.values(), *before_norm.values()])
     size, tokens, mask = target.batch_size, target.tokens, target.attention_mask
     leaves = {
         name: torch.zeros(size, model.cfg.d_model, dtype=model.cfg.dtype, device=tokens.device, requires_grad=True)
         for name in names
     }
     seen: dict[str, torch.Tensor] = {}
+    eps = float(getattr(model.cfg, "eps", 0.0))
 
     def write(act: torch.Tensor, hook) -> torch.Tensor:
         seen[hook.name] = act[:, -1].detach()
@@ -133,10 +136,21 @@ def _target_pass(model: HookedModel, target: PromptBatch, components: Sequence[s
         out[:, -1] = out[:, -1] + leaves[hook.name]
         return out
 
-    def keep_z(act: torch.Tensor, hook) -> None:
-        seen[hook.name] = act[:, -1].detach()  # [batch, head, d_head]
+    def write_before_norm(act: torch.Tensor, hook) -> torch.Tensor:
+        """At a post-attention norm's ``hook_normalized``: the leaf joins the attention output
+        before the norm (rebuilt as ``normalized * scale``), which is normalized again."""
+        summed = act[:, -1] * seen[before_norm[hook.name]] + leaves[hook.name]
+        out = act.clone()
+        out[:, -1] = summed / (summed.pow(2).mean(-1, keepdim=True) + eps).sqrt()
+        return out
 
-    hooks = [(name, write) for name in names] + [(name, keep_z) for name in heads.values()]
+    def keep(act: torch.Tensor, hook) -> None:
+        seen[hook.name] = act[:, -1]  # z [batch, head, d_head]; a norm's scale [batch, 1], in the graph
+
+    hooks: list[tuple[str, Callable[..., Any]]] = [
+        (name, write_before_norm if name in before_norm else write) for name in names
+    ]
+    hooks += [(name, keep) for name in [*heads.values(), *before_norm.values()]]
     with torch.inference_mode(False), torch.enable_grad():
         kwargs = {}
         if uses_kv_cache(model) and bool(mask[:, :-1].any(-1).all()):  # the prefix cannot change: once, no graph
@@ -149,8 +163,17 @@ def _target_pass(model: HookedModel, target: PromptBatch, components: Sequence[s
         if c.head is None:
             own[c.name] = torch.stack([seen[c.target_name(j)] for j in layers], 1)
         else:
-            own[c.name] = torch.stack([seen[heads[j]][:, c.head] @ head_weight(model, j, c.head) for j in layers], 1)
+            z = {j: seen[heads[j]][:, c.head].detach() for j in layers}
+            own[c.name] = torch.stack([z[j] @ head_weight(model, j, c.head) for j in layers], 1)
     return logits, leaves, own
+
+
+def written(model: HookedModel, component: Component, layer: int) -> str:
+    """The hook point where a transplant of ``component`` at ``layer`` writes, as :mod:`xtl.patch`
+    writes it: a head's part goes before the attention output's own norm where a block has one."""
+    if component.head is not None and post_attention_norm(model):
+        return f"blocks.{layer}.ln1_post.hook_normalized"
+    return component.target_name(layer)
 
 
 def _needed(pair: Pair, first: dict[str, int], metrics: tuple[str, ...]) -> list[int]:
@@ -199,7 +222,7 @@ def _estimates(
     changes = []
     for c in spec.components:
         info = get_component(c)
-        g = torch.stack([grads[info.target_name(j)] for j in tgt_layers], 2)  # [slot, batch, target, d_model]
+        g = torch.stack([grads[written(model, info, j)] for j in tgt_layers], 2)  # [slot, batch, target, d_model]
         a_src = src[c][src_layers].double()  # [source, batch, d_model]
         changes.append(
             torch.einsum("sbd,kbtd->bkst", a_src, g) - torch.einsum("btd,kbtd->bkt", own[c].double(), g)[:, :, None, :]
