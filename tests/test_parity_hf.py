@@ -10,6 +10,7 @@ import hf_reference as ref
 import pytest
 import torch
 from conftest import PROMPTS_EN, PROMPTS_SW
+from parity import xtl_run
 
 import xtl
 from xtl.testing import ARCHS, PAD, tokenizer
@@ -23,20 +24,6 @@ def batches(prompts_src, prompts_tgt):
     src = ref.left_pad([TOK.encode(p) for p in prompts_src], PAD)
     tgt = ref.left_pad([TOK.encode(p) for p in prompts_tgt], PAD)
     return src, tgt
-
-
-def xtl_run(model, src, tgt, s, t, component, steps):
-    return xtl.transplant(
-        model,
-        xtl.PromptBatch(*src),
-        xtl.PromptBatch(*tgt),
-        s,
-        t,
-        component,
-        max_new_tokens=steps,
-        eos_token_id=[],
-        baseline=False,
-    )
 
 
 @pytest.mark.parametrize("arch", ARCHS)

@@ -15,12 +15,12 @@ sliding window runs through the local-attention layers.
 
 import importlib.metadata
 import json
-import os
 import warnings
 
 import hf_reference as ref
 import pytest
 import torch
+from parity import check_transplants
 from transformers import AutoModelForCausalLM
 
 import xtl
@@ -46,16 +46,11 @@ TOLERANCE = {"atol": 2e-4, "rtol": 1e-5}
 def gemma(tmp_path_factory):
     """(xtl model, HF model, checkpoint folder, notices), assembled and converted once into a cache
     folder of this run."""
-    cache = tmp_path_factory.mktemp("xtl-cache")
-    old = os.environ.get("XTL_CACHE")
-    os.environ["XTL_CACHE"] = str(cache)
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            model = xtl.load_model("gemma3-270m")
+    with pytest.MonkeyPatch.context() as patch, warnings.catch_warnings(record=True) as caught:
+        patch.setenv("XTL_CACHE", str(tmp_path_factory.mktemp("xtl-cache")))
+        warnings.simplefilter("always")
+        model = xtl.load_model("gemma3-270m")
         folder = checkpoints.resolve("gemma3-270m")
-    finally:
-        os.environ.pop("XTL_CACHE") if old is None else os.environ.__setitem__("XTL_CACHE", old)
     hf = AutoModelForCausalLM.from_pretrained(
         folder, local_files_only=True, dtype=torch.float32, attn_implementation="eager"
     ).eval()
@@ -124,25 +119,7 @@ def _batches(model):
 @pytest.mark.parametrize("component", [*sorted(xtl.COMPONENTS), "head.2"])
 def test_parity_with_the_hf_reference(gemma, component):
     model, hf, _, _ = gemma
-    src, tgt = _batches(model)
-    n = model.cfg.n_layers
-    base, _ = ref.generate(hf, *tgt, 1)
-    for s, t in PAIRS:
-        res = xtl.transplant(
-            model,
-            xtl.PromptBatch(*src),
-            xtl.PromptBatch(*tgt),
-            s,
-            t,
-            component,
-            max_new_tokens=8,
-            eos_token_id=[],
-            baseline=False,
-        )
-        want_lp, want_tokens = ref.generate(hf, *tgt, 8, patch=(component, s % n, t % n, *src))
-        torch.testing.assert_close(res.logprobs, want_lp, **TOLERANCE)
-        assert torch.equal(res.tokens, want_tokens), (component, s, t)
-        assert (res.logprobs - base).abs().max() > 0.5  # the patch changed the output
+    check_transplants(model, hf, *_batches(model), component, PAIRS, **TOLERANCE)
 
 
 def test_untouched_matches_the_plain_model(gemma):

@@ -10,13 +10,13 @@ tokens identical over 8 steps, for every component at three layer pairs.
 
 import importlib.metadata
 import json
-import os
 import sys
 
 import hf_reference as ref
 import numpy as np
 import pytest
 import torch
+from parity import check_transplants
 from transformers import AutoModelForCausalLM
 
 import xtl
@@ -32,14 +32,10 @@ PAIRS = [(0, 0), (-1, 0), (5, 20)]  # first and last layers, and a middle pair
 @pytest.fixture(scope="module")
 def smol(tmp_path_factory):
     """(xtl model, HF model, cache folder), converted once into a cache folder of this run."""
-    cache = tmp_path_factory.mktemp("xtl-cache")
-    old = os.environ.get("XTL_CACHE")
-    os.environ["XTL_CACHE"] = str(cache)
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XTL_CACHE", str(tmp_path_factory.mktemp("xtl-cache")))
         model = xtl.load_model("smollm2-135m")
         folder = checkpoints.resolve("smollm2-135m")
-    finally:
-        os.environ.pop("XTL_CACHE") if old is None else os.environ.__setitem__("XTL_CACHE", old)
     hf = AutoModelForCausalLM.from_pretrained(
         folder, local_files_only=True, dtype=torch.float32, attn_implementation="eager"
     ).eval()
@@ -81,26 +77,7 @@ def _batches(model):
 @pytest.mark.parametrize("component", sorted(xtl.COMPONENTS))
 def test_parity_with_the_hf_reference(smol, component):
     model, hf, _ = smol
-    src, tgt = _batches(model)
-    n = model.cfg.n_layers
-    base, _ = ref.generate(hf, *tgt, 1)
-    for s, t in PAIRS:
-        res = xtl.transplant(
-            model,
-            xtl.PromptBatch(*src),
-            xtl.PromptBatch(*tgt),
-            s,
-            t,
-            component,
-            max_new_tokens=8,
-            eos_token_id=[],
-            baseline=False,
-        )
-        want_lp, want_tokens = ref.generate(hf, *tgt, 8, patch=(component, s % n, t % n, *src))
-        torch.testing.assert_close(res.logprobs, want_lp, atol=2e-4, rtol=0)
-        assert torch.equal(res.tokens, want_tokens), (component, s, t)
-        # the patch changed the output (so the comparison is not the untouched model's)
-        assert (res.logprobs - base).abs().max() > 0.5
+    check_transplants(model, hf, *_batches(model), component, PAIRS, atol=2e-4, rtol=0)
 
 
 def test_untouched_matches_the_plain_model(smol):
