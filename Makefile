@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP = $(PYTHON) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: setup gemma dev demo test test-fast format lint check figures figures-smollm2 figures-gemma3 figures-heads figures-lens-smollm2
+.PHONY: setup gemma dev demo test test-fast format lint check figures figures-smollm2 figures-gemma3 figures-gemma3-scripts figures-gemma3-x2en figures-heads figures-lens-smollm2 figures-heads-gemma3
 
 # torch first, pinned to the CPU wheel: a bare `torch` requirement with no torch
 # installed would pull a multi-GB CUDA build.
@@ -60,6 +60,16 @@ figures-smollm2: setup
 figures-gemma3: gemma
 	$(PYTHON) -m xtl.cli demo --model gemma3-270m --languages fr,de,sw,id --limit 68 --layer-step 3 --map-items 2 --map-layer-step 1 --out figures/gemma3 --quiet --plotlyjs ../plotly.min.js
 
+# figures/gemma3-scripts: the same study on four languages in other scripts, where the untouched
+# model misses most capitals that it knows in English (zh, ru, ar, hi).
+figures-gemma3-scripts: gemma
+	$(PYTHON) -m xtl.cli demo --model gemma3-270m --languages zh,ru,ar,hi --limit 68 --layer-step 3 --map-items 2 --map-layer-step 1 --out figures/gemma3-scripts --quiet --plotlyjs ../plotly.min.js
+
+# figures/gemma3-x2en: the same study the other way: the question in the language is the source
+# and the English question is scored.
+figures-gemma3-x2en: gemma
+	$(PYTHON) -m xtl.cli demo --model gemma3-270m --direction x2en --languages fr,de,sw,id --limit 68 --layer-step 3 --map-items 2 --map-layer-step 1 --out figures/gemma3-x2en --quiet --plotlyjs ../plotly.min.js
+
 # figures/toy-heads, toy-lens and toy-attribution: the attention-head map, the logit lens and
 # attribution patching against the exact sweep, on the toy model.
 figures-heads: setup
@@ -68,3 +78,7 @@ figures-heads: setup
 # figures/smollm2/lens: the logit lens on SmolLM2-135M-Instruct (one world-facts item, three languages).
 figures-lens-smollm2: setup
 	$(PYTHON) figures/heads_lens.py --smollm2
+
+# figures/gemma3/heads*, lens: head map (matched and control) and logit lens on Gemma 3 270M.
+figures-heads-gemma3: gemma
+	$(PYTHON) figures/heads_lens.py --gemma3

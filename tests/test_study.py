@@ -109,7 +109,11 @@ def test_a_layer_subset_is_drawn_on_evenly_spaced_categories():
     [
         (["demo", "--languages", "sw"], "--languages applies to a real model's study (--model NAME)"),
         (["demo", "--map-items", "2"], "--map-items applies to a real model's study"),
-        (["demo", "--model", "smollm2-135m", "--languages", "en"], "'en' is the source language of 'world-facts'"),
+        (
+            ["demo", "--model", "smollm2-135m", "--languages", "en"],
+            "'en' is the other side of every 'world-facts' pair",
+        ),
+        (["demo", "--direction", "x2en"], "--direction applies to a real model's study"),
         (["demo", "--model", "smollm2-135m", "--languages", "xx"], "'xx'"),
         (["demo", "--model", "smollm2-135m", "--limit", "0"], "limit must be a positive number of items"),
         (["demo", "--model", "smollm2-135m", "--map-items", "-1"], "map_items must be >= 0"),
@@ -132,6 +136,77 @@ def test_long_panel_names_get_a_smaller_font():
 def test_best_cells_pick_the_most_accurate_cell_per_language():
     # sw: (attn 0->0) solves instance 0, (attn 1->1) instance 1; ur: three cells solve instance 3
     best = study.best_cells(synthetic()).to_dict("index")
-    assert best["sw"] == {"accuracy": pytest.approx(1 / 3), "cell": "attn 0->0"}  # the first of the ties
-    assert best["ur"] == {"accuracy": 1.0, "cell": "attn 0->1"}
-    assert best["all"] == {"accuracy": 0.5, "cell": "attn 1->1"}  # instances 1 and 3
+    cell = {"component": "attn", "source_layer": 0, "target_layer": 0}
+    assert best["sw"] == {"accuracy": pytest.approx(1 / 3), "cell": "attn 0->0", **cell}  # the first of the ties
+    assert best["ur"] == {"accuracy": 1.0, "cell": "attn 0->1", **cell, "target_layer": 1}
+    assert best["all"] == {"accuracy": 0.5, "cell": "attn 1->1", **cell, "source_layer": 1, "target_layer": 1}
+    assert study.best_cell(synthetic()) == xtl.TransplantSpec(1, 1, "attn")  # pooled: the "all" row
+
+
+def test_the_study_runs_x_to_english_with_the_language_as_the_source(hooked, tmp_path, monkeypatch):
+    """``direction="x2en"``: every sweep (matched, control, maps) reads the question in the language
+    and writes into the English one; the untouched table and the summary name both sides."""
+    model = hooked("qwen2")  # 3 layers, random weights: this checks which side is which, not accuracy
+    swept = {}
+
+    def recording(model, pairs, **kwargs):
+        swept[kwargs["out"].name] = list(pairs)
+        return xtl.sweep(model, pairs, **kwargs)
+
+    monkeypatch.setattr(study, "sweep", recording)
+    done = study.study(
+        model,
+        tmp_path,
+        languages=["sw"],
+        limit=2,
+        layer_step=2,
+        map_items=1,
+        map_step=2,
+        max_new_tokens=2,
+        png=False,
+        progress=False,
+        direction="x2en",
+    )
+    names = [
+        "world-facts-x2en",
+        "world-facts-x2en-control",
+        "world-facts-x2en-unseen-best-cell",
+        "world-facts-x2en-unseen-best-cell-control",
+    ]
+    assert list(swept) == [*names, "world-facts-x2en-first-token", "world-facts-x2en-first-token-control"]
+    assert list(done["results"]) == names[:1]
+    task = xtl.tasks.get("world-facts")
+    matched, control = swept[names[0]], swept[names[1]]
+    assert matched == task.items("sw", direction="x2en")[:2] and [p.gold for p in matched] == ["Paris", "Europe"]
+    for pair in (pair for pairs in swept.values() for pair in pairs):
+        assert pair.source.splitlines()[-2].startswith("Nchi:") and pair.target.splitlines()[-2].startswith("Country:")
+    assert [p.target for p in control] == [p.target for p in matched]
+    assert all(c.source != m.source and c.gold == m.gold for c, m in zip(control, matched))
+    assert set(done["held_out"]["direction"]) == {"x2en"}
+    res = done["results"][names[0]]
+    row = done["untouched"].iloc[0]
+    assert row["english question"] == res.baseline["correct"].mean()  # the scored side is the English one
+    table = study.summary(done)
+    assert "untouched x" in table.columns and "untouched en" not in table.columns
+    assert table.loc[0, "untouched x"] == row["question in the language"]
+    report = done["report"].read_text()
+    assert "X -> En: the question in the language is the source" in report and "## world-facts-x2en" in report
+
+    # the best sample cell, on unseen items with their own sources and with the control's
+    cell = done["best_cell"]
+    assert cell["spec"] == study.best_cell(res)
+    unseen = task.items("sw", direction="x2en", split="unseen")[:2]
+    assert swept[names[2]] == unseen and [p.target for p in swept[names[3]]] == [p.target for p in unseen]
+    assert all(c.source != m.source for c, m in zip(swept[names[3]], unseen))
+    spec = cell["matched"].spec
+    assert (spec.components, spec.source_layers, spec.target_layers) == (
+        (cell["spec"].component,),
+        (cell["spec"].source_layer,),
+        (cell["spec"].target_layer,),
+    )
+    held = study.held_cell(cell).iloc[0]
+    assert held["matched"] == cell["matched"].correct.numpy().mean()
+    assert held["control"] == cell["control"].correct.numpy().mean()
+    assert held["untouched"] == cell["matched"].baseline["correct"].mean()
+    assert table.loc[0, "unseen best cell"] == round(held["matched"], 3)
+    assert f"| sw | {held['untouched']:.2f} | {held['matched']:.2f} | {held['control']:.2f} |" in report

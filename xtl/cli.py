@@ -135,6 +135,8 @@ def _study(args: argparse.Namespace) -> int:
         options["map_items"] = args.map_items
     if args.map_layer_step is not None:
         options["map_step"] = args.map_layer_step
+    if args.direction is not None:
+        options["direction"] = args.direction
     study.check_options(**options)  # before loading a model
     output_dir(args.out)
     if not args.quiet:
@@ -157,12 +159,14 @@ def _demo(args: argparse.Namespace) -> int:
     if args.model != "toy":
         return _study(args)
     given = [
-        flag for flag in ("languages", "layer_step", "map_items", "map_layer_step") if getattr(args, flag) is not None
+        flag
+        for flag in ("languages", "layer_step", "map_items", "map_layer_step", "direction")
+        if getattr(args, flag) is not None
     ]
     if given:
         raise InputError(
             f"--{given[0].replace('_', '-')} applies to a real model's study (--model NAME); "
-            "the toy demo runs the toy tasks' languages and every layer"
+            "the toy demo runs the toy tasks' languages, each task's own direction and every layer"
         )
     from xtl.report import demo
     from xtl.results import output_dir
@@ -441,7 +445,7 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--languages",
         help="real model: scored languages, comma-separated "
-        "(default: fr,de,sw,id; world-facts has fr es de it pt sw id)",
+        "(default: fr,de,sw,id; world-facts has fr es de it pt sw id zh ja ru ar hi)",
     )
     demo.add_argument("--layer-step", type=int, help="real model: sweep every Nth layer and the last (default: 5)")
     demo.add_argument(
@@ -451,6 +455,12 @@ def parser() -> argparse.ArgumentParser:
         "--map-layer-step",
         type=int,
         help="real model: the first-token maps cover every Nth layer and the last (default: 2; 1: every layer pair)",
+    )
+    demo.add_argument(
+        "--direction",
+        choices=("en2x", "x2en"),
+        help="real model: en2x (default: the English question is the source, the language's is scored) or x2en "
+        "(the language's question is the source, the English one is scored)",
     )
     demo.add_argument("--no-png", action="store_true", help="HTML figures only (PNG needs Chromium)")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
