@@ -208,5 +208,15 @@ def test_the_study_runs_x_to_english_with_the_language_as_the_source(hooked, tmp
     assert held["matched"] == cell["matched"].correct.numpy().mean()
     assert held["control"] == cell["control"].correct.numpy().mean()
     assert held["untouched"] == cell["matched"].baseline["correct"].mean()
+    assert held["gain"] == held["matched"] - held["untouched"]
+    everything = task.items("sw", direction="x2en", split="unseen")
+    lenders = [next(i for i in everything if i.source == pair.source) for pair in swept[names[3]]]
+    assert [lender.gold for lender in lenders] != [p.gold for p in unseen]  # another country's question lent it
+    texts = [
+        cell["control"].texts(*(c[0] for c in (spec.components, spec.source_layers, spec.target_layers)), k)
+        for k in (0, 1)
+    ]
+    assert held["follows"] == np.mean([task.score(t, lender) for t, lender in zip(texts, lenders)])
     assert table.loc[0, "unseen best cell"] == round(held["matched"], 3)
-    assert f"| sw | {held['untouched']:.2f} | {held['matched']:.2f} | {held['control']:.2f} |" in report
+    assert f"| sw | {held['untouched']:.2f} | {held['matched']:.2f} | {held['gain']:+.2f} [" in report
+    assert f"| {held['control']:.2f} | {held['follows']:.2f} | {held['difference']:+.2f} [" in report

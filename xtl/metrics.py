@@ -179,8 +179,6 @@ def control_difference(
     Example:
         >>> xtl.control_difference(res, control)
     """
-    from scipy.stats import bootstrap
-
     check_cells(result)
     check_cells(control, "control")
     if not 0 < confidence < 1:
@@ -215,19 +213,7 @@ def control_difference(
     for language, mask in language_groups(result):
         for component in names:
             a, b = mine[component][mask], theirs[component][mask]
-            low = high = float(a.mean() - b.mean())
-            if len(a) > 1 and (a != b).any():  # an interval of a constant difference is that point
-                interval = bootstrap(
-                    (a, b),
-                    lambda x, y, axis: x.mean(axis) - y.mean(axis),
-                    paired=True,
-                    vectorized=True,
-                    confidence_level=confidence,
-                    n_resamples=n_resamples,
-                    method="percentile",
-                    rng=np.random.default_rng(seed),
-                ).confidence_interval
-                low, high = float(interval.low), float(interval.high)
+            low, high = paired_interval(a, b, confidence, n_resamples, seed)
             rows.append(
                 {
                     "language": language,
@@ -242,6 +228,35 @@ def control_difference(
                 }
             )
     return pd.DataFrame(rows)
+
+
+def paired_interval(
+    a: np.ndarray, b: np.ndarray, confidence: float = 0.95, n_resamples: int = 9999, seed: int = 0
+) -> tuple[float, float]:
+    """The percentile bootstrap interval of ``mean(a) - mean(b)`` for paired per-instance values
+    (``scipy.stats.bootstrap``, instances resampled with both values kept together); a constant
+    difference (or a single instance) gives that point.
+
+    Example:
+        >>> paired_interval(np.array([1.0, 1, 0, 1]), np.array([0.0, 1, 0, 0]))
+        (0.0, 1.0)
+    """
+    from scipy.stats import bootstrap
+
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if len(a) < 2 or not (a - b != (a - b)[0]).any():
+        return float(a.mean() - b.mean()), float(a.mean() - b.mean())
+    interval = bootstrap(
+        (a, b),
+        lambda x, y, axis: x.mean(axis) - y.mean(axis),
+        paired=True,
+        vectorized=True,
+        confidence_level=confidence,
+        n_resamples=n_resamples,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    ).confidence_interval
+    return float(interval.low), float(interval.high)
 
 
 def marginal_upper_bound(result: Cells, axis: str = "source_layer") -> pd.DataFrame:

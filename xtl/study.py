@@ -42,7 +42,7 @@ from xtl import tasks
 from xtl.directions import DIRECTIONS
 from xtl.errors import InputError
 from xtl.evaluation import evaluate
-from xtl.metrics import compare_settings, control_difference, language_groups, upper_bound
+from xtl.metrics import compare_settings, control_difference, language_groups, paired_interval, upper_bound
 from xtl.model import HookedModel, n_layers
 from xtl.report import markdown_table, write_report
 from xtl.results import output_dir
@@ -253,10 +253,15 @@ def study(
         kind: [item for lang in languages for item in pick(task.items(lang, direction, "unseen"))[:limit]]
         for kind, pick in (("matched", list), ("control", lambda items: mismatched(items, stride)))
     }
+    lenders = {
+        (item.language, item.source): item for lang in languages for item in task.items(lang, direction, "unseen")
+    }
     cell = {
         "spec": spec,
         "matched": sweep(model, unseen["matched"], **one, out=runs / f"{label}-unseen-best-cell"),
         "control": sweep(model, unseen["control"], **one, out=runs / f"{label}-unseen-best-cell-control"),
+        "lenders": [lenders[(item.language, item.source)] for item in unseen["control"]],
+        "score": task.score,
     }
     maps = {}
     if map_items:
@@ -303,16 +308,27 @@ def study(
             ),
             f"The best single cell of the `sample` sweep, pooled over the languages ({spec.component} "
             f"{spec.source_layer} -> {spec.target_layer}), on the `unseen` items: with each item's own "
-            "source and with another country's (the control), the difference with its paired bootstrap "
-            "95% interval:",
+            "source (its gain over untouched) and with another country's (the control; how often it "
+            "then gives the other country's answer), differences with their paired bootstrap 95% "
+            "intervals:",
             markdown_table(
-                ["language", "untouched", "best cell", "best cell, control", "best cell - control [95% CI]"],
+                [
+                    "language",
+                    "untouched",
+                    "best cell",
+                    "best cell - untouched [95% CI]",
+                    "control",
+                    "control gives the source's answer",
+                    "best cell - control [95% CI]",
+                ],
                 [
                     [
                         r["language"],
                         f"{r['untouched']:.2f}",
                         f"{r['matched']:.2f}",
+                        f"{r['gain']:+.2f} [{r['gain_low']:+.2f}, {r['gain_high']:+.2f}]",
                         f"{r['control']:.2f}",
+                        f"{r['follows']:.2f}",
                         f"{r['difference']:+.2f} [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]",
                     ]
                     for r in held_cell(cell).to_dict("records")
@@ -370,15 +386,27 @@ def best_cell(result) -> TransplantSpec:
 
 def held_cell(cell: dict) -> pd.DataFrame:
     """One row per language (and ``all``) of :func:`study`'s ``best_cell``: ``untouched``, the
-    cell's accuracy with ``matched`` sources and with the ``control``'s, their ``difference``
-    and its paired bootstrap interval (``ci_low``, ``ci_high``; :func:`xtl.control_difference`)."""
+    cell's accuracy with ``matched`` sources, its ``gain`` over untouched (``gain_low``,
+    ``gain_high``: the paired bootstrap 95% interval), its accuracy with the ``control``'s
+    sources, how often the control's answer is the one of the item that lent its source
+    (``follows``), and matched minus control (``difference``, ``ci_low``, ``ci_high``;
+    :func:`xtl.control_difference`)."""
     frame = control_difference(cell["matched"], cell["control"])
     frame = frame[frame["component"] == cell["spec"].component].set_index("language")
-    base = cell["matched"].baseline["correct"].to_numpy(dtype=bool)
-    languages = np.array(cell["matched"].languages)
-    frame["untouched"] = [base[languages == lang].mean() if lang != "all" else base.mean() for lang in frame.index]
-    columns = ["language", "instances", "untouched", "matched", "control", "difference", "ci_low", "ci_high"]
-    return frame.reset_index()[columns]
+    matched, control = cell["matched"], cell["control"]
+    hits = matched.correct.numpy()[:, 0, 0, 0].astype(float)
+    base = matched.baseline["correct"].to_numpy(dtype=float)
+    texts = control.texts_array[:, 0, 0, 0]
+    follows = np.array([cell["score"](text, lender) for text, lender in zip(texts, cell["lenders"])], float)
+    languages = np.array(matched.languages)
+    for language in frame.index:
+        mask = languages == language if language != "all" else np.ones(len(languages), bool)
+        frame.loc[language, "untouched"] = base[mask].mean()
+        frame.loc[language, "gain"] = hits[mask].mean() - base[mask].mean()
+        frame.loc[language, ["gain_low", "gain_high"]] = paired_interval(hits[mask], base[mask])
+        frame.loc[language, "follows"] = follows[mask].mean()
+    columns = ["instances", "untouched", "matched", "gain", "gain_low", "gain_high", "control", "follows"]
+    return frame.reset_index()[["language", *columns, "difference", "ci_low", "ci_high"]]
 
 
 def summary(done: dict) -> pd.DataFrame:
@@ -442,7 +470,10 @@ def summary(done: dict) -> pd.DataFrame:
                     if cell is None
                     else {
                         "unseen best cell": cell.loc[language, "matched"],
+                        "unseen best cell - untouched": f"{cell.loc[language, 'gain']:+.3f} "
+                        f"[{cell.loc[language, 'gain_low']:+.3f}, {cell.loc[language, 'gain_high']:+.3f}]",
                         "unseen best cell control": cell.loc[language, "control"],
+                        "unseen control gives the source's answer": cell.loc[language, "follows"],
                         "unseen best cell - control": f"{cell.loc[language, 'difference']:+.3f} "
                         f"[{cell.loc[language, 'ci_low']:+.3f}, {cell.loc[language, 'ci_high']:+.3f}]",
                     }
