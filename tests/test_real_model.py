@@ -192,7 +192,11 @@ def test_the_world_facts_study_runs_from_the_command_line(smol, tmp_path, monkey
     bound = [int(r.correct.numpy()[:, k].any(axis=(1, 2)).sum()) for r in (res, control) for k in range(2)]
     assert report.count("| sw |") >= 3 and "## world-facts-first-token-control" in report
     assert "study of `smollm2-135m` on `world-facts`" in report
-    row = next(line for line in report.splitlines() if line.startswith("| sw |") and line.count("|") == 8)
+    lines = report.splitlines()
+    header = lines.index(
+        "| language | attention | MLP | any cell | control: attention | control: MLP | control: any cell |"
+    )
+    row = next(line for line in lines[header:] if line.startswith("| sw |"))  # the bound table's row
     assert [float(x) for x in row.split("|")[2:-1]][:2] == [b / 2 for b in bound[:2]]
     assert [float(x) for x in row.split("|")[2:-1]][3:5] == [b / 2 for b in bound[2:]]
     assert (out / "world-facts-first-token-logprob.html").is_file() and (out / "world-facts-accuracy.html").is_file()
