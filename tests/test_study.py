@@ -220,3 +220,13 @@ def test_the_study_runs_x_to_english_with_the_language_as_the_source(hooked, tmp
     assert table.loc[0, "unseen best cell"] == round(held["matched"], 3)
     assert f"| sw | {held['untouched']:.2f} | {held['matched']:.2f} | {held['gain']:+.2f} [" in report
     assert f"| {held['control']:.2f} | {held['follows']:.2f} | {held['difference']:+.2f} [" in report
+
+
+def test_paired_interval_keeps_pairs_and_gives_a_point_for_a_constant_difference():
+    from xtl.metrics import paired_interval
+
+    a, b = np.array([1.0, 1, 0, 1, 1, 0, 1, 1]), np.array([0.0, 1, 0, 0, 1, 0, 0, 1])
+    low, high = paired_interval(a, b)
+    assert low <= a.mean() - b.mean() <= high and 0 <= low < high <= 1
+    assert paired_interval(a, a) == (0.0, 0.0) and paired_interval(a + 1, a) == (1.0, 1.0)
+    assert paired_interval(a, b) == (low, high)  # seeded: the same interval again

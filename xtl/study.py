@@ -176,7 +176,9 @@ def study(
         ``maps`` the first-token sweeps by name, the matched one and its mismatched-source
         control; ``untouched`` has one row per language with the accuracy on the ``english
         question`` and on the ``question in the language``; ``best_cell`` holds the ``spec`` of
-        the best ``sample`` cell and its ``unseen`` sweeps, ``matched`` and ``control``.
+        the best ``sample`` cell, its ``unseen`` sweeps ``matched`` and ``control``, and
+        ``follows``: per control instance, whether its answer is the one of the item that lent
+        its source.
 
     Raises:
         ValueError: an unknown language, a bad ``limit`` or ``map_items``, or too few items for the
@@ -249,19 +251,23 @@ def study(
         "source_layers": [spec.source_layer],
         "target_layers": [spec.target_layer],
     }
-    unseen = {
-        kind: [item for lang in languages for item in pick(task.items(lang, direction, "unseen"))[:limit]]
-        for kind, pick in (("matched", list), ("control", lambda items: mismatched(items, stride)))
-    }
-    lenders = {
-        (item.language, item.source): item for lang in languages for item in task.items(lang, direction, "unseen")
-    }
+    held_items: list = []
+    held_control: list = []
+    lenders: list = []
+    for lang in languages:
+        every = task.items(lang, direction, "unseen")
+        by_source = {item.source: item for item in every}  # who lends each control item its source
+        held_items += every[:limit]
+        held_control += mismatched(every, stride)[:limit]
+        lenders += [by_source[item.source] for item in held_control[len(lenders) :]]
+    held_matched = sweep(model, held_items, **one, out=runs / f"{label}-unseen-best-cell")
+    held_shifted = sweep(model, held_control, **one, out=runs / f"{label}-unseen-best-cell-control")
+    texts = held_shifted.texts_array[:, 0, 0, 0]  # does the control answer what its source asks?
     cell = {
         "spec": spec,
-        "matched": sweep(model, unseen["matched"], **one, out=runs / f"{label}-unseen-best-cell"),
-        "control": sweep(model, unseen["control"], **one, out=runs / f"{label}-unseen-best-cell-control"),
-        "lenders": [lenders[(item.language, item.source)] for item in unseen["control"]],
-        "score": task.score,
+        "matched": held_matched,
+        "control": held_shifted,
+        "follows": np.array([task.score(text, lender) for text, lender in zip(texts, lenders)], dtype=bool),
     }
     maps = {}
     if map_items:
@@ -297,8 +303,8 @@ def study(
             f"`xtl demo --model` study of `{name}` on `{TASK}` ({arrow}), `sample` split, "
             f"{'all' if limit is None else limit} items per language ({len(task.relations)} relations per country), "
             f"{max_new_tokens} new tokens, generation sweeps over layers {list(layers)}.",
-            "Untouched accuracy on the same items: the English question (the source) and the question in the "
-            "scored language (the target, the baseline):",
+            "Untouched accuracy on the same items: the English question and the question in the language "
+            f"({'the English one is the source' if direction == 'en2x' else 'the English one is scored'}):",
             markdown_table(
                 ["language", "English question", "question in the language"],
                 [
@@ -389,15 +395,14 @@ def held_cell(cell: dict) -> pd.DataFrame:
     cell's accuracy with ``matched`` sources, its ``gain`` over untouched (``gain_low``,
     ``gain_high``: the paired bootstrap 95% interval), its accuracy with the ``control``'s
     sources, how often the control's answer is the one of the item that lent its source
-    (``follows``), and matched minus control (``difference``, ``ci_low``, ``ci_high``;
+    (``follows``, from ``cell["follows"]``), and matched minus control (``difference``, ``ci_low``, ``ci_high``;
     :func:`xtl.control_difference`)."""
     frame = control_difference(cell["matched"], cell["control"])
     frame = frame[frame["component"] == cell["spec"].component].set_index("language")
-    matched, control = cell["matched"], cell["control"]
+    matched = cell["matched"]
     hits = matched.correct.numpy()[:, 0, 0, 0].astype(float)
     base = matched.baseline["correct"].to_numpy(dtype=float)
-    texts = control.texts_array[:, 0, 0, 0]
-    follows = np.array([cell["score"](text, lender) for text, lender in zip(texts, cell["lenders"])], float)
+    follows = cell["follows"].astype(float)
     languages = np.array(matched.languages)
     for language in frame.index:
         mask = languages == language if language != "all" else np.ones(len(languages), bool)
