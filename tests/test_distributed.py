@@ -248,8 +248,10 @@ def test_a_killed_worker_loses_only_its_unfinished_instance(ray_cluster, model, 
 
 
 DRIVER = """
-import pathlib, sys, time
+import faulthandler, pathlib, signal, sys, time
 import xtl
+
+faulthandler.register(signal.SIGUSR1, all_threads=True)
 
 GATE, OUT = pathlib.Path(sys.argv[1]), sys.argv[2]
 TASK = xtl.tasks.get("toy-culture")
@@ -277,23 +279,30 @@ def test_an_interrupted_ray_driver_resumes(reference, tmp_path):
     out, gate, script = tmp_path / "run", tmp_path / "gate", tmp_path / "driver.py"
     gate.mkdir()
     script.write_text(DRIVER.replace("STEPS", str(STEPS)))
-    job = subprocess.Popen(
-        [sys.executable, str(script), str(gate), str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    deadline = time.monotonic() + 300  # a guard against a hang only; the interrupt waits on the event
-    while not (gate / "waiting").exists() and job.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert (gate / "waiting").exists(), job.communicate(timeout=60)[1] if job.poll() is not None else "no event"
-    job.send_signal(signal.SIGINT)
-    _, err = job.communicate(timeout=120)
-    assert job.returncode != 0 and "KeyboardInterrupt" in err, err
+    # The driver's output goes to files; a driver that does not exit after the interrupt is made to
+    # print its threads' stacks (faulthandler, on SIGUSR1) before it is killed, and the failure shows them.
+    first, second = tmp_path / "first.err", tmp_path / "second.err"
+    with first.open("w") as err:
+        job = subprocess.Popen([sys.executable, str(script), str(gate), str(out)], stdout=err, stderr=err)
+        deadline = time.monotonic() + 300  # a guard against a hang only; the interrupt waits on the event
+        while not (gate / "waiting").exists() and job.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (gate / "waiting").exists(), first.read_text() if job.poll() is not None else "no event"
+        job.send_signal(signal.SIGINT)
+        try:
+            job.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            job.send_signal(signal.SIGUSR1)
+            time.sleep(5)
+            job.kill()
+            pytest.fail(f"the interrupted driver did not exit in 120 s; its output:\n{first.read_text()}")
+    assert job.returncode != 0 and "KeyboardInterrupt" in first.read_text(), first.read_text()
     kept = {p.name: p.stat().st_ino for p in out.glob("part-*.parquet")}
     assert list(kept) == ["part-000000.parquet"]
     (gate / "open").touch()
-    again = subprocess.run(
-        [sys.executable, str(script), str(gate), str(out)], capture_output=True, text=True, timeout=300
-    )
-    assert again.returncode == 0, again.stderr
+    with second.open("w") as err:
+        again = subprocess.run([sys.executable, str(script), str(gate), str(out)], stdout=err, stderr=err, timeout=300)
+    assert again.returncode == 0, second.read_text()
     assert (out / "part-000000.parquet").stat().st_ino == kept["part-000000.parquet"]  # not written again
     assert_same(xtl.SweepResult.load(out), reference, spec=False)
     assert sorted(int(p.stem[5:]) for p in out.glob("part-*.parquet")) == list(range(8))
