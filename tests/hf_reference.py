@@ -161,10 +161,11 @@ def patch_head(model, layer: int, head: int, value: torch.Tensor):
     return Handles()
 
 
-def generate(model, ids, mask, steps: int, patch=None):
+def generate(model, ids, mask, steps: int, patch=None, scores: bool = False):
     """Greedy decoding (no early stop). ``patch`` = (component, src_layer, tgt_layer, source_ids, source_mask).
 
-    Returns (first-pass log-probs at the last token [batch, vocab], new tokens [batch, steps]).
+    Returns (first-pass log-probs at the last token [batch, vocab], new tokens [batch, steps]),
+    and with ``scores`` also each new token's log-prob [batch, steps].
     """
     handle = None
     if patch is not None:
@@ -186,14 +187,17 @@ def generate(model, ids, mask, steps: int, patch=None):
         logits = out.logits[:, -1]
         first = logits.log_softmax(-1)
         pos = _positions(mask)[:, -1:]
-        new = []
+        new, chosen = [], []
         for _ in range(steps):
             token = logits.argmax(-1, keepdim=True)
             new.append(token)
+            chosen.append(logits.double().log_softmax(-1).gather(-1, token))
             mask = torch.cat([mask, torch.ones_like(token)], 1)
             pos = pos + 1
             out = model(input_ids=token, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True)
             logits = out.logits[:, -1]
+    if scores:
+        return first, torch.cat(new, 1), torch.cat(chosen, 1)
     return first, torch.cat(new, 1)
 
 

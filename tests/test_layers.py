@@ -36,6 +36,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "xtl.components",
             "xtl.pairs",
             "xtl.directions",
+            "xtl.scripts",
             "xtl.tasks.files",
             "xtl.tasks.scoring",
             "xtl.toy.world",
@@ -58,7 +59,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("tasks", ("xtl.tasks.base", "xtl.tasks.paper", "xtl.tasks.facts", "xtl.tasks.toy", "xtl.tasks", "xtl.toy.tasks")),
     ("analysis", ("xtl.metrics", "xtl.plot")),
     ("runs", ("xtl.results", "xtl.runner", "xtl.distributed", "xtl.sweeping", "xtl.heads", "xtl.attribution")),
-    ("apps", ("xtl.evaluation", "xtl.report", "xtl.study", "xtl.widgets")),
+    ("apps", ("xtl.evaluation", "xtl.select", "xtl.report", "xtl.study", "xtl.widgets")),
     ("entry points", ("xtl", "xtl.cli", "xtl.toy.card")),
 ]
 

@@ -176,9 +176,10 @@ def test_packed_rows_of_several_prompts_match_reference(arch, hooked, hf):
     for row, p in enumerate(prompt_of_row):
         ids = targets[p].tokens.cpu()
         patch = (by_row[row][0], by_row[row][1], by_row[row][2], *one_src) if row in by_row else None
-        want_lp, want_tokens = ref.generate(reference, ids, torch.ones_like(ids), 5, patch=patch)
+        want_lp, want_tokens, want_scores = ref.generate(reference, ids, torch.ones_like(ids), 5, patch, scores=True)
         torch.testing.assert_close(gen.logits[row : row + 1].log_softmax(-1), want_lp, atol=1e-6, rtol=0)
         assert torch.equal(gen.tokens[row : row + 1].cpu(), want_tokens), row
+        torch.testing.assert_close(gen.logprobs[row : row + 1].cpu(), want_scores, atol=1e-6, rtol=0)
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -219,3 +220,44 @@ def test_one_row_transplant_matches_reference(arch, hooked, hf):
             want_lp, want_tokens = ref.generate(reference, *tgt, 5, patch=(component, s % n, t % n, *src))
             torch.testing.assert_close(res.logprobs, want_lp, atol=1e-6, rtol=0)
             assert torch.equal(res.tokens.cpu(), want_tokens), (row, component)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_sweep_label_free_signals_match_reference(arch, hooked, hf):
+    """A sweep's label-free signals against the HF reference, cell by cell (float64): the first
+    token's top log-prob and entropy after the patched prompt pass, the generated answer's mean
+    log-prob per token, and the untouched source prompt's own greedy answer."""
+    from xtl.prompts import tokenize
+
+    model, reference = hooked(arch, torch.float64), hf(arch, torch.float64)
+    pairs = [xtl.Pair(PROMPTS_EN[i], PROMPTS_SW[i], "1", ("1", "2"), answer_template="{}") for i in range(2)]
+    res = xtl.sweep(
+        model, pairs, ("attn", "mlp"), source_layers=[0, -1], target_layers=[0, 1], max_new_tokens=5, progress=False
+    )
+    n, steps = model.cfg.n_layers, 5
+    for k, pair in enumerate(pairs):
+        src, tgt = tokenize(model, pair.source).tokens.cpu(), tokenize(model, pair.target).tokens.cpu()
+        source_tokens = res.baseline.loc[k, "source_tokens"]
+        _, want_source, _ = ref.generate(reference, src, torch.ones_like(src), steps, scores=True)
+        assert list(source_tokens) == want_source[0, : len(source_tokens)].tolist()
+        assert len(source_tokens) == steps or source_tokens[-1] in res.spec.eos_token_id
+        assert res.baseline.loc[k, "source_text"] == model.tokenizer.decode(source_tokens, skip_special_tokens=True)
+        cells = [(None, None, None)] + [(c, s, t) for c in ("attn", "mlp") for s in (0, n - 1) for t in (0, 1)]
+        for c, s, t in cells:
+            patch = None if c is None else (c, s, t, src, torch.ones_like(src))
+            first, tokens, scores = ref.generate(reference, tgt, torch.ones_like(tgt), steps, patch, scores=True)
+            if c is None:
+                row = res.baseline.loc[k]
+                got = (row["top_logprob"], row["entropy"], row["mean_logprob"], row["tokens"])
+            else:
+                at = (k, *res.index(c, s, t))
+                got = (res.top_logprob[at], res.entropy[at], res.mean_logprob[at], res.tokens_array[at])
+            length = len(got[3])
+            assert list(got[3]) == tokens[0, :length].tolist()
+            want = (first.max(), -(first.exp() * first).sum(), scores[0, :length].mean())
+            torch.testing.assert_close(
+                torch.tensor([float(x) for x in got[:3]], dtype=torch.float64),
+                torch.stack(want).double().cpu(),
+                atol=1e-6,
+                rtol=0,
+            )

@@ -41,8 +41,9 @@ def test_sweep_equals_naive_loop_float64(arch, hooked, monkeypatch):
     monkeypatch.setattr(decode, "decode_shared", lambda *a, **k: calls.append(1) or real(*a, **k))
     res = xtl.sweep(model, PAIRS, components=components, max_new_tokens=6, progress=False)
     # the three small instances (37 rows each) share one batch, decoded by the shared-prefix decoder
-    # where xtl's own passes support the model (not Gemma 3: TransformerLens' forward)
-    assert len(calls) == (0 if arch == "gemma3" else 1)
+    # where xtl's own passes support the model (not Gemma 3: TransformerLens' forward); the
+    # instances' untouched source answers are one more, of one row each
+    assert len(calls) == (0 if arch == "gemma3" else 2)
     monkeypatch.undo()
     assert res.correct.shape == (3, 4, 3, 3) and res.axes == xtl.results.AXES
     want = naive(model, PAIRS, res.spec, 6)
@@ -138,14 +139,14 @@ def test_decoding_runs_untouched_blocks_once_per_history(arch, hooked, monkeypat
     real_decode = decode.decode_shared
 
     def tracing(*args, **kwargs):
-        decoding.append(True)
+        decoding.append(len(args[2]) > len(PAIRS))  # not the decoding of the sources' own answers, a row each
         try:
             return real_decode(*args, **kwargs)
         finally:
             decoding.pop()
 
     def count(act, hook):
-        if decoding:
+        if decoding and decoding[-1]:
             seen.append(act.shape[0])
 
     monkeypatch.setattr(decode, "decode_shared", tracing)

@@ -3,6 +3,7 @@
 from . import attribution as attribution
 from . import plot as plot
 from . import report as report
+from . import select as select
 from . import study as study
 from . import tasks as tasks
 from . import toy as toy

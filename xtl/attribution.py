@@ -46,6 +46,7 @@ from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
 from xtl.capturing import capture
 from xtl.components import Component, get_component, model_components, positive_int
+from xtl.decode import entropy
 from xtl.distributed import in_shard, parse_shard
 from xtl.errors import InputError
 from xtl.metrics import option_verdicts, spearman
@@ -312,6 +313,8 @@ def _frame(
             base_options.tolist(),
             language,
             gold_option,
+            top_logprob=float(base_lp.max()),
+            entropy=float(entropy(base[None])[0]),
         )
     ]
     gold_lps, diffs, option_lps, corrects = gold_lp.tolist(), diff.tolist(), option_lp.tolist(), correct.tolist()

@@ -49,6 +49,34 @@ from xtl.errors import InputError
 from xtl.model import HookedModel
 
 
+def chosen_logprob(
+    logits: Float[torch.Tensor, "row d_vocab"], token: Int[torch.Tensor, " row"], rows: int = 64
+) -> Float[torch.Tensor, " row"]:
+    """Each row's log-prob of ``token``, in float64, a few rows at a time (no float64 copy of all
+    ``[row, d_vocab]`` logits)."""
+    chosen = logits.gather(-1, token[:, None])[:, 0].double()
+    return chosen - log_normalizer(logits, rows)
+
+
+def log_normalizer(logits: Float[torch.Tensor, "row d_vocab"], rows: int = 64) -> Float[torch.Tensor, " row"]:
+    """``logsumexp`` of each row in float64, a few rows at a time: a log-prob is
+    ``logit - log_normalizer``, without a float64 copy of all ``[row, d_vocab]`` logits."""
+    if not len(logits):
+        return logits.new_empty(0, dtype=torch.float64)
+    return torch.cat([chunk.double().logsumexp(-1) for chunk in logits.split(rows)])
+
+
+def entropy(logits: Float[torch.Tensor, "row d_vocab"], rows: int = 64) -> Float[torch.Tensor, " row"]:
+    """Each row's entropy (nats) of ``softmax(logits)``, in float64, a few rows at a time."""
+    if not len(logits):
+        return logits.new_empty(0, dtype=torch.float64)
+    parts = []
+    for chunk in logits.split(rows):
+        logp = chunk.double().log_softmax(-1)
+        parts.append(-(logp.exp() * logp).nan_to_num(0.0).sum(-1))  # 0 * log 0 = 0 where p underflows
+    return torch.cat(parts)
+
+
 def supports(model: HookedModel, total_len: int) -> TypeGuard[HookedTransformer]:
     """Whether this module's passes compute what TransformerLens would for ``model``.
 
@@ -297,16 +325,18 @@ def decode_shared(
     stops: torch.Tensor,
     out: Int[torch.Tensor, "batch n_new"],
     lengths: Int[torch.Tensor, " batch"],
+    logprobs: Float[torch.Tensor, "batch n_new"],
 ) -> None:
     """Continue greedy decoding after the prompt pass of rows sharing a few prompts.
 
     ``shared`` holds the prompt pass of all rows; ``active`` are the rows still
     going, ``token`` their first new token (already written to ``out[:, 0]`` and
-    counted in ``lengths``). Steps ``1..steps-1`` are generated into ``out`` and
-    ``lengths`` in place; rows stop at ``stops``. Where ``shared.untouched`` says which
-    blocks a row's patches leave untouched, rows with equal histories run those
-    blocks once (see the module's docstring). Each block's hook points are called as
-    TransformerLens' forward calls them, on the rows that run the block.
+    counted in ``lengths``). Steps ``1..steps-1`` are generated into ``out``,
+    ``lengths`` and ``logprobs`` (each new token's log-prob) in place; rows stop at
+    ``stops``. Where ``shared.untouched`` says which blocks a row's patches leave
+    untouched, rows with equal histories run those blocks once (see the module's
+    docstring). Each block's hook points are called as TransformerLens' forward calls
+    them, on the rows that run the block.
     """
     cfg, rotary = model.cfg, model.cfg.positional_embedding_type == "rotary"
     size, n_prompts = len(active), len(shared.prefix_keys)
@@ -339,13 +369,18 @@ def decode_shared(
         needed = runs[-1]
         x = resid if needed is None else resid[needed]
         logits = _linear(model.ln_final(x), unembed, model.unembed.b_U)[:, 0]
+        chosen = logits.argmax(-1)
+        score = chosen_logprob(logits, chosen)
         if needed is None:
-            token = logits.argmax(-1)
+            token = chosen
         else:
-            token = torch.empty_like(prompt)
-            token[needed] = logits.argmax(-1)
+            token, full = torch.empty_like(prompt), score.new_empty(len(prompt))
+            token[needed], full[needed] = chosen, score
             token[~needed] = token[rep[~needed]]  # a row that skipped the last block: its representative's
+            full[~needed] = full[rep[~needed]]
+            score = full
         out[active, step] = token
+        logprobs[active, step] = score.to(logprobs.dtype)
         lengths[active] += 1
         going = ~torch.isin(token, stops)
         if step == steps - 1 or not going.any():

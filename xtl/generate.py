@@ -58,11 +58,35 @@ class Generation:
             and is padded after it with the tokenizer's pad (or EOS) id.
         lengths: ``[batch]`` number of new tokens of each row, EOS included.
         logits: ``[batch, d_vocab]`` next-token logits of the prompt pass.
+        logprobs: ``[batch, n_new]`` float64 log-prob of each new token where it was chosen
+            (NaN after a row's end; ``None`` for a generation built without them).
     """
 
     tokens: Int[torch.Tensor, "batch n_new"]
     lengths: Int[torch.Tensor, " batch"]
     logits: Float[torch.Tensor, "batch d_vocab"]
+    logprobs: Float[torch.Tensor, "batch n_new"] | None = None
+
+    def mean_logprob(self) -> Float[torch.Tensor, " batch"]:
+        """Each row's mean log-prob per new token (EOS included): the sequence's confidence.
+
+        Raises:
+            ValueError: a generation without :attr:`logprobs`.
+        """
+        if self.logprobs is None:
+            raise InputError("this Generation holds no per-token logprobs (it was built without them)")
+        return self.logprobs.nan_to_num(0.0).sum(-1) / self.lengths.to(self.logprobs.dtype)
+
+    def select(self, rows) -> Generation:
+        """The generation of some rows (an index, a slice or a list), trimmed to their longest."""
+        lengths = self.lengths[rows]
+        width = int(lengths.max()) if len(lengths) else 0
+        return Generation(
+            self.tokens[rows, :width],
+            lengths,
+            self.logits[rows],
+            None if self.logprobs is None else self.logprobs[rows, :width],
+        )
 
     def texts(self, tokenizer) -> list[str]:
         """Decode each row's new tokens as the authors' scripts do: special tokens dropped,
@@ -358,14 +382,16 @@ def _decode(model, logits, shared: decode.SharedPrompts, max_new_tokens: int, st
     """The first new token from the prompt pass's ``logits``, the rest by :func:`decode.decode_shared`."""
     size, device = len(logits), logits.device
     out = torch.full((size, max_new_tokens), fill, dtype=torch.long, device=device)
+    logprobs = torch.full((size, max_new_tokens), float("nan"), dtype=torch.float64, device=device)
     lengths = torch.ones(size, dtype=torch.long, device=device)
     token = logits.argmax(-1)
-    out[:, 0] = token
+    out[:, 0], logprobs[:, 0] = token, decode.chosen_logprob(logits, token)
     going = ~torch.isin(token, stops)
     if max_new_tokens > 1 and going.any():
         active = going.nonzero().flatten()
-        decode.decode_shared(model, shared, active, token[active], max_new_tokens, stops, out, lengths)
-    return Generation(out[:, : int(lengths.max())], lengths, logits.clone())
+        decode.decode_shared(model, shared, active, token[active], max_new_tokens, stops, out, lengths, logprobs)
+    width = int(lengths.max())
+    return Generation(out[:, :width], lengths, logits.clone(), logprobs[:, :width])
 
 
 @threaded
@@ -429,12 +455,13 @@ def greedy_generate(
     check_finite_logits(model, logits, "prompt pass")
     first = logits.clone()
     out = torch.full((size, max_new_tokens), fill, dtype=torch.long, device=device)
+    logprobs = torch.full((size, max_new_tokens), float("nan"), dtype=torch.float64, device=device)
     lengths = torch.zeros(size, dtype=torch.long, device=device)
     active = torch.arange(size, device=device)
     tokens, mask = batch.tokens, batch.attention_mask
     for step in range(max_new_tokens):
         token = logits.argmax(-1)
-        out[active, step] = token
+        out[active, step], logprobs[active, step] = token, decode.chosen_logprob(logits, token)
         lengths[active] += 1
         going = ~torch.isin(token, stops)
         if step == max_new_tokens - 1 or not going.any():
@@ -454,4 +481,5 @@ def greedy_generate(
             tokens, mask = torch.cat([tokens, token[:, None]], 1), torch.cat([mask, ones], 1)
             hooks = patches.hooks(model, prompt_len - 1) if patches else ()
             logits = run(model, PromptBatch(tokens, mask), hooks)[:, -1]
-    return Generation(out[:, : int(lengths.max())], lengths, first)
+    width = int(lengths.max())
+    return Generation(out[:, :width], lengths, first, logprobs[:, :width])

@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -257,6 +258,59 @@ def paired_interval(
         rng=np.random.default_rng(seed),
     ).confidence_interval
     return float(interval.low), float(interval.high)
+
+
+def cluster_sums(values: np.ndarray, clusters: Sequence[Any]) -> np.ndarray:
+    """Per-cluster sums of per-instance ``values`` (``[instance, ...]`` -> ``[cluster, ...]``), the
+    clusters in order of first appearance: what a cluster bootstrap resamples."""
+    keys = list(dict.fromkeys(clusters))
+    index = np.array([keys.index(c) for c in clusters])
+    values = np.asarray(values, dtype=float)
+    out = np.zeros((len(keys), *values.shape[1:]))
+    np.add.at(out, index, values)
+    return out
+
+
+def ratio_interval(
+    numerator: np.ndarray,
+    denominator: np.ndarray,
+    clusters: Sequence[Any],
+    confidence: float = 0.95,
+    n_resamples: int = 10_000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """``sum(numerator) / sum(denominator)`` over instances, with the percentile bootstrap
+    interval that resamples whole **clusters** (instances of one cluster, e.g. one fact asked in
+    several languages, are not independent, so they are drawn together; numerator and
+    denominator stay paired).
+
+    Each resample draws the clusters with replacement (multinomial counts); resamples whose
+    denominator sums to 0 have no ratio and are left out (``scipy.stats.bootstrap`` would make
+    the whole interval NaN). Cluster ratios of a few clusters give wide intervals, as they should.
+
+    Returns:
+        ``(estimate, low, high)``; all NaN where the denominator sums to 0; the point twice where
+        the ratio cannot vary (one cluster, or the same ratio in every cluster).
+
+    Example:
+        >>> ratio_interval(np.array([1.0, 0, 1, 1]), np.ones(4), ["a", "a", "b", "c"])[0]
+        0.75
+    """
+    if not 0 < confidence < 1:
+        raise InputError(f"confidence must be between 0 and 1, got {confidence!r}")
+    num, den = cluster_sums(numerator, clusters), cluster_sums(denominator, clusters)
+    if den.sum() == 0:
+        return float("nan"), float("nan"), float("nan")
+    point = float(num.sum() / den.sum())
+    if len(num) < 2 or np.allclose(num, point * den):
+        return point, point, point
+    rng = np.random.default_rng(seed)
+    counts = rng.multinomial(len(num), np.full(len(num), 1 / len(num)), size=n_resamples).astype(float)
+    top, bottom = counts @ num, counts @ den
+    ratios = top[bottom != 0] / bottom[bottom != 0]
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(ratios, [tail, 1 - tail])
+    return point, float(low), float(high)
 
 
 def marginal_upper_bound(result: Cells, axis: str = "source_layer") -> pd.DataFrame:

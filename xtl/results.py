@@ -21,6 +21,7 @@ import os
 import re
 import uuid
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -35,9 +36,29 @@ from jaxtyping import Bool, Float
 from xtl.components import resolve_layer
 from xtl.errors import InputError, MissingFileError, XtlError, XtlWarning
 from xtl.metrics import option_verdicts
+from xtl.scripts import script_of
 from xtl.version import __version__
 
 AXES = ("instance", "component", "source_layer", "target_layer")
+BASELINE_COLUMNS = (
+    "id",
+    "language",
+    "text",
+    "tokens",
+    "correct",
+    "gold_logprob",
+    "logit_diff",
+    "option_logprob",
+    "gold_option",
+)
+# Label-free columns (no gold read), with what a run written before xtl recorded them holds instead.
+LABEL_FREE: dict[str, Callable[[], Any]] = {
+    "top_logprob": lambda: float("nan"),
+    "entropy": lambda: float("nan"),
+    "mean_logprob": lambda: float("nan"),
+    "source_text": lambda: None,
+    "source_tokens": list,
+}
 VERSION_FIELDS = ("xtl_version", "transformer_lens_version")
 # Fields that describe a run without changing its numbers (the prompts' hashes already fix which side
 # is the source): left out of the digest, so runs written before they existed still resume.
@@ -156,11 +177,19 @@ class SweepResult:
         logit_diff: ``float [...]``: gold logit minus the best other option's
             (first tokens; NaN without options).
         option_logprob: ``float [..., option]``: log-prob of each option's first token.
+        top_logprob: ``float [...]``: log-prob of the most likely first token (the one greedy
+            decoding takes) after the patched prompt pass. Label-free, like the next two: no
+            gold is read (NaN in runs written before xtl recorded it, and in estimates).
+        entropy: ``float [...]``: entropy (nats) of that first-token distribution.
+        mean_logprob: ``float [...]``: the generated answer's mean log-prob per token.
         texts_array: ``object [...]``: generated text of every cell.
         tokens_array: ``object [...]``: generated token ids of every cell.
         baseline: one row per instance for the untouched target: id, language (of a
             task item; empty otherwise), text, tokens, correct, gold_logprob,
-            logit_diff, option_logprob, gold_option (index of gold among the options, -1 if none).
+            logit_diff, option_logprob, gold_option (index of gold among the options, -1 if none),
+            the label-free top_logprob, entropy, mean_logprob, and the untouched **source**
+            prompt's own greedy answer, source_text and source_tokens (None and [] in runs
+            written before xtl recorded them).
         missing: indices of the spec's instances this result does not hold (a run
             loaded while still running, or interrupted); empty when :attr:`complete`.
 
@@ -175,6 +204,9 @@ class SweepResult:
     gold_logprob: Float[torch.Tensor, "instance component source_layer target_layer"]
     logit_diff: Float[torch.Tensor, "instance component source_layer target_layer"]
     option_logprob: Float[torch.Tensor, "instance component source_layer target_layer option"]
+    top_logprob: Float[torch.Tensor, "instance component source_layer target_layer"]
+    entropy: Float[torch.Tensor, "instance component source_layer target_layer"]
+    mean_logprob: Float[torch.Tensor, "instance component source_layer target_layer"]
     texts_array: np.ndarray
     tokens_array: np.ndarray
     baseline: pd.DataFrame
@@ -255,6 +287,54 @@ class SweepResult:
         higher log-prob than every other option's (False for instances without options, and
         where options share their first token: a tie is not an answer)."""
         return option_verdicts(self.option_logprob, self.baseline["gold_option"].to_numpy())
+
+    def take(self, rows: Sequence[int] | np.ndarray) -> SweepResult:
+        """The result of some of its instances, by row (position in :attr:`instances`, or a
+        boolean mask over them); the others count as :attr:`missing`.
+
+        Example:
+            >>> res.take(np.array(res.languages) == "sw")  # the Swahili items
+        """
+        index = np.arange(len(self.instances))[np.asarray(rows)]
+        keep = torch.from_numpy(index)
+        kept = [self.instances[i] for i in index]
+        return replace(
+            self,
+            instances=kept,
+            correct=self.correct[keep],
+            gold_logprob=self.gold_logprob[keep],
+            logit_diff=self.logit_diff[keep],
+            option_logprob=self.option_logprob[keep],
+            top_logprob=self.top_logprob[keep],
+            entropy=self.entropy[keep],
+            mean_logprob=self.mean_logprob[keep],
+            texts_array=self.texts_array[index],
+            tokens_array=self.tokens_array[index],
+            baseline=self.baseline.loc[kept],
+            missing=sorted(set(range(len(self.spec.ids))) - set(kept)),
+        )
+
+    @property
+    def changed(self) -> Bool[torch.Tensor, "instance component source_layer target_layer"]:
+        """Whether each cell's generated tokens differ from its instance's untouched ones (label-free).
+
+        Raises:
+            InputError: an estimate (:attr:`approximate`), which generates no text.
+        """
+        if self.approximate:
+            raise InputError(f"a {self.spec.method} estimate generates no text: no cell can be said to change it")
+        base = [list(self.baseline.loc[k, "tokens"]) for k in self.instances]
+        out = np.empty(self.tokens_array.shape, dtype=bool)
+        for index, tokens in np.ndenumerate(self.tokens_array):
+            out[index] = list(tokens) != base[index[0]]
+        return torch.from_numpy(out)
+
+    @property
+    def scripts(self) -> np.ndarray:
+        """``str [instance, component, source_layer, target_layer]``: the writing system of each
+        cell's text (:func:`xtl.scripts.script_of`: ``"Latin"``, ``"Cyrillic"``, ``"Han"`` ...,
+        ``""`` without letters); label-free."""
+        return np.vectorize(script_of, otypes=[object])(self.texts_array)
 
     @property
     def languages(self) -> list[str]:
@@ -354,10 +434,12 @@ def from_frame(spec: SweepSpec, frame: pd.DataFrame) -> SweepResult:
     options = np.full((*shape, n_options), np.nan)
     for k, values in enumerate(cells["option_logprob"]):
         options[tuple(w[k] for w in where)][: len(values)] = values
+    for column, empty in LABEL_FREE.items():  # runs written before xtl recorded them
+        if column not in frame:
+            frame = frame.assign(**{column: [empty() for _ in range(len(frame))]})
+            cells = frame[~frame["baseline"]]
     base = frame[frame["baseline"]].set_index("instance").sort_index()
-    base = base[
-        ["id", "language", "text", "tokens", "correct", "gold_logprob", "logit_diff", "option_logprob", "gold_option"]
-    ]
+    base = base[[*BASELINE_COLUMNS, *LABEL_FREE]]
     tokens = np.empty(shape, dtype=object)
     tokens[where] = [list(t) for t in cells["tokens"]]
     held = set(instances)
@@ -368,6 +450,9 @@ def from_frame(spec: SweepSpec, frame: pd.DataFrame) -> SweepResult:
         gold_logprob=torch.from_numpy(grid("gold_logprob", np.float64, np.nan)),
         logit_diff=torch.from_numpy(grid("logit_diff", np.float64, np.nan)),
         option_logprob=torch.from_numpy(options),
+        top_logprob=torch.from_numpy(grid("top_logprob", np.float64, np.nan)),
+        entropy=torch.from_numpy(grid("entropy", np.float64, np.nan)),
+        mean_logprob=torch.from_numpy(grid("mean_logprob", np.float64, np.nan)),
         texts_array=grid("text", object, None),
         tokens_array=tokens,
         baseline=base,
@@ -393,6 +478,11 @@ def to_frame(result: SweepResult) -> pd.DataFrame:
                 b["option_logprob"],
                 b["language"],
                 b["gold_option"],
+                top_logprob=b["top_logprob"],
+                entropy=b["entropy"],
+                mean_logprob=b["mean_logprob"],
+                source_text=b["source_text"],
+                source_tokens=b["source_tokens"],
             )
         )
         for c, component in enumerate(spec.components):
@@ -412,6 +502,9 @@ def to_frame(result: SweepResult) -> pd.DataFrame:
                             [float(x) for x in opts if not np.isnan(x)],
                             b["language"],
                             b["gold_option"],
+                            top_logprob=float(result.top_logprob[i, c, s, t]),
+                            entropy=float(result.entropy[i, c, s, t]),
+                            mean_logprob=float(result.mean_logprob[i, c, s, t]),
                         )
                     )
     return long_frame(rows)
@@ -435,8 +528,14 @@ def record(
     option_logprob: Any,
     language: str = "",
     gold_option: int = -1,
+    top_logprob: float = float("nan"),
+    entropy: float = float("nan"),
+    mean_logprob: float = float("nan"),
+    source_text: str | None = None,
+    source_tokens: Any = (),
 ) -> dict:
-    """One row of the long-form table (``cell=None`` for the baseline, whose layers are missing)."""
+    """One row of the long-form table (``cell=None`` for the baseline, whose layers are missing;
+    only a baseline row holds the untouched source's answer)."""
     component, source, target = cell if cell is not None else ("", None, None)
     return {
         "instance": int(instance),
@@ -453,6 +552,11 @@ def record(
         "logit_diff": float(logit_diff),
         "option_logprob": [float(x) for x in option_logprob],
         "gold_option": int(gold_option),
+        "top_logprob": float(top_logprob),
+        "entropy": float(entropy),
+        "mean_logprob": float(mean_logprob),
+        "source_text": source_text,
+        "source_tokens": [int(x) for x in source_tokens],
     }
 
 

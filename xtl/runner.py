@@ -31,10 +31,10 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 import torch
-from jaxtyping import Float
 
 from xtl.capturing import capture
 from xtl.components import resolve_layer
+from xtl.decode import entropy, log_normalizer
 from xtl.errors import InputError, InputTypeError, XtlWarning
 from xtl.fingerprint import config_digest, scorer_identity, tokenizer_digest, weights_digest
 from xtl.generate import generate_packed, greedy_generate, packable
@@ -216,10 +216,12 @@ def preflight(model: HookedModel, pairs: list[Pair], max_new_tokens: int, prepen
         shared = [o for o in pair.options if o != pair.gold and firsts[o] == firsts[pair.gold]]
         if shared:
             collisions.append((k, pair, shared, firsts[pair.gold]))
-        if n_ctx and length + max_new_tokens > n_ctx:
+        longest = max(length, source.tokens.shape[1])  # the source's own answer is generated too
+        if n_ctx and longest + max_new_tokens > n_ctx:
+            side = "target" if length >= source.tokens.shape[1] else "source"
             raise InputError(
-                f"instance {k} (id {pair.id!r}): its target prompt is {length} tokens and max_new_tokens="
-                f"{max_new_tokens}, {length + max_new_tokens} positions in all; the model's context "
+                f"instance {k} (id {pair.id!r}): its {side} prompt is {longest} tokens and max_new_tokens="
+                f"{max_new_tokens}, {longest + max_new_tokens} positions in all; the model's context "
                 f"(cfg.n_ctx) is {n_ctx}: shorten the prompt or lower max_new_tokens"
             )
     if collisions:
@@ -236,12 +238,6 @@ def preflight(model: HookedModel, pairs: list[Pair], max_new_tokens: int, prepen
             stacklevel=3,
         )
     return prepared
-
-
-def log_normalizer(logits: Float[torch.Tensor, "row d_vocab"], rows: int = 64) -> Float[torch.Tensor, " row"]:
-    """``logsumexp`` of each row in float64, a few rows at a time: a log-prob is
-    ``logit - log_normalizer``, without a float64 copy of all ``[row, d_vocab]`` logits."""
-    return torch.cat([chunk.double().logsumexp(-1) for chunk in logits.split(rows)])
 
 
 def sweep_instances(
@@ -266,6 +262,7 @@ def sweep_instances(
     cells = [(c, s, t) for c in spec.components for s in spec.source_layers for t in spec.target_layers]
     stop = max(spec.source_layers) + 1  # the source pass runs no block above the highest read
     acts = {k: capture(model, prepared[k].source, spec.components, stop_at_layer=stop) for k in instances}
+    sources = source_answers(model, instances, prepared, spec, tokenizer)
     rows = [(k, cell) for k in instances for cell in (None, *cells)]  # each instance's row 0: untouched
     out: dict[int, list] = {k: [] for k in instances}
     for start in range(0, len(rows), chunk):
@@ -311,6 +308,9 @@ def sweep_instances(
                 else [float("nan")] * n
             )
             option_lp = (logits[:, options].double() - lse[:, None]).tolist()
+            top_lp = (logits.max(-1).values.double() - lse).tolist()
+            spread = entropy(logits).tolist()
+            mean_lp = gen.select(slice(at, at + n)).mean_logprob().tolist()
             for r in range(at, at + n):
                 cell, text = part[r][1], texts[r]
                 out[k].append(
@@ -326,11 +326,37 @@ def sweep_instances(
                         option_lp[r - at],
                         getattr(pair, "language", ""),
                         pair.options.index(pair.gold) if pair.options else -1,
+                        top_logprob=top_lp[r - at],
+                        entropy=spread[r - at],
+                        mean_logprob=mean_lp[r - at],
+                        **(sources[k] if part[r][1] is None else {}),
                     )
                 )
             at += n
             if len(out[k]) == len(cells) + 1:
                 yield k, long_frame(out.pop(k))
+
+
+def source_answers(
+    model: HookedModel, instances: Sequence[int], prepared: Sequence[Prepared], spec: SweepSpec, tokenizer
+) -> dict[int, dict[str, Any]]:
+    """Each instance's untouched **source** prompt's own greedy answer (``source_text``,
+    ``source_tokens``), generated as the untouched target's is (the same number of new tokens and
+    stop ids), the instances' sources in one batch where the model is packable (decided once per
+    run, as for the targets, so an instance's answer does not depend on its batch). It reads no
+    gold: a label-free signal of what the source side says (see :mod:`xtl.select`)."""
+    eos, steps = list(spec.eos_token_id), spec.max_new_tokens
+    sources = [prepared[k].source for k in instances]
+    longest = max(p.source.tokens.shape[1] for p in prepared)
+    if packable(model, longest + steps) and all(p.source.tokens.shape[1] > 1 for p in prepared):
+        gen = generate_packed(model, sources, [1] * len(sources), steps, None, eos)
+        gens = [gen.select([r]) for r in range(len(sources))]
+    else:
+        gens = [greedy_generate(model, source, steps, None, eos) for source in sources]
+    return {
+        k: {"source_text": g.texts(tokenizer)[0], "source_tokens": g.tokens[0, : int(g.lengths[0])].tolist()}
+        for k, g in zip(instances, gens)
+    }
 
 
 def longest_target(prepared: Sequence[Prepared]) -> int:

@@ -159,12 +159,7 @@ def _packed(
         eos_token_id,
         row_names=[r // per for r in range(per * len(prompts))],
     )
-    return _rows(gen, slice(0, None, per)), (_rows(gen, slice(1, None, per)) if baseline else None)
-
-
-def _rows(gen: Generation, rows: slice) -> Generation:
-    lengths = gen.lengths[rows]
-    return Generation(gen.tokens[rows, : int(lengths.max())], lengths, gen.logits[rows])
+    return gen.select(slice(0, None, per)), (gen.select(slice(1, None, per)) if baseline else None)
 
 
 def transplant_directed(

@@ -1,0 +1,375 @@
+"""xtl.select: label-free selectors and an evaluation that cannot read the gold by accident."""
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import xtl
+from xtl import select
+from xtl.results import SweepSpec, from_frame, record
+
+
+@pytest.fixture(scope="module")
+def toy():
+    """The toy model's generation task (En -> X), fr and sw, 8 items per language and split,
+    every cell; and the same with each source taken from the next item (the control)."""
+    model, task = xtl.toy.load_toy_model(), xtl.tasks.get("toy-generation")
+
+    def run(split, shift=0):
+        items = []
+        for lang in ("fr", "sw"):
+            pool = task.items(lang, split=split)[:8]
+            items += [dataclasses.replace(it, source=pool[(k + shift) % len(pool)].source) for k, it in enumerate(pool)]
+        return xtl.sweep(model, items, max_new_tokens=3, scorer=task.scorer, progress=False)
+
+    return {
+        "task": task,
+        "sample": run("sample"),
+        "unseen": run("unseen"),
+        "control": (run("sample", 1), run("unseen", 1)),
+    }
+
+
+def made(rows, components=("attn",), layers=(0, 1)):
+    """A hand-made result: rows are (language, id, untouched (text, correct, mean_logprob), source
+    text, {(component, s, t): (text, correct, mean_logprob)}); top log-prob and entropy follow
+    the mean log-prob (top = mean, entropy = -mean)."""
+    spec = SweepSpec(
+        model="m",
+        n_layers=len(layers),
+        components=components,
+        source_layers=layers,
+        target_layers=layers,
+        max_new_tokens=2,
+        eos_token_id=(),
+        scorer="s",
+        prompt_hashes=("h",) * len(rows),
+        ids=tuple(r[1] for r in rows),
+        dtype="float32",
+    )
+
+    def one(k, id_, lang, cell, text, right, lp):
+        return record(k, id_, cell, text, [ord(ch) for ch in text], right, lp, np.nan, [], lang, -1, lp, -lp, lp)
+
+    out = []
+    for k, (lang, id_, (text, right, lp), source, cells) in enumerate(rows):
+        out.append(one(k, id_, lang, None, text, right, lp) | {"source_text": source, "source_tokens": [1]})
+        every = [(c, s, t) for c in components for s in layers for t in layers]
+        out += [one(k, id_, lang, cell, *cells[cell]) for cell in every]
+    return from_frame(spec, pd.DataFrame(out))
+
+
+def cells(a, b, c, d):
+    return {("attn", 0, 0): a, ("attn", 0, 1): b, ("attn", 1, 0): c, ("attn", 1, 1): d}
+
+
+NO = ("x", False, -3.0)
+
+
+def test_the_view_holds_no_labels(toy):
+    view = select.Unlabelled(toy["unseen"])
+    for name in ("correct", "gold_logprob", "logit_diff", "option_correct", "gold_option"):
+        with pytest.raises(select.LabelError, match=rf"cannot read '{name}': it depends on the gold.*mean_logprob"):
+            getattr(view, name)
+    assert not {"correct", "gold_logprob", "logit_diff", "gold_option"} & set(view.baseline.columns)
+    assert view.shape == tuple(toy["unseen"].correct.shape) and len(view.cells()) == 72
+    assert view.facts[:2] == ["toy-generation-unseen-0", "toy-generation-unseen-1"]
+    assert view.facts[:8] == view.facts[8:]  # fr and sw ask the same facts
+    with pytest.raises(AttributeError, match="no attribute 'colour'"):
+        _ = view.colour
+
+
+def test_choices_do_not_move_with_the_golds(toy):
+    """Every selector, fitted on sample, chooses the same cells on unseen when unseen's golds are
+    permuted across items (in place, so a selector holding the result would see it)."""
+    selectors = [
+        select.Untouched(),
+        select.Fixed(toy["task"].default),
+        select.TargetFirst("mlp"),
+        select.BestFixed(),
+        select.RandomCell(3),
+        select.Confidence(),
+        select.Confidence("entropy", abstain=False),
+        select.Vote(),
+        select.Vote(k=3),
+        select.SourceAgreement(),
+    ]
+    before = toy["unseen"].correct.clone()
+    for selector in selectors:
+        chosen = select.check_label_free(selector, toy["sample"], toy["unseen"])
+        assert chosen.cell.shape == (16,) and ((chosen.cell >= -1) & (chosen.cell < 72)).all()
+    assert torch.equal(toy["unseen"].correct, before)  # restored
+
+
+def test_a_selector_that_peeks_is_caught(toy):
+    class Reads(select.Selector):
+        name = "reads the view's verdicts"
+
+        def choose(self, view):
+            return select.Choice(view.correct.flatten(1).float().argmax(1).numpy(), np.ones(16))
+
+    class Holds(select.Selector):
+        """Keeps the unseen result it was given and picks a cell that solves each item."""
+
+        name = "holds the result"
+
+        def __init__(self, result):
+            self.result = result
+
+        def choose(self, view):
+            return select.Choice(self.result.correct.flatten(1).float().argmax(1).numpy(), np.ones(16))
+
+    with pytest.raises(select.LabelError, match="cannot read 'correct'"):
+        select.evaluate([Reads()], toy["sample"], toy["unseen"])
+    with pytest.raises(select.LabelError, match=r"'holds the result' chose other cells for \d+ of 16 instances"):
+        select.check_label_free(Holds(toy["unseen"]), toy["sample"], toy["unseen"])
+
+
+def test_choice_verdicts_by_hand():
+    res = made(
+        [
+            ("sw", "a-sw-0", ("u", True, -1.0), "s", cells(NO, ("y", True, -1.0), NO, NO)),
+            ("sw", "a-sw-1", ("u", False, -1.0), "s", cells(NO, NO, ("y", True, -1.0), NO)),
+        ]
+    )
+    choice = select.Choice(np.array([0, 2]), np.ones(2))
+    assert choice.verdicts(res).tolist() == [False, True] and choice.accuracy(res) == 0.5
+    assert select.Choice(np.array([-1, -1]), np.zeros(2)).verdicts(res).tolist() == [True, False]
+
+
+def test_vote_and_source_agreement_by_hand():
+    res = made(
+        [
+            # cells 1 and 2 say "Nairobi" (changed), cell 3 "Paris": the vote is Nairobi, its first cell 1
+            (
+                "sw",
+                "f-sw-0",
+                ("Lima", False, -2.0),
+                "Paris",
+                cells(
+                    ("Lima", False, -2.0), (" Nairobi.", True, -1.5), ("nairobi", True, -0.5), ("Paris", False, -0.1)
+                ),
+            ),
+            # nothing changed: the vote abstains; the source's answer is in cell 0
+            ("ru", "f-ru-0", ("Лима", False, -2.0), "Лима", cells(*[("Лима", False, -2.0)] * 4)),
+        ]
+    )
+    view = select.Unlabelled(res)
+    assert view.changed.flatten(1).tolist() == [[False, True, True, True], [False] * 4]
+    assert select.Vote().choose(view).cell.tolist() == [1, -1]
+    assert select.SourceAgreement().choose(view).cell.tolist() == [3, 0]
+    assert select.answer_key(" Nairobi.\nKenya") == "nairobi"
+
+
+def relative(values, lang="sw", text="v"):
+    """One item whose cells' mean log-probs are ``values`` above its untouched answer's (-5)."""
+    return (lang, f"r-{lang}-{values}", ("u", False, -5.0), "", cells(*[(text, False, -5.0 + v) for v in values]))
+
+
+def test_confidence_standardises_each_cell_by_the_sample():
+    # per cell, over the two sample items: centre 0, 1, 0.1, 2 and spread 1 (none), 1, 0.1, 2
+    sample = made([relative([0, 0, 0, 0]), relative([0, 2, 0.2, 4])])
+    view = select.Unlabelled(made([relative([0, 1.5, 0.3, 3.0])]))  # scores 0, 0.5, 2, 0.5
+    assert select.Confidence(abstain=False).fit(sample).choose(view).cell.tolist() == [2]
+    entropy = select.Confidence("entropy", abstain=False).fit(sample)  # entropy is -mean here: the same order
+    assert entropy.choose(view).cell.tolist() == [2]
+
+
+def test_confidence_passes_over_answers_in_another_script():
+    sample = made([relative([0, 0, 0, 0], "ru"), relative([2, 2, 2, 2], "ru")])  # every cell: score = value - 1
+    target = made(
+        [
+            (
+                "ru",
+                "g-ru-0",
+                ("Лима", False, -5.0),
+                "",
+                cells(("Лима", False, -5.0), ("Paris", False, -3.1), ("Париж", True, -4.0), ("Лима", False, -5.0)),
+            )
+        ]
+    )
+    view = select.Unlabelled(target)
+    assert view.scripts[0, 0, 0, 1] == "Latin" and view.scripts[0, 0, 1, 0] == "Cyrillic"
+    assert select.Confidence(language_filter=False, abstain=False).fit(sample).choose(view).cell.tolist() == [1]
+    assert select.Confidence(abstain=False).fit(sample).choose(view).cell.tolist() == [2]
+
+
+def test_confidence_abstains_below_the_threshold_it_fitted():
+    sample = made(
+        [
+            (
+                "sw",
+                "h-sw-0",
+                ("u", True, -1.0),
+                "",
+                cells(("v", False, -0.2), NO, NO, NO),
+            ),  # wrong where untouched is right
+            ("sw", "h-sw-1", ("u", False, -1.0), "", cells(("v", True, -0.1), NO, NO, NO)),  # right
+        ]
+    )
+    # cell 0 scores -1 and +1 on the two items, the others 0 on both: the best cell of item 0 is a
+    # wrong one (score 0), of item 1 cell 0 (score 1); keeping the untouched answer below 1 gets both right
+    conf = select.Confidence(abstain=True).fit(sample)
+    assert conf.threshold == pytest.approx(1.0)
+    assert conf.choose(select.Unlabelled(sample)).cell.tolist() == [-1, 0]
+    assert select.Confidence(abstain=False).fit(sample).choose(select.Unlabelled(sample)).cell.tolist() == [1, 0]
+
+
+def test_evaluate_by_hand(toy):
+    sample, unseen = toy["sample"], toy["unseen"]
+    ev = select.evaluate(
+        [select.Vote(k=3)], sample, unseen, default=toy["task"].default, primary="vote of the 3 best cells"
+    )
+    table = ev.table.set_index("selector")
+    assert list(table.index) == [
+        "untouched",
+        "paper default (mlp 0->0)",
+        "targetfirst",
+        "best fixed cell",
+        "random cell",
+        "vote of the 3 best cells",
+    ]
+    right = {name: choice.verdicts(unseen) for name, choice in ev.choices.items()}
+    base = unseen.baseline["correct"].to_numpy(dtype=bool)
+    solved = unseen.correct.flatten(1).any(1).numpy()
+    assert ev.upper_bound == solved.mean() and ev.floor == "targetfirst" and (ev.instances, ev.facts) == (16, 8)
+    for name, hits in right.items():
+        row = table.loc[name]
+        assert row["accuracy"] == hits.mean()
+        assert (row["fixes"], row["harms"]) == ((hits & ~base).sum(), (~hits & base).sum())
+        gap = (hits.sum() - right["targetfirst"].sum()) / (solved.sum() - right["targetfirst"].sum())
+        assert row["gap_closed"] == pytest.approx(gap)
+        assert row["gap_low"] <= row["gap_closed"] <= row["gap_high"] or np.isnan(row["gap_low"])
+    assert table.loc["vote of the 3 best cells", "cells_per_item"] == 3
+    assert (
+        table.loc["paper default (mlp 0->0)", "cells_per_item"] == 1 and table.loc["untouched", "cells_per_item"] == 0
+    )
+    assert "no mismatched-source control was run" in ev.claim or "does not exclude 0" in ev.claim
+
+
+def test_evaluate_with_a_control_and_copying_the_source(toy):
+    sample, unseen, control = toy["sample"], toy["unseen"], toy["control"]
+    copied = np.array(
+        [toy["task"].score(t, it) for t, it in zip(unseen.baseline["source_text"], _items(toy, "unseen"))]
+    )
+    ev = select.evaluate(
+        [select.SourceAgreement()],
+        sample,
+        unseen,
+        control=control,
+        primary="agrees with the source",
+        copy_source=copied,
+    )
+    table = ev.table.set_index("selector")
+    assert (
+        table.loc["copy the source", "accuracy"] == copied.mean()
+        and table.loc["copy the source", "cells_per_item"] == 0
+    )
+    theirs = ev.control_choices["agrees with the source"].verdicts(control[1])
+    mine = ev.choices["agrees with the source"].verdicts(unseen)
+    row = table.loc["agrees with the source"]
+    assert row["control_accuracy"] == theirs.mean() and row["difference"] == pytest.approx(mine.mean() - theirs.mean())
+    assert row["difference_low"] <= row["difference"] <= row["difference_high"]
+    assert ev.claim.startswith(("agrees with the source closes", "No claim: agrees with the source"))
+    assert "unseen (16 items, 8 facts" in ev.claim
+
+
+def _items(toy, split):
+    return [it for lang in ("fr", "sw") for it in toy["task"].items(lang, split=split)[:8]]
+
+
+def test_evaluate_refuses_what_would_fool_it(toy):
+    sample, unseen = toy["sample"], toy["unseen"]
+    with pytest.raises(xtl.XtlError, match=r"8 facts are in both sample and unseen"):
+        select.evaluate([], sample, sample)
+    with pytest.raises(
+        xtl.XtlError, match=r"primary 'vote' is not one of the selectors: \['confidence \(mean_logprob\)'\]"
+    ):
+        select.evaluate([select.Confidence()], sample, unseen, primary="vote")
+    with pytest.raises(xtl.XtlError, match="the control unseen sweep must hold the same items"):
+        select.evaluate([], sample, unseen, control=(toy["control"][0], toy["control"][0]))
+    with pytest.raises(xtl.XtlError, match=r"copy_source needs one verdict per unseen instance \(16\)"):
+        select.evaluate([], sample, unseen, copy_source=[True])
+    with pytest.raises(xtl.XtlError, match="unknown signal 'gold'; valid"):
+        select.Confidence("gold")
+    with pytest.raises(xtl.XtlError, match="fit it first"):
+        select.BestFixed().choose(select.Unlabelled(unseen))
+
+
+def test_take_keeps_the_rows_asked_for(toy):
+    res = toy["unseen"]
+    sw = res.take(np.array(res.languages) == "sw")
+    assert sw.instances == res.instances[8:] and set(sw.languages) == {"sw"} and sw.missing == list(range(8))
+    assert torch.equal(sw.correct, res.correct[8:]) and torch.equal(sw.mean_logprob, res.mean_logprob[8:])
+    assert (sw.texts_array == res.texts_array[8:]).all() and list(sw.baseline.index) == res.instances[8:]
+    two = res.take([3, 0])
+    assert two.instances == [res.instances[3], res.instances[0]] and torch.equal(two.entropy[1], res.entropy[0])
+
+
+def test_cross_validation_never_chooses_on_what_it_fitted(toy):
+    sample = toy["sample"]
+    seen = []
+
+    class Spy(select.Selector):
+        name = "spy"
+
+        def fit(self, part):
+            self.facts = set(select.Unlabelled(part).facts)
+            return self
+
+        def choose(self, view):
+            seen.append((self.facts, set(view.facts)))
+            return select.Untouched().choose(view)
+
+    table = select.cross_validate([Spy(), select.Untouched(), select.BestFixed()], sample, folds=4)
+    assert len(seen) == 4 and all(not fitted & chosen for fitted, chosen in seen)
+    assert set().union(*(chosen for _, chosen in seen)) == set(select.Unlabelled(sample).facts)
+    by = table.set_index("selector")["accuracy"]
+    assert by["untouched"] == by["spy"] == sample.baseline["correct"].mean() == table.loc[0, "untouched"]
+    assert list(table["accuracy"]) == sorted(table["accuracy"], reverse=True)
+    with pytest.raises(xtl.XtlError, match="9 folds need as many facts; sample holds 8"):
+        select.cross_validate([select.Untouched()], sample, folds=9)
+
+
+def test_the_claim_says_which_condition_holds_or_fails():
+    right = ("A", True, -1.0)
+    sample = made([("sw", f"s-sw-{k}", ("u", False, -1.0), "A", cells(NO, right, NO, NO)) for k in range(4)])
+
+    def unseen(source, where=lambda k: k % 3 + 1):  # the right cell: b, c, d in turn (never TargetFirst's a)
+        return made(
+            [
+                (
+                    "sw",
+                    f"u-sw-{k}",
+                    ("u", False, -1.0),
+                    source,
+                    cells(*[right if j == where(k) else NO for j in range(4)]),
+                )
+                for k in range(4)
+            ]
+        )
+
+    agree = [select.SourceAgreement()]
+    ev = select.evaluate(agree, sample, unseen("A"), primary="agrees with the source")
+    assert ev.table.set_index("selector").loc["targetfirst", "accuracy"] == 0 and ev.upper_bound == 1
+    assert ev.claim.startswith("No claim: agrees with the source closes +100% [+100%, +100%] of the targetfirst")
+    assert ev.claim.endswith("but no mismatched-source control was run.")
+    control = (sample, unseen("B"))  # other sources: nothing agrees, the untouched answer stays
+    ev = select.evaluate(agree, sample, unseen("A"), control=control, primary="agrees with the source")
+    assert ev.claim.startswith("agrees with the source closes +100% [+100%, +100%]") and "But copying" not in ev.claim
+    assert "with mismatched sources it closes +0% (matched - control accuracy +1.000 [+1.000, +1.000])" in ev.claim
+    ev = select.evaluate(
+        agree, sample, unseen("A"), control=control, primary="agrees with the source", copy_source=[True] * 4
+    )
+    assert "But copying the source's own answer does as well or better (1.000 against 1.000)" in ev.claim
+    ev = select.evaluate(agree, sample, unseen("A"), control=(sample, unseen("A")), primary="agrees with the source")
+    assert ev.claim.startswith("No claim: agrees with the source closes") and "but its control matches it" in ev.claim
+    ev = select.evaluate(agree, sample, unseen("A", where=lambda k: 0), primary="agrees with the source")
+    assert (
+        ev.claim
+        == "No claim: there is no targetfirst -> upper-bound gap on unseen to close (targetfirst reaches the bound)."
+    )
+    assert select.evaluate(agree, sample, unseen("A")).claim.startswith("No primary selector was declared")

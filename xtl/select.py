@@ -1,0 +1,730 @@
+"""Choosing the cell per instance without labels: the paper's open challenge, measured honestly.
+
+The upper bound counts an instance as solved when *any* (component, source layer, target layer)
+cell solves it; a selector must pick one cell per instance (or keep the untouched answer)
+without the gold. It sees a sweep only through :class:`Unlabelled`, which holds the label-free
+fields (generated texts and tokens, first-token confidence and entropy, the answer's mean
+log-prob, whether the answer changed, its writing system, the untouched source's own answer) and
+raises :class:`LabelError` on verdicts and gold statistics. Selectors that need labels learn
+them in :meth:`Selector.fit`, from the labelled ``sample`` sweep only.
+
+Example:
+    >>> chosen = xtl.select.Confidence().fit(sample).choose(xtl.select.Unlabelled(unseen))
+    >>> chosen.accuracy(unseen)
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+from jaxtyping import Bool, Float, Int
+
+from xtl.errors import InputError, XtlError
+from xtl.metrics import best_source_layer, ratio_interval
+from xtl.results import BASELINE_COLUMNS, LABEL_FREE, SweepResult
+from xtl.scripts import LANGUAGE_SCRIPTS, in_language_script
+from xtl.spec import TransplantSpec
+
+HIDDEN = ("correct", "gold_logprob", "logit_diff", "option_correct", "gold_option")
+# the baseline columns a selector may read: what the untouched passes said, not how they scored
+SHOWN_BASELINE = ("id", "language", "text", "tokens", "option_logprob", *LABEL_FREE)
+SIGNALS = ("top_logprob", "entropy", "mean_logprob")
+
+
+class LabelError(XtlError, AttributeError):
+    """A selector asked an :class:`Unlabelled` view for a verdict or a gold statistic."""
+
+
+class Unlabelled:
+    """What a selector may read of a sweep: everything that does not depend on the gold.
+
+    Attributes:
+        spec: the sweep's spec (components, layers, ``n_layers``).
+        instances: the input index of each row.
+        languages: each instance's language.
+        facts: each instance's fact (its id without the language: one fact asked in several
+            languages is one fact).
+        top_logprob, entropy, mean_logprob: ``float [instance, component, source_layer,
+            target_layer]`` (see :class:`~xtl.SweepResult`).
+        option_logprob: ``float [..., option]``: each option's first-token log-prob (the
+            options are the question's, in its order; which one is the gold is not said).
+        texts_array, tokens_array: ``object [...]``: each cell's generated text and tokens.
+        changed: ``bool [...]``: the answer differs from the untouched one.
+        scripts: ``str [...]``: the writing system of each cell's answer.
+        baseline: per instance the untouched target's ``text``, ``tokens`` and signals, and the
+            untouched source's own answer (``source_text``, ``source_tokens``); no verdicts.
+
+    Reading ``correct``, ``gold_logprob``, ``logit_diff``, ``option_correct`` or ``gold_option``
+    (or the baseline's) raises :class:`LabelError`.
+    """
+
+    def __init__(self, result: SweepResult) -> None:
+        if not isinstance(result, SweepResult):
+            raise InputError(f"Unlabelled views a SweepResult, got {type(result).__name__}")
+        if result.approximate:
+            raise InputError(
+                f"a selector chooses among cells that were run; this result is a {result.spec.method} estimate"
+            )
+        self.spec = result.spec
+        self.instances = list(result.instances)
+        self.languages = list(result.languages)
+        self.facts = [fact_of(i, lang) for i, lang in zip(result.baseline["id"], self.languages)]
+        for name in (*SIGNALS, "option_logprob"):
+            setattr(self, name, getattr(result, name).clone())
+        self.texts_array = result.texts_array.copy()
+        self.tokens_array = result.tokens_array.copy()
+        self.changed = result.changed
+        self.scripts = result.scripts
+        self.baseline = result.baseline[list(SHOWN_BASELINE)].copy()
+
+    def __getattr__(self, name: str) -> Any:
+        if name in HIDDEN or name in set(BASELINE_COLUMNS) - set(SHOWN_BASELINE):
+            raise LabelError(
+                f"a selector cannot read {name!r}: it depends on the gold. Label-free fields: "
+                f"{', '.join(SIGNALS)}, option_logprob, texts_array, tokens_array, changed, scripts, baseline "
+                f"({', '.join(SHOWN_BASELINE)}); learn from labels in fit(sample)"
+            )
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        """``(instance, component, source_layer, target_layer)``."""
+        return tuple(self.tokens_array.shape)  # type: ignore[return-value]
+
+    def cells(self) -> list[tuple[str, int, int]]:
+        """Every cell as ``(component, source_layer, target_layer)``, in flat (``ravel``) order."""
+        return [
+            (c, s, t) for c in self.spec.components for s in self.spec.source_layers for t in self.spec.target_layers
+        ]
+
+
+def fact_of(id_: str, language: str) -> str:
+    """The fact an item asks: its id without its language (``world-facts-fr-sample-3`` ->
+    ``world-facts-sample-3``), so the same fact in several languages is one cluster."""
+    return str(id_).replace(f"-{language}-", "-", 1) if language else str(id_)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A selector's choice per instance.
+
+    Attributes:
+        cell: ``int [instance]``: the chosen cell as a flat index into ``[component, source_layer,
+            target_layer]`` (:meth:`Unlabelled.cells` order), or -1: keep the untouched answer.
+        run: ``float [instance]``: how many cells had to be run to choose (the cost; a full
+            sweep's cell count for a selector that reads every cell).
+    """
+
+    cell: Int[np.ndarray, " instance"]
+    run: Float[np.ndarray, " instance"]
+
+    def verdicts(self, result: SweepResult) -> Bool[np.ndarray, " instance"]:
+        """Whether each chosen answer is right (the untouched verdict where it abstains)."""
+        flat = result.correct.numpy().reshape(len(result.instances), -1)
+        base = result.baseline["correct"].to_numpy(dtype=bool)
+        rows = np.arange(len(self.cell))
+        return np.where(self.cell >= 0, flat[rows, np.maximum(self.cell, 0)], base)
+
+    def accuracy(self, result: SweepResult) -> float:
+        """The fraction of instances whose chosen answer is right."""
+        return float(self.verdicts(result).mean())
+
+
+class Selector:
+    """Chooses one cell per instance from label-free signals.
+
+    Subclasses set :attr:`name` and implement :meth:`choose`; those that learn something
+    (a threshold, the best fixed cells) override :meth:`fit`, which alone sees labels.
+    """
+
+    name: ClassVar[str] = "selector"
+
+    def fit(self, sample: SweepResult) -> Selector:
+        """Learn from the labelled ``sample`` sweep (nothing, by default). Returns ``self``."""
+        return self
+
+    def choose(self, view: Unlabelled) -> Choice:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+def _full(view: Unlabelled, cell: np.ndarray) -> Choice:
+    """A choice made after reading every cell of the sweep."""
+    per_item = float(np.prod(view.shape[1:]))
+    return Choice(np.asarray(cell, dtype=np.int64), np.full(len(cell), per_item))
+
+
+def _flat(view: Unlabelled, array: torch.Tensor | np.ndarray) -> np.ndarray:
+    """``[instance, cell]`` in :meth:`Unlabelled.cells` order."""
+    data = array.numpy() if isinstance(array, torch.Tensor) else array
+    return data.reshape(len(view.instances), -1)
+
+
+class Untouched(Selector):
+    """Always keep the untouched answer (the floor every selector is measured against)."""
+
+    name = "untouched"
+
+    def choose(self, view: Unlabelled) -> Choice:
+        n = len(view.instances)
+        return Choice(np.full(n, -1, dtype=np.int64), np.zeros(n))
+
+
+class Fixed(Selector):
+    """One cell for every instance (the paper's default, or any ``TransplantSpec``)."""
+
+    def __init__(self, spec: TransplantSpec, name: str = "fixed") -> None:
+        self.spec, self.name = spec, name  # type: ignore[misc]
+
+    def choose(self, view: Unlabelled) -> Choice:
+        at = _cell_index(view, self.spec)
+        return Choice(np.full(len(view.instances), at, dtype=np.int64), np.ones(len(view.instances)))
+
+    def __repr__(self) -> str:
+        return f"{self.name} ({self.spec.component} {self.spec.source_layer}->{self.spec.target_layer})"
+
+
+def _cell_index(view: Unlabelled | SweepResult, spec: TransplantSpec) -> int:
+    resolved = spec.resolve(view.spec.n_layers)
+    for k, cell in enumerate(Unlabelled.cells(view)):  # type: ignore[arg-type]
+        if cell == (resolved.component, resolved.source_layer, resolved.target_layer):
+            return k
+    raise InputError(
+        f"no cell ({resolved.component!r}, {resolved.source_layer}, {resolved.target_layer}) in this sweep; "
+        f"components {list(view.spec.components)}, source layers {list(view.spec.source_layers)}, "
+        f"target layers {list(view.spec.target_layers)}"
+    )
+
+
+class TargetFirst(Selector):
+    """The paper's TargetFirst: target layer 0 of ``component``, the source layer with the best
+    ``sample`` accuracy per language (chosen in :meth:`fit`)."""
+
+    name = "targetfirst"
+
+    def __init__(self, component: str = "attn") -> None:
+        self.component = component
+        self.layers: dict[str, int] = {}
+
+    def fit(self, sample: SweepResult) -> TargetFirst:
+        self.layers = {
+            lang: best_source_layer(sample, lang, self.component, 0) for lang in dict.fromkeys(sample.languages)
+        }
+        return self
+
+    def choose(self, view: Unlabelled) -> Choice:
+        missing = sorted(set(view.languages) - set(self.layers))
+        if missing:
+            raise InputError(f"TargetFirst was fitted on {sorted(self.layers)}, not on {missing}: fit it first")
+        cells = [_cell_index(view, TransplantSpec(self.layers[lang], 0, self.component)) for lang in view.languages]
+        return Choice(np.array(cells, dtype=np.int64), np.ones(len(cells)))
+
+
+class BestFixed(Selector):
+    """The single cell with the best pooled ``sample`` accuracy (ties: higher mean gold log-prob)."""
+
+    name = "best fixed cell"
+
+    def __init__(self) -> None:
+        self.cell: tuple[str, int, int] | None = None
+
+    def fit(self, sample: SweepResult) -> BestFixed:
+        self.cell = best_cells(sample, 1)[0]
+        return self
+
+    def choose(self, view: Unlabelled) -> Choice:
+        if self.cell is None:
+            raise InputError("BestFixed chooses the cell it found in fit(sample): fit it first")
+        at = Unlabelled.cells(view).index(self.cell)
+        return Choice(np.full(len(view.instances), at, dtype=np.int64), np.ones(len(view.instances)))
+
+
+def best_cells(sample: SweepResult, k: int) -> list[tuple[str, int, int]]:
+    """The ``k`` cells with the highest pooled accuracy on a labelled sweep (ties: the higher mean
+    gold log-prob, then the earlier cell)."""
+    acc = sample.correct.float().mean(0).flatten().numpy()
+    lp = np.nan_to_num(sample.gold_logprob.mean(0).flatten().numpy(), nan=-np.inf)
+    order = sorted(range(len(acc)), key=lambda i: (-acc[i], -lp[i], i))
+    cells = Unlabelled.cells(sample)  # type: ignore[arg-type]
+    return [cells[i] for i in order[:k]]
+
+
+class RandomCell(Selector):
+    """A cell drawn uniformly per instance (seeded): what choosing blindly gives."""
+
+    name = "random cell"
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+
+    def choose(self, view: Unlabelled) -> Choice:
+        n, cells = len(view.instances), int(np.prod(view.shape[1:]))
+        return Choice(np.random.default_rng(self.seed).integers(0, cells, n), np.ones(n))
+
+
+def answer_key(text: str | None) -> str:
+    """What counts as the same answer when cells vote: the first line, case-folded, without the
+    spaces and punctuation around it."""
+    first = (text or "").strip().split("\n", 1)[0]
+    return first.strip(" \t.,;:!?\"'()[]«»“”。、，：").casefold()
+
+
+class Confidence(Selector):
+    """The cell whose answer the model is most sure of, relative to the untouched answer.
+
+    Each cell's ``signal`` (default ``mean_logprob``) minus the untouched target's, standardised
+    per cell with the mean and spread :meth:`fit` measured on ``sample`` (label-free statistics),
+    so cells that always look confident do not always win. With ``language_filter`` a cell whose
+    answer is not in the target language's script is passed over (a transplant that makes the
+    model answer in English is not an answer in Swahili). With ``abstain`` the untouched answer
+    is kept unless the best score clears a threshold, chosen in :meth:`fit` as the one with the
+    best ``sample`` accuracy.
+    """
+
+    name = "confidence"
+
+    def __init__(self, signal: str = "mean_logprob", language_filter: bool = True, abstain: bool = True) -> None:
+        if signal not in SIGNALS:
+            raise InputError(f"unknown signal {signal!r}; valid: {list(SIGNALS)}")
+        self.signal, self.language_filter, self.abstain = signal, language_filter, abstain
+        variants = [
+            signal,
+            *(["never abstains"] if not abstain else []),
+            *(["any script"] if not language_filter else []),
+        ]
+        self.name = f"confidence ({', '.join(variants)})"  # type: ignore[misc]
+        self.centre: np.ndarray | None = None
+        self.spread: np.ndarray | None = None
+        self.threshold = -np.inf
+
+    def _scores(self, view: Unlabelled) -> np.ndarray:
+        assert self.centre is not None and self.spread is not None
+        sign = -1.0 if self.signal == "entropy" else 1.0  # low entropy is confidence
+        values = sign * _flat(view, getattr(view, self.signal))
+        base = sign * view.baseline[self.signal].to_numpy(dtype=float)[:, None]
+        scores = (values - base - self.centre) / self.spread
+        if self.language_filter:
+            scores = np.where(_in_script(view), scores, -np.inf)
+        return np.nan_to_num(scores, nan=-np.inf)
+
+    def fit(self, sample: SweepResult) -> Confidence:
+        view = Unlabelled(sample)
+        sign = -1.0 if self.signal == "entropy" else 1.0
+        values = sign * _flat(view, getattr(view, self.signal))
+        relative = values - sign * view.baseline[self.signal].to_numpy(dtype=float)[:, None]
+        self.centre = np.nanmean(relative, 0)
+        self.spread = np.where(np.nanstd(relative, 0) > 0, np.nanstd(relative, 0), 1.0)
+        if self.abstain:
+            scores = self._scores(view)
+            best = scores.max(1)
+            picked = Choice(scores.argmax(1), np.zeros(len(best)))
+            right = picked.verdicts(sample)
+            untouched = sample.baseline["correct"].to_numpy(dtype=bool)
+            candidates = np.unique(best[np.isfinite(best)])
+            accuracy = [np.where(best >= c, right, untouched).mean() for c in candidates]
+            self.threshold = float(candidates[int(np.argmax(accuracy))]) if len(candidates) else np.inf
+        return self
+
+    def choose(self, view: Unlabelled) -> Choice:
+        if self.centre is None:
+            raise InputError("Confidence standardises by the sample's statistics: fit(sample) first")
+        scores = self._scores(view)
+        best = scores.max(1)
+        cell = np.where(np.isfinite(best) & (best >= self.threshold), scores.argmax(1), -1)
+        return _full(view, cell)
+
+
+def _in_script(view: Unlabelled) -> np.ndarray:
+    """``bool [instance, cell]``: the answer is in the instance's language's script (True for a
+    language whose script xtl does not know)."""
+    flat = view.texts_array.reshape(len(view.instances), -1)
+    out = np.ones(flat.shape, dtype=bool)
+    for i, lang in enumerate(view.languages):
+        if lang in LANGUAGE_SCRIPTS:
+            out[i] = [in_language_script(text, lang) for text in flat[i]]
+    return out
+
+
+class Vote(Selector):
+    """The answer most cells agree on, among the cells whose answer changed (or among the ``k``
+    best fixed cells of ``sample`` when ``k`` is given); the untouched answer when no cell changed
+    it. Ties go to the answer whose first cell comes first."""
+
+    name = "vote"
+
+    def __init__(self, k: int | None = None) -> None:
+        self.k = k
+        self.cells: list[tuple[str, int, int]] | None = None
+        if k is not None:
+            self.name = f"vote of the {k} best cells"  # type: ignore[misc]
+
+    def fit(self, sample: SweepResult) -> Vote:
+        if self.k is not None:
+            self.cells = best_cells(sample, self.k)
+        return self
+
+    def choose(self, view: Unlabelled) -> Choice:
+        all_cells = view.cells()
+        if self.k is not None:
+            if self.cells is None:
+                raise InputError("a vote of the k best cells takes them from fit(sample): fit it first")
+            voters = np.array([all_cells.index(c) for c in self.cells])
+            allowed = np.zeros((len(view.instances), len(all_cells)), dtype=bool)
+            allowed[:, voters] = True
+            cost = float(len(voters))
+        else:
+            allowed = _flat(view, view.changed)
+            cost = float(len(all_cells))
+        texts = view.texts_array.reshape(len(view.instances), -1)
+        chosen = np.full(len(view.instances), -1, dtype=np.int64)
+        for i in range(len(view.instances)):
+            votes = [int(j) for j in np.flatnonzero(allowed[i])]
+            if not votes:
+                continue
+            counts = Counter(answer_key(texts[i, j]) for j in votes)
+            top = max(counts.values())
+            chosen[i] = next(j for j in votes if counts[answer_key(texts[i, j])] == top)
+        return Choice(chosen, np.full(len(chosen), cost))
+
+
+class SourceAgreement(Selector):
+    """A cell whose answer is the untouched source's own answer (:func:`answer_key`-equal); the
+    untouched answer when none is. Meaningful where both sides answer in the same words
+    (names, numbers, option letters); compare it with copying the source's answer outright,
+    which :func:`evaluate` reports beside it, so that translating is not sold as transplanting."""
+
+    name = "agrees with the source"
+
+    def choose(self, view: Unlabelled) -> Choice:
+        texts = view.texts_array.reshape(len(view.instances), -1)
+        chosen = np.full(len(view.instances), -1, dtype=np.int64)
+        for i, source in enumerate(view.baseline["source_text"]):
+            if source is None:
+                raise InputError("this sweep holds no source answers (written before xtl recorded them): run it again")
+            same = [j for j in range(texts.shape[1]) if answer_key(texts[i, j]) == answer_key(source)]
+            if same and answer_key(source):
+                chosen[i] = same[0]
+        return _full(view, chosen)
+
+
+def cross_validate(selectors: Sequence[Selector], sample: SweepResult, folds: int = 4, seed: int = 0) -> pd.DataFrame:
+    """Each selector's accuracy on ``sample`` alone, by cross-validation over facts: the facts are
+    dealt into ``folds`` groups; each group is chosen on by a copy of the selector fitted on the
+    others. The way to declare a primary selector before looking at ``unseen``.
+
+    Returns:
+        ``selector, accuracy, untouched`` (pooled over the folds), best first.
+
+    Example:
+        >>> table = xtl.select.cross_validate([Confidence(), Vote(k=3)], sample)
+        >>> primary = table.iloc[0]["selector"]
+    """
+    if folds < 2:
+        raise InputError(f"folds must be at least 2, got {folds!r}")
+    facts = Unlabelled(sample).facts
+    keys = list(dict.fromkeys(facts))
+    if len(keys) < folds:
+        raise InputError(f"{folds} folds need as many facts; sample holds {len(keys)}")
+    order = np.random.default_rng(seed).permutation(len(keys))
+    fold_of = {keys[k]: n % folds for n, k in enumerate(order)}
+    group = np.array([fold_of[f] for f in facts])
+    rows = []
+    for selector in selectors:
+        right = np.zeros(len(facts), dtype=bool)
+        for fold in range(folds):
+            held = sample.take(group == fold)
+            chosen = copy.deepcopy(selector).fit(sample.take(group != fold)).choose(Unlabelled(held))
+            right[group == fold] = chosen.verdicts(held)
+        rows.append({"selector": str(selector), "accuracy": float(right.mean())})
+    untouched = float(sample.baseline["correct"].to_numpy(dtype=bool).mean())
+    table = pd.DataFrame(rows).assign(untouched=untouched)
+    return table.sort_values("accuracy", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def check_label_free(selector: Selector, sample: SweepResult, unseen: SweepResult, seed: int = 0) -> Choice:
+    """Fit ``selector`` on ``sample`` and let it choose on ``unseen``, then choose again with
+    ``unseen``'s verdicts and gold statistics permuted across instances, **in place** (restored
+    before returning): a selector that reads only its :class:`Unlabelled` view chooses the same;
+    one that reaches the labels another way (a reference to the result, a closure) does not.
+
+    Returns:
+        The choice on ``unseen``.
+
+    Raises:
+        LabelError: the choices changed with the golds.
+    """
+    chosen = selector.fit(sample).choose(Unlabelled(unseen))
+    n = len(unseen.instances)
+    order = np.random.default_rng(seed).permutation(n)
+    while n > 1 and (order == np.arange(n)).all():
+        order = np.random.default_rng(seed := seed + 1).permutation(n)
+    tensors = [unseen.correct, unseen.gold_logprob, unseen.logit_diff]
+    saved = [t.clone() for t in tensors]
+    columns = ["correct", "gold_logprob", "logit_diff", "gold_option"]
+    frame = unseen.baseline[columns].copy()
+    try:
+        for tensor, old in zip(tensors, saved):
+            tensor.copy_(old[torch.from_numpy(order)])
+        for column in columns:
+            unseen.baseline[column] = frame[column].to_numpy()[order]
+        again = selector.fit(sample).choose(Unlabelled(unseen))
+    finally:
+        for tensor, old in zip(tensors, saved):
+            tensor.copy_(old)
+        for column in columns:
+            unseen.baseline[column] = frame[column].to_numpy()
+    if not np.array_equal(chosen.cell, again.cell):
+        moved = int((chosen.cell != again.cell).sum())
+        raise LabelError(
+            f"selector {str(selector)!r} chose other cells for {moved} of {n} instances when only their golds were "
+            f"permuted: it reads the labels"
+        )
+    return chosen
+
+
+@dataclass
+class Evaluation:
+    """What :func:`evaluate` found.
+
+    Attributes:
+        table: one row per selector, baselines first: ``selector, accuracy, gap_closed, gap_low,
+            gap_high`` (the fraction of the floor -> upper-bound gap closed on ``unseen``, with
+            its fact-clustered bootstrap interval), ``fixes, harms`` (instances made right /
+            wrong against untouched), ``cells_per_item``; with a control also
+            ``control_accuracy, control_gap_closed, control_low, control_high, difference,
+            difference_low, difference_high`` (matched minus control accuracy).
+        choices: each selector's :class:`Choice` on ``unseen``.
+        control_choices: the same on the control's ``unseen`` (empty without a control).
+        floor: the setting the gap starts from (``"targetfirst"``, or ``"untouched"`` when the
+            sweep has no target layer 0).
+        upper_bound: the fraction of ``unseen`` instances some cell solves.
+        instances, facts: how many of each ``unseen`` holds.
+        primary: the selector declared before looking at ``unseen`` (or None).
+        claim: one sentence: the primary's gap closed, or which condition for a claim failed.
+    """
+
+    table: pd.DataFrame
+    choices: dict[str, Choice]
+    control_choices: dict[str, Choice]
+    floor: str
+    upper_bound: float
+    instances: int
+    facts: int
+    primary: str | None
+    claim: str
+
+    def __str__(self) -> str:
+        return f"{self.table.round(3).to_string(index=False)}\n\n{self.claim}"
+
+    def _repr_html_(self) -> str:
+        import html
+
+        return self.table.round(3).to_html(index=False) + f"<p>{html.escape(self.claim)}</p>"
+
+
+def evaluate(
+    selectors: Sequence[Selector],
+    sample: SweepResult,
+    unseen: SweepResult,
+    *,
+    default: TransplantSpec | None = None,
+    control: tuple[SweepResult, SweepResult] | None = None,
+    primary: str | None = None,
+    copy_source: Sequence[bool] | np.ndarray | None = None,
+    confidence: float = 0.95,
+    n_resamples: int = 10_000,
+    seed: int = 0,
+) -> Evaluation:
+    """Fit every selector on ``sample``, let it choose on ``unseen`` once, and score the choices.
+
+    Beside the selectors, the baselines: untouched, the paper's ``default`` cell (when given and
+    swept), TargetFirst (target layer 0 of the default's component, source layer per language
+    from ``sample``), the best fixed cell of ``sample``, a random cell, and copying the source's
+    own answer (``copy_source``: its verdicts on ``unseen``, e.g. ``task.score(source_text,
+    item)``). Intervals resample whole facts (:func:`~xtl.metrics.ratio_interval`, one fact asked in
+    several languages is one cluster) ``n_resamples`` times. A claim that the ``primary`` selector
+    closes part of the gap is made only when its interval excludes 0 and its matched - control
+    accuracy interval does too (the control: the same pipeline on mismatched-source sweeps, fitted
+    on the control's sample).
+
+    Args:
+        selectors: the selectors to compare (fitted here).
+        sample: the labelled sweep that selectors learn from.
+        unseen: the sweep they are measured on; no fact may be in both.
+        default: the paper's setting for the task (``task.default``).
+        control: ``(sample, unseen)`` sweeps of the same items with mismatched sources.
+        primary: the name of the selector declared before looking at ``unseen``.
+        copy_source: copying the source's answer: one verdict per ``unseen`` instance.
+        confidence, n_resamples, seed: the bootstrap's.
+
+    Raises:
+        InputError: sweeps of different cells, a fact on both sides, a control of other items,
+            a ``primary`` that is not among the selectors, a ``copy_source`` of another length.
+    """
+    _check_pair(sample, unseen, "unseen")
+    shared = sorted(set(Unlabelled(sample).facts) & set(Unlabelled(unseen).facts))
+    if shared:
+        raise InputError(
+            f"{len(shared)} facts are in both sample and unseen (e.g. {shared[:3]}): a selector would be "
+            f"measured on what it learned from; split by fact"
+        )
+    if control is not None:
+        for matched, other, name in ((sample, control[0], "control sample"), (unseen, control[1], "control unseen")):
+            _check_pair(matched, other, name)
+            if list(matched.baseline["id"]) != list(other.baseline["id"]):
+                raise InputError(f"the {name} sweep must hold the same items in the same order, with other sources")
+    names = [str(sel) for sel in selectors]
+    if primary is not None and primary not in names:
+        raise InputError(f"primary {primary!r} is not one of the selectors: {names}")
+    component = default.component if default is not None else sample.spec.components[0]
+    baselines: list[Selector] = [Untouched()]
+    if default is not None and _has_cell(sample, default):
+        baselines.append(Fixed(default, "paper default"))
+    has_tf = 0 in sample.spec.target_layers and component in sample.spec.components
+    if has_tf:
+        baselines.append(TargetFirst(component))
+    baselines += [BestFixed(), RandomCell(seed)]
+    everyone = baselines + list(selectors)
+    choices = {str(sel): sel.fit(sample).choose(Unlabelled(unseen)) for sel in everyone}
+    control_choices = (
+        {str(sel): copy.deepcopy(sel).fit(control[0]).choose(Unlabelled(control[1])) for sel in everyone}
+        if control is not None
+        else {}
+    )
+    facts = Unlabelled(unseen).facts
+    solved = unseen.correct.numpy().reshape(len(unseen.instances), -1).any(1)
+    floor_name = "targetfirst" if has_tf else "untouched"
+    floor = choices[floor_name].verdicts(unseen)
+    rows = []
+    verdicts = {name: choice.verdicts(unseen) for name, choice in choices.items()}
+    if copy_source is not None:
+        copied = np.asarray(copy_source, dtype=bool)
+        if copied.shape != (len(unseen.instances),):
+            raise InputError(
+                f"copy_source needs one verdict per unseen instance ({len(unseen.instances)}), got {copied.shape}"
+            )
+        verdicts = {
+            **dict(list(verdicts.items())[: len(baselines)]),
+            "copy the source": copied,
+            **dict(list(verdicts.items())[len(baselines) :]),
+        }
+    base = unseen.baseline["correct"].to_numpy(dtype=bool)
+    for name, right in verdicts.items():
+        gap = ratio_interval(
+            right.astype(float) - floor, solved.astype(float) - floor, facts, confidence, n_resamples, seed
+        )
+        row = {
+            "selector": name,
+            "accuracy": float(right.mean()),
+            "gap_closed": gap[0],
+            "gap_low": gap[1],
+            "gap_high": gap[2],
+            "fixes": int((right & ~base).sum()),
+            "harms": int((~right & base).sum()),
+            "cells_per_item": float(choices[name].run.mean()) if name in choices else 0.0,
+        }
+        if control is not None and name in control_choices:
+            theirs = control_choices[name].verdicts(control[1])
+            their_floor = control_choices[floor_name].verdicts(control[1])
+            their_solved = control[1].correct.numpy().reshape(len(unseen.instances), -1).any(1)
+            their_gap = ratio_interval(
+                theirs.astype(float) - their_floor,
+                their_solved.astype(float) - their_floor,
+                facts,
+                confidence,
+                n_resamples,
+                seed,
+            )
+            diff = ratio_interval(
+                right.astype(float) - theirs, np.ones(len(right)), facts, confidence, n_resamples, seed
+            )
+            row |= {
+                "control_accuracy": float(theirs.mean()),
+                "control_gap_closed": their_gap[0],
+                "control_low": their_gap[1],
+                "control_high": their_gap[2],
+                "difference": diff[0],
+                "difference_low": diff[1],
+                "difference_high": diff[2],
+            }
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    return Evaluation(
+        table=table,
+        choices=choices,
+        control_choices=control_choices,
+        floor=floor_name,
+        upper_bound=float(solved.mean()),
+        instances=len(unseen.instances),
+        facts=len(set(facts)),
+        primary=primary,
+        claim=_claim(
+            table, primary, floor_name, control is not None, len(unseen.instances), len(set(facts)), confidence
+        ),
+    )
+
+
+def _claim(
+    table: pd.DataFrame, primary: str | None, floor: str, controlled: bool, n: int, facts: int, confidence: float
+) -> str:
+    """The sentence :attr:`Evaluation.claim` holds."""
+    if primary is None:
+        return "No primary selector was declared before looking at unseen: no claim is made."
+    row = table.set_index("selector").loc[primary]
+    if np.isnan(row["gap_closed"]):
+        return f"No claim: there is no {floor} -> upper-bound gap on unseen to close ({floor} reaches the bound)."
+    level = f"{confidence:.0%}"
+    gap = f"{row['gap_closed']:+.0%} [{row['gap_low']:+.0%}, {row['gap_high']:+.0%}]"
+    where = f"on unseen ({n} items, {facts} facts; {level} intervals resample facts)"
+    said = f"{primary} closes {gap} of the {floor} -> upper-bound gap {where}"
+    if not row["gap_low"] > 0:
+        return f"No claim: {said}; the interval does not exclude 0."
+    if not controlled:
+        return f"No claim: {said}, but no mismatched-source control was run."
+    diff = f"{row['difference']:+.3f} [{row['difference_low']:+.3f}, {row['difference_high']:+.3f}]"
+    theirs = f"{row['control_gap_closed']:+.0%}"
+    if not row["difference_low"] > 0:
+        return f"No claim: {said}, but its control matches it (it closes {theirs}; matched - control accuracy {diff})."
+    claim = f"{said}; with mismatched sources it closes {theirs} (matched - control accuracy {diff})."
+    rows = table.set_index("selector")
+    if "copy the source" in rows.index and rows.loc["copy the source", "accuracy"] >= row["accuracy"]:
+        copied = rows.loc["copy the source", "accuracy"]
+        claim += (
+            f" But copying the source's own answer does as well or better ({copied:.3f} against "
+            f"{row['accuracy']:.3f}): here the source side says the answer in the target's words, and no "
+            "transplant is needed."
+        )
+    return claim
+
+
+def _has_cell(result: SweepResult, spec: TransplantSpec) -> bool:
+    try:
+        _cell_index(result, spec)
+    except InputError:
+        return False
+    return True
+
+
+def _check_pair(a: SweepResult, b: SweepResult, name: str) -> None:
+    for result in (a, b):
+        if not isinstance(result, SweepResult):
+            raise InputError(f"evaluate compares SweepResults, got {type(result).__name__}")
+    if (a.spec.components, a.spec.source_layers, a.spec.target_layers) != (
+        b.spec.components,
+        b.spec.source_layers,
+        b.spec.target_layers,
+    ):
+        raise InputError(
+            f"the {name} sweep must cover the same cells as the sample: components {list(a.spec.components)} vs "
+            f"{list(b.spec.components)}, source layers {list(a.spec.source_layers)} vs {list(b.spec.source_layers)}, "
+            f"target layers {list(a.spec.target_layers)} vs {list(b.spec.target_layers)}"
+        )
