@@ -258,6 +258,11 @@ def test_approximate_sweep_and_lens_commands(tmp_path, capsys):
         ),
         (["report", "{tmp}/missing", "--out", "{tmp}/r"], "is not a sweep run"),
         (
+            ["select", "--model", "toy", "--task", "toy-generation", "--layer-step", "0", "--out", "{tmp}/s"],
+            "--layer-step must be",
+        ),
+        (["select", "--model", "toy", "--task", "toy-culture", "--languages", "xx", "--out", "{tmp}/s"], "xx"),
+        (
             ["sweep", "--model", "toy", "--task", "toy-culture", "--rule", "paper", "--out", "x"],
             "task 'toy-culture' has no scoring rule 'paper'; valid: ['lenient']",
         ),
@@ -454,3 +459,37 @@ def test_plotlyjs_option_takes_a_mode_or_a_relative_js_path(tmp_path, capsys):
     args = ["report", str(run), "--out", str(tmp_path / "r"), "--no-png", "--plotlyjs", "../plotly.min.js"]
     assert cli.main(args) == 0
     assert '<script src="../plotly.min.js"></script>' in (tmp_path / "r" / "report.html").read_text()
+
+
+@pytest.mark.slow
+def test_select_command_declares_a_primary_on_sample_and_scores_unseen(tmp_path, capsys):
+    """`xtl select`: four resumable runs and a report whose table is evaluate() on those runs."""
+    from xtl import select
+
+    out = tmp_path / "sel"
+    args = ["select", "--model", "toy", "--task", "toy-generation", "--languages", "fr,sw", "--limit", "8"]
+    args += ["--max-new-tokens", "3", "--out", str(out), "--quiet"]
+    assert cli.main(args) == 0
+    printed = capsys.readouterr().out
+    assert "Primary (declared from `sample`): **" in printed and "copy the source" in printed
+    runs = {
+        name: xtl.SweepResult.load(out / "runs" / name)
+        for name in ("sample", "unseen", "sample-control", "unseen-control")
+    }
+    assert all(r.complete and len(r.instances) == 16 for r in runs.values())
+    assert runs["unseen"].spec.ids == runs["unseen-control"].spec.ids
+    assert runs["unseen"].spec.prompt_hashes != runs["unseen-control"].spec.prompt_hashes  # other sources
+    primary = re.search(r"Primary \(declared from `sample`\): \*\*(.+?)\*\*", printed).group(1)
+    assert primary == str(select.cross_validate(select.candidates(), runs["sample"]).iloc[0]["selector"])
+    again = select.evaluate(
+        select.candidates(),
+        runs["sample"],
+        runs["unseen"],
+        default=xtl.tasks.get("toy-generation").default,
+        control=(runs["sample-control"], runs["unseen-control"]),
+        primary=primary,
+    )
+    assert again.claim.split(". But")[0] in (out / "report.md").read_text()
+    for row in again.table.to_dict("records"):
+        assert f"| {row['selector']} | {row['accuracy']:.3f} |" in printed
+    assert cli.main(args) == 0  # a second run reads the saved runs

@@ -259,6 +259,38 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _select(args: argparse.Namespace) -> int:
+    import xtl
+    from xtl.components import check_names, positive_int
+    from xtl.results import check_output_dir
+    from xtl.study import layer_subset
+
+    if args.limit is not None:
+        positive_int(args.limit, "--limit")
+    step = positive_int(args.layer_step, "--layer-step")
+    max_new_tokens = positive_int(args.max_new_tokens, "--max-new-tokens")
+    check_names(_csv(args.components))
+    check_output_dir(args.out)  # before the model loads
+    task = xtl.tasks.get(args.task, **({"data": args.data} if args.data else {}))
+    languages = [task.canonical(lang) for lang in _csv(args.languages)] if args.languages else None
+    model = _load(args.model, args.dtype)
+    layers = None if step == 1 else layer_subset(model.cfg.n_layers, step)
+    found = xtl.select.compare(
+        model,
+        task,
+        languages=languages,
+        limit=args.limit,
+        max_new_tokens=max_new_tokens,
+        components=_csv(args.components),
+        layers=layers,
+        out=args.out,
+        progress=not args.quiet,
+    )
+    print(found.to_markdown())
+    print(f"xtl select: report and runs in {args.out}")
+    return 0
+
+
 def _top_cells(result, shown: int = 10):
     """The cells with the largest mean gold log-prob change (what an approximate sweep is read for)."""
     import pandas as pd
@@ -530,6 +562,30 @@ def parser() -> argparse.ArgumentParser:
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
     sweep.add_argument("--threads", type=_threads, default=argparse.SUPPRESS, help=THREADS_HELP)
     sweep.set_defaults(func=_sweep)
+
+    chooser = sub.add_parser(
+        "select",
+        help="label-free selectors of a cell per item, measured on unseen items against a control",
+        description="Sweep a task's sample and unseen items, and both with mismatched sources (the "
+        "control); declare the primary label-free selector by cross-validation on sample; score every "
+        "selector once on unseen (gap closed between TargetFirst and the upper bound, with intervals that "
+        "resample facts), beside copying the source's own answer. Runs resume.",
+    )
+    chooser.add_argument("--model", required=True, help="'toy', a TransformerLens hub name or a local checkpoint dir")
+    chooser.add_argument("--task", required=True, help="a registered task: " + ", ".join(TASK_NAMES))
+    chooser.add_argument("--data", help="the task's data directory (the paper's tasks), or 'hub'")
+    chooser.add_argument("--languages", help="comma-separated (default: the task's)")
+    chooser.add_argument("--limit", type=int, help="only the first N items per language and split")
+    chooser.add_argument("--components", default="attn,mlp", help="comma-separated (default: %(default)s)")
+    chooser.add_argument(
+        "--layer-step", type=int, default=1, help="sweep every Nth layer and the last (default: %(default)s, all)"
+    )
+    chooser.add_argument("--max-new-tokens", type=int, default=20, help="greedy tokens per answer (default: 20)")
+    chooser.add_argument("--dtype", default="float32", choices=DTYPES, help="model dtype (default: %(default)s)")
+    chooser.add_argument("--out", required=True, help="output folder: runs/ and report.md")
+    chooser.add_argument("--quiet", action="store_true", help="no progress bars")
+    chooser.add_argument("--threads", type=_threads, default=argparse.SUPPRESS, help=THREADS_HELP)
+    chooser.set_defaults(func=_select)
 
     report = sub.add_parser("report", help="figures and report.md from sweep run directories")
     report.add_argument("runs", nargs="+", metavar="RUN", help="run directories written by `xtl sweep`")

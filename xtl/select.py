@@ -525,6 +525,31 @@ class Evaluation:
     def __str__(self) -> str:
         return f"{self.table.round(3).to_string(index=False)}\n\n{self.claim}"
 
+    def to_markdown(self) -> str:
+        """The table as Markdown (gap closed and matched - control with their intervals), then the claim."""
+        columns = ["selector", "accuracy", "gap closed [CI]", "fixes", "harms", "cells/item"]
+        controlled = "difference" in self.table
+        if controlled:
+            columns += ["control gap closed", "matched - control [CI]"]
+        lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        for r in self.table.to_dict("records"):
+            gap = (
+                "n/a (no gap)"
+                if np.isnan(r["gap_closed"])
+                else f"{r['gap_closed']:+.2f} [{r['gap_low']:+.2f}, {r['gap_high']:+.2f}]"
+            )
+            cells = [r["selector"], f"{r['accuracy']:.3f}", gap, str(r["fixes"]), str(r["harms"])]
+            cells.append(f"{r['cells_per_item']:.0f}")
+            if controlled:
+                if np.isnan(r.get("difference", np.nan)):  # copying the source has no control
+                    cells += ["", ""]
+                else:
+                    theirs = r["control_gap_closed"]
+                    cells.append("n/a" if np.isnan(theirs) else f"{theirs:+.2f}")
+                    cells.append(f"{r['difference']:+.3f} [{r['difference_low']:+.3f}, {r['difference_high']:+.3f}]")
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines) + f"\n\n{self.claim}\n"
+
     def _repr_html_(self) -> str:
         import html
 
@@ -728,3 +753,117 @@ def _check_pair(a: SweepResult, b: SweepResult, name: str) -> None:
             f"{list(b.spec.components)}, source layers {list(a.spec.source_layers)} vs {list(b.spec.source_layers)}, "
             f"target layers {list(a.spec.target_layers)} vs {list(b.spec.target_layers)}"
         )
+
+
+def candidates() -> list[Selector]:
+    """The label-free selectors :func:`compare` declares its primary among (by :func:`cross_validate`)."""
+    return [
+        Confidence(),
+        Confidence(abstain=False),
+        Confidence("top_logprob"),
+        Confidence("entropy"),
+        Vote(),
+        Vote(k=3),
+        Vote(k=5),
+        SourceAgreement(),
+    ]
+
+
+@dataclass
+class Comparison:
+    """What :func:`compare` found: ``cross_validation`` (on ``sample``), the declared ``primary``,
+    the ``evaluation`` on ``unseen`` and the four ``sweeps`` (``sample``, ``unseen`` and their
+    ``... control``)."""
+
+    cross_validation: pd.DataFrame
+    primary: str
+    evaluation: Evaluation
+    sweeps: dict[str, SweepResult]
+
+    def to_markdown(self) -> str:
+        cv = "\n".join(f"- {r['selector']}: {r['accuracy']:.3f}" for r in self.cross_validation.to_dict("records"))
+        ev = self.evaluation
+        return (
+            f"Cross-validated on `sample` (over facts; label-free selectors):\n\n{cv}\n\n"
+            f"Primary (declared from `sample`): **{self.primary}**. On `unseen` ({ev.instances} items, "
+            f"{ev.facts} facts): upper bound {ev.upper_bound:.3f}, gap measured from {ev.floor}.\n\n" + ev.to_markdown()
+        )
+
+
+def compare(
+    model: Any,
+    task: Any,
+    languages: Sequence[str] | None = None,
+    limit: int | None = None,
+    max_new_tokens: int = 20,
+    components: Sequence[str] = ("attn", "mlp"),
+    layers: Sequence[int] | None = None,
+    selectors: Sequence[Selector] | None = None,
+    out: str | None = None,
+    folds: int = 4,
+    progress: bool = True,
+) -> Comparison:
+    """The whole selection study of a task: sweep ``sample`` and ``unseen`` (every cell of
+    ``components`` x ``layers``) and both again with mismatched sources (each item's source from
+    another item of its language, :func:`xtl.study.mismatched`), declare the primary selector by
+    :func:`cross_validate` on ``sample``, then :func:`evaluate` every selector once on ``unseen``,
+    with copying the source's own answer beside them.
+
+    Args:
+        model: a loaded model.
+        task: a task (:func:`xtl.tasks.get`).
+        languages: default the task's.
+        limit: the first ``limit`` items per language and split.
+        max_new_tokens: greedy tokens per answer.
+        components, layers: the cells (``layers``: source and target layers; default all).
+        selectors: default :func:`candidates`.
+        out: a folder for the four resumable run directories (``runs/``) and ``report.md``.
+        folds: cross-validation folds over facts.
+        progress: progress bars.
+
+    Example:
+        >>> found = xtl.select.compare(xtl.toy.load_toy_model(), xtl.tasks.get("toy-generation"), limit=8)
+        >>> print(found.evaluation.claim)
+    """
+    from pathlib import Path
+
+    from xtl.study import mismatched
+    from xtl.sweeping import sweep
+
+    languages = [task.canonical(lang) for lang in languages] if languages else list(task.languages)
+    stride = len(getattr(task, "relations", ())) or 1  # a control source asks the same relation
+    runs = None if out is None else Path(out) / "runs"
+    sweeps, items = {}, {}
+    for split in ("sample", "unseen"):
+        pools = {lang: task.items(lang, split=split) for lang in languages}
+        items[split] = [item for lang in languages for item in pools[lang][:limit]]
+        shifted = [item for lang in languages for item in mismatched(pools[lang], stride)[:limit]]
+        for label, pairs in ((split, items[split]), (f"{split} control", shifted)):
+            sweeps[label] = sweep(
+                model,
+                pairs,
+                components=list(components),
+                source_layers=layers,
+                target_layers=layers,
+                max_new_tokens=max_new_tokens,
+                scorer=task.scorer,
+                out=None if runs is None else runs / label.replace(" ", "-"),
+                progress=progress,
+            )
+    chosen = list(selectors) if selectors is not None else candidates()
+    cv = cross_validate(chosen, sweeps["sample"], folds)
+    primary = str(cv.iloc[0]["selector"])  # declared from sample alone, before unseen is read
+    copied = [task.score(text, item) for text, item in zip(sweeps["unseen"].baseline["source_text"], items["unseen"])]
+    ev = evaluate(
+        chosen,
+        sweeps["sample"],
+        sweeps["unseen"],
+        default=task.default,
+        control=(sweeps["sample control"], sweeps["unseen control"]),
+        primary=primary,
+        copy_source=np.array(copied, dtype=bool),
+    )
+    found = Comparison(cv, primary, ev, sweeps)
+    if out is not None:
+        (Path(out) / "report.md").write_text(f"# Label-free selectors: {task.name}\n\n{found.to_markdown()}")
+    return found
