@@ -33,7 +33,7 @@ def toy():
     }
 
 
-def made(rows, components=("attn",), layers=(0, 1)):
+def made(rows, components=("attn",), layers=(0, 1), direction=""):
     """A hand-made result: rows are (language, id, untouched (text, correct, mean_logprob), source
     text, {(component, s, t): (text, correct, mean_logprob)}); top log-prob and entropy follow
     the mean log-prob (top = mean, entropy = -mean)."""
@@ -49,6 +49,7 @@ def made(rows, components=("attn",), layers=(0, 1)):
         prompt_hashes=("h",) * len(rows),
         ids=tuple(r[1] for r in rows),
         dtype="float32",
+        direction=direction,
     )
 
     def one(k, id_, lang, cell, text, right, lp):
@@ -96,6 +97,9 @@ def test_choices_do_not_move_with_the_golds(toy):
         select.Vote(),
         select.Vote(k=3),
         select.SourceAgreement(),
+        select.Reranker(),
+        select.Reranker(source=False),
+        select.Cascade(),
     ]
     before = toy["unseen"].correct.clone()
     for selector in selectors:
@@ -195,6 +199,10 @@ def test_confidence_passes_over_answers_in_another_script():
     assert view.scripts[0, 0, 0, 1] == "Latin" and view.scripts[0, 0, 1, 0] == "Cyrillic"
     assert select.Confidence(language_filter=False, abstain=False).fit(sample).choose(view).cell.tolist() == [1]
     assert select.Confidence(abstain=False).fit(sample).choose(view).cell.tolist() == [2]
+    # where the untouched answer is itself in another script (a name the language writes in Latin
+    # letters, as the toy world's Russian does), answers in that script are in the language too
+    latin = made([("ru", "g-ru-1", ("vodi", False, -5.0), "", cells(NO, ("mudro", True, -2.0), NO, NO))])
+    assert select.Confidence(abstain=False).fit(sample).choose(select.Unlabelled(latin)).cell.tolist() == [1]
 
 
 def test_confidence_abstains_below_the_threshold_it_fitted():
@@ -373,3 +381,68 @@ def test_the_claim_says_which_condition_holds_or_fails():
         == "No claim: there is no targetfirst -> upper-bound gap on unseen to close (targetfirst reaches the bound)."
     )
     assert select.evaluate(agree, sample, unseen("A")).claim.startswith("No primary selector was declared")
+
+
+def test_the_reranker_learns_what_marks_a_right_answer():
+    """On sample the right answer is always the one that agrees with the source (in a different
+    cell each time, never the most confident): the reranker learns that and picks it on new items."""
+
+    def item(k, right_at, lang="sw", prefix="t"):
+        texts = [("x", False, -0.5), ("y", False, -0.6), ("z", False, -0.7), ("w", False, -0.8)]
+        texts[right_at] = ("A", True, -1.5)
+        return (lang, f"{prefix}-{lang}-{k}", ("u", False, -2.0), "A", cells(*texts))
+
+    sample = made([item(k, k % 4) for k in range(8)])
+    reranker = select.Reranker().fit(sample)
+    unseen = made([item(k, (k + 1) % 4, prefix="v") for k in range(4)])
+    assert select.Reranker().fit(sample).choose(select.Unlabelled(unseen)).cell.tolist() == [1, 2, 3, 0]
+    scores = reranker.scores(select.Unlabelled(unseen))
+    assert scores.shape == (4, 5) and (scores[np.arange(4), [2, 3, 4, 1]] == scores.max(1)).all()
+    weights = dict(zip(select.FEATURES, reranker.weights))
+    assert weights["agrees with the source"] > 0 and len(weights) == len(select.FEATURES)
+    alone = select.Reranker(source=False).fit(sample)  # without the source's answer as a feature
+    assert len(alone.weights) == len(select.FEATURES) and str(alone) == "reranker without the source's answer"
+    with pytest.raises(xtl.XtlError, match="fit it first"):
+        select.Reranker().choose(select.Unlabelled(unseen))
+
+
+def test_the_cascade_runs_every_cell_only_where_the_best_cells_disagree():
+    right = ("A", True, -1.0)
+    sample = made([("sw", f"c-sw-{k}", ("u", False, -1.0), "", cells(right, right, NO, NO)) for k in range(4)])
+    unseen = made(
+        [
+            ("sw", "d-sw-0", ("u", False, -1.0), "", cells(("B", False, -1.0), ("B", False, -1.0), right, NO)),  # agree
+            ("sw", "d-sw-1", ("u", False, -1.0), "", cells(("B", False, -1.0), ("C", False, -1.0), right, NO)),  # not
+        ]
+    )
+
+    class Third(select.Selector):
+        name = "third"
+
+        def choose(self, view):
+            return select.Choice(np.full(len(view.instances), 2), np.full(len(view.instances), 4.0))
+
+    cascade = select.Cascade(k=2, then=Third()).fit(sample)
+    chosen = cascade.choose(select.Unlabelled(unseen))
+    assert cascade.cells == [("attn", 0, 0), ("attn", 0, 1)]
+    assert chosen.cell.tolist() == [0, 2] and chosen.run.tolist() == [2.0, 4.0]
+    assert str(select.Cascade()) == "cascade (3 best cells, then reranker)"
+
+
+def test_an_x2en_sweep_is_answered_in_english():
+    res = made(
+        [
+            (
+                "ru",
+                "e-ru-0",
+                ("Lima", False, -5.0),
+                "",
+                cells(("Lima", False, -5.0), ("Париж", False, -3.0), ("Paris", True, -4.0), ("Lima", False, -5.0)),
+            )
+        ],
+        direction="x2en",
+    )
+    view = select.Unlabelled(res)
+    assert view.languages == ["ru"] and view.target_languages == ["en"]
+    sample = made([relative([0, 0, 0, 0], "ru"), relative([2, 2, 2, 2], "ru")], direction="x2en")
+    assert select.Confidence(abstain=False).fit(sample).choose(view).cell.tolist() == [2]  # not the Cyrillic answer

@@ -29,7 +29,7 @@ from jaxtyping import Bool, Float, Int
 from xtl.errors import InputError, XtlError
 from xtl.metrics import best_source_layer, ratio_interval
 from xtl.results import BASELINE_COLUMNS, LABEL_FREE, SweepResult
-from xtl.scripts import LANGUAGE_SCRIPTS, in_language_script
+from xtl.scripts import LANGUAGE_SCRIPTS, in_language_script, script_of
 from xtl.spec import TransplantSpec
 
 HIDDEN = ("correct", "gold_logprob", "logit_diff", "option_correct", "gold_option")
@@ -49,6 +49,8 @@ class Unlabelled:
         spec: the sweep's spec (components, layers, ``n_layers``).
         instances: the input index of each row.
         languages: each instance's language.
+        target_languages: the language of each scored (target) prompt: ``"en"`` in an X -> En
+            sweep, else the instance's language.
         facts: each instance's fact (its id without the language: one fact asked in several
             languages is one fact).
         top_logprob, entropy, mean_logprob: ``float [instance, component, source_layer,
@@ -75,6 +77,8 @@ class Unlabelled:
         self.spec = result.spec
         self.instances = list(result.instances)
         self.languages = list(result.languages)
+        # the language the scored answer is in: English when the items go X -> En
+        self.target_languages = ["en" if result.spec.direction == "x2en" else lang for lang in self.languages]
         self.facts = [fact_of(i, lang) for i, lang in zip(result.baseline["id"], self.languages)]
         for name in (*SIGNALS, "option_logprob"):
             setattr(self, name, getattr(result, name).clone())
@@ -284,10 +288,10 @@ class Confidence(Selector):
     Each cell's ``signal`` (default ``mean_logprob``) minus the untouched target's, standardised
     per cell with the mean and spread :meth:`fit` measured on ``sample`` (label-free statistics),
     so cells that always look confident do not always win. With ``language_filter`` a cell whose
-    answer is not in the target language's script is passed over (a transplant that makes the
-    model answer in English is not an answer in Swahili). With ``abstain`` the untouched answer
-    is kept unless the best score clears a threshold, chosen in :meth:`fit` as the one with the
-    best ``sample`` accuracy.
+    answer is not in the target language's script (English in an X -> En sweep) is passed over
+    (a transplant that makes the model answer in English is not an answer in Swahili). With
+    ``abstain`` the untouched answer is kept unless the best score clears a threshold, chosen in
+    :meth:`fit` as the one with the best ``sample`` accuracy.
     """
 
     name = "confidence"
@@ -344,14 +348,8 @@ class Confidence(Selector):
 
 
 def _in_script(view: Unlabelled) -> np.ndarray:
-    """``bool [instance, cell]``: the answer is in the instance's language's script (True for a
-    language whose script xtl does not know)."""
-    flat = view.texts_array.reshape(len(view.instances), -1)
-    out = np.ones(flat.shape, dtype=bool)
-    for i, lang in enumerate(view.languages):
-        if lang in LANGUAGE_SCRIPTS:
-            out[i] = [in_language_script(text, lang) for text in flat[i]]
-    return out
+    """``bool [instance, cell]``: each cell's answer is in its instance's language's script."""
+    return _in_language(view, view.texts_array.reshape(len(view.instances), -1))
 
 
 class Vote(Selector):
@@ -414,6 +412,144 @@ class SourceAgreement(Selector):
             if same and answer_key(source):
                 chosen[i] = same[0]
         return _full(view, chosen)
+
+
+FEATURES = (
+    "mean_logprob (standardised)",
+    "top_logprob (standardised)",
+    "-entropy (standardised)",
+    "changed",
+    "in the language's script",
+    "agrees with the source",
+    "share of cells with this answer",
+    "the cell's sample accuracy",
+)
+
+
+def relative_signals(view: Unlabelled) -> np.ndarray:
+    """``float [instance, 1 + cell, 3]``: mean log-prob, top log-prob and minus entropy of every
+    candidate (0: the untouched answer, then every cell) minus the untouched answer's."""
+    n, signs = len(view.instances), np.array([1.0, 1.0, -1.0])
+    names = ("mean_logprob", "top_logprob", "entropy")
+    cells = np.stack([_flat(view, getattr(view, name)) for name in names], -1) * signs
+    base = np.stack([view.baseline[name].to_numpy(dtype=float) for name in names], -1) * signs
+    return np.concatenate([np.zeros((n, 1, 3)), cells - base[:, None]], 1)
+
+
+def features(view: Unlabelled, centre: np.ndarray, spread: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    """``float [instance, 1 + cell, feature]`` (:data:`FEATURES`) of every candidate (0: the
+    untouched answer, then every cell): :func:`relative_signals` standardised per candidate by
+    ``centre`` and ``spread`` (``[1 + cell, 3]``, from ``sample``), whether the answer changed, is
+    in the item's language's script, agrees with the source's own answer, the share of candidates
+    giving the same answer, and ``prior`` (``[1 + cell]``): each candidate's ``sample`` accuracy."""
+    n = len(view.instances)
+    z = np.nan_to_num((relative_signals(view) - centre) / spread)
+    texts = np.concatenate([view.baseline["text"].to_numpy(dtype=object)[:, None], view.texts_array.reshape(n, -1)], 1)
+    keys = np.vectorize(answer_key, otypes=[object])(texts)
+    changed = np.concatenate([np.zeros((n, 1), dtype=bool), _flat(view, view.changed)], 1)
+    script = _in_language(view, texts)
+    source = np.array([answer_key(t) for t in view.baseline["source_text"]], dtype=object)[:, None]
+    agrees = (keys == source) & (source != "")
+    share = np.array([[np.mean(row == key) for key in row] for row in keys]).reshape(keys.shape)
+    extra = np.stack([changed, script, agrees, share, np.broadcast_to(prior, keys.shape)], -1).astype(float)
+    return np.concatenate([z, extra], -1)
+
+
+def _in_language(view: Unlabelled, texts: np.ndarray) -> np.ndarray:
+    """``bool [instance, ...]``: each text is in its instance's target language's script, or in
+    the script the untouched answer is in (names a language writes in another script, as the toy
+    world's Latin names in Russian), or has no letters; True for a language xtl knows no script of."""
+    out = np.ones(texts.shape, dtype=bool)
+    for i, (lang, own) in enumerate(zip(view.target_languages, view.baseline["text"])):
+        if lang in LANGUAGE_SCRIPTS:
+            usual = script_of(own)
+            out[i] = [in_language_script(text, lang) or script_of(text) in ("", usual) for text in texts[i]]
+    return out
+
+
+class Reranker(Selector):
+    """A logistic model of "this candidate's answer is right" from :data:`FEATURES`, fitted on the
+    ``sample`` sweep's labelled candidates (the untouched answer and every cell of every item,
+    L2-penalised, ``scipy.optimize``); on ``unseen`` it takes the candidate it rates highest (the
+    untouched answer among them, so it can keep it). With ``source=False`` it does without
+    "agrees with the source", so what it finds cannot be the source's own answer copied.
+    """
+
+    name = "reranker"
+
+    def __init__(self, penalty: float = 1.0, source: bool = True) -> None:
+        self.penalty, self.source = penalty, source
+        self.weights: np.ndarray | None = None
+        if not source:
+            self.name = "reranker without the source's answer"  # type: ignore[misc]
+
+    def _features(self, view: Unlabelled) -> np.ndarray:
+        x = features(view, self.centre, self.spread, self.prior)
+        return x if self.source else np.delete(x, FEATURES.index("agrees with the source"), -1)
+
+    def fit(self, sample: SweepResult) -> Reranker:
+        from scipy.optimize import minimize
+
+        view = Unlabelled(sample)
+        relative = relative_signals(view)
+        self.centre, spread = np.nanmean(relative, 0), np.nanstd(relative, 0)
+        self.spread = np.where(spread > 0, spread, 1.0)
+        cells = sample.correct.numpy().reshape(len(sample.instances), -1)
+        right = np.concatenate([sample.baseline["correct"].to_numpy(dtype=bool)[:, None], cells], 1)
+        self.prior = right.mean(0)
+        x = self._features(view)
+        x = x.reshape(-1, x.shape[-1])
+        x = np.concatenate([x, np.ones((len(x), 1))], 1)
+        y = right.reshape(-1).astype(float)
+
+        def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+            logits = x @ w
+            p = 1 / (1 + np.exp(-logits))
+            value = np.logaddexp(0, logits).sum() - y @ logits + self.penalty * (w[:-1] @ w[:-1]) / 2
+            grad = x.T @ (p - y) + self.penalty * np.append(w[:-1], 0.0)
+            return float(value), grad
+
+        self.weights = minimize(loss, np.zeros(x.shape[1]), jac=True, method="L-BFGS-B").x
+        return self
+
+    def scores(self, view: Unlabelled) -> np.ndarray:
+        """``[instance, 1 + cell]``: the fitted log-odds that each candidate's answer is right."""
+        if self.weights is None:
+            raise InputError("the reranker learns from fit(sample): fit it first")
+        return self._features(view) @ self.weights[:-1] + self.weights[-1]
+
+    def choose(self, view: Unlabelled) -> Choice:
+        return _full(view, self.scores(view).argmax(1) - 1)
+
+
+class Cascade(Selector):
+    """Cheap first: run the ``k`` best ``sample`` cells; where their answers agree, take it (``k``
+    cells run); where they do not, run every cell and let ``then`` (default a :class:`Reranker`)
+    choose. Cells run per item is what it spent."""
+
+    name = "cascade"
+
+    def __init__(self, k: int = 3, then: Selector | None = None) -> None:
+        self.k, self.then = k, then if then is not None else Reranker()
+        self.name = f"cascade ({k} best cells, then {self.then})"  # type: ignore[misc]
+        self.cells: list[tuple[str, int, int]] | None = None
+
+    def fit(self, sample: SweepResult) -> Cascade:
+        self.cells = best_cells(sample, self.k)
+        self.then.fit(sample)
+        return self
+
+    def choose(self, view: Unlabelled) -> Choice:
+        if self.cells is None:
+            raise InputError("the cascade takes its cells from fit(sample): fit it first")
+        every = view.cells()
+        first = [every.index(c) for c in self.cells]
+        texts = view.texts_array.reshape(len(view.instances), -1)
+        sure = np.array([len({answer_key(texts[i, j]) for j in first}) == 1 for i in range(len(texts))])
+        fallback = self.then.choose(view)
+        cell = np.where(sure, first[0], fallback.cell)
+        run = np.where(sure, float(len(first)), fallback.run)
+        return Choice(cell.astype(np.int64), run)
 
 
 def cross_validate(selectors: Sequence[Selector], sample: SweepResult, folds: int = 4, seed: int = 0) -> pd.DataFrame:
@@ -766,6 +902,9 @@ def candidates() -> list[Selector]:
         Vote(k=3),
         Vote(k=5),
         SourceAgreement(),
+        Reranker(),
+        Reranker(source=False),
+        Cascade(),
     ]
 
 
