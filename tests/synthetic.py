@@ -15,24 +15,29 @@ GRID = {
 }
 
 
+def made_spec(ids, components, layers, n_layers: int, **fields) -> SweepSpec:
+    """The spec of a hand-made result: ``ids`` of its instances, every pair of ``layers``."""
+    return SweepSpec(
+        model="m",
+        n_layers=n_layers,
+        components=tuple(components),
+        source_layers=tuple(layers),
+        target_layers=tuple(layers),
+        max_new_tokens=fields.pop("max_new_tokens", 1),
+        eos_token_id=(),
+        scorer="s",
+        prompt_hashes=("h",) * len(ids),
+        ids=tuple(ids),
+        dtype="float32",
+        **fields,
+    )
+
+
 def synthetic(grid=GRID, task: str = "", layers: tuple[int, int] = (0, 1), n_layers: int = 2) -> xtl.SweepResult:
     """A result holding ``grid`` over two ``layers`` of ``n_layers``; gold log-prob ``-(s + t)``
     in a cell (``s``, ``t``: the layers' positions, 0 or 1) and ``-1`` untouched."""
     components = tuple(next(iter(grid.values()))[1])
-    spec = SweepSpec(
-        model="m",
-        n_layers=n_layers,
-        components=components,
-        source_layers=layers,
-        target_layers=layers,
-        max_new_tokens=1,
-        eos_token_id=(),
-        scorer="s",
-        prompt_hashes=("h",) * len(grid),
-        ids=tuple(map(str, grid)),
-        dtype="float32",
-        task=task,
-    )
+    spec = made_spec(list(map(str, grid)), components, layers, n_layers, task=task)
     rows = []
     for k, (lang, cells, base) in grid.items():
         rows.append(record(k, str(k), None, "", [], bool(base), -1.0, np.nan, [], lang, -1))

@@ -6,10 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from synthetic import made_spec
 
 import xtl
 from xtl import select
-from xtl.results import SweepSpec, from_frame, record
+from xtl.results import from_frame, record
 
 
 @pytest.fixture(scope="module")
@@ -37,20 +38,7 @@ def made(rows, components=("attn",), layers=(0, 1), direction=""):
     """A hand-made result: rows are (language, id, untouched (text, correct, mean_logprob), source
     text, {(component, s, t): (text, correct, mean_logprob)}); top log-prob and entropy follow
     the mean log-prob (top = mean, entropy = -mean)."""
-    spec = SweepSpec(
-        model="m",
-        n_layers=len(layers),
-        components=components,
-        source_layers=layers,
-        target_layers=layers,
-        max_new_tokens=2,
-        eos_token_id=(),
-        scorer="s",
-        prompt_hashes=("h",) * len(rows),
-        ids=tuple(r[1] for r in rows),
-        dtype="float32",
-        direction=direction,
-    )
+    spec = made_spec([r[1] for r in rows], components, layers, len(layers), max_new_tokens=2, direction=direction)
 
     def one(k, id_, lang, cell, text, right, lp):
         return record(k, id_, cell, text, [ord(ch) for ch in text], right, lp, np.nan, [], lang, -1, lp, -lp, lp)
