@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP = $(PYTHON) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: setup gemma dev demo test test-fast format lint check figures figures-smollm2 figures-gemma3 figures-gemma3-scripts figures-gemma3-x2en figures-heads figures-lens-smollm2 figures-heads-gemma3
+.PHONY: setup gemma dev demo test test-fast format lint check figures figures-smollm2 figures-gemma3 figures-gemma3-scripts figures-gemma3-x2en figures-heads figures-lens-smollm2 figures-heads-gemma3 figures-select-toy
 
 # torch first, pinned to the CPU wheel: a bare `torch` requirement with no torch
 # installed would pull a multi-GB CUDA build.
@@ -82,3 +82,7 @@ figures-lens-smollm2: setup
 # figures/gemma3/heads*, lens: head map (matched and control) and logit lens on Gemma 3 270M.
 figures-heads-gemma3: gemma
 	$(PYTHON) figures/heads_lens.py --gemma3
+
+# figures/select-toy: label-free selectors on the toy model's three tasks (docs/select.md)
+figures-select-toy: setup
+	$(PYTHON) figures/select_toy.py --quiet

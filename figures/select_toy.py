@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import xtl
-from xtl import select
+from xtl import plot, select
 from xtl.report import TOY_NEW_TOKENS
 
 TASKS = ("toy-generation", "toy-understanding", "toy-culture")
@@ -25,18 +25,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="figures/select-toy")
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--no-png", action="store_true", help="HTML figures only (PNG needs Chromium)")
     args = parser.parse_args()
     start = time.perf_counter()
     model = xtl.toy.load_toy_model()
-    sections = []
+    sections, images = [], {}
+    out = Path(args.out)
     for name in TASKS:
         task = xtl.tasks.get(name)
         found = select.compare(model, task, max_new_tokens=TOY_NEW_TOKENS, progress=not args.quiet)
-        section = f"## {name} ({task.direction})\n\n{found.to_markdown()}"
+        for stem, fig in found.figures(f"{name}, toy model").items():
+            plot.save(fig, out / f"{name}-{stem}.html", "../plotly.min.js")
+            images[out / f"{name}-{stem}.png"] = fig
+        links = " · ".join(f"[{stem}]({name}-{stem}.html)" for stem in found.figures())
+        section = f"## {name} ({task.direction})\n\n{links}\n\n{found.to_markdown()}"
         print(section, flush=True)
         sections.append(section)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if not args.no_png:
+        plot.save_images(images)
     took = time.perf_counter() - start
     (out / "report.md").write_text(
         "# Label-free selectors on the toy model\n\n`python figures/select_toy.py` "

@@ -492,4 +492,6 @@ def test_select_command_declares_a_primary_on_sample_and_scores_unseen(tmp_path,
     assert again.claim.split(". But")[0] in (out / "report.md").read_text()
     for row in again.table.to_dict("records"):
         assert f"| {row['selector']} | {row['accuracy']:.3f} |" in printed
+    assert all((out / f"{stem}.html").is_file() for stem in ("selectors", "selection-cost", "selector-languages"))
+    assert "[selectors](selectors.html)" in (out / "report.md").read_text()
     assert cli.main(args) == 0  # a second run reads the saved runs

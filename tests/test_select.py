@@ -434,3 +434,27 @@ def test_an_x2en_sweep_is_answered_in_english():
     assert view.languages == ["ru"] and view.target_languages == ["en"]
     sample = made([relative([0, 0, 0, 0], "ru"), relative([2, 2, 2, 2], "ru")], direction="x2en")
     assert select.Confidence(abstain=False).fit(sample).choose(view).cell.tolist() == [2]  # not the Cyrillic answer
+
+
+def test_the_figures_draw_the_evaluation(toy):
+    ev = select.evaluate(
+        [select.Vote(k=3), select.Reranker()], toy["sample"], toy["unseen"], control=toy["control"], primary="reranker"
+    )
+    forest = xtl.plot.selectors(ev.table)
+    matched, control = forest.data
+    shown = ev.table[ev.table["gap_closed"].notna()].iloc[::-1]
+    assert list(matched.y) == list(shown["selector"]) and np.allclose(matched.x, shown["gap_closed"])
+    assert np.allclose(np.array(matched.error_x.array) + matched.x, shown["gap_high"])
+    assert np.allclose(control.x, shown["control_gap_closed"]) and control.name == "mismatched sources (control)"
+    cost = xtl.plot.selection_cost(ev.table)
+    assert list(cost.data[0].x) == list(ev.table["cells_per_item"]) and list(cost.data[0].text) == list(
+        ev.table["selector"]
+    )
+    by = ev.by_language
+    assert set(by["language"]) == {"fr", "sw"} and "upper bound" in set(by["selector"])
+    sw = by[(by["selector"] == "reranker") & (by["language"] == "sw")].iloc[0]
+    assert sw["accuracy"] == ev.choices["reranker"].verdicts(toy["unseen"])[8:].mean() and sw["instances"] == 8
+    panels = xtl.plot.selector_languages(by)
+    assert len(panels.data) == 2 and sum(len(bar.y) for bar in panels.data) == len(by)
+    with pytest.raises(xtl.XtlError, match="selectors needs an evaluation table"):
+        xtl.plot.selectors(by)

@@ -639,6 +639,115 @@ def lens(frame: pd.DataFrame, value: str = "prob", title: str | None = None, sub
     return _titled(fig, title, subtitle)
 
 
+def selectors(table: pd.DataFrame, title: str | None = None, subtitle: str = "") -> go.Figure:
+    """Forest plot of a selection study (the ``table`` of :func:`xtl.select.evaluate`): each
+    selector's fraction of the floor -> upper-bound gap closed on ``unseen`` with its interval,
+    and beside it (hollow) the same selector's on the mismatched-source control. 0 is the floor
+    (TargetFirst), 1 the upper bound.
+
+    Example:
+        >>> xtl.plot.selectors(xtl.select.evaluate(selectors, sample, unseen, control=control).table)
+    """
+    need = {"selector", "gap_closed", "gap_low", "gap_high"}
+    if not need <= set(table.columns):
+        raise InputError(f"selectors needs an evaluation table with columns {sorted(need)}; got {list(table.columns)}")
+    rows = table[table["gap_closed"].notna()].iloc[::-1]
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=rows["gap_closed"],
+            y=rows["selector"],
+            mode="markers",
+            name="matched sources",
+            marker={"size": 10, "color": "#1f77b4"},
+            error_x={
+                "type": "data",
+                "symmetric": False,
+                "array": rows["gap_high"] - rows["gap_closed"],
+                "arrayminus": rows["gap_closed"] - rows["gap_low"],
+            },
+            hovertemplate="%{y}: %{x:.2f} of the gap closed<extra>matched sources</extra>",
+        )
+    )
+    if "control_gap_closed" in rows:
+        theirs = rows[rows["control_gap_closed"].notna()]
+        fig.add_trace(
+            go.Scatter(
+                x=theirs["control_gap_closed"],
+                y=theirs["selector"],
+                mode="markers",
+                name="mismatched sources (control)",
+                marker={"size": 10, "symbol": "circle-open", "color": "#d62728"},
+                error_x={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": theirs["control_high"] - theirs["control_gap_closed"],
+                    "arrayminus": theirs["control_gap_closed"] - theirs["control_low"],
+                },
+                hovertemplate="%{y}: %{x:.2f} of the gap closed<extra>control</extra>",
+            )
+        )
+    for x in (0, 1):
+        fig.add_vline(x=x, line_dash="dot", line_color="grey")
+    fig.update_layout(
+        xaxis_title="fraction of the TargetFirst -> upper-bound gap closed (0: TargetFirst, 1: the bound)",
+        yaxis_title="",
+        height=140 + 28 * len(rows),
+        legend={"orientation": "h", "y": -0.25},
+    )
+    title = title or "choosing a cell per item without labels: how much of the gap each selector closes"
+    note = "95% intervals resample facts; held-out (unseen) items"
+    return _titled(fig, title, f"{subtitle}<br>{note}" if subtitle else note)
+
+
+def selection_cost(table: pd.DataFrame, title: str | None = None, subtitle: str = "") -> go.Figure:
+    """Accuracy against cells run per item, one point per selector (the ``table`` of
+    :func:`xtl.select.evaluate`): what each choice costs and what it buys.
+
+    Example:
+        >>> xtl.plot.selection_cost(evaluation.table)
+    """
+    need = {"selector", "accuracy", "cells_per_item"}
+    if not need <= set(table.columns):
+        raise InputError(f"selection_cost needs columns {sorted(need)}; got {list(table.columns)}")
+    fig = px.scatter(
+        table,
+        x="cells_per_item",
+        y="accuracy",
+        text="selector",
+        labels={"cells_per_item": "cells run per item", "accuracy": "accuracy on unseen items"},
+    )
+    fig.update_traces(textposition="top center", marker={"size": 10})
+    fig.update_yaxes(range=[-0.02, 1.05])
+    return _titled(fig, title or "what each selector costs (cells run per item) and buys (accuracy)", subtitle)
+
+
+def selector_languages(by_language: pd.DataFrame, title: str | None = None, subtitle: str = "") -> go.Figure:
+    """Each selector's accuracy per language, one panel per language (the ``by_language`` table
+    of :func:`xtl.select.evaluate`, the upper bound among the bars).
+
+    Example:
+        >>> xtl.plot.selector_languages(evaluation.by_language)
+    """
+    need = {"selector", "language", "accuracy", "instances"}
+    if not need <= set(by_language.columns):
+        raise InputError(f"selector_languages needs columns {sorted(need)}; got {list(by_language.columns)}")
+    fig = px.bar(
+        by_language,
+        x="accuracy",
+        y="selector",
+        facet_col="language",
+        orientation="h",
+        hover_data=["instances"],
+        labels={"accuracy": "accuracy on unseen items", "selector": "", "language": "language"},
+    )
+    fig.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(range=[0, 1.02])
+    fig.update_layout(height=160 + 24 * by_language["selector"].nunique())
+    return _titled(fig, title or "each selector's accuracy per language", subtitle)
+
+
 def save_images(figures: dict[str | Path, go.Figure]) -> list[Path]:
     """Write several static images (``{path: figure}``) in one kaleido browser session,
     much faster than one :func:`save` each.

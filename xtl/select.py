@@ -638,6 +638,8 @@ class Evaluation:
             wrong against untouched), ``cells_per_item``; with a control also
             ``control_accuracy, control_gap_closed, control_low, control_high, difference,
             difference_low, difference_high`` (matched minus control accuracy).
+        by_language: ``selector, language, accuracy, instances``: each selector's accuracy per
+            language on ``unseen`` (with the upper bound as ``"upper bound"``).
         choices: each selector's :class:`Choice` on ``unseen``.
         control_choices: the same on the control's ``unseen`` (empty without a control).
         floor: the setting the gap starts from (``"targetfirst"``, or ``"untouched"`` when the
@@ -649,6 +651,7 @@ class Evaluation:
     """
 
     table: pd.DataFrame
+    by_language: pd.DataFrame
     choices: dict[str, Choice]
     control_choices: dict[str, Choice]
     floor: str
@@ -762,7 +765,7 @@ def evaluate(
         else {}
     )
     facts = Unlabelled(unseen).facts
-    solved = unseen.correct.numpy().reshape(len(unseen.instances), -1).any(1)
+    solved: np.ndarray = np.asarray(unseen.correct.numpy().reshape(len(unseen.instances), -1).any(1))
     floor_name = "targetfirst" if has_tf else "untouched"
     floor = choices[floor_name].verdicts(unseen)
     rows = []
@@ -819,8 +822,22 @@ def evaluate(
             }
         rows.append(row)
     table = pd.DataFrame(rows)
+    languages = np.array(unseen.languages)
+    by_language = pd.DataFrame(
+        [
+            {
+                "selector": name,
+                "language": lang,
+                "accuracy": float(right[languages == lang].mean()),
+                "instances": int((languages == lang).sum()),
+            }
+            for name, right in {**verdicts, "upper bound": solved}.items()
+            for lang in dict.fromkeys(unseen.languages)
+        ]
+    )
     return Evaluation(
         table=table,
+        by_language=by_language,
         choices=choices,
         control_choices=control_choices,
         floor=floor_name,
@@ -919,6 +936,18 @@ class Comparison:
     evaluation: Evaluation
     sweeps: dict[str, SweepResult]
 
+    def figures(self, title: str = "") -> dict[str, Any]:
+        """``{file stem: figure}``: the forest plot of gap closed (with the control), accuracy
+        against cells run per item, and accuracy per language (:mod:`xtl.plot`)."""
+        from xtl import plot
+
+        table = self.evaluation.table
+        return {
+            "selectors": plot.selectors(table, subtitle=title),
+            "selection-cost": plot.selection_cost(table, subtitle=title),
+            "selector-languages": plot.selector_languages(self.evaluation.by_language, subtitle=title),
+        }
+
     def to_markdown(self) -> str:
         cv = "\n".join(f"- {r['selector']}: {r['accuracy']:.3f}" for r in self.cross_validation.to_dict("records"))
         ev = self.evaluation
@@ -941,6 +970,8 @@ def compare(
     out: str | None = None,
     folds: int = 4,
     progress: bool = True,
+    png: bool = False,
+    plotlyjs: str = "directory",
 ) -> Comparison:
     """The whole selection study of a task: sweep ``sample`` and ``unseen`` (every cell of
     ``components`` x ``layers``) and both again with mismatched sources (each item's source from
@@ -956,9 +987,12 @@ def compare(
         max_new_tokens: greedy tokens per answer.
         components, layers: the cells (``layers``: source and target layers; default all).
         selectors: default :func:`candidates`.
-        out: a folder for the four resumable run directories (``runs/``) and ``report.md``.
+        out: a folder for the four resumable run directories (``runs/``), ``report.md`` and the
+            figures (:meth:`Comparison.figures`, HTML).
         folds: cross-validation folds over facts.
         progress: progress bars.
+        png: also write the figures as PNG (needs Chromium).
+        plotlyjs: how the HTML figures get plotly.js (see :func:`xtl.plot.save`).
 
     Example:
         >>> found = xtl.select.compare(xtl.toy.load_toy_model(), xtl.tasks.get("toy-generation"), limit=8)
@@ -1004,5 +1038,13 @@ def compare(
     )
     found = Comparison(cv, primary, ev, sweeps)
     if out is not None:
-        (Path(out) / "report.md").write_text(f"# Label-free selectors: {task.name}\n\n{found.to_markdown()}")
+        from xtl.plot import save, save_images
+
+        figures = found.figures(f"{task.name}, {getattr(model.cfg, 'model_name', 'model')}")
+        for stem, fig in figures.items():
+            save(fig, Path(out) / f"{stem}.html", plotlyjs)
+        if png:
+            save_images({Path(out) / f"{stem}.png": fig for stem, fig in figures.items()})
+        links = " · ".join(f"[{stem}]({stem}.html)" for stem in figures)
+        (Path(out) / "report.md").write_text(f"# Label-free selectors: {task.name}\n\n{links}\n\n{found.to_markdown()}")
     return found
