@@ -22,6 +22,7 @@ TEACHING = [
     "03_attention_vs_mlp",
     "04_upper_bound_and_stability",
     "06_heads_lens_attribution",
+    "07_choosing_cells_without_labels",
 ]
 SOLUTION = re.compile(r"<details><summary>[^<]*</summary>\s*```python\n(.*?)```", re.DOTALL)
 
