@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP = $(PYTHON) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: setup gemma dev demo test test-fast format lint check figures figures-smollm2 figures-gemma3 figures-gemma3-scripts figures-gemma3-x2en figures-heads figures-lens-smollm2 figures-heads-gemma3 figures-select-toy
+.PHONY: setup gemma dev demo test test-fast format lint check figures figures-smollm2 figures-gemma3 figures-gemma3-scripts figures-gemma3-x2en figures-heads figures-lens-smollm2 figures-heads-gemma3 figures-select-toy figures-select-smollm2 figures-select-gemma3
 
 # torch first, pinned to the CPU wheel: a bare `torch` requirement with no torch
 # installed would pull a multi-GB CUDA build.
@@ -86,3 +86,11 @@ figures-heads-gemma3: gemma
 # figures/select-toy: label-free selectors on the toy model's three tasks (docs/select.md)
 figures-select-toy: setup
 	$(PYTHON) figures/select_toy.py --quiet
+
+# figures/select-smollm2, select-gemma3: the label-free selectors on the real models (world-facts,
+# En -> X, 16 items per language and split, every 5th / 3rd layer; docs/select.md)
+figures-select-smollm2: setup
+	$(PYTHON) -m xtl.cli select --model smollm2-135m --task world-facts --languages fr,sw --limit 16 --layer-step 5 --max-new-tokens 6 --out figures/select-smollm2 --quiet --plotlyjs ../plotly.min.js
+
+figures-select-gemma3: gemma
+	$(PYTHON) -m xtl.cli select --model gemma3-270m --task world-facts --languages sw,zh --limit 16 --layer-step 3 --max-new-tokens 6 --out figures/select-gemma3 --quiet --plotlyjs ../plotly.min.js

@@ -468,7 +468,7 @@ def test_select_command_declares_a_primary_on_sample_and_scores_unseen(tmp_path,
 
     out = tmp_path / "sel"
     args = ["select", "--model", "toy", "--task", "toy-generation", "--languages", "fr,sw", "--limit", "8"]
-    args += ["--max-new-tokens", "3", "--out", str(out), "--quiet"]
+    args += ["--max-new-tokens", "3", "--out", str(out), "--quiet", "--no-png", "--plotlyjs", "embed"]
     assert cli.main(args) == 0
     printed = capsys.readouterr().out
     assert "Primary (declared from `sample`): **" in printed and "copy the source" in printed

@@ -285,6 +285,8 @@ def _select(args: argparse.Namespace) -> int:
         layers=layers,
         out=args.out,
         progress=not args.quiet,
+        png=not args.no_png,
+        plotlyjs=args.plotlyjs,
     )
     print(found.to_markdown())
     print(f"xtl select: report and runs in {args.out}")
@@ -583,6 +585,8 @@ def parser() -> argparse.ArgumentParser:
     chooser.add_argument("--max-new-tokens", type=int, default=20, help="greedy tokens per answer (default: 20)")
     chooser.add_argument("--dtype", default="float32", choices=DTYPES, help="model dtype (default: %(default)s)")
     chooser.add_argument("--out", required=True, help="output folder: runs/ and report.md")
+    chooser.add_argument("--no-png", action="store_true", help="HTML figures only (PNG needs Chromium)")
+    chooser.add_argument("--plotlyjs", **PLOTLYJS)
     chooser.add_argument("--quiet", action="store_true", help="no progress bars")
     chooser.add_argument("--threads", type=_threads, default=argparse.SUPPRESS, help=THREADS_HELP)
     chooser.set_defaults(func=_select)

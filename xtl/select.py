@@ -1000,9 +1000,11 @@ def compare(
     """
     from pathlib import Path
 
+    from xtl.plot import check_plotlyjs
     from xtl.study import mismatched
     from xtl.sweeping import sweep
 
+    check_plotlyjs(plotlyjs)  # before the sweeps, not after them
     languages = [task.canonical(lang) for lang in languages] if languages else list(task.languages)
     stride = len(getattr(task, "relations", ())) or 1  # a control source asks the same relation
     runs = None if out is None else Path(out) / "runs"
