@@ -7,7 +7,7 @@ each untouched and with the paper's default for culture (MLP 0 -> 0), scored by 
 often the gold is option A, and which letter the untouched answers give. Needs the data folder
 (``../shared/data/xtransplant-samples``) and ``pip install 'xtl[gemma]'``.
 
-    python figures/culture_gemma3.py       # 27 min on this project's 2-core CPU (shared with another job)
+    python figures/culture_gemma3.py       # 15 min on this project's 2-core CPU
 """
 
 from __future__ import annotations
