@@ -263,8 +263,8 @@ def paired_interval(
 def cluster_sums(values: np.ndarray, clusters: Sequence[Any]) -> np.ndarray:
     """Per-cluster sums of per-instance ``values`` (``[instance, ...]`` -> ``[cluster, ...]``), the
     clusters in order of first appearance: what a cluster bootstrap resamples."""
-    keys = list(dict.fromkeys(clusters))
-    index = np.array([keys.index(c) for c in clusters])
+    keys = {c: k for k, c in enumerate(dict.fromkeys(clusters))}
+    index = np.array([keys[c] for c in clusters], dtype=np.int64)
     values = np.asarray(values, dtype=float)
     out = np.zeros((len(keys), *values.shape[1:]))
     np.add.at(out, index, values)

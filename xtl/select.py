@@ -28,7 +28,7 @@ from jaxtyping import Bool, Float, Int
 
 from xtl.errors import InputError, XtlError
 from xtl.metrics import best_source_layer, ratio_interval
-from xtl.results import BASELINE_COLUMNS, LABEL_FREE, SweepResult
+from xtl.results import BASELINE_COLUMNS, LABEL_FREE, SweepResult, SweepSpec
 from xtl.scripts import LANGUAGE_SCRIPTS, in_language_script, script_of
 from xtl.spec import TransplantSpec
 
@@ -36,6 +36,7 @@ HIDDEN = ("correct", "gold_logprob", "logit_diff", "option_correct", "gold_optio
 # the baseline columns a selector may read: what the untouched passes said, not how they scored
 SHOWN_BASELINE = ("id", "language", "text", "tokens", "option_logprob", *LABEL_FREE)
 SIGNALS = ("top_logprob", "entropy", "mean_logprob")
+RELATIVE = ("mean_logprob", "top_logprob", "entropy")  # the order of relative_signals' last axis
 
 
 class LabelError(XtlError, AttributeError):
@@ -79,7 +80,7 @@ class Unlabelled:
         self.languages = list(result.languages)
         # the language the scored answer is in: English when the items go X -> En
         self.target_languages = ["en" if result.spec.direction == "x2en" else lang for lang in self.languages]
-        self.facts = [fact_of(i, lang) for i, lang in zip(result.baseline["id"], self.languages)]
+        self.facts = facts_of(result)
         for name in (*SIGNALS, "option_logprob"):
             setattr(self, name, getattr(result, name).clone())
         self.texts_array = result.texts_array.copy()
@@ -104,9 +105,17 @@ class Unlabelled:
 
     def cells(self) -> list[tuple[str, int, int]]:
         """Every cell as ``(component, source_layer, target_layer)``, in flat (``ravel``) order."""
-        return [
-            (c, s, t) for c in self.spec.components for s in self.spec.source_layers for t in self.spec.target_layers
-        ]
+        return cells_of(self.spec)
+
+
+def cells_of(spec: SweepSpec) -> list[tuple[str, int, int]]:
+    """A sweep's cells as ``(component, source_layer, target_layer)``, in flat (``ravel``) order."""
+    return [(c, s, t) for c in spec.components for s in spec.source_layers for t in spec.target_layers]
+
+
+def facts_of(result: SweepResult) -> list[str]:
+    """Each instance's fact (:func:`fact_of`)."""
+    return [fact_of(i, lang) for i, lang in zip(result.baseline["id"], result.languages)]
 
 
 def fact_of(id_: str, language: str) -> str:
@@ -199,7 +208,7 @@ class Fixed(Selector):
 
 def _cell_index(view: Unlabelled | SweepResult, spec: TransplantSpec) -> int:
     resolved = spec.resolve(view.spec.n_layers)
-    for k, cell in enumerate(Unlabelled.cells(view)):  # type: ignore[arg-type]
+    for k, cell in enumerate(cells_of(view.spec)):
         if cell == (resolved.component, resolved.source_layer, resolved.target_layer):
             return k
     raise InputError(
@@ -248,7 +257,7 @@ class BestFixed(Selector):
     def choose(self, view: Unlabelled) -> Choice:
         if self.cell is None:
             raise InputError("BestFixed chooses the cell it found in fit(sample): fit it first")
-        at = Unlabelled.cells(view).index(self.cell)
+        at = view.cells().index(self.cell)
         return Choice(np.full(len(view.instances), at, dtype=np.int64), np.ones(len(view.instances)))
 
 
@@ -258,7 +267,7 @@ def best_cells(sample: SweepResult, k: int) -> list[tuple[str, int, int]]:
     acc = sample.correct.float().mean(0).flatten().numpy()
     lp = np.nan_to_num(sample.gold_logprob.mean(0).flatten().numpy(), nan=-np.inf)
     order = sorted(range(len(acc)), key=lambda i: (-acc[i], -lp[i], i))
-    cells = Unlabelled.cells(sample)  # type: ignore[arg-type]
+    cells = cells_of(sample.spec)
     return [cells[i] for i in order[:k]]
 
 
@@ -310,21 +319,20 @@ class Confidence(Selector):
         self.spread: np.ndarray | None = None
         self.threshold = -np.inf
 
+    def _relative(self, view: Unlabelled) -> np.ndarray:
+        """``[instance, cell]``: the signal minus the untouched answer's (minus entropy: low is sure)."""
+        return relative_signals(view)[:, 1:, RELATIVE.index(self.signal)]
+
     def _scores(self, view: Unlabelled) -> np.ndarray:
         assert self.centre is not None and self.spread is not None
-        sign = -1.0 if self.signal == "entropy" else 1.0  # low entropy is confidence
-        values = sign * _flat(view, getattr(view, self.signal))
-        base = sign * view.baseline[self.signal].to_numpy(dtype=float)[:, None]
-        scores = (values - base - self.centre) / self.spread
+        scores = (self._relative(view) - self.centre) / self.spread
         if self.language_filter:
             scores = np.where(_in_script(view), scores, -np.inf)
         return np.nan_to_num(scores, nan=-np.inf)
 
     def fit(self, sample: SweepResult) -> Confidence:
         view = Unlabelled(sample)
-        sign = -1.0 if self.signal == "entropy" else 1.0
-        values = sign * _flat(view, getattr(view, self.signal))
-        relative = values - sign * view.baseline[self.signal].to_numpy(dtype=float)[:, None]
+        relative = self._relative(view)
         self.centre = np.nanmean(relative, 0)
         self.spread = np.where(np.nanstd(relative, 0) > 0, np.nanstd(relative, 0), 1.0)
         if self.abstain:
@@ -430,9 +438,8 @@ def relative_signals(view: Unlabelled) -> np.ndarray:
     """``float [instance, 1 + cell, 3]``: mean log-prob, top log-prob and minus entropy of every
     candidate (0: the untouched answer, then every cell) minus the untouched answer's."""
     n, signs = len(view.instances), np.array([1.0, 1.0, -1.0])
-    names = ("mean_logprob", "top_logprob", "entropy")
-    cells = np.stack([_flat(view, getattr(view, name)) for name in names], -1) * signs
-    base = np.stack([view.baseline[name].to_numpy(dtype=float) for name in names], -1) * signs
+    cells = np.stack([_flat(view, getattr(view, name)) for name in RELATIVE], -1) * signs
+    base = np.stack([view.baseline[name].to_numpy(dtype=float) for name in RELATIVE], -1) * signs
     return np.concatenate([np.zeros((n, 1, 3)), cells - base[:, None]], 1)
 
 
@@ -566,7 +573,7 @@ def cross_validate(selectors: Sequence[Selector], sample: SweepResult, folds: in
     """
     if folds < 2:
         raise InputError(f"folds must be at least 2, got {folds!r}")
-    facts = Unlabelled(sample).facts
+    facts = facts_of(sample)
     keys = list(dict.fromkeys(facts))
     if len(keys) < folds:
         raise InputError(f"{folds} folds need as many facts; sample holds {len(keys)}")
@@ -735,7 +742,8 @@ def evaluate(
             a ``primary`` that is not among the selectors, a ``copy_source`` of another length.
     """
     _check_pair(sample, unseen, "unseen")
-    shared = sorted(set(Unlabelled(sample).facts) & set(Unlabelled(unseen).facts))
+    facts = facts_of(unseen)
+    shared = sorted(set(facts_of(sample)) & set(facts))
     if shared:
         raise InputError(
             f"{len(shared)} facts are in both sample and unseen (e.g. {shared[:3]}): a selector would be "
@@ -749,6 +757,11 @@ def evaluate(
     names = [str(sel) for sel in selectors]
     if primary is not None and primary not in names:
         raise InputError(f"primary {primary!r} is not one of the selectors: {names}")
+    copied = None if copy_source is None else np.asarray(copy_source, dtype=bool)
+    if copied is not None and copied.shape != (len(unseen.instances),):
+        raise InputError(
+            f"copy_source needs one verdict per unseen instance ({len(unseen.instances)}), got {copied.shape}"
+        )
     component = default.component if default is not None else sample.spec.components[0]
     baselines: list[Selector] = [Untouched()]
     if default is not None and _has_cell(sample, default):
@@ -758,29 +771,23 @@ def evaluate(
         baselines.append(TargetFirst(component))
     baselines += [BestFixed(), RandomCell(seed)]
     everyone = baselines + list(selectors)
-    choices = {str(sel): sel.fit(sample).choose(Unlabelled(unseen)) for sel in everyone}
-    control_choices = (
-        {str(sel): copy.deepcopy(sel).fit(control[0]).choose(Unlabelled(control[1])) for sel in everyone}
-        if control is not None
-        else {}
-    )
-    facts = Unlabelled(unseen).facts
+    view = Unlabelled(unseen)  # one view for every selector: choose reads it, never writes it
+    choices = {str(sel): sel.fit(sample).choose(view) for sel in everyone}
+    control_choices = {}
+    if control is not None:
+        their_view = Unlabelled(control[1])
+        control_choices = {str(sel): copy.deepcopy(sel).fit(control[0]).choose(their_view) for sel in everyone}
     solved: np.ndarray = np.asarray(unseen.correct.numpy().reshape(len(unseen.instances), -1).any(1))
     floor_name = "targetfirst" if has_tf else "untouched"
     floor = choices[floor_name].verdicts(unseen)
     rows = []
-    verdicts = {name: choice.verdicts(unseen) for name, choice in choices.items()}
-    if copy_source is not None:
-        copied = np.asarray(copy_source, dtype=bool)
-        if copied.shape != (len(unseen.instances),):
-            raise InputError(
-                f"copy_source needs one verdict per unseen instance ({len(unseen.instances)}), got {copied.shape}"
-            )
-        verdicts = {
-            **dict(list(verdicts.items())[: len(baselines)]),
-            "copy the source": copied,
-            **dict(list(verdicts.items())[len(baselines) :]),
-        }
+    verdicts = {str(sel): choices[str(sel)].verdicts(unseen) for sel in baselines}
+    if copied is not None:  # beside the baselines: what no transplant at all gives
+        verdicts["copy the source"] = copied
+    verdicts |= {str(sel): choices[str(sel)].verdicts(unseen) for sel in selectors}
+    if control is not None:
+        their_floor = control_choices[floor_name].verdicts(control[1])
+        their_solved = control[1].correct.numpy().reshape(len(unseen.instances), -1).any(1)
     base = unseen.baseline["correct"].to_numpy(dtype=bool)
     for name, right in verdicts.items():
         gap = ratio_interval(
@@ -798,8 +805,6 @@ def evaluate(
         }
         if control is not None and name in control_choices:
             theirs = control_choices[name].verdicts(control[1])
-            their_floor = control_choices[floor_name].verdicts(control[1])
-            their_solved = control[1].correct.numpy().reshape(len(unseen.instances), -1).any(1)
             their_gap = ratio_interval(
                 theirs.astype(float) - their_floor,
                 their_solved.astype(float) - their_floor,
