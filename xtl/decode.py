@@ -52,10 +52,12 @@ from xtl.model import HookedModel
 def chosen_logprob(
     logits: Float[torch.Tensor, "row d_vocab"], token: Int[torch.Tensor, " row"], rows: int = 64
 ) -> Float[torch.Tensor, " row"]:
-    """Each row's log-prob of ``token``, in float64, a few rows at a time (no float64 copy of all
-    ``[row, d_vocab]`` logits)."""
-    chosen = logits.gather(-1, token[:, None])[:, 0].double()
-    return chosen - log_normalizer(logits, rows)
+    """Each row's log-prob of ``token`` (as float64), computed in the logits' own dtype a few rows
+    at a time: a label-free signal read at every decoding step, where a float64 copy of the
+    ``[row, d_vocab]`` logits would cost more than the step's own work (float64 for a float64 model)."""
+    chosen = logits.gather(-1, token[:, None])[:, 0]
+    lse = torch.cat([chunk.logsumexp(-1) for chunk in logits.split(rows)]) if len(logits) else chosen
+    return (chosen - lse).double()
 
 
 def log_normalizer(logits: Float[torch.Tensor, "row d_vocab"], rows: int = 64) -> Float[torch.Tensor, " row"]:
@@ -67,14 +69,17 @@ def log_normalizer(logits: Float[torch.Tensor, "row d_vocab"], rows: int = 64) -
 
 
 def entropy(logits: Float[torch.Tensor, "row d_vocab"], rows: int = 64) -> Float[torch.Tensor, " row"]:
-    """Each row's entropy (nats) of ``softmax(logits)``, in float64, a few rows at a time."""
+    """Each row's entropy (nats) of ``softmax(logits)`` (as float64), computed in the logits' own
+    dtype a few rows at a time (float64 for a float64 model)."""
     if not len(logits):
         return logits.new_empty(0, dtype=torch.float64)
     parts = []
-    for chunk in logits.split(rows):
-        logp = chunk.double().log_softmax(-1)
-        parts.append(-(logp.exp() * logp).nan_to_num(0.0).sum(-1))  # 0 * log 0 = 0 where p underflows
-    return torch.cat(parts)
+    for chunk in logits.split(rows):  # H = log Z - sum p (x - max), with Z = sum exp(x - max): one exp
+        shifted = chunk - chunk.max(-1, keepdim=True).values
+        weights = shifted.exp()
+        total = weights.sum(-1)
+        parts.append(total.log() - (weights * shifted).nan_to_num(0.0).sum(-1) / total)  # 0 * -inf: 0
+    return torch.cat(parts).double()
 
 
 def supports(model: HookedModel, total_len: int) -> TypeGuard[HookedTransformer]:
