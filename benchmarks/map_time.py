@@ -4,6 +4,7 @@ attention and MLP, one greedy token, for one ``world-facts`` item, on 1 and on 2
     python benchmarks/map_time.py                       # gemma3-270m, a Swahili item
     python benchmarks/map_time.py --model smollm2-135m  # any name xtl.load_model takes
     python benchmarks/map_time.py --threads 1           # one thread count only
+    python benchmarks/map_time.py --threads 1 --repeat 3  # the first run is cold; the later ones warm
 
 The model loads from xtl's cache (``python benchmarks/load_time.py`` times that); nothing is
 downloaded. Peak memory is the process's peak resident set size (``resource.getrusage``), the
@@ -25,13 +26,14 @@ def main() -> None:
     parser.add_argument("--model", default="gemma3-270m")
     parser.add_argument("--language", default="sw", help="world-facts language of the item (default: sw)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--repeat", type=int, default=1, help="maps per thread count (the first is cold)")
     args = parser.parse_args()
     import xtl
 
     model = xtl.load_model(args.model)
     item = xtl.tasks.get("world-facts").items(args.language)[0]
     layers = model.cfg.n_layers
-    for threads in args.threads:
+    for threads in [t for t in args.threads for _ in range(args.repeat)]:
         xtl.set_threads(threads)
         start = time.perf_counter()
         res = xtl.sweep(model, [item], max_new_tokens=1, progress=False)
