@@ -463,8 +463,9 @@ def test_plotlyjs_option_takes_a_mode_or_a_relative_js_path(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_select_command_declares_a_primary_on_sample_and_scores_unseen(tmp_path, capsys):
-    """`xtl select`: four resumable runs and a report whose table is evaluate() on those runs."""
+    """`xtl select`: four resumable runs and their probes, and a report whose table is evaluate() on them."""
     from xtl import select
+    from xtl.probes import load_probes
 
     out = tmp_path / "sel"
     args = ["select", "--model", "toy", "--task", "toy-generation", "--languages", "fr,sw", "--limit", "8"]
@@ -473,16 +474,16 @@ def test_select_command_declares_a_primary_on_sample_and_scores_unseen(tmp_path,
     printed = capsys.readouterr().out
     assert "Primary (declared from `sample`): **" in printed and "copy the source" in printed
     runs = {
-        name: xtl.SweepResult.load(out / "runs" / name)
+        name: load_probes(xtl.SweepResult.load(out / "runs" / name), out / "runs" / f"{name}.probes.npz")
         for name in ("sample", "unseen", "sample-control", "unseen-control")
-    }
+    }  # with the probes saved beside them (None if they were not, or not for these runs)
     assert all(r.complete and len(r.instances) == 16 for r in runs.values())
     assert runs["unseen"].spec.ids == runs["unseen-control"].spec.ids
     assert runs["unseen"].spec.prompt_hashes != runs["unseen-control"].spec.prompt_hashes  # other sources
     primary = re.search(r"Primary \(declared from `sample`\): \*\*(.+?)\*\*", printed).group(1)
-    assert primary == str(select.cross_validate(select.candidates(), runs["sample"]).iloc[0]["selector"])
+    assert primary == str(select.cross_validate(select.candidates(True), runs["sample"]).iloc[0]["selector"])
     again = select.evaluate(
-        select.candidates(),
+        select.candidates(True),
         runs["sample"],
         runs["unseen"],
         default=xtl.tasks.get("toy-generation").default,

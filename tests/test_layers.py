@@ -58,7 +58,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ),
     ("tasks", ("xtl.tasks.base", "xtl.tasks.paper", "xtl.tasks.facts", "xtl.tasks.toy", "xtl.tasks", "xtl.toy.tasks")),
     ("analysis", ("xtl.metrics", "xtl.plot")),
-    ("runs", ("xtl.results", "xtl.runner", "xtl.distributed", "xtl.sweeping", "xtl.heads", "xtl.attribution")),
+    (
+        "runs",
+        ("xtl.results", "xtl.runner", "xtl.distributed", "xtl.sweeping", "xtl.heads", "xtl.attribution", "xtl.probes"),
+    ),
     ("apps", ("xtl.evaluation", "xtl.select", "xtl.report", "xtl.study", "xtl.widgets")),
     ("entry points", ("xtl", "xtl.cli", "xtl.toy.card")),
 ]

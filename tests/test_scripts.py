@@ -8,7 +8,7 @@ from conftest import PROMPTS_EN, PROMPTS_SW
 
 import xtl
 from xtl.errors import InputError
-from xtl.scripts import LANGUAGE_SCRIPTS, in_language_script, script_counts, script_of
+from xtl.scripts import LANGUAGE_SCRIPTS, answer_line, in_language_script, script_counts, script_of
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +49,17 @@ def test_a_mixed_text_is_in_the_script_of_most_of_its_letters():
     assert script_of(None) == ""
 
 
+def test_the_answer_is_the_first_non_blank_line():
+    """What follows the answer is often the prompt's template continued in the prompt's language
+    (seen on Gemma: " Japan\\n\\n国家：中国"); it must not hide an answer in another script."""
+    assert (
+        answer_line(" Japan\n\n国家：中国\n") == "Japan" and script_of(answer_line(" Japan\n\n国家：中国")) == "Latin"
+    )
+    assert script_of(" Japan\n\n国家：中华人民共和国") == "Han"  # the whole text would say Chinese
+    assert answer_line("\n  \n Nairobi \nNchi") == "Nairobi"
+    assert answer_line(None) == answer_line(" \n ") == ""
+
+
 def test_in_language_script():
     assert in_language_script(" Nairobi", "sw") and not in_language_script(" Nairobi", "ru")
     assert in_language_script("東京とうきょうトウキョウ", "ja") and in_language_script("東京", "zh")
@@ -67,7 +78,7 @@ def test_changed_and_scripts_of_a_sweep(model):
     assert torch.equal(res.changed, torch.from_numpy(want))
     assert 0 < int(res.changed.sum()) < res.changed.numel()  # some cells change the answer, some do not
     assert res.scripts.shape == res.texts_array.shape
-    assert all(res.scripts[i] == script_of(text) for i, text in np.ndenumerate(res.texts_array))
+    assert all(res.scripts[i] == script_of(answer_line(text)) for i, text in np.ndenumerate(res.texts_array))
     assert isinstance(res.baseline.loc[0, "source_text"], str) and res.baseline.loc[0, "source_tokens"]
     assert not torch.isnan(res.top_logprob).any() and (res.top_logprob <= 0).all()
     assert (res.entropy >= 0).all() and (res.mean_logprob <= 0).all()

@@ -16,7 +16,7 @@ from xtl.results import from_frame, record
 @pytest.fixture(scope="module")
 def toy():
     """The toy model's generation task (En -> X), fr and sw, 8 items per language and split,
-    every cell; and the same with each source taken from the next item (the control)."""
+    every cell, with its probes; and the same with each source taken from the next item (the control)."""
     model, task = xtl.toy.load_toy_model(), xtl.tasks.get("toy-generation")
 
     def run(split, shift=0):
@@ -24,7 +24,8 @@ def toy():
         for lang in ("fr", "sw"):
             pool = task.items(lang, split=split)[:8]
             items += [dataclasses.replace(it, source=pool[(k + shift) % len(pool)].source) for k, it in enumerate(pool)]
-        return xtl.sweep(model, items, max_new_tokens=3, scorer=task.scorer, progress=False)
+        res = xtl.sweep(model, items, max_new_tokens=3, scorer=task.scorer, progress=False)
+        return select.probe(model, items, res, progress=False)
 
     return {
         "task": task,
@@ -88,6 +89,8 @@ def test_choices_do_not_move_with_the_golds(toy):
         select.Reranker(),
         select.Reranker(source=False),
         select.Cascade(),
+        select.LensGuided(),
+        select.AttributionGuided(k=3),
     ]
     before = toy["unseen"].correct.clone()
     for selector in selectors:
@@ -191,6 +194,12 @@ def test_confidence_passes_over_answers_in_another_script():
     # letters, as the toy world's Russian does), answers in that script are in the language too
     latin = made([("ru", "g-ru-1", ("vodi", False, -5.0), "", cells(NO, ("mudro", True, -2.0), NO, NO))])
     assert select.Confidence(abstain=False).fit(sample).choose(select.Unlabelled(latin)).cell.tolist() == [1]
+    # where every answer in the language's script has no signal (NaN), no other-script answer is
+    # taken instead: it keeps the untouched answer (the filter's -inf is not the smallest float)
+    silent = made(
+        [("ru", "g-ru-2", ("Лима", False, -5.0), "", cells(("Paris", False, -1.0), ("Париж", False, np.nan), NO, NO))]
+    )
+    assert select.Confidence(abstain=False).fit(sample).choose(select.Unlabelled(silent)).cell.tolist() == [-1]
 
 
 def test_confidence_abstains_below_the_threshold_it_fitted():
@@ -458,3 +467,89 @@ def test_the_figures_draw_the_evaluation(toy):
     assert len(panels.data) == 2 and sum(len(bar.y) for bar in panels.data) == len(by)
     with pytest.raises(xtl.XtlError, match="selectors needs an evaluation table"):
         xtl.plot.selectors(by)
+
+
+def probed(res, **columns):
+    """``res`` with probe columns set by hand (one array per instance)."""
+    base = res.baseline.copy()
+    for name, values in columns.items():
+        base[name] = [np.asarray(v) for v in values]
+    return dataclasses.replace(res, baseline=base)
+
+
+def test_the_lens_guided_selector_moves_its_source_layer_with_the_lens():
+    """The source layer is the block before the lens layer from which the source's answer stays in
+    the top ``top`` (plus a fitted offset); the component and target layer are fitted on sample."""
+    right, early, late = ("A", True, -1.0), [50, 3, 0], [4, 50, 0]  # enters at layer 1 / stays only from 2
+
+    def item(k, ranks, prefix="l"):
+        good = cells(NO, right, NO, NO) if ranks is early else cells(NO, NO, NO, right)
+        return ("sw", f"{prefix}-sw-{k}", ("u", False, -1.0), "", good), ranks
+
+    rows = [item(k, early if k % 2 else late) for k in range(6)]
+    sample = probed(made([r for r, _ in rows]), lens_rank=[ranks for _, ranks in rows])
+    lens = select.LensGuided().fit(sample)
+    assert lens.emergence(select.Unlabelled(sample)).tolist() == [2, 1, 2, 1, 2, 1]
+    assert lens.rule == ("attn", 0, 1) and str(lens) == "lens-guided"
+    assert select.BestFixed().fit(sample).choose(select.Unlabelled(sample)).accuracy(sample) == 0.5
+    unseen_rows = [item(k, ranks, "m") for k, ranks in enumerate([early, late, late])]
+    unseen = probed(made([r for r, _ in unseen_rows]), lens_rank=[ranks for _, ranks in unseen_rows])
+    chosen = lens.choose(select.Unlabelled(unseen))
+    assert chosen.cell.tolist() == [1, 3, 3] and chosen.run.tolist() == [1.0, 1.0, 1.0]
+    assert chosen.accuracy(unseen) == 1.0
+    shifted = select.LensGuided(offsets=[1]).fit(sample)  # one block later: layer 1 (and 2, clipped to 1)
+    assert shifted.choose(select.Unlabelled(unseen)).cell.tolist() == [3, 3, 3]
+    assert select.LensGuided(top=100).emergence(select.Unlabelled(unseen)).tolist() == [0, 0, 0]
+    with pytest.raises(xtl.XtlError, match="top must be a positive int, got 0"):
+        select.LensGuided(top=0)
+    with pytest.raises(xtl.XtlError, match="fit it first"):
+        select.LensGuided().choose(select.Unlabelled(unseen))
+
+
+def test_the_attribution_guided_selector_runs_only_its_k_cells():
+    """Only the ``k`` cells attribution rates highest are candidates (with the untouched answer):
+    the reranker cannot take an answer from a cell outside them; an item without an estimate
+    keeps its untouched answer and runs nothing."""
+    right = ("A", True, -1.0)
+
+    def item(k, right_at, prefix="a"):
+        texts = [NO, NO, NO, NO]
+        texts[right_at] = right
+        return ("sw", f"{prefix}-sw-{k}", ("u", False, -1.0), "A", cells(*texts))
+
+    sample = made([item(k, k % 4) for k in range(8)])
+    estimate = [np.eye(4)[k % 4].reshape(1, 2, 2) for k in range(8)]  # the right cell rated first
+    sample = probed(sample, attribution=estimate)
+    guided = select.AttributionGuided(k=2).fit(sample)
+    assert guided.allowed(select.Unlabelled(sample))[:2].tolist() == [
+        [True, True, False, False],  # ties after the first: the earlier cell
+        [True, True, False, False],
+    ]
+    unseen = made([item(0, 3, "b"), item(1, 3, "b"), item(2, 0, "b")])
+    rated = [np.array([[[0.0, 0.0], [0.0, 1.0]]]), np.array([[[1.0, 0.5], [0.0, -1.0]]]), np.full((1, 2, 2), np.nan)]
+    view = select.Unlabelled(probed(unseen, attribution=rated))
+    chosen = guided.choose(view)
+    assert chosen.run.tolist() == [2.0, 2.0, 0.0]
+    assert chosen.cell[0] == 3  # the agreeing answer is among its cells
+    assert chosen.cell[1] in (-1, 0, 1)  # it is not: cell 3 was never run
+    assert chosen.cell[2] == -1
+    assert select.Reranker().fit(sample).choose(view).cell[1] == 3  # reading every cell finds it
+    with pytest.raises(xtl.XtlError, match="k must be a positive int, got 0"):
+        select.AttributionGuided(k=0)
+    with pytest.raises(xtl.XtlError, match="fit it first"):
+        select.AttributionGuided().choose(view)
+
+
+def test_the_share_of_agreeing_cells_counts_only_the_cells_run():
+    res = made([("sw", "s-sw-0", ("u", False, -1.0), "", cells(("B", False, -1.0), ("B", False, -1.0), NO, NO))])
+    view, flat = select.Unlabelled(res), np.zeros(5)
+    share = select.FEATURES.index("share of cells with this answer")
+    every = select.features(view, np.zeros((5, 3)), np.ones((5, 3)), flat)[0, :, share]
+    some = select.features(view, np.zeros((5, 3)), np.ones((5, 3)), flat, np.array([[True, False, True, False]]))
+    assert every.tolist() == [0.2, 0.4, 0.4, 0.4, 0.4] and some[0, :, share].tolist() == [
+        1 / 3,
+        1 / 3,
+        1 / 3,
+        1 / 3,
+        1 / 3,
+    ]

@@ -48,7 +48,7 @@ from xtl.capturing import capture
 from xtl.components import Component, get_component, model_components, positive_int
 from xtl.decode import entropy
 from xtl.distributed import in_shard, parse_shard
-from xtl.errors import InputError
+from xtl.errors import InputError, XtlWarning
 from xtl.metrics import option_verdicts, spearman
 from xtl.model import (
     HookedModel,
@@ -443,6 +443,7 @@ def attribution_sweep(
         warnings.warn(
             "no item has options: an attribution sweep's 'correct' (estimated option verdict) is False "
             "everywhere; read gold_logprob or logit_diff (metric 'logprob_change' in plots)",
+            XtlWarning,
             stacklevel=3,
         )
     if not frames and shard is not None:  # only a shard can hold no instance

@@ -287,6 +287,7 @@ def _select(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         png=not args.no_png,
         plotlyjs=args.plotlyjs,
+        probes=not args.no_probes,
     )
     print(found.to_markdown())
     print(f"xtl select: report and runs in {args.out}")
@@ -586,6 +587,12 @@ def parser() -> argparse.ArgumentParser:
     chooser.add_argument("--dtype", default="float32", choices=DTYPES, help="model dtype (default: %(default)s)")
     chooser.add_argument("--out", required=True, help="output folder: runs/ and report.md")
     chooser.add_argument("--no-png", action="store_true", help="HTML figures only (PNG needs Chromium)")
+    chooser.add_argument(
+        "--no-probes",
+        action="store_true",
+        help="leave out the lens- and attribution-guided selectors (they probe the model: a lens pass "
+        "and an attribution estimate per item)",
+    )
     chooser.add_argument("--plotlyjs", **PLOTLYJS)
     chooser.add_argument("--quiet", action="store_true", help="no progress bars")
     chooser.add_argument("--threads", type=_threads, default=argparse.SUPPRESS, help=THREADS_HELP)

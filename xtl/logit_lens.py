@@ -89,7 +89,7 @@ def lens(
             acts = capture(model, sources[language], components=(spec.component,))
             conditions["transplanted"] = transplant_hooks(model, spec, acts)
         for condition, hooks in conditions.items():
-            logprobs = _layer_logprobs(model, tokenize(model, prompt).tokens, hooks)
+            logprobs = layer_logprobs(model, tokenize(model, prompt).tokens, hooks)
             for layer, lp in enumerate(logprobs):
                 for a, token in tokens.items():
                     rows.append(
@@ -108,8 +108,9 @@ def lens(
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def _layer_logprobs(model, tokens: torch.Tensor, hooks) -> torch.Tensor:
-    """``[n_layers + 1, d_vocab]`` log-probabilities read from each residual stream at the last token."""
+def layer_logprobs(model, tokens: torch.Tensor, hooks=()) -> torch.Tensor:
+    """``[n_layers + 1, d_vocab]`` log-probabilities read from each residual stream at the last token
+    of one prompt (``tokens [1, pos]``), with ``hooks`` applied (none: the untouched pass)."""
     with torch.no_grad(), model.hooks(fwd_hooks=list(hooks)):
         _, cache = model.run_with_cache(tokens, names_filter=lambda name: "resid" in name or "ln_final" in name)
         resid = cache.accumulated_resid(apply_ln=True, pos_slice=-1)[:, 0]  # [layer + 1, d_model]

@@ -36,7 +36,7 @@ from jaxtyping import Bool, Float
 from xtl.components import resolve_layer
 from xtl.errors import InputError, MissingFileError, XtlError, XtlWarning
 from xtl.metrics import option_verdicts
-from xtl.scripts import script_of
+from xtl.scripts import answer_line, script_of
 from xtl.version import __version__
 
 AXES = ("instance", "component", "source_layer", "target_layer")
@@ -332,9 +332,10 @@ class SweepResult:
     @property
     def scripts(self) -> np.ndarray:
         """``str [instance, component, source_layer, target_layer]``: the writing system of each
-        cell's text (:func:`xtl.scripts.script_of`: ``"Latin"``, ``"Cyrillic"``, ``"Han"`` ...,
-        ``""`` without letters); label-free."""
-        return np.vectorize(script_of, otypes=[object])(self.texts_array)
+        cell's answer, its first non-blank line (:func:`xtl.scripts.answer_line`; what follows is
+        often the prompt's template continued) (:func:`xtl.scripts.script_of`: ``"Latin"``,
+        ``"Cyrillic"``, ``"Han"`` ..., ``""`` without letters); label-free."""
+        return np.vectorize(lambda text: script_of(answer_line(text)), otypes=[object])(self.texts_array)
 
     @property
     def languages(self) -> list[str]:

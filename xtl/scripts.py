@@ -6,11 +6,13 @@ digits, punctuation and spaces belong to none. A language is written in one or m
 (:data:`LANGUAGE_SCRIPTS`); Japanese mixes Han, Hiragana and Katakana.
 
 Example:
-    >>> from xtl.scripts import script_of, in_language_script
+    >>> from xtl.scripts import answer_line, script_of, in_language_script
     >>> script_of("Paris"), script_of("Париж"), script_of("42.")
     ('Latin', 'Cyrillic', '')
     >>> in_language_script("Paris", "ru"), in_language_script("Париж", "ru")
     (False, True)
+    >>> script_of(answer_line(" Japan\\n\\n国家：中国"))  # the answer, not the template after it
+    'Latin'
 """
 
 from __future__ import annotations
@@ -56,6 +58,13 @@ LANGUAGE_SCRIPTS: dict[str, tuple[str, ...]] = {
     "ja": ("Han", "Hiragana", "Katakana"),
     "ko": ("Hangul",),
 }
+
+
+def answer_line(text: str | None) -> str:
+    """The answer a generation gives: its first non-blank line, stripped (``" Japan\\n\\n国家：中国"``
+    -> ``"Japan"``). What follows it is often the prompt's template continued, in the prompt's own
+    language, which would hide an answer that switched script."""
+    return next((line.strip() for line in (text or "").splitlines() if line.strip()), "")
 
 
 def script_counts(text: str) -> Counter[str]:

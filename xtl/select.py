@@ -28,8 +28,9 @@ from jaxtyping import Bool, Float, Int
 
 from xtl.errors import InputError, XtlError
 from xtl.metrics import best_source_layer, ratio_interval
+from xtl.probes import PROBES, load_probes, probe, save_probes
 from xtl.results import BASELINE_COLUMNS, LABEL_FREE, SweepResult, SweepSpec
-from xtl.scripts import LANGUAGE_SCRIPTS, in_language_script, script_of
+from xtl.scripts import LANGUAGE_SCRIPTS, answer_line, in_language_script, script_of
 from xtl.spec import TransplantSpec
 
 HIDDEN = ("correct", "gold_logprob", "logit_diff", "option_correct", "gold_option")
@@ -61,8 +62,9 @@ class Unlabelled:
         texts_array, tokens_array: ``object [...]``: each cell's generated text and tokens.
         changed: ``bool [...]``: the answer differs from the untouched one.
         scripts: ``str [...]``: the writing system of each cell's answer.
-        baseline: per instance the untouched target's ``text``, ``tokens`` and signals, and the
-            untouched source's own answer (``source_text``, ``source_tokens``); no verdicts.
+        baseline: per instance the untouched target's ``text``, ``tokens`` and signals, the
+            untouched source's own answer (``source_text``, ``source_tokens``), and the probes
+            of :func:`probe` when the result has them (:data:`xtl.probes.PROBES`); no verdicts.
 
     Reading ``correct``, ``gold_logprob``, ``logit_diff``, ``option_correct`` or ``gold_option``
     (or the baseline's) raises :class:`LabelError`.
@@ -87,7 +89,8 @@ class Unlabelled:
         self.tokens_array = result.tokens_array.copy()
         self.changed = result.changed
         self.scripts = result.scripts
-        self.baseline = result.baseline[list(SHOWN_BASELINE)].copy()
+        probes = [name for name in PROBES if name in result.baseline]
+        self.baseline = result.baseline[[*SHOWN_BASELINE, *probes]].copy()
 
     def __getattr__(self, name: str) -> Any:
         if name in HIDDEN or name in set(BASELINE_COLUMNS) - set(SHOWN_BASELINE):
@@ -287,8 +290,7 @@ class RandomCell(Selector):
 def answer_key(text: str | None) -> str:
     """What counts as the same answer when cells vote: the first line, case-folded, without the
     spaces and punctuation around it."""
-    first = (text or "").strip().split("\n", 1)[0]
-    return first.strip(" \t.,;:!?\"'()[]«»“”。、，：").casefold()
+    return answer_line(text).strip(" \t.,;:!?\"'()[]«»“”。、，：").casefold()
 
 
 class Confidence(Selector):
@@ -328,7 +330,7 @@ class Confidence(Selector):
         scores = (self._relative(view) - self.centre) / self.spread
         if self.language_filter:
             scores = np.where(_in_script(view), scores, -np.inf)
-        return np.nan_to_num(scores, nan=-np.inf)
+        return np.nan_to_num(scores, nan=-np.inf, neginf=-np.inf)  # not the smallest float
 
     def fit(self, sample: SweepResult) -> Confidence:
         view = Unlabelled(sample)
@@ -443,12 +445,20 @@ def relative_signals(view: Unlabelled) -> np.ndarray:
     return np.concatenate([np.zeros((n, 1, 3)), cells - base[:, None]], 1)
 
 
-def features(view: Unlabelled, centre: np.ndarray, spread: np.ndarray, prior: np.ndarray) -> np.ndarray:
+def features(
+    view: Unlabelled,
+    centre: np.ndarray,
+    spread: np.ndarray,
+    prior: np.ndarray,
+    allowed: np.ndarray | None = None,
+) -> np.ndarray:
     """``float [instance, 1 + cell, feature]`` (:data:`FEATURES`) of every candidate (0: the
     untouched answer, then every cell): :func:`relative_signals` standardised per candidate by
     ``centre`` and ``spread`` (``[1 + cell, 3]``, from ``sample``), whether the answer changed, is
     in the item's language's script, agrees with the source's own answer, the share of candidates
-    giving the same answer, and ``prior`` (``[1 + cell]``): each candidate's ``sample`` accuracy."""
+    giving the same answer (among the untouched answer and the ``allowed`` cells, ``bool [instance,
+    cell]``, when only those are run; default every cell), and ``prior`` (``[1 + cell]``): each
+    candidate's ``sample`` accuracy."""
     n = len(view.instances)
     z = np.nan_to_num((relative_signals(view) - centre) / spread)
     texts = np.concatenate([view.baseline["text"].to_numpy(dtype=object)[:, None], view.texts_array.reshape(n, -1)], 1)
@@ -457,9 +467,16 @@ def features(view: Unlabelled, centre: np.ndarray, spread: np.ndarray, prior: np
     script = _in_language(view, texts)
     source = np.array([answer_key(t) for t in view.baseline["source_text"]], dtype=object)[:, None]
     agrees = (keys == source) & (source != "")
-    share = np.array([[np.mean(row == key) for key in row] for row in keys]).reshape(keys.shape)
+    considered = _with_untouched(np.ones(changed[:, 1:].shape, dtype=bool) if allowed is None else allowed)
+    share = np.array([[np.mean(row[run] == key) for key in row] for row, run in zip(keys, considered)])
+    share = share.reshape(keys.shape)
     extra = np.stack([changed, script, agrees, share, np.broadcast_to(prior, keys.shape)], -1).astype(float)
     return np.concatenate([z, extra], -1)
+
+
+def _with_untouched(allowed: np.ndarray) -> np.ndarray:
+    """``bool [instance, 1 + cell]``: the untouched answer (always a candidate), then ``allowed``."""
+    return np.concatenate([np.ones((len(allowed), 1), dtype=bool), allowed], 1)
 
 
 def _in_language(view: Unlabelled, texts: np.ndarray) -> np.ndarray:
@@ -469,8 +486,9 @@ def _in_language(view: Unlabelled, texts: np.ndarray) -> np.ndarray:
     out = np.ones(texts.shape, dtype=bool)
     for i, (lang, own) in enumerate(zip(view.target_languages, view.baseline["text"])):
         if lang in LANGUAGE_SCRIPTS:
-            usual = script_of(own)
-            out[i] = [in_language_script(text, lang) or script_of(text) in ("", usual) for text in texts[i]]
+            usual = script_of(answer_line(own))
+            answers = [answer_line(text) for text in texts[i]]
+            out[i] = [in_language_script(answer, lang) or script_of(answer) in ("", usual) for answer in answers]
     return out
 
 
@@ -490,11 +508,13 @@ class Reranker(Selector):
         if not source:
             self.name = "reranker without the source's answer"  # type: ignore[misc]
 
-    def _features(self, view: Unlabelled) -> np.ndarray:
-        x = features(view, self.centre, self.spread, self.prior)
+    def _features(self, view: Unlabelled, allowed: np.ndarray | None) -> np.ndarray:
+        x = features(view, self.centre, self.spread, self.prior, allowed)
         return x if self.source else np.delete(x, FEATURES.index("agrees with the source"), -1)
 
-    def fit(self, sample: SweepResult) -> Reranker:
+    def fit(self, sample: SweepResult, allowed: np.ndarray | None = None) -> Reranker:
+        """Fit on every candidate of ``sample`` (only the untouched answer and the ``allowed``
+        cells, ``bool [instance, cell]``, when those are all a caller will run)."""
         from scipy.optimize import minimize
 
         view = Unlabelled(sample)
@@ -504,10 +524,10 @@ class Reranker(Selector):
         cells = sample.correct.numpy().reshape(len(sample.instances), -1)
         right = np.concatenate([sample.baseline["correct"].to_numpy(dtype=bool)[:, None], cells], 1)
         self.prior = right.mean(0)
-        x = self._features(view)
-        x = x.reshape(-1, x.shape[-1])
+        kept = _with_untouched(np.ones(cells.shape, dtype=bool) if allowed is None else allowed)
+        x = self._features(view, allowed)[kept]
         x = np.concatenate([x, np.ones((len(x), 1))], 1)
-        y = right.reshape(-1).astype(float)
+        y = right[kept].astype(float)
 
         def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
             logits = x @ w
@@ -519,11 +539,13 @@ class Reranker(Selector):
         self.weights = minimize(loss, np.zeros(x.shape[1]), jac=True, method="L-BFGS-B").x
         return self
 
-    def scores(self, view: Unlabelled) -> np.ndarray:
-        """``[instance, 1 + cell]``: the fitted log-odds that each candidate's answer is right."""
+    def scores(self, view: Unlabelled, allowed: np.ndarray | None = None) -> np.ndarray:
+        """``[instance, 1 + cell]``: the fitted log-odds that each candidate's answer is right
+        (-inf for the cells not ``allowed``, ``bool [instance, cell]``, when given)."""
         if self.weights is None:
             raise InputError("the reranker learns from fit(sample): fit it first")
-        return self._features(view) @ self.weights[:-1] + self.weights[-1]
+        scores = self._features(view, allowed) @ self.weights[:-1] + self.weights[-1]
+        return scores if allowed is None else np.where(_with_untouched(allowed), scores, -np.inf)
 
     def choose(self, view: Unlabelled) -> Choice:
         return _full(view, self.scores(view).argmax(1) - 1)
@@ -557,6 +579,113 @@ class Cascade(Selector):
         cell = np.where(sure, first[0], fallback.cell)
         run = np.where(sure, float(len(first)), fallback.run)
         return Choice(cell.astype(np.int64), run)
+
+
+def _probed(view: Unlabelled, name: str, selector: str) -> np.ndarray:
+    """``float [instance, ...]``: one probe column of the view, stacked."""
+    if name not in view.baseline:
+        raise InputError(
+            f"{selector} reads {name!r}, a probe this sweep does not hold: add it with "
+            f"xtl.select.probe(model, pairs, result) (or compare(..., probes=True))"
+        )
+    return np.stack([np.asarray(value, dtype=float) for value in view.baseline[name]])
+
+
+class LensGuided(Selector):
+    """One cell per instance, chosen before any is run, its source layer read from the logit lens.
+
+    In the untouched source pass, the source's own first answer token enters the lens's ``top``
+    (and stays there) at some layer; the block just before it is where the source "has" its
+    answer. The chosen cell takes that block, moved by an ``offset``, as its source layer (the
+    nearest one swept); the component, the offset (from ``offsets``) and the target layer are
+    the ones with the best ``sample`` accuracy (ties: the smaller offset, then the earlier cell).
+    Cells run per item: 1 (the lens adds one unembedding per layer to the source pass). Needs
+    :func:`probe`'s ``lens_rank``. :attr:`rule`: the fitted ``(component, offset, target layer)``.
+    """
+
+    name = "lens-guided"
+
+    def __init__(self, top: int = 10, offsets: Sequence[int] = range(-6, 4)) -> None:
+        if not isinstance(top, int) or top < 1:
+            raise InputError(f"top must be a positive int, got {top!r}")
+        self.top, self.offsets = top, tuple(offsets)
+        self.rule: tuple[str, int, int] | None = None  # component, offset, target layer
+
+    def emergence(self, view: Unlabelled) -> Int[np.ndarray, " instance"]:
+        """Per instance, the first lens layer from which the source's answer stays in the top ``top``
+        (``n_layers`` when only the output has it there)."""
+        inside = _probed(view, "lens_rank", self.name) < self.top  # [instance, n_layers + 1]
+        stays = np.flip(np.logical_and.accumulate(np.flip(inside, 1), 1), 1)
+        return np.where(stays.any(1), stays.argmax(1), inside.shape[1] - 1)
+
+    def _cells(self, view: Unlabelled, emerged: np.ndarray, rule: tuple[str, int, int]) -> np.ndarray:
+        component, offset, target = rule
+        layers = np.array(view.spec.source_layers)
+        wanted = emerged - 1 + offset
+        nearest = layers[np.abs(layers[None, :] - wanted[:, None]).argmin(1)]
+        index = {cell: k for k, cell in enumerate(view.cells())}
+        return np.array([index[(component, int(s), target)] for s in nearest], dtype=np.int64)
+
+    def fit(self, sample: SweepResult) -> LensGuided:
+        view = Unlabelled(sample)
+        emerged = self.emergence(view)
+        right = sample.correct.numpy().reshape(len(sample.instances), -1)
+        rows = np.arange(len(emerged))
+        rules = [
+            (c, o, t)
+            for c in sample.spec.components
+            for o in sorted(self.offsets, key=lambda o: (abs(o), o))
+            for t in sample.spec.target_layers
+        ]
+        accuracy = [right[rows, self._cells(view, emerged, rule)].mean() for rule in rules]
+        self.rule = rules[int(np.argmax(accuracy))]
+        return self
+
+    def choose(self, view: Unlabelled) -> Choice:
+        if self.rule is None:
+            raise InputError("the lens-guided selector fits its component, offset and target layer: fit it first")
+        cell = self._cells(view, self.emergence(view), self.rule)
+        return Choice(cell, np.ones(len(cell)))
+
+
+class AttributionGuided(Selector):
+    """Attribution patching ranks every cell; only the ``k`` best are run, and a reranker chooses.
+
+    :func:`probe`'s ``attribution`` estimates, for every cell, how much it raises the log-prob
+    of the source's own first answer token after the target prompt (no gold read). The ``k``
+    cells it rates highest are run exactly; a :class:`Reranker` fitted on ``sample``'s
+    candidates chosen the same way picks among them and the untouched answer. Cells run per
+    item: ``k`` (the estimate itself costs a source pass, a target pass and two backward passes
+    over the last token, not counted as cells). An item whose source answered nothing keeps its
+    untouched answer.
+    """
+
+    def __init__(self, k: int = 5, penalty: float = 1.0) -> None:
+        if not isinstance(k, int) or k < 1:
+            raise InputError(f"k must be a positive int, got {k!r}")
+        self.k, self.reranker = k, Reranker(penalty)
+        self.name = f"attribution-guided ({k} cells, then the reranker)"  # type: ignore[misc]
+        self.fitted = False
+
+    def allowed(self, view: Unlabelled) -> Bool[np.ndarray, "instance cell"]:
+        """The ``k`` cells per instance with the highest estimate (none where it is undefined)."""
+        estimate = _probed(view, "attribution", self.name).reshape(len(view.instances), -1)
+        order = np.argsort(-np.nan_to_num(estimate, nan=-np.inf), axis=1, kind="stable")[:, : self.k]
+        out = np.zeros(estimate.shape, dtype=bool)
+        np.put_along_axis(out, order, True, axis=1)
+        return out & np.isfinite(estimate)
+
+    def fit(self, sample: SweepResult) -> AttributionGuided:
+        self.reranker.fit(sample, allowed=self.allowed(Unlabelled(sample)))
+        self.fitted = True
+        return self
+
+    def choose(self, view: Unlabelled) -> Choice:
+        if not self.fitted:
+            raise InputError("the attribution-guided selector fits its reranker on sample: fit it first")
+        allowed = self.allowed(view)
+        cell = self.reranker.scores(view, allowed).argmax(1) - 1
+        return Choice(cell.astype(np.int64), allowed.sum(1).astype(float))
 
 
 def cross_validate(selectors: Sequence[Selector], sample: SweepResult, folds: int = 4, seed: int = 0) -> pd.DataFrame:
@@ -913,8 +1042,10 @@ def _check_pair(a: SweepResult, b: SweepResult, name: str) -> None:
         )
 
 
-def candidates() -> list[Selector]:
-    """The label-free selectors :func:`compare` declares its primary among (by :func:`cross_validate`)."""
+def candidates(probes: bool = False) -> list[Selector]:
+    """The label-free selectors :func:`compare` declares its primary among (by :func:`cross_validate`);
+    with ``probes`` also those that read :func:`probe`'s columns (the sweeps must have them)."""
+    guided: list[Selector] = [LensGuided(), AttributionGuided()] if probes else []
     return [
         Confidence(),
         Confidence(abstain=False),
@@ -927,6 +1058,7 @@ def candidates() -> list[Selector]:
         Reranker(),
         Reranker(source=False),
         Cascade(),
+        *guided,
     ]
 
 
@@ -963,6 +1095,18 @@ class Comparison:
         )
 
 
+def _probed_sweep(model: Any, pairs: list, result: SweepResult, runs: Any, label: str, progress: bool) -> SweepResult:
+    """``result`` with its probes, read from ``runs/<label>.probes.npz`` when they were saved there."""
+    path = None if runs is None else runs / f"{label.replace(' ', '-')}.probes.npz"
+    saved = None if path is None else load_probes(result, path)
+    if saved is not None:
+        return saved
+    probed = probe(model, pairs, result, progress=progress)
+    if path is not None:
+        save_probes(probed, path)
+    return probed
+
+
 def compare(
     model: Any,
     task: Any,
@@ -977,6 +1121,7 @@ def compare(
     progress: bool = True,
     png: bool = False,
     plotlyjs: str = "directory",
+    probes: bool = True,
 ) -> Comparison:
     """The whole selection study of a task: sweep ``sample`` and ``unseen`` (every cell of
     ``components`` x ``layers``) and both again with mismatched sources (each item's source from
@@ -991,13 +1136,16 @@ def compare(
         limit: the first ``limit`` items per language and split.
         max_new_tokens: greedy tokens per answer.
         components, layers: the cells (``layers``: source and target layers; default all).
-        selectors: default :func:`candidates`.
-        out: a folder for the four resumable run directories (``runs/``), ``report.md`` and the
-            figures (:meth:`Comparison.figures`, HTML).
+        selectors: default :func:`candidates` (with the probe-reading ones when ``probes``).
+        out: a folder for the four resumable run directories (``runs/``, each with its probes
+            beside it as ``runs/<name>.probes.npz``), ``report.md`` and the figures
+            (:meth:`Comparison.figures`, HTML).
         folds: cross-validation folds over facts.
         progress: progress bars.
         png: also write the figures as PNG (needs Chromium).
         plotlyjs: how the HTML figures get plotly.js (see :func:`xtl.plot.save`).
+        probes: add :func:`probe`'s columns to the four sweeps (the logit lens of each source and
+            an attribution estimate of every cell), for :class:`LensGuided` and :class:`AttributionGuided`.
 
     Example:
         >>> found = xtl.select.compare(xtl.toy.load_toy_model(), xtl.tasks.get("toy-generation"), limit=8)
@@ -1030,7 +1178,9 @@ def compare(
                 out=None if runs is None else runs / label.replace(" ", "-"),
                 progress=progress,
             )
-    chosen = list(selectors) if selectors is not None else candidates()
+            if probes:
+                sweeps[label] = _probed_sweep(model, pairs, sweeps[label], runs, label, progress)
+    chosen = list(selectors) if selectors is not None else candidates(probes)
     cv = cross_validate(chosen, sweeps["sample"], folds)
     primary = str(cv.iloc[0]["selector"])  # declared from sample alone, before unseen is read
     copied = [task.score(text, item) for text, item in zip(sweeps["unseen"].baseline["source_text"], items["unseen"])]
