@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP = $(PYTHON) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: setup gemma dev demo test test-fast format lint check figures figures-smollm2 figures-gemma3 figures-gemma3-scripts figures-gemma3-x2en figures-heads figures-lens-smollm2 figures-heads-gemma3 figures-select-toy figures-select-smollm2 figures-select-gemma3
+.PHONY: setup gemma dev demo test test-fast format lint check figures figures-smollm2 figures-gemma3 figures-gemma3-scripts figures-gemma3-x2en figures-heads figures-lens-smollm2 figures-heads-gemma3 figures-select-toy figures-select-smollm2 figures-select-gemma3 figures-select-gemma3-large
 
 # torch first, pinned to the CPU wheel: a bare `torch` requirement with no torch
 # installed would pull a multi-GB CUDA build.
@@ -94,3 +94,8 @@ figures-select-smollm2: setup
 
 figures-select-gemma3: gemma
 	$(PYTHON) -m xtl.cli select --model gemma3-270m --task world-facts --languages sw,zh --limit 16 --layer-step 3 --max-new-tokens 6 --out figures/select-gemma3 --quiet --plotlyjs ../plotly.min.js
+
+# figures/select-gemma3-large: the same with Hindi added and twice the items (32 per language and
+# split: 96 unseen items, 32 facts); Hindi is where transplants make Gemma answer in Latin letters
+figures-select-gemma3-large: gemma
+	$(PYTHON) -m xtl.cli select --model gemma3-270m --task world-facts --languages sw,zh,hi --limit 32 --layer-step 3 --max-new-tokens 6 --out figures/select-gemma3-large --quiet --plotlyjs ../plotly.min.js

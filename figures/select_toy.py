@@ -14,11 +14,35 @@ import argparse
 import time
 from pathlib import Path
 
+import numpy as np
+
 import xtl
 from xtl import plot, select
+from xtl.metrics import spearman
 from xtl.report import TOY_NEW_TOKENS
 
 TASKS = ("toy-generation", "toy-understanding", "toy-culture")
+
+
+def reach(found: select.Comparison) -> str:
+    """How often a right cell is among the k cells attribution rates highest on ``unseen``, against
+    the k best ``sample`` cells (the most a selector that runs only those can score), and the
+    estimate's per-item rank correlation with the exact change of the gold's first-token log-prob."""
+    sample, unseen = found.sweeps["sample"], found.sweeps["unseen"]
+    view = select.Unlabelled(unseen)
+    right = unseen.correct.flatten(1).numpy()
+    rows = ["| k | attribution's top k | the k best `sample` cells |", "|---|---|---|"]
+    for k in (1, 3, 5, 10):
+        best = [view.cells().index(c) for c in select.best_cells(sample, k)]
+        ranked = select.AttributionGuided(k).allowed(view)
+        rows.append(f"| {k} | {(right & ranked).any(1).mean():.3f} | {right[:, best].any(1).mean():.3f} |")
+    estimate = np.stack(view.baseline["attribution"]).reshape(len(right), -1)
+    exact = unseen.gold_logprob.flatten(1).numpy()
+    rho = np.nanmean([spearman(e, x) for e, x in zip(estimate, exact)])
+    return (
+        "Items of `unseen` with a right cell among the cells run:\n\n" + "\n".join(rows) + "\n\n"
+        f"Mean per-item Spearman correlation of the attribution estimate with the exact gold log-prob: {rho:.2f}."
+    )
 
 
 def main() -> None:
@@ -38,7 +62,7 @@ def main() -> None:
             plot.save(fig, out / f"{name}-{stem}.html", "../plotly.min.js")
             images[out / f"{name}-{stem}.png"] = fig
         links = " · ".join(f"[{stem}]({name}-{stem}.html)" for stem in found.figures())
-        section = f"## {name} ({task.direction})\n\n{links}\n\n{found.to_markdown()}"
+        section = f"## {name} ({task.direction})\n\n{links}\n\n{found.to_markdown()}\n\n{reach(found)}"
         print(section, flush=True)
         sections.append(section)
     if not args.no_png:
