@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP = $(PYTHON) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: setup gemma dev demo test test-fast format lint check figures figures-smollm2 figures-gemma3 figures-gemma3-scripts figures-gemma3-x2en figures-heads figures-lens-smollm2 figures-heads-gemma3 figures-select-toy figures-select-smollm2 figures-select-gemma3 figures-select-gemma3-large
+.PHONY: setup gemma dev demo docs test test-fast format lint check figures figures-smollm2 figures-gemma3 figures-gemma3-scripts figures-gemma3-x2en figures-heads figures-lens-smollm2 figures-heads-gemma3 figures-select-toy figures-select-smollm2 figures-select-gemma3 figures-select-gemma3-large
 
 # torch first, pinned to the CPU wheel: a bare `torch` requirement with no torch
 # installed would pull a multi-GB CUDA build.
@@ -24,6 +24,12 @@ dev: setup
 
 demo: setup
 	$(PYTHON) -m xtl.cli demo
+
+# The documentation site (docs/, Sphinx): strict (warnings are errors, every cross-reference must
+# resolve) and offline; open docs/_build/html/index.html
+docs: setup
+	$(PIP) -e ".[docs]"
+	$(PYTHON) -m sphinx -W --keep-going -n -q -b html docs docs/_build/html
 
 test: gemma
 	$(PYTHON) -m pytest

@@ -75,7 +75,7 @@ def capture(
         model: a TransformerLens model (see :class:`xtl.HookedModel`).
         tokens: source prompts: text, a list of texts, a token tensor without
             padding, or a :class:`~xtl.PromptBatch`.
-        components: names from :data:`xtl.COMPONENTS`, ``"head.<h>"``, or ``"head"`` (every head).
+        components: names from :data:`~xtl.components.COMPONENTS`, ``"head.<h>"``, or ``"head"`` (every head).
         prepend_bos: override the model's BOS default when tokenising text.
         stop_at_layer: as in TransformerLens, run blocks ``0..stop_at_layer-1`` only and keep
             those layers (default: every block).

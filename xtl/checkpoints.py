@@ -94,7 +94,7 @@ def packaged_file(name: str) -> Path:
     Raises:
         FileNotFoundError: the package is not installed (the message gives the command), or it
             holds no such file.
-        XtlError: the helper could not assemble the file (a part missing or corrupt).
+        xtl.errors.XtlError: the helper could not assemble the file (a part missing or corrupt).
     """
     packaged = PACKAGED[name]
     try:

@@ -73,6 +73,7 @@ def _plotlyjs(text: str) -> str:
     raise argparse.ArgumentTypeError(f"--plotlyjs must be directory, embed, cdn or a path ending in .js, got {text!r}")
 
 
+#: The ``--plotlyjs`` option's argparse settings, shared by the commands that write figures.
 PLOTLYJS: dict[str, Any] = {
     "default": "directory",
     "type": _plotlyjs,

@@ -1,14 +1,14 @@
 """What can be transplanted: each component names the hook read in the source
 run and the hook overwritten in the target run.
 
-| component          | source hook (layer i)        | target hook (layer j)       |
-|--------------------|------------------------------|-----------------------------|
-| ``attn``           | ``blocks.i.hook_attn_out``   | ``blocks.j.hook_attn_out``  |
-| ``mlp``            | ``blocks.i.hook_mlp_out``    | ``blocks.j.hook_mlp_out``   |
-| ``resid``          | ``blocks.i.hook_resid_post`` | ``blocks.j.hook_resid_post``|
-| ``attn_as_released`` | ``blocks.i.hook_resid_mid`` | ``blocks.j.hook_attn_out``  |
+Component: source hook (layer i) -> target hook (layer j)
 
-| ``head.h``         | ``blocks.i.attn.hook_z``, head ``h``, times ``W_O[h]`` of layer i | ``blocks.j.hook_attn_out``, less head ``h``'s own part |
+- ``attn``: ``blocks.i.hook_attn_out`` -> ``blocks.j.hook_attn_out``
+- ``mlp``: ``blocks.i.hook_mlp_out`` -> ``blocks.j.hook_mlp_out``
+- ``resid``: ``blocks.i.hook_resid_post`` -> ``blocks.j.hook_resid_post``
+- ``attn_as_released``: ``blocks.i.hook_resid_mid`` -> ``blocks.j.hook_attn_out``
+- ``head.h``: ``blocks.i.attn.hook_z``, head ``h``, times ``W_O[h]`` of layer i ->
+  ``blocks.j.hook_attn_out``, less head ``h``'s own part
 
 ``attn`` and ``mlp`` are the paper's Attn-level and FFN-level transplants.
 ``head.h`` carries one attention head: its contribution to the attention output
@@ -55,6 +55,7 @@ class Component:
         return f"blocks.{layer}.{self.target_hook}"
 
 
+#: Every component by name (``head.h`` aside, which :func:`get_component` builds).
 COMPONENTS: dict[str, Component] = {
     c.name: c
     for c in (
@@ -82,7 +83,7 @@ def head(index: int) -> Component:
 
 
 def get_component(name: str) -> Component:
-    """Look up a component by name: one of :data:`COMPONENTS`, or ``"head.<h>"``.
+    """Look up a component by name: one of :data:`~xtl.components.COMPONENTS`, or ``"head.<h>"``.
 
     Raises:
         ValueError: if ``name`` is neither.

@@ -87,7 +87,7 @@ def supports(model: HookedModel, total_len: int) -> TypeGuard[HookedTransformer]
 
     Standard pre-norm decoder blocks with rotary or learned absolute positions and a final
     norm (GPT-2, Llama, Mistral, Qwen2 and kin), and no hook waiting inside an attention block
-    (see :func:`_hooked_out_of_reach`); no attention softcap, QK-norm,
+    (see ``_hooked_out_of_reach``); no attention softcap, QK-norm,
     attention sinks, local windows shorter than the sequence, parallel blocks,
     or multi-device models.
     """
@@ -458,7 +458,7 @@ def prefixes_of(
     block, index: int, prefix_keys: list[list[torch.Tensor]], prefix_values: list[list[torch.Tensor]]
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Each prompt's prefix keys (rotated at their positions) and values at block ``index``, laid out
-    for :func:`_attend_z`: ``[kv_head, d_head, pos]`` and ``[kv_head, pos, d_head]``."""
+    for ``_attend_z``: ``[kv_head, d_head, pos]`` and ``[kv_head, pos, d_head]``."""
     out = []
     for keys, values in zip(prefix_keys, prefix_values):
         k = keys[index]
@@ -585,7 +585,7 @@ def last_token_pass(
     Args:
         model: a model :func:`supports`.
         entering: ``first block -> [rows starting there, d_model]``.
-        prefixes: ``block -> `` each prompt's prefix keys and values.
+        prefixes: ``block ->`` each prompt's prefix keys and values.
         last: ``[row]`` the position of each row's last prompt token.
         prompt: ``[row]`` the prompt each row continues.
         n_prompts: how many prompts ``prefixes`` holds.

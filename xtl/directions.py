@@ -14,6 +14,7 @@ from xtl.errors import InputError
 
 Direction = Literal["en2x", "x2en"]
 
+#: The two directions, ``en2x`` (English source, X target) and ``x2en``, with what each means.
 DIRECTIONS: dict[str, str] = {
     "en2x": "English source -> non-English target (multilingual capability; the non-English answer is scored)",
     "x2en": "non-English source -> English target (cultural adaptability; the English answer is scored)",
@@ -27,7 +28,7 @@ def orient(direction: str, english: P, other: P) -> tuple[P, P]:
     other language; ``x2en`` reads the other language and scores English.
 
     Raises:
-        InputError: for a direction not in :data:`DIRECTIONS`.
+        InputError: for a direction not in :data:`~xtl.directions.DIRECTIONS`.
     """
     if direction == "en2x":
         return english, other

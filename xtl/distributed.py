@@ -38,7 +38,8 @@ from xtl.runner import preflight, sweep_instances
 from xtl.threads import set_threads
 
 EXECUTORS = ("local", "ray")
-RETRIES = 3  # new workers one batch may get before the sweep gives up
+#: New workers one batch may get before the sweep gives up.
+RETRIES = 3
 
 
 def parse_shard(shard: Any) -> tuple[int, int] | None:

@@ -1,4 +1,4 @@
-"""xtl's one error family: every error and warning xtl raises derives from :class:`XtlError`.
+"""xtl's one error family: every error and warning xtl raises derives from :class:`~xtl.errors.XtlError`.
 
 Each class keeps the built-in parent that callers caught before (``ValueError``,
 ``TypeError``, ``FileNotFoundError``, ``UserWarning``), so ``except ValueError`` still

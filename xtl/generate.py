@@ -163,6 +163,7 @@ def can_skip(model: HookedModel) -> TypeGuard[HookedTransformer]:
 
 
 # hook points a block calls after computing its keys and values: a patch there leaves them as they were
+#: Hook points written after a block's computation (a patch there acts on what the block wrote).
 AFTER_KEYS = frozenset({"hook_attn_out", "hook_mlp_out", "hook_resid_mid", "hook_resid_post"})
 
 
@@ -412,7 +413,7 @@ def greedy_generate(
         batch: the prompts.
         max_new_tokens: at most this many new tokens per row (>= 1).
         patches: per-row replacements (see :class:`~xtl.patch.RowPatches`).
-        eos_token_id: stop a row at this id (or any of these); default :func:`eos_ids`'s.
+        eos_token_id: stop a row at this id (or any of these); default :func:`~xtl.generate.eos_ids`'s.
     """
     max_new_tokens = positive_int(max_new_tokens, "max_new_tokens")
     tokenizer = require_tokenizer(model)

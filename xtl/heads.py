@@ -37,7 +37,7 @@ class HeadSweep:
         layers: the layers, each read in the source and written in the target.
         correct: ``[instance, component, layer]`` the scorer's verdict.
         gold_logprob: ``[instance, component, layer]`` the gold answer's first-token log-prob.
-        baseline: one row per instance: the untouched target (as :attr:`SweepResult.baseline`).
+        baseline: one row per instance: the untouched target (as :attr:`xtl.SweepResult.baseline`).
         results: the sweep of each layer, in ``layers`` order.
     """
 

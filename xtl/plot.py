@@ -51,11 +51,13 @@ COMPONENT_NAMES = {
 AXIS_TITLES = {"x": "target layer (where it is written)", "y": "source layer (where it is read)"}
 TEMPLATE = "plotly_white"
 """The one theme of every figure."""
+#: How a figure says which direction a sweep ran.
 DIRECTIONS = {
     "en2x": "En → X: English source, each language's target scored",
     "x2en": "X → En: each language's source, the English target scored",
 }
 SHORT = {"en2x": "En → X", "x2en": "X → En"}
+#: The language axis's title in each direction.
 LANGUAGE_AXIS = {"en2x": "language (of the scored target)", "x2en": "language (of the source; English is scored)"}
 
 
@@ -788,6 +790,7 @@ class ExportError(XtlError, RuntimeError):
     """A figure could not be written as a static image (no browser for kaleido)."""
 
 
+#: How a saved HTML figure gets plotly.js (or a path ending in ``.js``).
 PLOTLYJS = ("directory", "embed", "cdn")
 
 

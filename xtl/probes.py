@@ -39,6 +39,7 @@ from xtl.results import SweepResult
 from xtl.scripts import answer_line
 from xtl.threads import threaded
 
+#: The baseline columns :func:`probe` adds.
 PROBES = ("lens_logprob", "lens_rank", "attribution")
 
 

@@ -283,9 +283,9 @@ class SweepResult:
 
     @property
     def option_correct(self) -> Bool[torch.Tensor, "instance component source_layer target_layer"]:
-        """The option log-probability scorer: the gold option's first token has a strictly
-        higher log-prob than every other option's (False for instances without options, and
-        where options share their first token: a tie is not an answer)."""
+        """Verdicts of the option log-probability scorer, whether the gold option's first token has
+        a strictly higher log-prob than every other option's (False for instances without
+        options, and where options share their first token: a tie is not an answer)."""
         return option_verdicts(self.option_logprob, self.baseline["gold_option"].to_numpy())
 
     def take(self, rows: Sequence[int] | np.ndarray) -> SweepResult:
@@ -381,7 +381,7 @@ class SweepResult:
         A run still in progress or interrupted loads as a partial result
         (:attr:`complete` is False, :attr:`missing` lists what is not there, and a
         warning says so). Parts that do not belong to the run or cannot be read are
-        left out with a :class:`RunWarning` naming each file.
+        left out with a :class:`~xtl.results.RunWarning` naming each file.
 
         Raises:
             FileNotFoundError: if ``path`` holds no ``_spec.json`` or no finished instance.
@@ -690,7 +690,7 @@ def read_part(file: Path, spec: SweepSpec, older: bool = True) -> tuple[int, pd.
 
 def scan_run(path: Path, spec: SweepSpec, move: bool = False) -> dict[int, pd.DataFrame]:
     """Every verified part of a run, by instance. Parts set aside are named in one
-    :class:`RunWarning` (with why) and count as not finished; with ``move`` (a sweep
+    :class:`~xtl.results.RunWarning` (with why) and count as not finished; with ``move`` (a sweep
     resuming the run) they are moved into the run's ``_rejected/`` folder, where
     Parquet readers do not look, and their instances are recomputed."""
     frames, bad, notes = {}, [], []
@@ -780,7 +780,8 @@ def check_output_dir(out: str | os.PathLike, error: type[Exception] = InputError
     """``out`` as a path that is, or can become, a directory (nothing is created).
 
     Raises:
-        error: ``out`` is blank (it would mean the working directory) or names an existing file.
+        InputError: (or the ``error`` class given) ``out`` is blank (it would mean the working
+            directory) or names an existing file.
     """
     if not str(out).strip():
         raise error(f"out={str(out)!r} names no directory; pass one, such as 'runs/demo.parquet'")

@@ -23,6 +23,7 @@ import regex
 
 from xtl.errors import InputError
 
+#: The Unicode scripts a text's letters are counted in.
 SCRIPTS = (
     "Latin",
     "Cyrillic",
@@ -44,6 +45,7 @@ SCRIPTS = (
 _LETTER = regex.compile("|".join(f"(?P<{s}>\\p{{Script={s}}})" for s in SCRIPTS))
 
 LATIN = ("en", "fr", "es", "de", "it", "pt", "sw", "id", "tr", "vi", "sv", "tl", "ro", "et", "ht", "yo", "ha")
+#: The scripts each language is written in.
 LANGUAGE_SCRIPTS: dict[str, tuple[str, ...]] = {
     **{lang: ("Latin",) for lang in LATIN},
     **{lang: ("Cyrillic",) for lang in ("ru", "uk", "bg")},

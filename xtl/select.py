@@ -64,7 +64,7 @@ class Unlabelled:
         scripts: ``str [...]``: the writing system of each cell's answer.
         baseline: per instance the untouched target's ``text``, ``tokens`` and signals, the
             untouched source's own answer (``source_text``, ``source_tokens``), and the probes
-            of :func:`probe` when the result has them (:data:`xtl.probes.PROBES`); no verdicts.
+            of :func:`~xtl.probes.probe` when the result has them (:data:`~xtl.probes.PROBES`); no verdicts.
 
     Reading ``correct``, ``gold_logprob``, ``logit_diff``, ``option_correct`` or ``gold_option``
     (or the baseline's) raises :class:`LabelError`.
@@ -156,7 +156,7 @@ class Choice:
 class Selector:
     """Chooses one cell per instance from label-free signals.
 
-    Subclasses set :attr:`name` and implement :meth:`choose`; those that learn something
+    Subclasses set ``name`` and implement :meth:`choose`; those that learn something
     (a threshold, the best fixed cells) override :meth:`fit`, which alone sees labels.
     """
 
@@ -167,6 +167,7 @@ class Selector:
         return self
 
     def choose(self, view: Unlabelled) -> Choice:
+        """One cell per instance of ``view`` (or -1: keep the untouched answer), and what it cost."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -424,6 +425,7 @@ class SourceAgreement(Selector):
         return _full(view, chosen)
 
 
+#: What the :class:`Reranker` reads of each candidate, in the order of :func:`features`' last axis.
 FEATURES = (
     "mean_logprob (standardised)",
     "top_logprob (standardised)",
@@ -600,7 +602,7 @@ class LensGuided(Selector):
     nearest one swept); the component, the offset (from ``offsets``) and the target layer are
     the ones with the best ``sample`` accuracy (ties: the smaller offset, then the earlier cell).
     Cells run per item: 1 (the lens adds one unembedding per layer to the source pass). Needs
-    :func:`probe`'s ``lens_rank``. :attr:`rule`: the fitted ``(component, offset, target layer)``.
+    :func:`~xtl.probes.probe`'s ``lens_rank``. ``rule``: the fitted ``(component, offset, target layer)``.
     """
 
     name = "lens-guided"
@@ -651,7 +653,7 @@ class LensGuided(Selector):
 class AttributionGuided(Selector):
     """Attribution patching ranks every cell; only the ``k`` best are run, and a reranker chooses.
 
-    :func:`probe`'s ``attribution`` estimates, for every cell, how much it raises the log-prob
+    :func:`~xtl.probes.probe`'s ``attribution`` estimates, for every cell, how much it raises the log-prob
     of the source's own first answer token after the target prompt (no gold read). The ``k``
     cells it rates highest are run exactly; a :class:`Reranker` fitted on ``sample``'s
     candidates chosen the same way picks among them and the untouched answer. Cells run per
@@ -1044,7 +1046,7 @@ def _check_pair(a: SweepResult, b: SweepResult, name: str) -> None:
 
 def candidates(probes: bool = False) -> list[Selector]:
     """The label-free selectors :func:`compare` declares its primary among (by :func:`cross_validate`);
-    with ``probes`` also those that read :func:`probe`'s columns (the sweeps must have them)."""
+    with ``probes`` also those that read :func:`~xtl.probes.probe`'s columns (the sweeps must have them)."""
     guided: list[Selector] = [LensGuided(), AttributionGuided()] if probes else []
     return [
         Confidence(),
@@ -1144,7 +1146,7 @@ def compare(
         progress: progress bars.
         png: also write the figures as PNG (needs Chromium).
         plotlyjs: how the HTML figures get plotly.js (see :func:`xtl.plot.save`).
-        probes: add :func:`probe`'s columns to the four sweeps (the logit lens of each source and
+        probes: add :func:`~xtl.probes.probe`'s columns to the four sweeps (the logit lens of each source and
             an attribution estimate of every cell), for :class:`LensGuided` and :class:`AttributionGuided`.
 
     Example:

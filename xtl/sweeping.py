@@ -73,7 +73,7 @@ def sweep(
         model: a TransformerLens model (a ``TransformerBridge`` works, more slowly).
         pairs: ``xtl.Pair`` items, ``(source, target, gold[, options])`` tuples, dicts,
             or task items with ``source``/``target``/``gold`` attributes.
-        components: names from :data:`xtl.COMPONENTS`, ``"head.<h>"`` for one attention head, or
+        components: names from :data:`~xtl.components.COMPONENTS`, ``"head.<h>"`` for one attention head, or
             ``"head"`` for every head (one component per head on the result's component axis).
         source_layers: layers read in the source run (default all; negative from the end; one
             integer for one layer).
@@ -85,7 +85,7 @@ def sweep(
             is written atomically, and calling again with the same arguments resumes.
         max_batch: rows (cells) per forward pass; default from ``memory_budget``.
         memory_budget: bytes the decoding batch may take; default
-            :func:`default_memory_budget` (half the free GPU memory; on the CPU a quarter of
+            :func:`~xtl.runner.default_memory_budget` (half the free GPU memory; on the CPU a quarter of
             the available memory, 256 MiB to 4 GiB).
         eos_token_id: stop id(s); default the generation config's EOS ids, as HF ``generate``
             (see :func:`xtl.generate.eos_ids`).

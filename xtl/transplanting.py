@@ -80,7 +80,7 @@ def transplant(
         target: target prompt(s), as many as sources.
         source_layer: layer read in the source run (negative counts from the end).
         target_layer: layer written in the target run (negative counts from the end).
-        component: one of :data:`xtl.COMPONENTS`, or ``"head.<h>"`` for attention head ``h``.
+        component: one of :data:`~xtl.components.COMPONENTS`, or ``"head.<h>"`` for attention head ``h``.
         max_new_tokens: greedy tokens to generate per row.
         baseline: also decode the untouched targets.
         eos_token_id: stop id(s); default the generation config's EOS ids, as HF ``generate``

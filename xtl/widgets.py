@@ -60,7 +60,7 @@ class Explorer:
     Attributes:
         item, component, source, target: the controls (``ipywidgets`` Dropdowns and IntSliders).
         text: an ``HTML`` widget with the prompt and both continuations.
-        plot: an ``Output`` widget showing :attr:`figure`.
+        plot: an ``Output`` widget showing its ``figure``.
         figure: the heatmap of the current item's language with the current cell outlined
             (``None`` without a sweep).
         widget: everything in one box; put it last in a cell to show it.

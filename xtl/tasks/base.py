@@ -64,7 +64,7 @@ class Item(Pair):
 @dataclass(frozen=True)
 class RuleScorer:
     """A task's scoring rule as a sweep scorer (``scorer(text, item) -> bool``); its
-    :attr:`name` (``"xnli/paper"``) is what a run's spec records as its scorer."""
+    ``name`` (``"xnli/paper"``) is what a run's spec records as its scorer."""
 
     task: str
     family: str
@@ -218,7 +218,7 @@ class Task:
         return items
 
     def score(self, text: str, item: Item) -> bool:
-        """This task's rule (:attr:`rule`): is ``text`` a correct answer to ``item``?"""
+        """This task's rule (its ``rule``): is ``text`` a correct answer to ``item``?"""
         return self.scorer(text, item)
 
     @property
@@ -228,7 +228,7 @@ class Task:
 
     def misaligned(self, english: Record, other: Record) -> bool:
         """Whether a pair of records paired by line cannot be the same item: with a
-        :attr:`shared_gold`, the two golds differ. Tasks add their own tests."""
+        :attr:`~xtl.tasks.base.Task.shared_gold`, the two golds differ. Tasks add their own tests."""
         return self.shared_gold and english.gold != other.gold
 
     def _aligned(self, english: list, english_path: Path, other: list, other_path: Path):

@@ -152,7 +152,7 @@ class XNLI(_PaperTask):
     Scoring (``rule="paper"``): the gold's ``(k)``, the bare ``k`` as the whole
     output, or its released label tag, and no other option's (see
     :mod:`xtl.tasks.scoring`). The English template has the released spacing
-    (``(1) Entail \n``, with a space). Parallel files must agree on the gold
+    (``(1) Entail \\n``, with a space). Parallel files must agree on the gold
     line by line.
     """
 
