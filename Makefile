@@ -55,7 +55,7 @@ check: lint
 figures: setup
 	$(PYTHON) -m xtl.cli demo --out figures --quiet
 
-# figures/smollm2: the world-facts study of the real SmolLM2-135M-Instruct that the README shows
+# figures/smollm2: the world-facts study of the real SmolLM2-135M-Instruct that the docs show (docs/explanation/findings.md)
 # (`xtl demo --model smollm2-135m` with more items and a larger first-token map; about 40 min on 2 cores).
 figures-smollm2: setup
 	$(PYTHON) -m xtl.cli demo --model smollm2-135m --limit 24 --map-items 4 --map-layer-step 1 --out figures/smollm2 --quiet --plotlyjs ../plotly.min.js

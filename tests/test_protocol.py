@@ -343,7 +343,7 @@ def test_a_released_split_folder_without_its_sibling_says_what_is_missing(tmp_pa
 @pytest.mark.parametrize("gold", ["", "  ", 7, None])
 def test_a_blank_or_non_text_released_gold_is_named_with_its_file_and_line(tmp_path, gold):
     """The authors' gold.lower() in pred.lower() counts a blank gold as found in every output; xtl
-    refuses it as a data error (README, scoring rules)."""
+    refuses it as a data error (docs/howto/tasks.md, scoring rules)."""
     root = tmp_path / "XQuAD_sample"
     for sub in ("split", "ans"):
         (root / sub).mkdir(parents=True)
