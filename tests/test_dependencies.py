@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from xtl.version import DISTRIBUTION
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "xtl"
 
@@ -37,7 +39,7 @@ def _declared() -> tuple[set[str], dict[str, set[str]]]:
         extras = {k: {_requirement_name(r) for r in v} for k, v in project["optional-dependencies"].items()}
         return core, extras
     core, extras = set(), {}  # Python 3.10: the installed metadata, which `make setup` refreshes
-    for requirement in metadata.requires("xtl") or []:
+    for requirement in metadata.requires(DISTRIBUTION) or []:
         marker = re.search(r"extra\s*==\s*['\"]([^'\"]+)['\"]", requirement)
         (extras.setdefault(marker.group(1), set()) if marker else core).add(_requirement_name(requirement))
     return core, extras

@@ -161,7 +161,7 @@ def test_ray_missing_names_the_extra(model, monkeypatch, capsys, tmp_path):
         )
         == 2
     )
-    assert "xtl[distributed]" in capsys.readouterr().err
+    assert "xtransplant[distributed]" in capsys.readouterr().err
 
 
 def test_a_model_ray_cannot_load_again_is_refused(checkpoints):

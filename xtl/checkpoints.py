@@ -166,7 +166,7 @@ def dequantized(path: Path) -> Path:
     try:
         import gguf  # noqa: F401  (transformers reads GGUF files through it)
     except ImportError as err:
-        raise ImportError(f"reading {path.name} needs the gguf package: pip install 'xtl[real]'") from err
+        raise ImportError(f"reading {path.name} needs the gguf package: pip install 'xtransplant[real]'") from err
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)

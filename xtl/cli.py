@@ -551,7 +551,7 @@ def parser() -> argparse.ArgumentParser:
         nargs="?",
         const="local",
         metavar="ADDRESS",
-        help="run the items on Ray workers (pip install 'xtl[distributed]'): a new local Ray, or "
+        help="run the items on Ray workers (pip install 'xtransplant[distributed]'): a new local Ray, or "
         "the cluster at ADDRESS ('auto': the one this machine belongs to)",
     )
     sweep.add_argument(

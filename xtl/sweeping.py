@@ -95,7 +95,7 @@ def sweep(
         shard: ``(k, n)`` or ``"k/n"``: only the instances whose index ``i`` has ``i % n == k``
             (one job of ``n`` filling the same ``out``; see :mod:`xtl.distributed`).
         executor: ``"local"`` (this process) or ``"ray"``: Ray workers, each loading the model
-            the way it was loaded here (``pip install 'xtl[distributed]'``).
+            the way it was loaded here (``pip install 'xtransplant[distributed]'``).
         workers: Ray workers to start (default: one per CPU of the cluster, or per
             ``gpus_per_worker`` GPUs).
         address: the Ray cluster to join (default: the running one, else a new local one).

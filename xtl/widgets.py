@@ -78,7 +78,7 @@ class Explorer:
         try:
             import ipywidgets as w
         except ImportError as err:
-            raise ImportError("xtl.widgets.Explorer needs ipywidgets: pip install 'xtl[notebooks]'") from err
+            raise ImportError("xtl.widgets.Explorer needs ipywidgets: pip install 'xtransplant[notebooks]'") from err
 
         if not items:
             raise InputError("the explorer needs at least one item")
