@@ -142,7 +142,7 @@ def test_sweep_refuses_unknown_executor_and_bad_workers(model):
 
 def test_ray_missing_names_the_extra(model, monkeypatch, capsys, tmp_path):
     monkeypatch.setitem(sys.modules, "ray", None)
-    with pytest.raises(ImportError, match=r"pip install 'xtl\[distributed\]'"):
+    with pytest.raises(ImportError, match=r"pip install 'xtransplant\[distributed\]'"):
         xtl.sweep(model, ITEMS[:1], max_new_tokens=1, executor="ray", progress=False)
     assert (
         cli.main(

@@ -102,7 +102,7 @@ def test_missing_package_or_gguf_give_the_command(tmp_path, monkeypatch):
     gguf_path = checkpoints.packaged_file("smollm2-135m")
     monkeypatch.setenv("XTL_CACHE", str(tmp_path))  # an empty cache: the file must be converted
     monkeypatch.setitem(sys.modules, "gguf", None)  # as if the gguf package were not installed
-    with pytest.raises(ImportError, match=r"needs the gguf package: pip install 'xtl\[real\]'"):
+    with pytest.raises(ImportError, match=r"needs the gguf package: pip install 'xtransplant\[real\]'"):
         xtl.load_model(gguf_path)
     with pytest.raises(FileNotFoundError, match="GGUF file .*nope.gguf' does not exist"):
         xtl.load_model(tmp_path / "nope.gguf")
