@@ -57,7 +57,7 @@ def probe(
     Args:
         model: the model ``result`` was swept on.
         pairs: the items it was swept on (all of them, in the sweep's order).
-        result: an exact sweep recording the source's own answers (xtl 0.x runs since they exist).
+        result: an exact sweep that recorded the source's own answers (every run since xtl records them).
         lens: add ``lens_logprob`` and ``lens_rank``.
         attribution: add ``attribution``, estimated on ``result``'s components and layers.
         progress: progress bars.
@@ -81,19 +81,20 @@ def probe(
             f"these {len(pairs)} pairs are not the {len(hashes)} the sweep ran (their prompts, golds or options "
             f"differ): pass the items the result was swept on"
         )
-    firsts = [list(result.baseline.loc[k, "source_tokens"]) for k in result.instances]
-    texts = [answer_line(result.baseline.loc[k, "source_text"]) for k in result.instances]
-    if any(not tokens for tokens in firsts):
+    answered = [list(result.baseline.loc[k, "source_tokens"]) for k in result.instances]
+    if any(not tokens for tokens in answered):
         raise InputError("this sweep holds no source answers (written before xtl recorded them): run it again")
+    firsts = [tokens[0] for tokens in answered]  # the token the lens follows
+    texts = [answer_line(result.baseline.loc[k, "source_text"]) for k in result.instances]
     base = result.baseline.copy()
     if lens:
         lps, ranks = [], []
-        for k, tokens in tqdm(
+        for k, first in tqdm(
             list(zip(result.instances, firsts)), disable=not progress, desc="logit lens of the sources", unit="item"
         ):
             prompt = tokenize(model, pairs[k].source, prepend_bos=result.spec.prepend_bos)
             logprobs = layer_logprobs(model, prompt.tokens)  # [n_layers + 1, d_vocab]
-            at = logprobs[:, tokens[0]]
+            at = logprobs[:, first]
             lps.append(at.numpy())
             ranks.append((logprobs > at[:, None]).sum(-1).numpy())
         base["lens_logprob"] = _column(base, result.instances, lps)

@@ -97,7 +97,8 @@ class Unlabelled:
             raise LabelError(
                 f"a selector cannot read {name!r}: it depends on the gold. Label-free fields: "
                 f"{', '.join(SIGNALS)}, option_logprob, texts_array, tokens_array, changed, scripts, baseline "
-                f"({', '.join(SHOWN_BASELINE)}); learn from labels in fit(sample)"
+                f"({', '.join(SHOWN_BASELINE)}, and the probes {', '.join(PROBES)} when the sweep has them); "
+                f"learn from labels in fit(sample)"
             )
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
@@ -667,7 +668,6 @@ class AttributionGuided(Selector):
             raise InputError(f"k must be a positive int, got {k!r}")
         self.k, self.reranker = k, Reranker(penalty)
         self.name = f"attribution-guided ({k} cells, then the reranker)"  # type: ignore[misc]
-        self.fitted = False
 
     def allowed(self, view: Unlabelled) -> Bool[np.ndarray, "instance cell"]:
         """The ``k`` cells per instance with the highest estimate (none where it is undefined)."""
@@ -679,11 +679,10 @@ class AttributionGuided(Selector):
 
     def fit(self, sample: SweepResult) -> AttributionGuided:
         self.reranker.fit(sample, allowed=self.allowed(Unlabelled(sample)))
-        self.fitted = True
         return self
 
     def choose(self, view: Unlabelled) -> Choice:
-        if not self.fitted:
+        if self.reranker.weights is None:
             raise InputError("the attribution-guided selector fits its reranker on sample: fit it first")
         allowed = self.allowed(view)
         cell = self.reranker.scores(view, allowed).argmax(1) - 1
