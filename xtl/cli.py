@@ -197,9 +197,11 @@ def _sweep(args: argparse.Namespace) -> int:
     import xtl
     from xtl.components import check_names, positive_int
     from xtl.results import check_output_dir
+    from xtl.study import layer_subset
 
     if args.limit is not None:
         positive_int(args.limit, "--limit")
+    step = positive_int(args.layer_step, "--layer-step")
     if args.approx and args.max_new_tokens is not None:
         raise InputError(
             "--max-new-tokens does not apply to --approx: attribution patching estimates first-token "
@@ -224,9 +226,17 @@ def _sweep(args: argparse.Namespace) -> int:
     languages = [task.canonical(lang) for lang in _csv(args.languages)] if args.languages else list(task.languages)
     items = [item for lang in languages for item in task.items(lang, args.direction, args.split)[: args.limit]]
     model = _load(args.model, args.dtype)
+    layers = None if step == 1 else layer_subset(model.cfg.n_layers, step)
     if args.approx:
         result = xtl.attribution_sweep(
-            model, items, components=_csv(args.components), out=args.out, progress=not args.quiet, shard=shard
+            model,
+            items,
+            components=_csv(args.components),
+            source_layers=layers,
+            target_layers=layers,
+            out=args.out,
+            progress=not args.quiet,
+            shard=shard,
         )
         print(_top_cells(result).to_string(index=False))
     else:
@@ -244,6 +254,8 @@ def _sweep(args: argparse.Namespace) -> int:
             model,
             items,
             components=_csv(args.components),
+            source_layers=layers,
+            target_layers=layers,
             max_new_tokens=max_new_tokens,
             scorer=task.scorer,
             out=args.out,
@@ -537,6 +549,12 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="estimate every cell's first-token statistics by attribution patching (one backward "
         "pass per item instead of one run per cell; approximate, no text; the run says so)",
+    )
+    sweep.add_argument(
+        "--layer-step",
+        type=int,
+        default=1,
+        help="source and target layers: every Nth layer and the last (default: %(default)s, all)",
     )
     sweep.add_argument("--dtype", default="float32", choices=DTYPES, help="model dtype (default: %(default)s)")
     sweep.add_argument("--out", required=True, help="the run directory")

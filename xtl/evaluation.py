@@ -92,7 +92,12 @@ def compare_rules(
         ``disagree``, ``only_<rule>`` (texts only that rule accepts) for both.
 
     Example:
-        >>> xtl.compare_rules(res, task.items("zh"))
+        >>> xnli = xtl.tasks.get("xnli", data="xtransplant-samples/XNLI")
+        >>> from xtl.testing import save_checkpoint
+        >>> small = xtl.load_model(save_checkpoint("qwen2", Path("qwen2-tiny")))  # any model
+        >>> items = xnli.items("zh")[:2]
+        >>> run = xtl.sweep(small, items, scorer=xnli.scorer, max_new_tokens=3, progress=False)
+        >>> xtl.compare_rules(run, items)
     """
     if len(rules) != 2 or rules[0] == rules[1]:
         raise InputError(f"compare_rules compares two different rules, got {list(rules)}")
@@ -164,8 +169,8 @@ def evaluate(
         setting, component, source_layer, target_layer, instances, baseline, accuracy, gain``.
 
     Example:
-        >>> xtl.evaluate(model, xtl.tasks.get("xnli", data=path), languages=["sw"], setting="default")
-        >>> xtl.evaluate(model, task, setting=["default", "targetfirst"], split="unseen", search=res)
+        >>> xtl.evaluate(model, xtl.tasks.get("toy-culture"), languages=["sw"], setting="default", limit=4)
+        >>> xtl.evaluate(model, task, ["sw"], setting=["default", "targetfirst"], split="unseen", search=res)
     """
     if isinstance(task, str):
         task = tasks.get(task)

@@ -352,8 +352,10 @@ def generate_packed(
     ``row_names`` numbers the rows in error messages as the caller's batch does.
 
     Example:
-        >>> gen = generate_packed(model, [tokenize(model, a), tokenize(model, b)], [3, 2], 5)
-        >>> gen.tokens.shape  # [5, <= 5]
+        >>> from xtl.prompts import tokenize
+        >>> gen = generate_packed(model, [tokenize(model, en), tokenize(model, sw)], [3, 2], 5)
+        >>> gen.tokens.shape[0]  # [5 rows, at most 5 new tokens]
+        5
     """
     max_new_tokens = positive_int(max_new_tokens, "max_new_tokens")
     tokenizer = require_tokenizer(model)

@@ -97,8 +97,8 @@ def head_sweep(
         :class:`HeadSweep` with ``[instance, component, layer]`` arrays.
 
     Example:
-        >>> hs = xtl.head_sweep(model, task.items("sw"), max_new_tokens=1)
-        >>> xtl.plot.heads(hs, "logprob_change")
+        >>> hs = xtl.head_sweep(model, items, max_new_tokens=1, progress=False)
+        >>> fig = xtl.plot.heads(hs, "logprob_change")
     """
     components = model_components(model, components)
     chosen = resolve_layers(layers, n_layers(model), "layer")

@@ -52,7 +52,7 @@ def transplant_hooks(
         >>> with model.hooks(fwd_hooks=xtl.transplant_hooks(model, spec, acts)):
         ...     logits = model(target_tokens)
         >>> with model.hooks(fwd_hooks=xtl.transplant_hooks(model, spec, acts)):
-        ...     out = model.generate(target_tokens, max_new_tokens=8, do_sample=False)
+        ...     out = model.generate(target_tokens, max_new_tokens=8, do_sample=False, verbose=False)
     """
     if not isinstance(spec, TransplantSpec):
         raise InputTypeError(f"spec must be an xtl.TransplantSpec (the second argument), got {type(spec).__name__}")

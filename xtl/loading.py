@@ -424,7 +424,7 @@ def forward_layout(model: HookedModel) -> HookedModel:
     A model that is not a ``HookedTransformer`` is returned untouched.
 
     Example:
-        >>> model = xtl.loading.forward_layout(my_hooked_transformer)  # load_model does this
+        >>> model = xtl.loading.forward_layout(model)  # load_model does this
     """
     from transformer_lens import HookedTransformer
 
@@ -499,8 +499,10 @@ def load_model(
         ValueError: an unknown hub name, dtype or processing option; a loaded model without tokenizer.
 
     Example:
-        >>> model = xtl.load_model("path/to/qwen2-checkpoint")
-        >>> raw = xtl.load_model("path/to/qwen2-checkpoint", processing=False)
+        >>> from xtl.testing import save_checkpoint
+        >>> folder = save_checkpoint("qwen2", Path("qwen2-checkpoint"))  # a tiny random one
+        >>> model = xtl.load_model(folder)           # or a hub name: "Qwen/Qwen2-0.5B-Instruct"
+        >>> raw = xtl.load_model(folder, processing=False)
     """
     check_prepend_bos(prepend_bos)
     packaged = PACKAGED.get(model) if isinstance(model, str) else None

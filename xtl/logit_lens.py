@@ -67,8 +67,8 @@ def lens(
         InputError: no prompts or answers, ``spec`` without ``sources`` for every prompt.
 
     Example:
-        >>> frame = xtl.lens(model, {"en": en_q, "sw": sw_q}, {"en": " Paris", "sw": " Parisi"})
-        >>> xtl.plot.lens(frame)
+        >>> frame = xtl.lens(model, {"en": en, "sw": sw}, {"gold": " vodi"})
+        >>> fig = xtl.plot.lens(frame)
     """
     for name, given in (("prompts", prompts), ("answers", answers)):
         if not isinstance(given, dict) or not given:

@@ -6,7 +6,7 @@ Every function takes a :class:`xtl.SweepResult` (or anything with the same field
 :class:`Cells`) and returns a tidy pandas DataFrame or plain numbers.
 
 Example:
-    >>> res = xtl.sweep(model, task.items("sw"), scorer=task.scorer)
+    >>> res = xtl.sweep(model, task.items("sw"), scorer=task.scorer, progress=False)
     >>> xtl.upper_bound(res)
 """
 
@@ -120,7 +120,7 @@ def upper_bound(result: Cells, scoring: str = "rule") -> pd.DataFrame:
     bound as knowledge (``python -m xtl.toy.card`` does).
 
     Example:
-        >>> res = xtl.sweep(model, task.items("sw"), scorer=task.scorer)
+        >>> res = xtl.sweep(model, task.items("sw"), scorer=task.scorer, progress=False)
         >>> xtl.upper_bound(res)
     """
     correct, base = verdicts(result, scoring)  # [instance, component, source, target], [instance]
@@ -178,6 +178,7 @@ def control_difference(
         InputError: results whose instances, languages or cells differ.
 
     Example:
+        >>> control = xtl.sweep(model, xtl.study.mismatched(items), scorer=task.scorer, max_new_tokens=4)
         >>> xtl.control_difference(res, control)
     """
     check_cells(result)

@@ -14,8 +14,8 @@ Metrics of a cell, over the instances of a language (or all):
 - ``logprob_change``: the mean change of the gold answer's first-token log-prob.
 
 Example:
-    >>> res = xtl.sweep(model, task.items("sw"), scorer=task.scorer)
-    >>> xtl.plot.heatmap(res, "gain")            # attention and MLP side by side
+    >>> res = xtl.sweep(model, task.items("sw"), scorer=task.scorer, progress=False)
+    >>> fig = xtl.plot.heatmap(res, "gain")      # attention and MLP side by side
     >>> xtl.plot.save(xtl.plot.difference(res), "diff.html")
 """
 
@@ -66,8 +66,7 @@ def context(result: Cells, language: str | None = None) -> str:
 
     Example:
         >>> xtl.plot.context(res)
-        "toy-culture · X → En: each language's source, the English target scored<br>38 items (fr 11, es 7,
-        sw 11, ru 9) · untouched accuracy 0.03 · model xtl-toy"
+        "toy-culture · X → En: each language's source, the English target scored<br>4 items (sw 4) · ... xtl-toy"
     """
     mask = _mask(result, language)
     spec = result.spec
@@ -299,8 +298,9 @@ def facets(
     (e.g. ``{"understanding": r1, "generation": r2, "culture": r3}``); one colour scale.
 
     Example:
-        >>> xtl.plot.facets(res, "gain")                               # per language
-        >>> xtl.plot.facets({"generation": g, "culture": c})           # per task type
+        >>> fig = xtl.plot.facets(res, "gain")                         # per language
+        >>> g = xtl.sweep(model, xtl.tasks.get("toy-generation").items("sw")[:4], max_new_tokens=2)
+        >>> fig = xtl.plot.facets({"generation": g, "culture": res})   # per task type
     """
     if not isinstance(results, Mapping):
         side = {"x2en": "source ", "en2x": "target "}.get(results.spec.direction, "")
@@ -607,7 +607,9 @@ def lens(frame: pd.DataFrame, value: str = "prob", title: str | None = None, sub
     per answer language, dashed after the transplant (where the frame has one).
 
     Example:
-        >>> xtl.plot.lens(xtl.lens(model, prompts, answers, spec=spec, sources=sources))
+        >>> prompts, answers = {"en": en, "sw": sw}, {"gold": " vodi"}
+        >>> spec, sources = xtl.TransplantSpec(0, 0, "mlp"), {"en": sw, "sw": en}
+        >>> fig = xtl.plot.lens(xtl.lens(model, prompts, answers, spec=spec, sources=sources))
     """
     if value not in ("prob", "logprob"):
         raise InputError(f"unknown value {value!r}; valid: ['prob', 'logprob']")
@@ -648,7 +650,8 @@ def selectors(table: pd.DataFrame, title: str | None = None, subtitle: str = "")
     (TargetFirst), 1 the upper bound.
 
     Example:
-        >>> xtl.plot.selectors(xtl.select.evaluate(selectors, sample, unseen, control=control).table)
+        >>> found = xtl.select.compare(model, "toy-generation", languages=["sw"], limit=8, max_new_tokens=2)
+        >>> fig = xtl.plot.selectors(found.evaluation.table)
     """
     need = {"selector", "gap_closed", "gap_low", "gap_high"}
     if not need <= set(table.columns):
@@ -707,7 +710,8 @@ def selection_cost(table: pd.DataFrame, title: str | None = None, subtitle: str 
     :func:`xtl.select.evaluate`): what each choice costs and what it buys.
 
     Example:
-        >>> xtl.plot.selection_cost(evaluation.table)
+        >>> found = xtl.select.compare(model, "toy-generation", languages=["sw"], limit=8, max_new_tokens=2)
+        >>> fig = xtl.plot.selection_cost(found.evaluation.table)
     """
     need = {"selector", "accuracy", "cells_per_item"}
     if not need <= set(table.columns):
@@ -729,7 +733,8 @@ def selector_languages(by_language: pd.DataFrame, title: str | None = None, subt
     of :func:`xtl.select.evaluate`, the upper bound among the bars).
 
     Example:
-        >>> xtl.plot.selector_languages(evaluation.by_language)
+        >>> found = xtl.select.compare(model, "toy-generation", languages=["sw", "fr"], limit=8, max_new_tokens=2)
+        >>> fig = xtl.plot.selector_languages(found.evaluation.by_language)
     """
     need = {"selector", "language", "accuracy", "instances"}
     if not need <= set(by_language.columns):

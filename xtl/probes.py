@@ -69,7 +69,7 @@ def probe(
         InputError: an estimate, pairs that are not the sweep's, or a sweep without the source's answers.
 
     Example:
-        >>> probed = xtl.select.probe(model, items, xtl.sweep(model, items))
+        >>> probed = xtl.select.probe(model, items, xtl.sweep(model, items, progress=False))
         >>> probed.baseline["lens_rank"].iloc[0]  # the source answer's rank, layer by layer
     """
     if not isinstance(result, SweepResult) or result.approximate:

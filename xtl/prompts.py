@@ -123,7 +123,7 @@ def tokenize(model: HookedModel, prompts: str | Sequence[str], prepend_bos: bool
     Example:
         >>> batch = xtl.tokenize(model, ["Human: hi", "Binadamu: habari yako"])
         >>> batch.last_index  # both rows end at the last position
-        tensor([6, 6])
+        tensor([12, 12])
     """
     if isinstance(prompts, str):
         prompts = [prompts]

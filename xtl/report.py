@@ -5,8 +5,9 @@ browser for kaleido is there) and a ``report.md`` with the tables behind them;
 :func:`demo` sweeps the shipped toy model's tasks and writes such a report.
 
 Example:
+    >>> run = xtl.sweep(model, items, scorer=task.scorer, max_new_tokens=4, out="runs/toy-culture")
     >>> results = {"toy-culture": xtl.SweepResult.load("runs/toy-culture")}
-    >>> xtl.report.write_report(results, "report/")
+    >>> report = xtl.report.write_report(results, "report/", png=False)
 """
 
 from __future__ import annotations

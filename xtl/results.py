@@ -194,7 +194,7 @@ class SweepResult:
             loaded while still running, or interrupted); empty when :attr:`complete`.
 
     Example:
-        >>> res = xtl.sweep(model, pairs, components=("attn", "mlp"), max_new_tokens=1)
+        >>> res = xtl.sweep(model, pairs, components=("attn", "mlp"), max_new_tokens=1, progress=False)
         >>> res.correct.float().mean(0)  # fraction solved per [component, source, target]
     """
 

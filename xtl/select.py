@@ -9,8 +9,12 @@ raises :class:`LabelError` on verdicts and gold statistics. Selectors that need 
 them in :meth:`Selector.fit`, from the labelled ``sample`` sweep only.
 
 Example:
+    >>> task = xtl.tasks.get("toy-generation")
+    >>> sample = xtl.sweep(model, task.items("sw")[:8], scorer=task.scorer, max_new_tokens=2, progress=False)
+    >>> unseen = xtl.sweep(model, task.items("sw", split="unseen")[:8], scorer=task.scorer, max_new_tokens=2,
+    ...                    progress=False)
     >>> chosen = xtl.select.Confidence().fit(sample).choose(xtl.select.Unlabelled(unseen))
-    >>> chosen.accuracy(unseen)
+    >>> accuracy = chosen.accuracy(unseen)
 """
 
 from __future__ import annotations
@@ -698,6 +702,8 @@ def cross_validate(selectors: Sequence[Selector], sample: SweepResult, folds: in
         ``selector, accuracy, untouched`` (pooled over the folds), best first.
 
     Example:
+        >>> task = xtl.tasks.get("toy-generation")
+        >>> sample = xtl.sweep(model, task.items("sw")[:8], scorer=task.scorer, max_new_tokens=2, progress=False)
         >>> table = xtl.select.cross_validate([Confidence(), Vote(k=3)], sample)
         >>> primary = table.iloc[0]["selector"]
     """
@@ -1132,7 +1138,8 @@ def compare(
 
     Args:
         model: a loaded model.
-        task: a task (:func:`xtl.tasks.get`).
+        task: a task (:func:`xtl.tasks.get`), or the name of one that needs no data (the toy
+            tasks, ``"world-facts"``).
         languages: default the task's.
         limit: the first ``limit`` items per language and split.
         max_new_tokens: greedy tokens per answer.
@@ -1149,7 +1156,7 @@ def compare(
             an attribution estimate of every cell), for :class:`LensGuided` and :class:`AttributionGuided`.
 
     Example:
-        >>> found = xtl.select.compare(xtl.toy.load_toy_model(), xtl.tasks.get("toy-generation"), limit=8)
+        >>> found = xtl.select.compare(xtl.toy.load_toy_model(), "toy-generation", languages=["sw"], limit=8)
         >>> print(found.evaluation.claim)
     """
     from pathlib import Path
@@ -1159,6 +1166,10 @@ def compare(
     from xtl.sweeping import sweep
 
     check_plotlyjs(plotlyjs)  # before the sweeps, not after them
+    if isinstance(task, str):
+        from xtl.tasks import get
+
+        task = get(task)
     languages = [task.canonical(lang) for lang in languages] if languages else list(task.languages)
     stride = len(getattr(task, "relations", ())) or 1  # a control source asks the same relation
     runs = None if out is None else Path(out) / "runs"

@@ -24,7 +24,8 @@ and writes the figures and ``report.md`` (:func:`xtl.report.write_report`).
 Sweeps are kept in ``out/runs`` and resume when interrupted.
 
 Example:
-    >>> xtl.study.study("smollm2-135m", "smollm2-study", limit=4, map_items=1)
+    >>> found = xtl.study.study("smollm2-135m", "smollm2-study", languages=["fr"], limit=2, layer_step=10,
+    ...                         map_items=1, map_step=10, png=False, progress=False)
 """
 
 from __future__ import annotations
@@ -383,8 +384,9 @@ def best_cell(result) -> TransplantSpec:
     language together; the first in component, source, target order on a tie).
 
     Example:
-        >>> best_cell(res)
-        TransplantSpec(source_layer=12, target_layer=12, component='attn')
+        >>> gen = xtl.tasks.get("toy-generation")
+        >>> best_cell(xtl.sweep(model, gen.items("sw")[:12], scorer=gen.scorer, max_new_tokens=3, progress=False))
+        TransplantSpec(source_layer=0, target_layer=0, component='attn')
     """
     row = best_cells(result).iloc[-1]  # "all" when there are several languages, else the one
     return TransplantSpec(int(row["source_layer"]), int(row["target_layer"]), str(row["component"]))
@@ -424,7 +426,8 @@ def summary(done: dict) -> pd.DataFrame:
     ``sample`` cell with matched and mismatched sources.
 
     Example:
-        >>> print(summary(study("smollm2-135m")).to_string(index=False))
+        >>> found = study("smollm2-135m", languages=["fr"], limit=2, layer_step=10, map_step=10, png=False)
+        >>> print(summary(found).to_string(index=False))
     """
     (res,) = done["results"].values()
     control = done["control"]

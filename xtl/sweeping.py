@@ -112,7 +112,7 @@ def sweep(
 
     Example:
         >>> res = xtl.sweep(model, [(en, sw, " (1)", (" (1)", " (2)", " (3)"))],
-        ...                 max_new_tokens=1, out="runs/demo.parquet")
+        ...                 max_new_tokens=1, out="runs/demo.parquet", progress=False)
         >>> res.gold_logprob.shape  # [instance, component, source_layer, target_layer]
     """
     if not isinstance(progress, bool):

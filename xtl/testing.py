@@ -4,8 +4,9 @@ Nothing here downloads: the tokenizer is a byte-level BPE trained on a few
 sentences, the models are random ``transformers`` models of real architectures.
 
 Example:
+    >>> from pathlib import Path
     >>> from xtl.testing import save_checkpoint
-    >>> model = xtl.load_model(save_checkpoint("qwen2", tmp_dir / "qwen2-tiny"))
+    >>> model = xtl.load_model(save_checkpoint("qwen2", Path("qwen2-tiny")))
 """
 
 from __future__ import annotations

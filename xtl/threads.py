@@ -30,6 +30,7 @@ Example:
     1
     >>> with xtl.using_threads(model):  # your own hooked forward passes, under the same rule
     ...     logits = model(tokens)
+    >>> xtl.set_threads("auto")         # the default again
 """
 
 from __future__ import annotations

@@ -88,9 +88,8 @@ def transplant(
         prepend_bos: override the model's BOS default when tokenising text.
 
     Example:
-        >>> res = xtl.transplant(model, source="Human: ... Assistant: my answer would be:",
-        ...                      target="Binadamu: ... Msaidizi: jibu langu lingekuwa:",
-        ...                      source_layer=-1, target_layer=0, component="attn")
+        >>> res = xtl.transplant(model, source="the capital of pukiga is", target="mji mkuu wa upukiga ni",
+        ...                      source_layer=-1, target_layer=0, component="attn", max_new_tokens=2)
         >>> res.text, res.baseline_text
     """
     if component == HEAD:

@@ -6,7 +6,7 @@ continuation, and, given a sweep of the same items, that sweep's heatmap with
 the chosen cell outlined.
 
 Example:
-    >>> res = xtl.sweep(model, items, scorer=task.scorer, max_new_tokens=4)
+    >>> res = xtl.sweep(model, items, scorer=task.scorer, max_new_tokens=4, progress=False)
     >>> from xtl.widgets import Explorer
     >>> Explorer(model, items, res, scorer=task.scorer).widget   # the last line of a cell
 """

@@ -4,9 +4,9 @@ Example:
     >>> xtl.tasks.list()
     ['culturalbench', 'globalopinionqa', 'mkqa', 'toy-culture', 'toy-generation', 'toy-understanding',
      'world-facts', 'xcopa', 'xnli', 'xquad']
-    >>> task = xtl.tasks.get("xnli", data="path/to/XNLI_sample")
-    >>> items = task.items("sw", direction="en2x", split="sample")
-    >>> res = xtl.sweep(model, items, scorer=task.scorer)
+    >>> task = xtl.tasks.get("xnli", data="xtransplant-samples/XNLI")  # the authors' data: XNLI_sample ...
+    >>> items = task.items("sw", direction="en2x", split="sample")  # then xtl.sweep(model, items, scorer=task.scorer)
+    >>> len(items), items[0].gold, task.scorer.name
 
 A new task is a :class:`Task` subclass with ``name``, ``kind``, ``languages``,
 ``direction``, ``default`` and ``rule`` set and :meth:`Task.rows` implemented,

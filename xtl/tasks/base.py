@@ -185,7 +185,7 @@ class Task:
             split: ``"sample"`` (layer search, upper bound) or ``"unseen"`` (evaluation).
 
         Example:
-            >>> task = xtl.tasks.get("xnli", data="shared/data/xtransplant-samples/XNLI")
+            >>> task = xtl.tasks.get("xnli", data="xtransplant-samples/XNLI")
             >>> item = task.items("sw", direction="en2x")[0]
             >>> item.source[:6], item.target[:9], item.gold
             ('Human:', 'Binadamu:', '1')

@@ -15,9 +15,10 @@ from zero, so a multiple-choice bound means something only above it.
 The measured tables replace the part of ``MODEL_CARD.md`` between the
 ``<!-- measured -->`` markers; the prose around them is written by hand.
 
-Example:
-    >>> python -m xtl.toy.card                   # the shipped model, rewrites xtl/toy/MODEL_CARD.md
-    >>> python -m xtl.toy.card --model DIR --out card.md
+From a shell::
+
+    python -m xtl.toy.card                       # the shipped model, rewrites xtl/toy/MODEL_CARD.md
+    python -m xtl.toy.card --model DIR --out card.md
 """
 
 from __future__ import annotations

@@ -1,0 +1,152 @@
+"""The examples in the documentation run as tests.
+
+Sybil runs every ```python and ```bash block of README.md and docs/, in order, one namespace per
+page, in a temporary working directory. xdoctest (``--xdoctest`` in pyproject.toml) runs the
+docstring examples of ``xtl/``; an example line without expected output runs unchecked, one with
+it must print it. They share the names ``xdoctest_namespace`` below gives them.
+
+A block that cannot run here (it installs packages, needs a GPU, the hub, or is the test suite
+itself) says so on the line before it: ``<!-- not run in the tests: <why> -->``. tests/test_docs.py
+holds the list of those blocks, so a new one is a visible change. The authors' data, where this
+checkout has it (``../shared/data/xtransplant-samples``), is linked into the working directory as
+``xtransplant-samples``; a page that reads it skips, naming the folder, where it is absent.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from unittest import SkipTest
+
+import pytest
+from sybil import Sybil
+from sybil.parsers.myst import CodeBlockParser, PythonCodeBlockParser
+
+ROOT = Path(__file__).resolve().parent
+SAMPLES = ROOT.parent / "shared" / "data" / "xtransplant-samples"
+NOT_RUN = re.compile(r"^<!-- not run in the tests: (?P<why>.+) -->$")
+
+
+def not_run_reason(example) -> str | None:
+    """The reason given on the line before a block that the tests do not run, else None."""
+    before = example.document.text[: example.start].rstrip("\n").rsplit("\n", 1)[-1]
+    match = NOT_RUN.match(before.strip())
+    return match["why"] if match else None
+
+
+def _needs_samples(source: str) -> None:
+    if "xtransplant-samples" in source and not SAMPLES.is_dir():
+        raise SkipTest(f"the authors' data is absent: {SAMPLES} (xtransplant-samples)")
+
+
+class PythonBlocks(PythonCodeBlockParser):
+    """```python blocks, run in the page's namespace unless marked as not run."""
+
+    def evaluate(self, example):  # noqa: D102 (Sybil's hook)
+        if not_run_reason(example):
+            return None
+        _needs_samples(example.parsed)
+        return super().evaluate(example)
+
+
+def run_bash(example) -> str | None:
+    """Run a ```bash block as written with ``bash -euo pipefail`` in the page's directory."""
+    if not_run_reason(example):
+        return None
+    _needs_samples(example.parsed)
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", example.parsed],
+        cwd=example.namespace["__workdir__"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    if done.returncode != 0:
+        return (
+            f"bash block exited {done.returncode}\n--- stdout\n{done.stdout[-3000:]}\n--- stderr\n{done.stderr[-3000:]}"
+        )
+    return None
+
+
+def _setup(namespace: dict) -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="xtl-docs-"))
+    if SAMPLES.is_dir():
+        (workdir / "xtransplant-samples").symlink_to(SAMPLES)
+    namespace["__workdir__"] = workdir
+    namespace["__cwd__"] = os.getcwd()
+    os.chdir(workdir)
+
+
+def _teardown(namespace: dict) -> None:
+    os.chdir(namespace["__cwd__"])
+
+
+pages = Sybil(
+    parsers=[PythonBlocks(), CodeBlockParser(language="bash", evaluator=run_bash)],
+    patterns=["README.md", "docs/*.md", "docs/*/*.md"],
+    excludes=["_build/*/*.md", "_build/*.md"],
+    setup=_setup,
+    teardown=_teardown,
+    name="docs",
+)
+
+pytest_collect_file = pages.pytest()
+
+
+def pytest_collection_modifyitems(items):
+    """The documentation's examples are marked ``docs`` and ``slow``: they load models and sweep,
+    so `make test-fast` leaves them to `make test` and CI."""
+    for item in items:
+        if type(item).__name__ in ("SybilItem", "XDoctestItem"):
+            item.add_marker(pytest.mark.docs)
+            item.add_marker(pytest.mark.slow)
+
+
+# Docstring examples (xdoctest: an example without expected output runs, its value unchecked).
+# The names they share, so that each stays a line or two; they run in a temporary directory.
+@pytest.fixture(scope="session")
+def _example_names():
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    import xtl
+
+    model = xtl.toy.load_toy_model()
+    task = xtl.tasks.get("toy-culture")
+    items = task.items("sw")[:4]
+    res = xtl.sweep(model, items, scorer=task.scorer, max_new_tokens=4, progress=False)
+    fact = xtl.tasks.get("toy-generation").items("sw")[0]
+    en, sw = fact.source, fact.target
+    return {
+        "Path": Path,
+        "np": np,
+        "pd": pd,
+        "torch": torch,
+        "xtl": xtl,
+        "model": model,
+        "task": task,
+        "items": items,
+        "pairs": items,
+        "res": res,
+        "en": en,
+        "sw": sw,
+        "tokens": model.to_tokens(en),
+        "source_tokens": model.to_tokens(en),
+        "target_tokens": model.to_tokens(sw),
+    }
+
+
+@pytest.fixture
+def xdoctest_namespace(_example_names, tmp_path, monkeypatch):
+    """What the docstring examples may use without defining it (see docs/howto/contributing.md)."""
+    monkeypatch.chdir(tmp_path)
+    if SAMPLES.is_dir():
+        (tmp_path / "xtransplant-samples").symlink_to(SAMPLES)
+    return dict(_example_names)
