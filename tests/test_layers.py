@@ -32,6 +32,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "xtl.threads",
             "xtl.checkpoints",
             "xtl.architectures",
+            "xtl.hooked",
             "xtl.model",
             "xtl.components",
             "xtl.pairs",

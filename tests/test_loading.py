@@ -60,6 +60,7 @@ def test_in_memory_model_without_tokenizer_is_an_error():
         xtl.load_model(hf_model("llama", 400))
 
 
+@pytest.mark.bridge
 def test_bridge_is_accepted_and_exposes_the_hooks(checkpoints):
     bridge = xtl.load_model(checkpoints["llama"], bridge=True)
     assert isinstance(bridge, xtl.HookedModel)

@@ -70,18 +70,6 @@ def test_processing_choice_keeps_parity(processing, hooked, hf):
     torch.testing.assert_close(got, want, atol=1e-4, rtol=0)
 
 
-def test_bridge_matches_reference(checkpoints, hf):
-    bridge = xtl.load_model(checkpoints["qwen2"], bridge=True, dtype="float64")
-    assert type(bridge).__name__ == "TransformerBridge"
-    reference = hf("qwen2", torch.float64)
-    src, tgt = batches(PROMPTS_EN, PROMPTS_SW)
-    for component in sorted(xtl.COMPONENTS):
-        res = xtl_run(bridge, src, tgt, -1, 0, component, 5)
-        want_lp, want_tokens = ref.generate(reference, *tgt, 5, patch=(component, 2, 0, *src))
-        torch.testing.assert_close(res.logprobs, want_lp, atol=1e-6, rtol=0)
-        assert torch.equal(res.tokens.cpu(), want_tokens), component
-
-
 @pytest.mark.parametrize("arch", ["llama", "gpt2"])
 def test_untouched_run_equals_plain_model(arch, hooked, hf):
     model = hooked(arch, torch.float64)

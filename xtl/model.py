@@ -275,7 +275,7 @@ def device_of(model: HookedModel) -> torch.device:
 
 def uses_kv_cache(model: HookedModel) -> bool:
     """Whether xtl can decode ``model`` with TransformerLens' own KV cache."""
-    from transformer_lens import HookedTransformer
+    from xtl.hooked import HookedTransformer
 
     return isinstance(model, HookedTransformer)
 
@@ -290,7 +290,7 @@ def hooked(model: HookedModel, fwd_hooks: Iterable = ()) -> Iterator[HookedModel
     about 0.6 s of SmolLM2's 18 s first-token map here. Models other than a
     ``HookedTransformer``, and hooks named by a filter function, go through ``model.hooks``.
     """
-    from transformer_lens import HookedTransformer
+    from xtl.hooked import HookedTransformer
 
     fwd_hooks = list(fwd_hooks)
     if not isinstance(model, HookedTransformer) or not all(isinstance(name, str) for name, _ in fwd_hooks):
