@@ -24,10 +24,12 @@ from unittest import SkipTest
 
 import pytest
 from sybil import Sybil
-from sybil.parsers.myst import CodeBlockParser, PythonCodeBlockParser
+from sybil.evaluators.python import PythonEvaluator
+from sybil.parsers.myst import CodeBlockParser
 
 ROOT = Path(__file__).resolve().parent
 SAMPLES = ROOT.parent / "shared" / "data" / "xtransplant-samples"
+PYTHON = PythonEvaluator()
 NOT_RUN = re.compile(r"^<!-- not run in the tests: (?P<why>.+) -->$")
 
 
@@ -43,14 +45,12 @@ def _needs_samples(source: str) -> None:
         raise SkipTest(f"the authors' data is absent: {SAMPLES} (xtransplant-samples)")
 
 
-class PythonBlocks(PythonCodeBlockParser):
-    """```python blocks, run in the page's namespace unless marked as not run."""
-
-    def evaluate(self, example):  # noqa: D102 (Sybil's hook)
-        if not_run_reason(example):
-            return None
-        _needs_samples(example.parsed)
-        return super().evaluate(example)
+def run_python(example) -> None:
+    """Run a ```python block in its page's namespace, unless it is marked as not run."""
+    if not_run_reason(example):
+        return None
+    _needs_samples(example.parsed)
+    return PYTHON(example)
 
 
 def run_bash(example) -> str | None:
@@ -88,7 +88,10 @@ def _teardown(namespace: dict) -> None:
 
 
 pages = Sybil(
-    parsers=[PythonBlocks(), CodeBlockParser(language="bash", evaluator=run_bash)],
+    parsers=[
+        CodeBlockParser(language="python", evaluator=run_python),
+        CodeBlockParser(language="bash", evaluator=run_bash),
+    ],
     patterns=["README.md", "docs/*.md", "docs/*/*.md"],
     excludes=["_build/*/*.md", "_build/*.md"],
     setup=_setup,
@@ -140,6 +143,7 @@ def _example_names():
         "tokens": model.to_tokens(en),
         "source_tokens": model.to_tokens(en),
         "target_tokens": model.to_tokens(sw),
+        "smollm2": xtl.load_model("smollm2-135m"),  # the real model the test set-up installs
     }
 
 

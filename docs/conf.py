@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 from pathlib import Path
 
@@ -28,13 +30,26 @@ source_suffix = {
     ".ipynb": "myst-nb",
 }  # rst first: autosummary writes its stubs in the first
 root_doc = "index"
-exclude_patterns = ["_build", "**/.ipynb_checkpoints"]
+exclude_patterns = ["_build", "**/.ipynb_checkpoints", "tutorials/executed"]
+# plotly.js, copied from the installed plotly at build time: the tutorials' figures work offline
+html_static_path = ["_generated_static"]
+(Path(__file__).parent / "_generated_static").mkdir(exist_ok=True)
+html_js_files = ["plotly.min.js"]
 html_theme = "furo"
 html_title = f"xtl {release}"
 
 myst_enable_extensions = ["colon_fence", "deflist", "dollarmath"]
 myst_heading_anchors = 3
-nb_execution_mode = "off"  # the notebooks run in the test suite (tests/test_notebooks.py)
+# The tutorials show the notebooks executed. The test run executes them anyway
+# (tests/notebooks_run.py) and keeps each run in tutorials/executed/, stamped with the hash of the
+# notebook it ran: where that stamp matches, the build takes the run ("auto" executes only a
+# notebook without outputs); otherwise it executes the notebook itself. 05 needs a real model
+# and the hub or a GPU: shown as stored.
+nb_execution_mode = "auto"
+nb_execution_excludepatterns = ["*05_real_models*"]
+nb_execution_timeout = 900
+nb_execution_raise_on_error = True
+nb_execution_in_temp = True
 
 templates_path = ["_templates"]  # autosummary's class page documents the members
 autosummary_generate = True
@@ -62,12 +77,52 @@ HERE = Path(__file__).parent
 NOTEBOOKS = HERE.parent / "notebooks"
 
 
+EXECUTED = HERE / "tutorials" / "executed"
+
+
+def _executed_run(notebook: Path) -> Path | None:
+    """The test run's execution of ``notebook``, if it ran this very notebook."""
+    run = EXECUTED / notebook.name
+    if not run.is_file():
+        return None
+    stamp = json.loads(run.read_text(encoding="utf-8")).get("metadata", {}).get("xtl", {})
+    return run if stamp.get("source_sha256") == hashlib.sha256(notebook.read_bytes()).hexdigest() else None
+
+
+def _with_html_figures(text: str) -> str:
+    """The notebook with each plotly figure output as HTML (a kernel without a front end leaves
+    plotly's JSON alone, which Sphinx cannot show); the page loads plotly.js once."""
+    import plotly.io as pio
+
+    notebook = json.loads(text)
+    for cell in notebook.get("cells", []):
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if "application/vnd.plotly.v1+json" in data:
+                figure = data.pop("application/vnd.plotly.v1+json")
+                data.setdefault("text/html", pio.to_html(figure, include_plotlyjs=False, full_html=False, validate=False))
+    return json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"
+
+
 def _copy_notebooks(app) -> None:
     target = HERE / "tutorials" / "notebooks"
     target.mkdir(parents=True, exist_ok=True)
     for notebook in sorted(NOTEBOOKS.glob("*.ipynb")):
-        if not (target / notebook.name).exists() or (target / notebook.name).read_bytes() != notebook.read_bytes():
-            shutil.copyfile(notebook, target / notebook.name)
+        run = _executed_run(notebook)
+        text = _with_html_figures(run.read_text(encoding="utf-8")) if run else notebook.read_text(encoding="utf-8")
+        copy = target / notebook.name
+        if not copy.exists() or copy.read_text(encoding="utf-8") != text:
+            copy.write_text(text, encoding="utf-8")
+
+
+def _plotly_js(app) -> None:
+    import plotly
+
+    static = HERE / "_generated_static"
+    static.mkdir(exist_ok=True)
+    bundled = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    if not (static / "plotly.min.js").exists() or (static / "plotly.min.js").stat().st_size != bundled.stat().st_size:
+        shutil.copyfile(bundled, static / "plotly.min.js")
 
 
 def _cli_examples(app) -> None:
@@ -81,4 +136,5 @@ def _cli_examples(app) -> None:
 
 def setup(app) -> None:
     app.connect("builder-inited", _copy_notebooks)
+    app.connect("builder-inited", _plotly_js)
     app.connect("builder-inited", _cli_examples)

@@ -114,3 +114,19 @@ def pytest_sessionfinish(session, exitstatus):
         for line in _skips:
             reporter.write_line(f"  {line}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(scope="session")
+def executed_notebooks(tmp_path_factory):
+    """name -> the teaching notebook run once this session with its solutions (tests/notebooks_run.py);
+    each run is also kept for the docs site's tutorials (docs/tutorials/executed/)."""
+    from notebooks_run import executed_copy
+
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            cache[name] = executed_copy(name, tmp_path_factory.mktemp(name))
+        return cache[name]
+
+    return get

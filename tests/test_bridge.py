@@ -10,12 +10,12 @@ Float64; log-probs within 1e-6, greedy tokens identical, as ``test_parity_hf.py`
 import hf_reference as ref
 import pytest
 import torch
-from conftest import PROMPTS_EN, PROMPTS_SW
 from parity import check_transplants
 from test_parity_hf import batches
 
 import xtl
 import xtl.hooked
+from conftest import PROMPTS_EN, PROMPTS_SW
 from xtl.hooked import HAS_HOOKED_TRANSFORMER
 from xtl.loading import UnsupportedModelError
 from xtl.testing import ARCHS
@@ -41,7 +41,9 @@ def test_bridge_transplant_matches_reference(arch, component, bridges, hf):
     bridge = bridges(arch)
     assert type(bridge).__name__ == "TransformerBridge"
     src, tgt = batches(PROMPTS_EN, PROMPTS_SW)
-    check_transplants(bridge, hf(arch, torch.float64), src, tgt, component, [(-1, 0), (1, 2)], steps=4, atol=1e-6, rtol=0)
+    check_transplants(
+        bridge, hf(arch, torch.float64), src, tgt, component, [(-1, 0), (1, 2)], steps=4, atol=1e-6, rtol=0
+    )
 
 
 @pytest.mark.parametrize("arch", ["qwen2", "gpt2"])

@@ -40,8 +40,13 @@ def test_every_module_is_in_the_module_reference():
 
 
 @pytest.mark.slow
-def test_the_site_builds_strictly(tmp_path):
+@pytest.mark.notebooks
+def test_the_site_builds_strictly(tmp_path, executed_notebooks):
     pytest.importorskip("sphinx", reason="the docs extra is not installed (make docs installs it)")
+    from notebooks_run import TEACHING
+
+    for name in TEACHING:  # this session's runs, which the build takes instead of running them again
+        executed_notebooks(name)
     build = subprocess.run(
         [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-n", "-q", "-b", "html", str(DOCS), str(tmp_path)],
         capture_output=True,
@@ -54,6 +59,10 @@ def test_the_site_builds_strictly(tmp_path):
         assert (tmp_path / f"{page}.html").is_file(), page
     api = (tmp_path / "reference" / "generated" / "xtl.sweep.html").read_text()
     assert "cell on every instance." in api and "max_new_tokens" in api  # its docstring, its arguments
+    for name in TEACHING:  # the tutorials are shown executed; 05 (a real model on the hub) as stored
+        page = (tmp_path / "tutorials" / "notebooks" / f"{name}.html").read_text()
+        assert "cell_output" in page, f"tutorial {name} shows no outputs"
+    assert "cell_output" not in (tmp_path / "tutorials" / "notebooks" / "05_real_models.html").read_text()
     cli = (tmp_path / "reference" / "cli.html").read_text()
     assert "--max-new-tokens" in cli and "xtl demo --out xtl-demo" in cli  # from the real parser and its epilog
 

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 import torch
 from jaxtyping import Float
-from xtl.hooked import HookedTransformer
 
 from xtl import decode
 from xtl.components import Component, as_int, get_component, model_components
 from xtl.errors import InputError
+from xtl.hooked import HookedTransformer
 from xtl.model import (
     HookedModel,
     HookNotFiredError,

@@ -40,12 +40,12 @@ import torch
 import torch.nn.functional as F
 from jaxtyping import Bool, Float, Int
 from torch.overrides import TorchFunctionMode
-from xtl.hooked import HookedTransformer
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 from transformer_lens.hook_points import HookPoint
 from transformer_lens.utilities.activation_functions import softcap_enabled
 
 from xtl.errors import InputError
+from xtl.hooked import HookedTransformer
 from xtl.model import HookedModel
 
 

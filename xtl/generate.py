@@ -26,13 +26,13 @@ from typing import TypeGuard
 
 import torch
 from jaxtyping import Float, Int
-from xtl.hooked import HookedTransformer
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 from transformer_lens.utilities.activation_functions import apply_softcap
 
 from xtl import decode
 from xtl.components import as_int, get_component, positive_int
 from xtl.errors import InputError
+from xtl.hooked import HookedTransformer
 from xtl.model import (
     STOP_IDS_ATTR,
     HookedModel,

@@ -10,6 +10,7 @@ from __future__ import annotations
 try:
     from transformer_lens import HookedTransformer
 
+    #: Whether the installed TransformerLens has ``HookedTransformer`` (3.x) or not (4.x).
     HAS_HOOKED_TRANSFORMER = True
 except ImportError:  # TransformerLens >= 4.0
 

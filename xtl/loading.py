@@ -154,8 +154,9 @@ def _hooked_from_hf(
     architectures by substrings of its name (a path containing "llama" skips
     the config), so the config is written to a neutral temporary directory.
     """
-    from xtl.hooked import HookedTransformer
     from transformer_lens import loading_from_pretrained as loading
+
+    from xtl.hooked import HookedTransformer
 
     config = hf_model.config.to_dict()
     if config.get("quantization_config") is None or getattr(hf_model, "hf_quantizer", None) is None:
@@ -360,8 +361,9 @@ def _hub(
     kwargs: dict[str, Any],
     trust_remote_code: bool,
 ) -> HookedModel:
-    from xtl.hooked import HookedTransformer
     from transformer_lens.loading_from_pretrained import OFFICIAL_MODEL_NAMES, make_model_alias_map
+
+    from xtl.hooked import HookedTransformer
 
     if bridge:
         _check_remote_code(name, trust_remote_code)

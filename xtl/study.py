@@ -24,8 +24,8 @@ and writes the figures and ``report.md`` (:func:`xtl.report.write_report`).
 Sweeps are kept in ``out/runs`` and resume when interrupted.
 
 Example:
-    >>> found = xtl.study.study("smollm2-135m", "smollm2-study", languages=["fr"], limit=2, layer_step=10,
-    ...                         map_items=1, map_step=10, png=False, progress=False)
+    >>> found = xtl.study.study(smollm2, "smollm2-study", languages=["fr"], limit=1, layer_step=29,
+    ...                         map_items=0, png=False, progress=False)  # a quick look: 2 layers, no map
 """
 
 from __future__ import annotations
@@ -426,7 +426,7 @@ def summary(done: dict) -> pd.DataFrame:
     ``sample`` cell with matched and mismatched sources.
 
     Example:
-        >>> found = study("smollm2-135m", languages=["fr"], limit=2, layer_step=10, map_step=10, png=False)
+        >>> found = study(smollm2, languages=["fr"], limit=1, layer_step=29, map_items=0, png=False)
         >>> print(summary(found).to_string(index=False))
     """
     (res,) = done["results"].values()
