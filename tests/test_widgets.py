@@ -3,6 +3,7 @@
 import html
 
 import pytest
+import torch
 
 import xtl
 from xtl.widgets import Explorer
@@ -60,3 +61,57 @@ def test_items_are_told_apart_and_the_sweep_cell_is_shown(setup):
     )
     explorer.source.value = 2  # a layer the sweep left out
     assert "this cell is not in the sweep" in explorer.text.value
+
+
+def test_side_by_side_marks_the_tokens_that_differ(setup):
+    model, task, items, res = setup
+    explorer = Explorer(model, items, res, scorer=task.scorer, max_new_tokens=3)
+    explorer.item.value, explorer.component.value = 0, "mlp"
+    explorer.source.value, explorer.target.value = 0, 0
+    want = xtl.transplant(model, items[0].source, items[0].target, 0, 0, "mlp", max_new_tokens=3)
+    assert want.text[0] != want.baseline_text[0]  # a cell that changes the answer
+    cells = explorer.text.value.split('<table class="xtl-diff">')[1].split("</table>")[0]
+    left, right = (cell.split("</td>")[0] for cell in cells.split("<td>")[1:3])
+    # without the marks, each side is its continuation; some token is marked on each side
+    assert left.replace("<mark>", "").replace("</mark>", "") == html.escape(want.baseline_text[0])
+    assert right.replace("<mark>", "").replace("</mark>", "") == html.escape(want.text[0])
+    assert "<mark>" in left and "<mark>" in right
+
+
+def test_marked_pair_marks_only_what_differs():
+    from xtl.widgets import marked_pair
+
+    assert marked_pair(["a", " b", " c"], ["a", " b", " c"]) == ("a b c", "a b c")
+    assert marked_pair([" x"], [" y", " z"]) == ("<mark> x</mark>", "<mark> y</mark><mark> z</mark>")
+    assert marked_pair(["<", "b"], ["<", "c"]) == ("&lt;<mark>b</mark>", "&lt;<mark>c</mark>")
+
+
+def test_top_five_next_tokens_before_and_after(setup):
+    model, task, items, res = setup
+    explorer = Explorer(model, items, res, scorer=task.scorer, max_new_tokens=3)
+    explorer.item.value, explorer.component.value = 1, "attn"
+    explorer.source.value, explorer.target.value = 5, 0
+    want = xtl.transplant(model, items[1].source, items[1].target, 5, 0, "attn", max_new_tokens=3)
+    table = explorer.text.value.split('<table class="xtl-top">')[1].split("</table>")[0]
+    rows = [row.split("</td><td>") for row in table.split("<tr><td>")[1:]]
+    assert len(rows) == 5
+    for logits, column in ((want.baseline_logits[0], 0), (want.logits[0], 2)):
+        probs = torch.softmax(logits.double(), -1)
+        ids = probs.argsort(descending=True)[:5]
+        shown = [float(row[column + 1].split("</td>")[0]) for row in rows]
+        assert shown == pytest.approx([round(float(probs[i]), 3) for i in ids], abs=5e-4)
+        assert [row[column] for row in rows] == [
+            html.escape(repr(model.tokenizer.decode([int(i)], clean_up_tokenization_spaces=False))) for i in ids
+        ]
+
+
+def test_the_code_shown_reproduces_the_view(setup):
+    model, task, items, res = setup
+    explorer = Explorer(model, items, res, scorer=task.scorer, max_new_tokens=3)
+    explorer.item.value, explorer.component.value = 2, "mlp"
+    explorer.source.value, explorer.target.value = 5, 3
+    namespace = {"xtl": xtl, "model": model, "items": items}
+    exec(explorer.code, namespace)  # the cell a user pastes
+    assert f"{html.escape(namespace['res'].text[0])} (untouched" in explorer.text.value
+    assert html.escape(explorer.code) in explorer.text.value and "xtl-copy-code" in explorer.text.value
+    assert "navigator.clipboard.writeText" in explorer.text.value

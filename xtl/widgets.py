@@ -2,8 +2,10 @@
 
 Pick an item, a component, a source layer and a target layer; the explorer
 runs that one transplant and shows the untouched and the transplanted
-continuation, and, given a sweep of the same items, that sweep's heatmap with
-the chosen cell outlined.
+continuation side by side (the tokens where they differ marked), the five most
+likely next tokens before and after the patch, the ``xtl.transplant(...)`` call
+that reproduces the view (with a button that copies it), and, given a sweep of
+the same items, that sweep's heatmap with the chosen cell outlined.
 
 Example:
     >>> res = xtl.sweep(model, items, scorer=task.scorer, max_new_tokens=4, progress=False)
@@ -13,18 +15,25 @@ Example:
 
 from __future__ import annotations
 
+import difflib
 import html
+import json
 import os
 from collections.abc import Callable, Sequence
 
 import plotly.graph_objects as go
+import torch
+from jaxtyping import Float, Int
 
 from xtl import plot
 from xtl.errors import InputError
 from xtl.model import HookedModel, n_layers
 from xtl.pairs import Pair
 from xtl.results import SweepResult
+from xtl.spec import TransplantSpec
 from xtl.transplanting import transplant
+
+TOP_K = 5
 
 
 def item_labels(items: Sequence[Pair]) -> list[tuple[str, int]]:
@@ -47,6 +56,68 @@ def item_labels(items: Sequence[Pair]) -> list[tuple[str, int]]:
     return labels
 
 
+def token_pieces(model: HookedModel, tokens: Int[torch.Tensor, " n"]) -> list[str]:
+    """Each token id decoded on its own (special tokens dropped, as the continuations are)."""
+    tokenizer = model.tokenizer  # type: ignore[attr-defined]
+    return [tokenizer.decode([int(t)], skip_special_tokens=True, clean_up_tokenization_spaces=False) for t in tokens]
+
+
+def marked_pair(untouched: Sequence[str], transplanted: Sequence[str]) -> tuple[str, str]:
+    """Two token sequences as HTML, each token that the other sequence does not match (by
+    ``difflib``'s longest matching blocks) wrapped in ``<mark>``.
+
+    Example:
+        >>> marked_pair(["a", " b", " c"], ["a", " x", " c"])
+        ('a<mark> b</mark> c', 'a<mark> x</mark> c')
+    """
+    same_a: set[int] = set()
+    same_b: set[int] = set()
+    for block in difflib.SequenceMatcher(a=list(untouched), b=list(transplanted), autojunk=False).get_matching_blocks():
+        same_a.update(range(block.a, block.a + block.size))
+        same_b.update(range(block.b, block.b + block.size))
+
+    def render(pieces: Sequence[str], same: set[int]) -> str:
+        return "".join(
+            html.escape(piece) if k in same else f"<mark>{html.escape(piece)}</mark>" for k, piece in enumerate(pieces)
+        )
+
+    return render(untouched, same_a), render(transplanted, same_b)
+
+
+def top_tokens(model: HookedModel, logits: Float[torch.Tensor, " d_vocab"], k: int = TOP_K) -> list[tuple[str, float]]:
+    """The ``k`` most likely next tokens and their probabilities (softmax of ``logits`` in float64)."""
+    probs = torch.softmax(logits.detach().double(), dim=-1)
+    values, ids = probs.topk(k)
+    pieces = token_pieces(model, ids)
+    return [(piece, float(p)) for piece, p in zip(pieces, values)]
+
+
+def reproducing_code(index: int, spec: TransplantSpec, max_new_tokens: int) -> str:
+    """The ``xtl.transplant`` call that reproduces the explorer's view of item ``index`` (with the
+    notebook's ``model`` and ``items``).
+
+    Example:
+        >>> print(reproducing_code(2, xtl.TransplantSpec(5, 3, "mlp"), 4))
+        res = xtl.transplant(model, items[2].source, items[2].target, source_layer=5, target_layer=3,
+                             component="mlp", max_new_tokens=4)
+    """
+    return (
+        f"res = xtl.transplant(model, items[{index}].source, items[{index}].target, "
+        f"source_layer={spec.source_layer}, target_layer={spec.target_layer},\n"
+        f"                     component={spec.component!r}, max_new_tokens={max_new_tokens})"
+    ).replace("'", '"')
+
+
+def _copy_button(code: str) -> str:
+    """A button that puts ``code`` on the clipboard (in the browser; nothing runs in the kernel)."""
+    quoted = html.escape(json.dumps(code), quote=True)
+    return (
+        f'<button class="xtl-copy-code" title="copy this code" '
+        f"onclick=\"navigator.clipboard.writeText({quoted}).then(() => this.textContent = 'copied')\">"
+        "copy code</button>"
+    )
+
+
 def _instance_of(result: SweepResult, item: Pair, position: int) -> int | None:
     """The sweep's instance for an explorer item: by id when items carry one, else by position."""
     if item.id is not None:
@@ -59,7 +130,9 @@ class Explorer:
 
     Attributes:
         item, component, source, target: the controls (``ipywidgets`` Dropdowns and IntSliders).
-        text: an ``HTML`` widget with the prompt and both continuations.
+        text: an ``HTML`` widget with the prompt, both continuations (also side by side, the
+            differing tokens marked), the top-5 next tokens before and after the patch, and the code.
+        code: the ``xtl.transplant(...)`` call that reproduces the current view.
         plot: an ``Output`` widget showing its ``figure``.
         figure: the heatmap of the current item's language with the current cell outlined
             (``None`` without a sweep).
@@ -128,16 +201,33 @@ class Explorer:
         item = self.items[self.item.value]
         s, t, c = self.source.value, self.target.value, self.component.value
         res = transplant(self.model, item.source, item.target, s, t, c, max_new_tokens=self.max_new_tokens)
-        assert res.baseline_text is not None  # transplant() runs the untouched baseline by default
+        # transplant() runs the untouched baseline by default
+        assert res.baseline_text is not None and res.baseline_tokens is not None
+        assert res.baseline_lengths is not None and res.baseline_logits is not None
         verdict = ""
         if self.scorer is not None:
             marks = ["right" if self.scorer(text, item) else "wrong" for text in (res.baseline_text[0], res.text[0])]
             verdict = f" (untouched {marks[0]}, transplanted {marks[1]}; gold: {html.escape(item.gold)})"
+        untouched, transplanted = marked_pair(
+            token_pieces(self.model, res.baseline_tokens[0, : int(res.baseline_lengths[0])]),
+            token_pieces(self.model, res.tokens[0, : int(res.lengths[0])]),
+        )
+        before, after = top_tokens(self.model, res.baseline_logits[0]), top_tokens(self.model, res.logits[0])
+        rows = "".join(
+            f"<tr><td>{html.escape(repr(a))}</td><td>{pa:.3f}</td><td>{html.escape(repr(b))}</td><td>{pb:.3f}</td></tr>"
+            for (a, pa), (b, pb) in zip(before, after)
+        )
+        self.code = reproducing_code(self.item.value, TransplantSpec(s, t, c), self.max_new_tokens)
         self.text.value = (
             f"<b>target</b>: {html.escape(item.target)}<br>"
             f"<b>untouched</b>: {html.escape(res.baseline_text[0])}<br>"
             f"<b>transplanted</b> ({c}, source layer {s} &rarr; target layer {t}): "
             f"{html.escape(res.text[0])}{verdict}{self._in_sweep(item, c, s, t)}"
+            f'<table class="xtl-diff"><tr><th>untouched</th><th>transplanted</th></tr>'
+            f"<tr><td>{untouched}</td><td>{transplanted}</td></tr></table>"
+            f'<table class="xtl-top"><tr><th colspan="2">next token, untouched</th>'
+            f'<th colspan="2">next token, transplanted</th></tr>{rows}</table>'
+            f'<pre class="xtl-code">{html.escape(self.code)}</pre>{_copy_button(self.code)}'
         )
         if self.result is None:
             return
