@@ -10,12 +10,12 @@ Float64; log-probs within 1e-6, greedy tokens identical, as ``test_parity_hf.py`
 import hf_reference as ref
 import pytest
 import torch
+from conftest import PROMPTS_EN, PROMPTS_SW
 from parity import check_transplants
 from test_parity_hf import batches
 
 import xtl
 import xtl.hooked
-from conftest import PROMPTS_EN, PROMPTS_SW
 from xtl.hooked import HAS_HOOKED_TRANSFORMER
 from xtl.loading import UnsupportedModelError
 from xtl.testing import ARCHS

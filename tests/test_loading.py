@@ -8,10 +8,10 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from conftest import PROMPTS_EN
 from transformers import GenerationConfig
 
 import xtl
-from conftest import PROMPTS_EN
 from xtl.testing import hf_model, save_checkpoint, tokenizer
 
 

@@ -9,10 +9,10 @@ TransformerLens' own cached and uncached passes); greedy tokens identical
 import hf_reference as ref
 import pytest
 import torch
+from conftest import PROMPTS_EN, PROMPTS_SW
 from parity import xtl_run
 
 import xtl
-from conftest import PROMPTS_EN, PROMPTS_SW
 from xtl.testing import ARCHS, PAD, tokenizer
 
 PAIRS = [(0, 0), (-1, 0), (0, -1), (1, 2), (-1, -1)]

@@ -79,6 +79,8 @@ def test_transplant_result_fields(model):
     decoded = [model.tokenizer.decode(r[: int(n)], skip_special_tokens=True) for r, n in zip(res.tokens, res.lengths)]
     assert decoded == res.text
     assert res.text != res.baseline_text
+    # no autograd graph is built or kept: the prompt passes run without gradients
+    assert not res.logits.requires_grad and not res.baseline_logits.requires_grad
 
 
 def test_generation_stops_at_eos_per_row(model):

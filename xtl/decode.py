@@ -527,6 +527,7 @@ def run_blocks(
     return x, keys, values
 
 
+@torch.no_grad()
 def prompt_pass(
     model: HookedTransformer, tokens: Int[torch.Tensor, "batch pos"]
 ) -> tuple[Float[torch.Tensor, "batch d_vocab"], list[torch.Tensor], list[torch.Tensor]]:
