@@ -63,12 +63,18 @@ def test_items_are_told_apart_and_the_sweep_cell_is_shown(setup):
     assert "this cell is not in the sweep" in explorer.text.value
 
 
-def test_side_by_side_marks_the_tokens_that_differ(setup):
+def explore(setup, item: int, component: str, source: int, target: int):
+    """An explorer moved to a cell by its controls, and xtl.transplant's result for that cell."""
     model, task, items, res = setup
     explorer = Explorer(model, items, res, scorer=task.scorer, max_new_tokens=3)
-    explorer.item.value, explorer.component.value = 0, "mlp"
-    explorer.source.value, explorer.target.value = 0, 0
-    want = xtl.transplant(model, items[0].source, items[0].target, 0, 0, "mlp", max_new_tokens=3)
+    explorer.item.value, explorer.component.value = item, component
+    explorer.source.value, explorer.target.value = source, target
+    want = xtl.transplant(model, items[item].source, items[item].target, source, target, component, max_new_tokens=3)
+    return explorer, want
+
+
+def test_side_by_side_marks_the_tokens_that_differ(setup):
+    explorer, want = explore(setup, 0, "mlp", 0, 0)
     assert want.text[0] != want.baseline_text[0]  # a cell that changes the answer
     cells = explorer.text.value.split('<table class="xtl-diff">')[1].split("</table>")[0]
     left, right = (cell.split("</td>")[0] for cell in cells.split("<td>")[1:3])
@@ -87,11 +93,8 @@ def test_marked_pair_marks_only_what_differs():
 
 
 def test_top_five_next_tokens_before_and_after(setup):
-    model, task, items, res = setup
-    explorer = Explorer(model, items, res, scorer=task.scorer, max_new_tokens=3)
-    explorer.item.value, explorer.component.value = 1, "attn"
-    explorer.source.value, explorer.target.value = 5, 0
-    want = xtl.transplant(model, items[1].source, items[1].target, 5, 0, "attn", max_new_tokens=3)
+    model = setup[0]
+    explorer, want = explore(setup, 1, "attn", 5, 0)
     table = explorer.text.value.split('<table class="xtl-top">')[1].split("</table>")[0]
     rows = [row.split("</td><td>") for row in table.split("<tr><td>")[1:]]
     assert len(rows) == 5
@@ -106,10 +109,8 @@ def test_top_five_next_tokens_before_and_after(setup):
 
 
 def test_the_code_shown_reproduces_the_view(setup):
-    model, task, items, res = setup
-    explorer = Explorer(model, items, res, scorer=task.scorer, max_new_tokens=3)
-    explorer.item.value, explorer.component.value = 2, "mlp"
-    explorer.source.value, explorer.target.value = 5, 3
+    model, _, items, _ = setup
+    explorer, _ = explore(setup, 2, "mlp", 5, 3)
     namespace = {"xtl": xtl, "model": model, "items": items}
     exec(explorer.code, namespace)  # the cell a user pastes
     assert f"{html.escape(namespace['res'].text[0])} (untouched" in explorer.text.value
