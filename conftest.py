@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -85,6 +86,7 @@ def _setup(namespace: dict) -> None:
 
 def _teardown(namespace: dict) -> None:
     os.chdir(namespace["__cwd__"])
+    shutil.rmtree(namespace["__workdir__"], ignore_errors=True)  # the page's runs, figures, checkpoints
 
 
 pages = Sybil(
