@@ -32,10 +32,10 @@ source_suffix = {
 }  # rst first: autosummary writes its stubs in the first
 root_doc = "index"
 exclude_patterns = ["_build", "**/.ipynb_checkpoints", "tutorials/executed"]
-# plotly.js, copied from the installed plotly at build time: the tutorials' figures work offline
+# plotly.js, copied from the installed plotly at build time: the tutorials' figures work offline;
+# _templates/page.html loads it in each page's head
 html_static_path = ["_generated_static"]
 (Path(__file__).parent / "_generated_static").mkdir(exist_ok=True)
-html_js_files = ["plotly.min.js"]
 html_theme = "furo"
 html_title = f"xtl {release}"
 
@@ -46,6 +46,7 @@ myst_heading_anchors = 3
 # tutorials/executed/, stamped with the hash of the notebook it ran; a build takes a run whose
 # stamp matches and runs the others itself (_copy_notebooks), keeping those runs the same way.
 nb_execution_mode = "off"
+nb_ipywidgets_js: dict = {}  # no widget manager from a CDN: the site shows widgets as a note (_for_the_site)
 
 templates_path = ["_templates"]  # autosummary's class page documents the members
 autosummary_generate = True
@@ -86,18 +87,30 @@ def _executed_run(notebook: Path) -> Path | None:
     return run if stamp.get("source_sha256") == hashlib.sha256(notebook.read_bytes()).hexdigest() else None
 
 
-def _with_html_figures(text: str) -> str:
+WIDGET = (
+    '<p class="xtl-widget-note"><i>An interactive widget: it needs a live kernel, so the site cannot '
+    "show it. Open the notebook in JupyterLab (<code>jupyter lab notebooks/</code>) to use it.</i></p>"
+)
+
+
+def _for_the_site(text: str) -> str:
     """The notebook with each plotly figure output as HTML (a kernel without a front end leaves
-    plotly's JSON alone, which Sphinx cannot show); the page loads plotly.js once."""
+    plotly's JSON alone, which Sphinx cannot show; the page loads plotly.js once), and each widget
+    a note saying where it works: a widget without its kernel does nothing, and showing it would
+    load require.js and the widget manager from a CDN (the site works offline)."""
     import plotly.io as pio
 
     notebook = json.loads(text)
+    notebook.get("metadata", {}).pop("widgets", None)
     for cell in notebook.get("cells", []):
         for output in cell.get("outputs", []):
             data = output.get("data", {})
             if "application/vnd.plotly.v1+json" in data:
                 figure = data.pop("application/vnd.plotly.v1+json")
-                data.setdefault("text/html", pio.to_html(figure, include_plotlyjs=False, full_html=False, validate=False))
+                html = pio.to_html(figure, include_plotlyjs=False, full_html=False, validate=False)
+                data.setdefault("text/html", html)
+            if "application/vnd.jupyter.widget-view+json" in data:
+                output["data"] = {"text/html": WIDGET}
     return json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"
 
 
@@ -120,7 +133,7 @@ def _copy_notebooks(app) -> None:
     target.mkdir(parents=True, exist_ok=True)
     for notebook in sorted(NOTEBOOKS.glob("*.ipynb")):
         run = None if notebook.name in SHOWN_AS_STORED else (_executed_run(notebook) or _execute(notebook))
-        text = _with_html_figures(run.read_text(encoding="utf-8")) if run else notebook.read_text(encoding="utf-8")
+        text = _for_the_site(run.read_text(encoding="utf-8")) if run else notebook.read_text(encoding="utf-8")
         copy = target / notebook.name
         if not copy.exists() or copy.read_text(encoding="utf-8") != text:
             copy.write_text(text, encoding="utf-8")

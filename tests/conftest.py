@@ -130,3 +130,27 @@ def executed_notebooks(tmp_path_factory):
         return cache[name]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def docs_site(tmp_path_factory, executed_notebooks):
+    """The documentation site built once this session as `make docs` builds it (strict, offline),
+    from this session's notebook runs: ``(folder, the finished sphinx-build)``."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("sphinx", reason="the docs extra is not installed (make docs installs it)")
+    from notebooks_run import TEACHING
+
+    for name in TEACHING:  # this session's runs, which the build takes instead of running them again
+        executed_notebooks(name)
+    folder = tmp_path_factory.mktemp("docs-site")
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    build = subprocess.run(
+        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-n", "-q", "-b", "html", str(docs), str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return folder, build

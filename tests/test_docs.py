@@ -3,11 +3,10 @@ reference, and the site builds strictly (warnings are errors, every cross-refere
 offline, as `make docs` builds it."""
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from notebooks_run import TEACHING
 
 import xtl
 
@@ -41,30 +40,28 @@ def test_every_module_is_in_the_module_reference():
 
 @pytest.mark.slow
 @pytest.mark.notebooks
-def test_the_site_builds_strictly(tmp_path, executed_notebooks):
-    pytest.importorskip("sphinx", reason="the docs extra is not installed (make docs installs it)")
-    from notebooks_run import TEACHING
-
-    for name in TEACHING:  # this session's runs, which the build takes instead of running them again
-        executed_notebooks(name)
-    build = subprocess.run(
-        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-n", "-q", "-b", "html", str(DOCS), str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+def test_the_site_builds_strictly(docs_site):
+    site, build = docs_site
     assert build.returncode == 0, f"the docs build failed:\n{build.stderr[-6000:]}"
     assert build.stderr.strip() == "", build.stderr[-6000:]
     for page in ("index", "reference/api", "reference/cli", "reference/modules", "select", "tutorials/index"):
-        assert (tmp_path / f"{page}.html").is_file(), page
-    api = (tmp_path / "reference" / "generated" / "xtl.sweep.html").read_text()
+        assert (site / f"{page}.html").is_file(), page
+    api = (site / "reference" / "generated" / "xtl.sweep.html").read_text()
     assert "cell on every instance." in api and "max_new_tokens" in api  # its docstring, its arguments
     for name in TEACHING:  # the tutorials are shown executed; 05 (a real model on the hub) as stored
-        page = (tmp_path / "tutorials" / "notebooks" / f"{name}.html").read_text()
+        page = (site / "tutorials" / "notebooks" / f"{name}.html").read_text()
         assert "cell_output" in page, f"tutorial {name} shows no outputs"
-    assert "cell_output" not in (tmp_path / "tutorials" / "notebooks" / "05_real_models.html").read_text()
-    cli = (tmp_path / "reference" / "cli.html").read_text()
+    assert "cell_output" not in (site / "tutorials" / "notebooks" / "05_real_models.html").read_text()
+    cli = (site / "reference" / "cli.html").read_text()
     assert "--max-new-tokens" in cli and "xtl demo --out xtl-demo" in cli  # from the real parser and its epilog
+    explorer = (site / "tutorials" / "notebooks" / "02_layer_effect_heatmaps.html").read_text()
+    assert "xtl-widget-note" in explorer, "the explorer's output should be a note on the site"
+    outside = {
+        f"{page.relative_to(site)}: {src}"
+        for page in site.rglob("*.html")
+        for src in re.findall(r'<(?:script|link)[^>]*(?:src|href)="((?:https?:)?//[^"]+)"', page.read_text())
+    }
+    assert not outside, f"the site loads scripts or styles from outside: {sorted(outside)[:5]}"
 
 
 PAGES = [ROOT / "README.md", *sorted(DOCS.glob("*.md")), *sorted(DOCS.glob("*/*.md"))]

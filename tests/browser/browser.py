@@ -1,6 +1,6 @@
 """Playwright driving the system Chromium (Playwright's own browser download is not reachable
 here): a page that records console errors, uncaught page errors and every request for anything
-but a local file, which is refused (the network is blocked)."""
+but a local file (or one named server, JupyterLab's), which is refused (the network is blocked)."""
 
 from __future__ import annotations
 
@@ -33,8 +33,9 @@ class Watched:
 
 
 @contextmanager
-def local_page(width: int = 1280, height: int = 720) -> Iterator[Watched]:
-    """A Chromium page at ``width`` x ``height`` that may load ``file://`` URLs only."""
+def local_page(width: int = 1280, height: int = 720, server: str | None = None) -> Iterator[Watched]:
+    """A Chromium page at ``width`` x ``height`` that may load ``file://`` URLs only, and those
+    under ``server`` (``http://127.0.0.1:PORT``) when given; there it may use the clipboard."""
     from playwright.sync_api import sync_playwright
 
     executable = need_chromium()
@@ -42,11 +43,14 @@ def local_page(width: int = 1280, height: int = 720) -> Iterator[Watched]:
         browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
         try:
             context = browser.new_context(viewport={"width": width, "height": height})
+            if server is not None:
+                context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server)
             watched = Watched(context.new_page())
+            local = ("file:", "data:", "blob:", "about:") + ((server + "/",) if server else ())
 
             def route(route):
                 url = route.request.url
-                if url.startswith(("file:", "data:", "blob:", "about:")):
+                if url.startswith(local):
                     route.continue_()
                 else:
                     watched.outside.append(url)
@@ -66,3 +70,23 @@ def save_screenshot(watched: Watched, folder: Path, name: str) -> Path:
     path = folder / f"{name}.png"
     watched.page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def page_problems(watched: Watched, url: str) -> list[str]:
+    """What is wrong with the page at ``url`` as Chromium shows it (an empty list: nothing): a
+    plotly figure that did not render (no SVG marks), a console error, a request to the outside."""
+    page = watched.page
+    page.goto(url)
+    page.wait_for_load_state("load")
+    found = []
+    figures = page.locator("div.plotly-graph-div")
+    for k in range(figures.count()):
+        figure = figures.nth(k)
+        marks = figure.locator("svg.main-svg *").count()
+        if marks < 10:
+            found.append(f"figure {figure.get_attribute('id')} did not render ({marks} SVG elements)")
+    found += [f"console: {error}" for error in watched.errors]
+    found += [f"fetched from outside: {url}" for url in watched.outside]
+    watched.errors.clear()
+    watched.outside.clear()
+    return found

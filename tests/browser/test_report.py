@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from browser import local_page, need_chromium, save_screenshot
+from browser import local_page, need_chromium, page_problems, save_screenshot
 
 from xtl import cli
 
@@ -27,20 +27,10 @@ def report(tmp_path_factory) -> Path:
 
 def problems(watched, html: Path) -> list[str]:
     """What is wrong with ``html`` as Chromium shows it (an empty list: nothing)."""
+    found = page_problems(watched, html.as_uri())
     page = watched.page
-    page.goto(html.as_uri())
-    page.wait_for_load_state("load")
-    found = []
-    figures = page.locator("div.plotly-graph-div")
-    count = figures.count()
-    if count == 0:
+    if page.locator("div.plotly-graph-div").count() == 0:
         found.append("no plotly figure in the page")
-    for k in range(count):
-        figure = figures.nth(k)
-        name = figure.get_attribute("id")
-        marks = figure.locator("svg.main-svg *").count()
-        if marks < 10:
-            found.append(f"figure {name} did not render ({marks} SVG elements)")
     if html.name == "report.html":
         for k in range(page.locator("figure").count()):
             caption = page.locator("figure").nth(k).locator("figcaption")
@@ -49,8 +39,6 @@ def problems(watched, html: Path) -> list[str]:
         for href in page.eval_on_selector_all("a[href]", "links => links.map(a => a.getAttribute('href'))"):
             if "://" not in href and not href.startswith("#") and not (html.parent / href.split("#")[0]).exists():
                 found.append(f"link {href!r} leads nowhere")
-    found += [f"console: {error}" for error in watched.errors]
-    found += [f"fetched from outside: {url}" for url in watched.outside]
     return found
 
 
