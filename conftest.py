@@ -41,16 +41,23 @@ def not_run_reason(example) -> str | None:
     return match["why"] if match else None
 
 
-def _needs_samples(source: str) -> None:
-    if "xtransplant-samples" in source and not SAMPLES.is_dir():
-        raise SkipTest(f"the authors' data is absent: {SAMPLES} (xtransplant-samples)")
+ABSENT = f"the authors' data is absent: {SAMPLES} (xtransplant-samples)"
+
+
+def _needs_samples(example) -> None:
+    """Skip a block that reads the authors' data where it is absent, and the page's blocks after
+    it (they use what it defined)."""
+    if "xtransplant-samples" in example.parsed and not SAMPLES.is_dir():
+        example.namespace["__samples_absent__"] = True
+    if example.namespace.get("__samples_absent__"):
+        raise SkipTest(ABSENT)
 
 
 def run_python(example) -> None:
     """Run a ```python block in its page's namespace, unless it is marked as not run."""
     if not_run_reason(example):
         return None
-    _needs_samples(example.parsed)
+    _needs_samples(example)
     return PYTHON(example)
 
 
@@ -58,7 +65,7 @@ def run_bash(example) -> str | None:
     """Run a ```bash block as written with ``bash -euo pipefail`` in the page's directory."""
     if not_run_reason(example):
         return None
-    _needs_samples(example.parsed)
+    _needs_samples(example)
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     done = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", example.parsed],
@@ -106,11 +113,15 @@ pytest_collect_file = pages.pytest()
 
 def pytest_collection_modifyitems(items):
     """The documentation's examples are marked ``docs`` and ``slow``: they load models and sweep,
-    so `make test-fast` leaves them to `make test` and CI."""
+    so `make test-fast` leaves them to `make test` and CI. A docstring example that reads the
+    authors' data skips where it is absent."""
     for item in items:
         if type(item).__name__ in ("SybilItem", "XDoctestItem"):
             item.add_marker(pytest.mark.docs)
             item.add_marker(pytest.mark.slow)
+        if type(item).__name__ == "XDoctestItem" and not SAMPLES.is_dir():
+            if "xtransplant-samples" in item.dtest.format_src(linenos=False, colored=False):
+                item.add_marker(pytest.mark.skip(reason=ABSENT))
 
 
 # Docstring examples (xdoctest: an example without expected output runs, its value unchecked).

@@ -34,6 +34,12 @@ from xtl.spec import TransplantSpec
 from xtl.transplanting import transplant
 
 TOP_K = 5
+# the explorer's tables: spaced columns, tokens in a fixed-width font with their spaces kept
+STYLE = (
+    "<style>.xtl-diff, .xtl-top {border-collapse: collapse; margin-top: .5em}"
+    " .xtl-diff th, .xtl-diff td, .xtl-top th, .xtl-top td {padding: 2px 12px; text-align: left}"
+    " .xtl-diff td {font-family: monospace; white-space: pre-wrap} .xtl-diff mark {background: #ffe08a}</style>"
+)
 
 
 def item_labels(items: Sequence[Pair]) -> list[tuple[str, int]]:
@@ -219,7 +225,7 @@ class Explorer:
         )
         self.code = reproducing_code(self.item.value, TransplantSpec(s, t, c), self.max_new_tokens)
         self.text.value = (
-            f"<b>target</b>: {html.escape(item.target)}<br>"
+            f"{STYLE}<b>target</b>: {html.escape(item.target)}<br>"
             f"<b>untouched</b>: {html.escape(res.baseline_text[0])}<br>"
             f"<b>transplanted</b> ({c}, source layer {s} &rarr; target layer {t}): "
             f"{html.escape(res.text[0])}{verdict}{self._in_sweep(item, c, s, t)}"
