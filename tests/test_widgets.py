@@ -1,6 +1,7 @@
 """The notebook explorer: moving a control reruns the transplant and moves the outlined cell."""
 
 import html
+import re
 
 import pytest
 import torch
@@ -73,11 +74,18 @@ def explore(setup, item: int, component: str, source: int, target: int):
     return explorer, want
 
 
+def table_rows(page: str, name: str) -> list[list[str]]:
+    """The ``<td>`` cells' inner HTML, row by row, of the table of class ``name`` in ``page``."""
+    table = re.search(rf'<table class="{name}"[^>]*>(.*?)</table>', page, re.S)
+    assert table is not None, f"no table {name!r}"
+    rows = [re.findall(r"<td[^>]*>(.*?)</td>", row, re.S) for row in re.findall(r"<tr>(.*?)</tr>", table[1], re.S)]
+    return [row for row in rows if row]  # the header rows hold <th> only
+
+
 def test_side_by_side_marks_the_tokens_that_differ(setup):
     explorer, want = explore(setup, 0, "mlp", 0, 0)
     assert want.text[0] != want.baseline_text[0]  # a cell that changes the answer
-    cells = explorer.text.value.split('<table class="xtl-diff">')[1].split("</table>")[0]
-    left, right = (cell.split("</td>")[0] for cell in cells.split("<td>")[1:3])
+    left, right = table_rows(explorer.text.value, "xtl-diff")[0]
     # without the marks, each side is its continuation; some token is marked on each side
     assert left.replace("<mark>", "").replace("</mark>", "") == html.escape(want.baseline_text[0])
     assert right.replace("<mark>", "").replace("</mark>", "") == html.escape(want.text[0])
@@ -95,13 +103,12 @@ def test_marked_pair_marks_only_what_differs():
 def test_top_five_next_tokens_before_and_after(setup):
     model = setup[0]
     explorer, want = explore(setup, 1, "attn", 5, 0)
-    table = explorer.text.value.split('<table class="xtl-top">')[1].split("</table>")[0]
-    rows = [row.split("</td><td>") for row in table.split("<tr><td>")[1:]]
+    rows = table_rows(explorer.text.value, "xtl-top")
     assert len(rows) == 5
     for logits, column in ((want.baseline_logits[0], 0), (want.logits[0], 2)):
         probs = torch.softmax(logits.double(), -1)
         ids = probs.argsort(descending=True)[:5]
-        shown = [float(row[column + 1].split("</td>")[0]) for row in rows]
+        shown = [float(row[column + 1]) for row in rows]
         assert shown == pytest.approx([round(float(probs[i]), 3) for i in ids], abs=5e-4)
         assert [row[column] for row in rows] == [
             html.escape(repr(model.tokenizer.decode([int(i)], clean_up_tokenization_spaces=False))) for i in ids

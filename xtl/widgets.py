@@ -34,12 +34,10 @@ from xtl.spec import TransplantSpec
 from xtl.transplanting import transplant
 
 TOP_K = 5
-# the explorer's tables: spaced columns, tokens in a fixed-width font with their spaces kept
-STYLE = (
-    "<style>.xtl-diff, .xtl-top {border-collapse: collapse; margin-top: .5em}"
-    " .xtl-diff th, .xtl-diff td, .xtl-top th, .xtl-top td {padding: 2px 12px; text-align: left}"
-    " .xtl-diff td {font-family: monospace; white-space: pre-wrap} .xtl-diff mark {background: #ffe08a}</style>"
-)
+# the explorer's table cells, styled inline (no stylesheet to ship): spaced columns; the
+# continuations' tokens in a fixed-width font with their spaces kept
+CELL = 'style="padding: 2px 12px; text-align: left"'
+TOKENS = 'style="padding: 2px 12px; text-align: left; font-family: monospace; white-space: pre-wrap"'
 
 
 def item_labels(items: Sequence[Pair]) -> list[tuple[str, int]]:
@@ -220,19 +218,20 @@ class Explorer:
         )
         before, after = top_tokens(self.model, res.baseline_logits[0]), top_tokens(self.model, res.logits[0])
         rows = "".join(
-            f"<tr><td>{html.escape(repr(a))}</td><td>{pa:.3f}</td><td>{html.escape(repr(b))}</td><td>{pb:.3f}</td></tr>"
+            f"<tr><td {TOKENS}>{html.escape(repr(a))}</td><td {CELL}>{pa:.3f}</td>"
+            f"<td {TOKENS}>{html.escape(repr(b))}</td><td {CELL}>{pb:.3f}</td></tr>"
             for (a, pa), (b, pb) in zip(before, after)
         )
         self.code = reproducing_code(self.item.value, TransplantSpec(s, t, c), self.max_new_tokens)
         self.text.value = (
-            f"{STYLE}<b>target</b>: {html.escape(item.target)}<br>"
+            f"<b>target</b>: {html.escape(item.target)}<br>"
             f"<b>untouched</b>: {html.escape(res.baseline_text[0])}<br>"
             f"<b>transplanted</b> ({c}, source layer {s} &rarr; target layer {t}): "
             f"{html.escape(res.text[0])}{verdict}{self._in_sweep(item, c, s, t)}"
-            f'<table class="xtl-diff"><tr><th>untouched</th><th>transplanted</th></tr>'
-            f"<tr><td>{untouched}</td><td>{transplanted}</td></tr></table>"
-            f'<table class="xtl-top"><tr><th colspan="2">next token, untouched</th>'
-            f'<th colspan="2">next token, transplanted</th></tr>{rows}</table>'
+            f'<table class="xtl-diff"><tr><th {CELL}>untouched</th><th {CELL}>transplanted</th></tr>'
+            f"<tr><td {TOKENS}>{untouched}</td><td {TOKENS}>{transplanted}</td></tr></table>"
+            f'<table class="xtl-top"><tr><th colspan="2" {CELL}>next token, untouched</th>'
+            f'<th colspan="2" {CELL}>next token, transplanted</th></tr>{rows}</table>'
             f'<pre class="xtl-code">{html.escape(self.code)}</pre>{_copy_button(self.code)}'
         )
         if self.result is None:
