@@ -1,4 +1,7 @@
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -136,10 +139,6 @@ def executed_notebooks(tmp_path_factory):
 def docs_site(tmp_path_factory, executed_notebooks):
     """The documentation site built once this session as `make docs` builds it (strict, offline),
     from this session's notebook runs: ``(folder, the finished sphinx-build)``."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
     pytest.importorskip("sphinx", reason="the docs extra is not installed (make docs installs it)")
     from notebooks_run import TEACHING
 

@@ -213,7 +213,7 @@ class Session:
     """One browser page on one notebook: the steps, what went wrong at each, a screenshot of each."""
 
     def __init__(self, watched, lab: Lab, toy, patience: float) -> None:
-        self.watched, self.page, self.lab, self.toy, self.patience = watched, watched.page, lab, toy, patience
+        self.page, self.lab, self.toy, self.patience = watched.page, lab, toy, patience
         self.problems: list[str] = []
         self.shots: list[tuple[str, bytes]] = []
 
