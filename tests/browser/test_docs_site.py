@@ -4,14 +4,10 @@ fetches nothing from outside, and every plotly figure in it renders."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from browser import local_page, need_chromium, page_problems, save_screenshot
+from browser import ARTIFACTS, local_page, need_chromium, page_problems, save_screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.notebooks, pytest.mark.slow]
-
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser" / "docs"
 
 
 def test_the_tutorials_open_offline_without_console_errors(docs_site):
@@ -27,6 +23,6 @@ def test_the_tutorials_open_offline_without_console_errors(docs_site):
             figures += watched.page.locator("div.plotly-graph-div").count()
             if problems:
                 found[str(page.relative_to(site))] = problems
-                save_screenshot(watched, ARTIFACTS, page.stem)
+                save_screenshot(watched, ARTIFACTS / "docs", page.stem)
     assert found == {}, found
     assert figures > 10, "the executed tutorials show their plotly figures"

@@ -27,7 +27,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import torch
-from browser import local_page, need_chromium
+from browser import ARTIFACTS, local_page, need_chromium
 
 import xtl
 
@@ -35,7 +35,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.notebooks, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "02_layer_effect_heatmaps.ipynb"
-ARTIFACTS = ROOT / "test-artifacts" / "browser"
 # inserted after the explorer's cell in the broken copy: every control change now raises in the kernel
 BROKEN = "def broken():\n    raise RuntimeError('the explorer callback, broken on purpose')\n\nexplorer.update = broken"
 EXPLORER = ".widget-vbox:has(.xtl-code)"

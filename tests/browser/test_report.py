@@ -8,13 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from browser import local_page, need_chromium, page_problems, save_screenshot
+from browser import ARTIFACTS, local_page, need_chromium, page_problems, save_screenshot
 
 from xtl import cli
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
 
 
 @pytest.fixture(scope="module")
